@@ -1,0 +1,1 @@
+//! criterion benchmarks live under `benches/`; this library is empty.

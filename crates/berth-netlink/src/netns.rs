@@ -1,0 +1,314 @@
+//! Network namespace handles.
+//!
+//! A [`Netns`] is an open file descriptor on a network namespace. berth never moves the caller's
+//! thread into another namespace: [`Netns::run`] runs a closure on a dedicated thread that enters the
+//! namespace and ends with the closure, and [`Netns::command`] prepares a child process that enters it
+//! before `exec`. Sockets opened inside a namespace stay bound to it, so an rtnetlink socket is opened
+//! once through [`Netns::run`] and then used from any thread.
+
+use std::fs::{self, File, OpenOptions};
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::unix::fs::MetadataExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Mutex;
+
+use nix::mount::{MntFlags, MsFlags, mount, umount2};
+use nix::sched::{CloneFlags, setns, unshare};
+
+use crate::error::{Error, Result};
+use crate::name::validate_netns_name;
+
+/// Where `ip netns` keeps its named namespaces; the default run directory of [`Netns::create`].
+pub const DEFAULT_NETNS_DIR: &str = "/run/netns";
+
+/// Serialises the one-time "make the run directory a shared mount" step within this process.
+static RUN_DIR_SETUP: Mutex<()> = Mutex::new(());
+
+/// An open handle on a network namespace.
+///
+/// Dropping a `Netns` closes the handle; it does not delete a named namespace (see [`Netns::delete`]).
+#[derive(Debug)]
+pub struct Netns {
+    fd: OwnedFd,
+    path: Option<PathBuf>,
+}
+
+impl Netns {
+    /// Creates a new, empty network namespace named `name` under [`DEFAULT_NETNS_DIR`], bind-mounted
+    /// like `ip netns add NAME` does, so `ip netns exec NAME ...` works on it.
+    pub fn create(name: &str) -> Result<Netns> {
+        Self::create_in(Path::new(DEFAULT_NETNS_DIR), name)
+    }
+
+    /// Creates a new, empty network namespace bind-mounted at `dir/name`.
+    ///
+    /// `dir` is created if missing and made a shared mount point (as iproute2 does), so the namespace
+    /// stays visible to other mount namespaces. Fails with [`Error::Exists`] if `dir/name` exists.
+    /// On failure nothing is left behind.
+    pub fn create_in(dir: &Path, name: &str) -> Result<Netns> {
+        validate_netns_name(name)?;
+        prepare_run_dir(dir)?;
+        let path = dir.join(name);
+        let object = format!("network namespace {}", path.display());
+        match OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+        {
+            Ok(f) => drop(f),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                return Err(Error::Exists { object });
+            }
+            Err(e) => return Err(Error::io(format!("creating {}", path.display()), e)),
+        }
+        let mounted = std::thread::scope(|s| {
+            s.spawn(|| -> Result<()> {
+                unshare(CloneFlags::CLONE_NEWNET)
+                    .map_err(|e| Error::io(format!("unshare for {object}"), e.into()))?;
+                mount(
+                    Some("/proc/thread-self/ns/net"),
+                    &path,
+                    None::<&str>,
+                    MsFlags::MS_BIND,
+                    None::<&str>,
+                )
+                .map_err(|e| Error::io(format!("bind-mounting {object}"), e.into()))
+            })
+            .join()
+        });
+        let mounted = match mounted {
+            Ok(r) => r,
+            Err(_) => Err(Error::Protocol {
+                context: format!("creating {object}"),
+                message: "the namespace thread panicked".into(),
+            }),
+        };
+        if let Err(e) = mounted {
+            let _ = fs::remove_file(&path);
+            return Err(e);
+        }
+        match Self::open(&path) {
+            Ok(ns) => Ok(ns),
+            Err(e) => {
+                let _ = remove_mount(&path);
+                Err(e)
+            }
+        }
+    }
+
+    /// Opens an existing namespace by path: a bind mount (`/run/netns/NAME`) or `/proc/PID/ns/net`.
+    pub fn open(path: impl AsRef<Path>) -> Result<Netns> {
+        let path = path.as_ref();
+        let file = File::open(path).map_err(|e| {
+            if e.kind() == io::ErrorKind::NotFound {
+                Error::NotFound {
+                    object: format!("network namespace {}", path.display()),
+                }
+            } else {
+                Error::io(format!("opening network namespace {}", path.display()), e)
+            }
+        })?;
+        let fd = OwnedFd::from(file);
+        check_is_netns(&fd, path)?;
+        Ok(Netns {
+            fd,
+            path: Some(path.to_path_buf()),
+        })
+    }
+
+    /// Opens the named namespace `name` under [`DEFAULT_NETNS_DIR`].
+    pub fn open_named(name: &str) -> Result<Netns> {
+        validate_netns_name(name)?;
+        Self::open(Path::new(DEFAULT_NETNS_DIR).join(name))
+    }
+
+    /// The namespace of the calling thread.
+    pub fn current() -> Result<Netns> {
+        let file = File::open("/proc/thread-self/ns/net")
+            .map_err(|e| Error::io("opening the current network namespace", e))?;
+        Ok(Netns {
+            fd: OwnedFd::from(file),
+            path: None,
+        })
+    }
+
+    /// The path this handle was opened from, if any.
+    pub fn path(&self) -> Option<&Path> {
+        self.path.as_deref()
+    }
+
+    /// The namespace's inode number: two handles refer to the same namespace iff their ids are equal.
+    pub fn id(&self) -> Result<u64> {
+        let file = File::from(self.fd.try_clone().map_err(|e| Error::io("dup", e))?);
+        Ok(file
+            .metadata()
+            .map_err(|e| Error::io("fstat on a namespace handle", e))?
+            .ino())
+    }
+
+    /// True if both handles refer to the same namespace.
+    pub fn same_as(&self, other: &Netns) -> Result<bool> {
+        Ok(self.id()? == other.id()?)
+    }
+
+    /// Duplicates the handle.
+    pub fn try_clone(&self) -> Result<Netns> {
+        Ok(Netns {
+            fd: self
+                .fd
+                .try_clone()
+                .map_err(|e| Error::io("duplicating a namespace handle", e))?,
+            path: self.path.clone(),
+        })
+    }
+
+    /// Runs `f` on a dedicated thread that has entered this namespace, and returns its result. The
+    /// caller's thread never changes namespace. A panic in `f` is resumed on the caller's thread.
+    pub fn run<F, T>(&self, f: F) -> Result<T>
+    where
+        F: FnOnce() -> T + Send,
+        T: Send,
+    {
+        let joined = std::thread::scope(|s| {
+            s.spawn(|| -> Result<T> {
+                setns(self.fd.as_fd(), CloneFlags::CLONE_NEWNET).map_err(|e| {
+                    Error::io(
+                        format!("entering {}", self.describe()),
+                        io::Error::from(e),
+                    )
+                })?;
+                Ok(f())
+            })
+            .join()
+        });
+        match joined {
+            Ok(r) => r,
+            Err(panic) => std::panic::resume_unwind(panic),
+        }
+    }
+
+    /// A [`Command`] whose child enters this namespace before `exec`. Keep this handle alive until the
+    /// command is spawned.
+    pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        let mut cmd = Command::new(program);
+        let fd = self.fd.as_raw_fd();
+        // SAFETY: the closure runs in the forked child before exec and only makes the setns system
+        // call, which is async-signal-safe and allocates nothing. `fd` is inherited across fork.
+        unsafe {
+            cmd.pre_exec(move || {
+                if libc::setns(fd, libc::CLONE_NEWNET) == 0 {
+                    Ok(())
+                } else {
+                    Err(io::Error::last_os_error())
+                }
+            });
+        }
+        cmd
+    }
+
+    /// Deletes a namespace berth bind-mounted (unmounts and removes the file). The namespace itself
+    /// goes away once no process, socket or handle uses it any more.
+    pub fn delete(self) -> Result<()> {
+        match self.path.clone() {
+            Some(path) => {
+                drop(self);
+                remove_mount(&path)
+            }
+            None => Err(Error::InvalidArgument {
+                object: "network namespace".into(),
+                message: "this handle has no path (it was not created or opened by path)".into(),
+            }),
+        }
+    }
+
+    /// Deletes the namespace bind-mounted at `dir/name`, if there is one. Returns whether it existed.
+    pub fn delete_named_in(dir: &Path, name: &str) -> Result<bool> {
+        validate_netns_name(name)?;
+        let path = dir.join(name);
+        if !path.exists() {
+            return Ok(false);
+        }
+        remove_mount(&path)?;
+        Ok(true)
+    }
+
+    fn describe(&self) -> String {
+        match &self.path {
+            Some(p) => format!("network namespace {}", p.display()),
+            None => "network namespace".into(),
+        }
+    }
+}
+
+impl AsFd for Netns {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
+/// Makes `dir` exist and be a shared mount point, as `ip netns add` does.
+fn prepare_run_dir(dir: &Path) -> Result<()> {
+    let _guard = RUN_DIR_SETUP.lock().unwrap_or_else(|p| p.into_inner());
+    fs::create_dir_all(dir).map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
+    let flags = MsFlags::MS_SHARED | MsFlags::MS_REC;
+    let mut bound = false;
+    loop {
+        match mount(None::<&str>, dir, Some("none"), flags, None::<&str>) {
+            Ok(()) => return Ok(()),
+            Err(nix::Error::EINVAL) if !bound => {
+                mount(
+                    Some(dir),
+                    dir,
+                    Some("none"),
+                    MsFlags::MS_BIND | MsFlags::MS_REC,
+                    None::<&str>,
+                )
+                .map_err(|e| Error::io(format!("bind-mounting {} on itself", dir.display()), e.into()))?;
+                bound = true;
+            }
+            Err(e) => {
+                return Err(Error::io(
+                    format!("making {} a shared mount", dir.display()),
+                    e.into(),
+                ));
+            }
+        }
+    }
+}
+
+fn remove_mount(path: &Path) -> Result<()> {
+    match umount2(path, MntFlags::MNT_DETACH) {
+        Ok(()) | Err(nix::Error::EINVAL) | Err(nix::Error::ENOENT) => {}
+        Err(e) => {
+            return Err(Error::io(
+                format!("unmounting network namespace {}", path.display()),
+                e.into(),
+            ));
+        }
+    }
+    match fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Error::io(format!("removing {}", path.display()), e)),
+    }
+}
+
+/// Refuses a file that is not a network namespace (e.g. an unmounted placeholder under /run/netns).
+fn check_is_netns(fd: &OwnedFd, path: &Path) -> Result<()> {
+    // NS_GET_NSTYPE = _IO(0xb7, 0x3)
+    const NS_GET_NSTYPE: libc::c_ulong = 0xb703;
+    // SAFETY: the ioctl takes no argument and only reads the fd, which is valid for this call.
+    let rc = unsafe { libc::ioctl(fd.as_raw_fd(), NS_GET_NSTYPE as _) };
+    if rc == libc::CLONE_NEWNET {
+        Ok(())
+    } else {
+        Err(Error::InvalidArgument {
+            object: format!("network namespace {}", path.display()),
+            message: "the file is not a network namespace (not mounted, or another namespace type)"
+                .into(),
+        })
+    }
+}

@@ -1,0 +1,145 @@
+//! Real traffic between namespaces: small TCP and UDP servers and clients whose sockets are opened
+//! inside a given namespace (a socket stays in the namespace it was created in, so only the socket
+//! creation needs a namespace thread).
+
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use berth_netlink::Netns;
+
+fn in_ns<T: Send>(ns: &Netns, f: impl FnOnce() -> io::Result<T> + Send) -> io::Result<T> {
+    ns.run(f).map_err(io::Error::other)?
+}
+
+/// A TCP server in a namespace that answers every connection with its banner and closes it.
+/// Stops on drop.
+#[derive(Debug)]
+pub struct TcpBanner {
+    addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl TcpBanner {
+    /// Listens on `addr` (port 0 picks one) inside `ns` and answers with `banner`.
+    pub fn start(ns: &Netns, addr: SocketAddr, banner: &str) -> io::Result<TcpBanner> {
+        let listener = in_ns(ns, || TcpListener::bind(addr))?;
+        listener.set_nonblocking(true)?;
+        let addr = listener.local_addr()?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let banner = banner.as_bytes().to_vec();
+        let thread = std::thread::spawn(move || {
+            while !flag.load(Ordering::Relaxed) {
+                match listener.accept() {
+                    Ok((mut s, peer)) => {
+                        let _ = s.set_nonblocking(false);
+                        let mut msg = banner.clone();
+                        msg.extend_from_slice(format!(" from {}", peer.ip()).as_bytes());
+                        let _ = s.write_all(&msg);
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        std::thread::sleep(Duration::from_millis(5));
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(5)),
+                }
+            }
+        });
+        Ok(TcpBanner {
+            addr,
+            stop,
+            thread: Some(thread),
+        })
+    }
+
+    /// The address the server listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+}
+
+impl Drop for TcpBanner {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Connects from inside `ns` to `addr` and returns what the server sent before closing.
+/// The answer of a [`TcpBanner`] is `"<banner> from <client ip>"`.
+pub fn tcp_fetch(ns: &Netns, addr: SocketAddr, timeout: Duration) -> io::Result<String> {
+    let mut stream = in_ns(ns, || TcpStream::connect_timeout(&addr, timeout))?;
+    stream.set_read_timeout(Some(timeout))?;
+    let mut out = String::new();
+    stream.read_to_string(&mut out)?;
+    Ok(out)
+}
+
+/// A UDP echo server in a namespace: answers each datagram with `"<banner> from <client ip>"`.
+/// Stops on drop.
+#[derive(Debug)]
+pub struct UdpEcho {
+    addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl UdpEcho {
+    /// Binds `addr` (port 0 picks one) inside `ns`.
+    pub fn start(ns: &Netns, addr: SocketAddr, banner: &str) -> io::Result<UdpEcho> {
+        let socket = in_ns(ns, || UdpSocket::bind(addr))?;
+        socket.set_read_timeout(Some(Duration::from_millis(20)))?;
+        let addr = socket.local_addr()?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let banner = banner.to_owned();
+        let thread = std::thread::spawn(move || {
+            let mut buf = [0u8; 2048];
+            while !flag.load(Ordering::Relaxed) {
+                if let Ok((_, from)) = socket.recv_from(&mut buf) {
+                    let _ = socket.send_to(format!("{banner} from {}", from.ip()).as_bytes(), from);
+                }
+            }
+        });
+        Ok(UdpEcho {
+            addr,
+            stop,
+            thread: Some(thread),
+        })
+    }
+
+    /// The address the server is bound to.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+}
+
+impl Drop for UdpEcho {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Sends one datagram from inside `ns` to `addr` and returns the answer.
+pub fn udp_exchange(ns: &Netns, addr: SocketAddr, timeout: Duration) -> io::Result<String> {
+    let bind: SocketAddr = if addr.is_ipv4() {
+        "0.0.0.0:0".parse().map_err(io::Error::other)?
+    } else {
+        "[::]:0".parse().map_err(io::Error::other)?
+    };
+    let socket = in_ns(ns, || UdpSocket::bind(bind))?;
+    socket.set_read_timeout(Some(timeout))?;
+    socket.send_to(b"ping", addr)?;
+    let mut buf = [0u8; 2048];
+    let (n, _) = socket.recv_from(&mut buf)?;
+    Ok(String::from_utf8_lossy(&buf[..n]).into_owned())
+}
