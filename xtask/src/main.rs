@@ -1,2 +1,192 @@
-//! placeholder
-fn main() {}
+//! `cargo xtask`: the project's task runner.
+//!
+//! - `cargo xtask test`: installs the system packages the tests need (apt-get, as root), then runs
+//!   `cargo fmt --check`, `cargo clippy --all-targets -D warnings`, the fuzz targets' build check and
+//!   `cargo test --workspace`. The README's test command; `.ci/run` calls it.
+//! - `cargo xtask demo`: the main job, a walkthrough of berth inside throwaway namespaces.
+//! - `cargo xtask bench [BENCH...]`: runs the criterion benches (all, or the named ones).
+//! - `cargo xtask fuzz TARGET [SECONDS]`: runs one fuzz target on its seed corpus (nightly).
+
+use std::env;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+
+/// Debian packages the tests, benches and demo use.
+const PACKAGES: &[&str] = &[
+    "iproute2",
+    "iptables",
+    "nftables",
+    "busybox-static",
+    "conntrack",
+    "dnsutils",
+    "protobuf-compiler",
+];
+
+type Result<T = ()> = std::result::Result<T, String>;
+
+fn main() -> ExitCode {
+    let args: Vec<String> = env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("test") => test(),
+        Some("demo") => demo(),
+        Some("bench") => bench(&args[1..]),
+        Some("fuzz") => fuzz(&args[1..]),
+        Some("install-deps") => install_packages(),
+        _ => Err(usage()),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn usage() -> String {
+    "usage: cargo xtask test | demo | bench [BENCH...] | fuzz TARGET [SECONDS] | install-deps".into()
+}
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."))
+}
+
+fn cargo() -> Command {
+    let mut c = Command::new(env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    c.current_dir(root());
+    c
+}
+
+fn run(mut cmd: Command) -> Result {
+    eprintln!("xtask: running {cmd:?}");
+    let status = cmd
+        .status()
+        .map_err(|e| format!("cannot start {cmd:?}: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("{cmd:?} failed with {status}"))
+    }
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false)
+}
+
+fn package_installed(name: &str) -> bool {
+    Command::new("dpkg-query")
+        .args(["-W", "-f=${Status}", name])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).contains("install ok installed"))
+        .unwrap_or(false)
+}
+
+/// Installs the missing Debian packages with apt-get (a no-op when all are present).
+fn install_packages() -> Result {
+    let missing: Vec<&str> = PACKAGES
+        .iter()
+        .copied()
+        .filter(|p| !package_installed(p))
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    if !is_root() {
+        return Err(format!(
+            "missing system packages {missing:?}; run as root so apt-get can install them"
+        ));
+    }
+    let mut update = Command::new("apt-get");
+    update.args(["update", "-qq"]);
+    run(update)?;
+    let mut install = Command::new("apt-get");
+    install
+        .args(["install", "-y", "-qq", "--no-install-recommends"])
+        .args(&missing)
+        .env("DEBIAN_FRONTEND", "noninteractive");
+    run(install)
+}
+
+fn test() -> Result {
+    if !is_root() {
+        return Err("the kernel tests need root (network namespaces, netlink, iptables)".into());
+    }
+    install_packages()?;
+    let mut fmt = cargo();
+    fmt.args(["fmt", "--all", "--", "--check"]);
+    run(fmt)?;
+    let mut clippy = cargo();
+    clippy.args([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]);
+    run(clippy)?;
+    let mut fuzz_check = cargo();
+    fuzz_check.args(["check", "--quiet", "--manifest-path", "fuzz/Cargo.toml"]);
+    run(fuzz_check)?;
+    let mut test = cargo();
+    test.args(["test", "--workspace"]);
+    run(test)
+}
+
+fn demo() -> Result {
+    if !is_root() {
+        return Err("the demo needs root: it builds throwaway network namespaces".into());
+    }
+    install_packages()?;
+    for (package, example) in [("berth-ipam", "ipam"), ("berth-netlink", "walkthrough")] {
+        let mut cmd = cargo();
+        cmd.args(["run", "--quiet", "--package", package, "--example", example]);
+        run(cmd)?;
+    }
+    Ok(())
+}
+
+fn bench(names: &[String]) -> Result {
+    install_packages()?;
+    let mut cmd = cargo();
+    cmd.args(["bench", "--package", "berth-benches"]);
+    for n in names {
+        cmd.args(["--bench", n]);
+    }
+    run(cmd)
+}
+
+fn fuzz(args: &[String]) -> Result {
+    let target = args.first().ok_or_else(usage)?;
+    let seconds: u64 = match args.get(1) {
+        Some(s) => s
+            .parse()
+            .map_err(|_| format!("SECONDS must be a whole number, not {s:?}"))?,
+        None => 60,
+    };
+    let has_fuzz = Command::new(env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .args(["fuzz", "--version"])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    if !has_fuzz {
+        let mut install = cargo();
+        install.args(["install", "--locked", "cargo-fuzz"]);
+        run(install)?;
+    }
+    let corpus = root().join("fuzz/corpus").join(target);
+    let mut cmd = Command::new("cargo");
+    cmd.current_dir(root())
+        .args(["+nightly", "fuzz", "run", target])
+        .arg(&corpus)
+        .arg("--")
+        .arg(format!("-max_total_time={seconds}"));
+    run(cmd)
+}
