@@ -1,0 +1,312 @@
+//! The contract between berth's controller and its network drivers.
+//!
+//! After libnetwork's driver API: the controller owns lifecycle, IPAM and state; a driver owns the
+//! data path of its networks. A driver implements [`NetworkDriver`] with its own typed options;
+//! the controller holds drivers as [`Driver`] trait objects (a blanket impl erases the option type),
+//! parses the user's string options once through [`Driver::parse_options`] at the boundary, and hands
+//! the parsed value back on every call. Nothing in this crate does I/O.
+//!
+//! ```
+//! use berth_driver::*;
+//!
+//! /// A driver whose networks have nothing but a name.
+//! struct Noop;
+//!
+//! impl NetworkDriver for Noop {
+//!     type Options = ();
+//!     fn name(&self) -> &'static str { "noop" }
+//!     fn capabilities(&self) -> Capabilities {
+//!         Capabilities { scope: Scope::Local, creates_interfaces: false, user_creatable: true }
+//!     }
+//!     fn parse_options(&self, raw: &RawOptions) -> Result<()> {
+//!         OptionReader::new("noop", raw).finish()
+//!     }
+//!     fn create_network(&self, _: &NetworkSpec, _: &()) -> Result<()> { Ok(()) }
+//!     fn delete_network(&self, _: &NetworkId) -> Result<()> { Ok(()) }
+//!     fn create_endpoint(&self, spec: &EndpointSpec) -> Result<InterfaceInfo> {
+//!         Ok(InterfaceInfo { mac: None, ipv4: spec.ipv4, ipv6: spec.ipv6 })
+//!     }
+//!     fn delete_endpoint(&self, _: &NetworkId, _: &EndpointId) -> Result<()> { Ok(()) }
+//!     fn join(&self, req: &JoinRequest<'_>) -> Result<JoinInfo> {
+//!         Ok(JoinInfo { ifname: req.ifname.to_owned(), ..Default::default() })
+//!     }
+//!     fn leave(&self, _: &NetworkId, _: &EndpointId) -> Result<()> { Ok(()) }
+//! }
+//!
+//! let driver: Box<dyn Driver> = Box::new(Noop);
+//! let mut raw = RawOptions::new();
+//! raw.insert("color".into(), "blue".into());
+//! assert!(driver.parse_options(&raw).is_err()); // unknown keys are refused, by name
+//! ```
+
+mod error;
+mod ids;
+mod options;
+mod types;
+
+use std::any::Any;
+use std::fmt::Debug;
+
+pub use error::{BoxError, DriverError, Result};
+pub use ids::{EndpointId, InvalidId, NetworkId, SandboxId};
+pub use options::{OptionReader, RawOptions, parse_bool};
+pub use types::{
+    Capabilities, EndpointOperInfo, EndpointSpec, InterfaceInfo, InvalidMac, IpamInfo, JoinInfo,
+    JoinRequest, MacAddress, NetworkSpec, SandboxRef, Scope, StaticRoute,
+};
+
+/// A network driver, with its own typed network options.
+///
+/// Calls for one network are serialised by the controller; calls for different networks may come
+/// concurrently, so implementations are `Send + Sync` and lock per network.
+pub trait NetworkDriver: Send + Sync + 'static {
+    /// The driver's typed network options, parsed from Docker's keys.
+    type Options: Debug + Send + Sync + 'static;
+
+    /// The driver's name (`bridge`, `null`, `host`, ...), as `docker network ls` shows it.
+    fn name(&self) -> &'static str;
+
+    /// What the driver can do.
+    fn capabilities(&self) -> Capabilities;
+
+    /// Parses the user's options; unknown keys and bad values are errors that name the key.
+    fn parse_options(&self, raw: &RawOptions) -> Result<Self::Options>;
+
+    /// Creates the network's data path (bridge device, rules, ...). On error, nothing is left.
+    /// Also called after a restart for every stored network, so it must converge on an existing
+    /// data path instead of failing.
+    fn create_network(&self, spec: &NetworkSpec, options: &Self::Options) -> Result<()>;
+
+    /// Removes the network's data path.
+    fn delete_network(&self, network: &NetworkId) -> Result<()>;
+
+    /// Prepares an endpoint and reports its interface facts.
+    fn create_endpoint(&self, spec: &EndpointSpec) -> Result<InterfaceInfo>;
+
+    /// Forgets an endpoint (after [`NetworkDriver::leave`]).
+    fn delete_endpoint(&self, network: &NetworkId, endpoint: &EndpointId) -> Result<()>;
+
+    /// Operational facts about an endpoint.
+    fn endpoint_info(
+        &self,
+        network: &NetworkId,
+        endpoint: &EndpointId,
+    ) -> Result<EndpointOperInfo> {
+        let _ = (network, endpoint);
+        Ok(EndpointOperInfo::default())
+    }
+
+    /// Puts the endpoint's interface into the sandbox, named as asked, addressed and up.
+    fn join(&self, request: &JoinRequest<'_>) -> Result<JoinInfo>;
+
+    /// Takes the endpoint's interface out of the sandbox and removes it.
+    fn leave(&self, network: &NetworkId, endpoint: &EndpointId) -> Result<()>;
+}
+
+/// The object-safe face of a [`NetworkDriver`]: options travel as the parsed value, type-erased.
+pub trait Driver: Send + Sync {
+    /// See [`NetworkDriver::name`].
+    fn name(&self) -> &'static str;
+    /// See [`NetworkDriver::capabilities`].
+    fn capabilities(&self) -> Capabilities;
+    /// See [`NetworkDriver::parse_options`]; the result is handed back to `create_network`.
+    fn parse_options(&self, raw: &RawOptions) -> Result<ParsedOptions>;
+    /// See [`NetworkDriver::create_network`].
+    fn create_network(&self, spec: &NetworkSpec, options: &ParsedOptions) -> Result<()>;
+    /// See [`NetworkDriver::delete_network`].
+    fn delete_network(&self, network: &NetworkId) -> Result<()>;
+    /// See [`NetworkDriver::create_endpoint`].
+    fn create_endpoint(&self, spec: &EndpointSpec) -> Result<InterfaceInfo>;
+    /// See [`NetworkDriver::delete_endpoint`].
+    fn delete_endpoint(&self, network: &NetworkId, endpoint: &EndpointId) -> Result<()>;
+    /// See [`NetworkDriver::endpoint_info`].
+    fn endpoint_info(&self, network: &NetworkId, endpoint: &EndpointId)
+    -> Result<EndpointOperInfo>;
+    /// See [`NetworkDriver::join`].
+    fn join(&self, request: &JoinRequest<'_>) -> Result<JoinInfo>;
+    /// See [`NetworkDriver::leave`].
+    fn leave(&self, network: &NetworkId, endpoint: &EndpointId) -> Result<()>;
+}
+
+/// A driver's parsed options, type-erased; only the driver that parsed them can read them.
+#[derive(Debug)]
+pub struct ParsedOptions {
+    driver: &'static str,
+    value: Box<dyn AnyDebug>,
+}
+
+trait AnyDebug: Any + Debug + Send + Sync {
+    fn as_any(&self) -> &dyn Any;
+}
+
+impl<T: Any + Debug + Send + Sync> AnyDebug for T {
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+impl ParsedOptions {
+    /// The driver that parsed these options.
+    pub fn driver(&self) -> &'static str {
+        self.driver
+    }
+}
+
+impl<D: NetworkDriver> Driver for D {
+    fn name(&self) -> &'static str {
+        NetworkDriver::name(self)
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        NetworkDriver::capabilities(self)
+    }
+
+    fn parse_options(&self, raw: &RawOptions) -> Result<ParsedOptions> {
+        Ok(ParsedOptions {
+            driver: NetworkDriver::name(self),
+            value: Box::new(NetworkDriver::parse_options(self, raw)?),
+        })
+    }
+
+    fn create_network(&self, spec: &NetworkSpec, options: &ParsedOptions) -> Result<()> {
+        let typed = Some(&options.value)
+            .filter(|_| options.driver == NetworkDriver::name(self))
+            .and_then(|v| (**v).as_any().downcast_ref::<D::Options>())
+            .ok_or_else(|| DriverError::Internal {
+                driver: NetworkDriver::name(self),
+                message: format!(
+                    "options parsed by the {} driver were handed to it",
+                    options.driver
+                ),
+            })?;
+        NetworkDriver::create_network(self, spec, typed)
+    }
+
+    fn delete_network(&self, network: &NetworkId) -> Result<()> {
+        NetworkDriver::delete_network(self, network)
+    }
+
+    fn create_endpoint(&self, spec: &EndpointSpec) -> Result<InterfaceInfo> {
+        NetworkDriver::create_endpoint(self, spec)
+    }
+
+    fn delete_endpoint(&self, network: &NetworkId, endpoint: &EndpointId) -> Result<()> {
+        NetworkDriver::delete_endpoint(self, network, endpoint)
+    }
+
+    fn endpoint_info(
+        &self,
+        network: &NetworkId,
+        endpoint: &EndpointId,
+    ) -> Result<EndpointOperInfo> {
+        NetworkDriver::endpoint_info(self, network, endpoint)
+    }
+
+    fn join(&self, request: &JoinRequest<'_>) -> Result<JoinInfo> {
+        NetworkDriver::join(self, request)
+    }
+
+    fn leave(&self, network: &NetworkId, endpoint: &EndpointId) -> Result<()> {
+        NetworkDriver::leave(self, network, endpoint)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, PartialEq)]
+    struct Opts {
+        flag: bool,
+    }
+
+    struct A;
+    struct B;
+
+    macro_rules! driver {
+        ($t:ty, $name:literal) => {
+            impl NetworkDriver for $t {
+                type Options = Opts;
+                fn name(&self) -> &'static str {
+                    $name
+                }
+                fn capabilities(&self) -> Capabilities {
+                    Capabilities {
+                        scope: Scope::Local,
+                        creates_interfaces: true,
+                        user_creatable: true,
+                    }
+                }
+                fn parse_options(&self, raw: &RawOptions) -> Result<Opts> {
+                    let mut r = OptionReader::new($name, raw);
+                    let flag = r.bool("flag")?.unwrap_or(false);
+                    r.finish()?;
+                    Ok(Opts { flag })
+                }
+                fn create_network(&self, _: &NetworkSpec, o: &Opts) -> Result<()> {
+                    if o.flag {
+                        Ok(())
+                    } else {
+                        Err(DriverError::InvalidConfig("flag off".into()))
+                    }
+                }
+                fn delete_network(&self, _: &NetworkId) -> Result<()> {
+                    Ok(())
+                }
+                fn create_endpoint(&self, s: &EndpointSpec) -> Result<InterfaceInfo> {
+                    Ok(InterfaceInfo {
+                        mac: None,
+                        ipv4: s.ipv4,
+                        ipv6: s.ipv6,
+                    })
+                }
+                fn delete_endpoint(&self, _: &NetworkId, _: &EndpointId) -> Result<()> {
+                    Ok(())
+                }
+                fn join(&self, r: &JoinRequest<'_>) -> Result<JoinInfo> {
+                    Ok(JoinInfo {
+                        ifname: r.ifname.into(),
+                        ..Default::default()
+                    })
+                }
+                fn leave(&self, _: &NetworkId, _: &EndpointId) -> Result<()> {
+                    Ok(())
+                }
+            }
+        };
+    }
+    driver!(A, "a");
+    driver!(B, "b");
+
+    fn spec() -> NetworkSpec {
+        NetworkSpec {
+            id: NetworkId::from_bytes([1; 32]),
+            name: "n".into(),
+            ipv4: vec![],
+            ipv6: vec![],
+            internal: false,
+            enable_ipv6: false,
+        }
+    }
+
+    #[test]
+    fn erased_options_reach_their_driver_only() {
+        let a: Box<dyn Driver> = Box::new(A);
+        let b: Box<dyn Driver> = Box::new(B);
+        let mut raw = RawOptions::new();
+        raw.insert("flag".into(), "true".into());
+        let parsed = a.parse_options(&raw).unwrap();
+        assert_eq!(parsed.driver(), "a");
+        a.create_network(&spec(), &parsed).unwrap();
+        let err = b.create_network(&spec(), &parsed).unwrap_err();
+        assert!(
+            matches!(err, DriverError::Internal { driver: "b", .. }),
+            "{err}"
+        );
+        let off = a.parse_options(&RawOptions::new()).unwrap();
+        assert!(matches!(
+            a.create_network(&spec(), &off),
+            Err(DriverError::InvalidConfig(_))
+        ));
+    }
+}
