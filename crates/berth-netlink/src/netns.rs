@@ -53,11 +53,7 @@ impl Netns {
         prepare_run_dir(dir)?;
         let path = dir.join(name);
         let object = format!("network namespace {}", path.display());
-        match OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&path)
-        {
+        match OpenOptions::new().write(true).create_new(true).open(&path) {
             Ok(f) => drop(f),
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
                 return Err(Error::Exists { object });
@@ -175,10 +171,7 @@ impl Netns {
         let joined = std::thread::scope(|s| {
             s.spawn(|| -> Result<T> {
                 setns(self.fd.as_fd(), CloneFlags::CLONE_NEWNET).map_err(|e| {
-                    Error::io(
-                        format!("entering {}", self.describe()),
-                        io::Error::from(e),
-                    )
+                    Error::io(format!("entering {}", self.describe()), io::Error::from(e))
                 })?;
                 Ok(f())
             })
@@ -266,7 +259,12 @@ fn prepare_run_dir(dir: &Path) -> Result<()> {
                     MsFlags::MS_BIND | MsFlags::MS_REC,
                     None::<&str>,
                 )
-                .map_err(|e| Error::io(format!("bind-mounting {} on itself", dir.display()), e.into()))?;
+                .map_err(|e| {
+                    Error::io(
+                        format!("bind-mounting {} on itself", dir.display()),
+                        e.into(),
+                    )
+                })?;
                 bound = true;
             }
             Err(e) => {

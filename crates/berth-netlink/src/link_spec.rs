@@ -1,0 +1,445 @@
+//! What [`Handle::link_add`] creates: [`LinkSpec`] (bridge, veth, vxlan, macvlan, ipvlan, dummy)
+//! with its kind-specific parts, [`VethPeer`] and [`Vxlan`], checked before any request is sent.
+
+use std::net::IpAddr;
+use std::os::fd::{AsFd, AsRawFd};
+
+use netlink_packet_core::{NLM_F_CREATE, NLM_F_EXCL};
+use netlink_packet_route::link::{
+    InfoData, InfoIpVlan, InfoKind, InfoMacVlan, InfoVeth, InfoVxlan, LinkAttribute, LinkInfo,
+    LinkMessage,
+};
+
+use crate::Netns;
+use crate::error::{Error, Result};
+use crate::link::{
+    IpvlanMode, LinkRef, MAX_MTU, MAX_VNI, MIN_MTU, MacvlanMode, RTM_NEWLINK, set_up_flags,
+};
+use crate::mac::MacAddr;
+use crate::name::validate_ifname;
+use crate::socket::Handle;
+
+/// The peer end of a veth pair: its name, and optionally the namespace it is created in.
+///
+/// The peer is always created down: the kernel cannot bring it up within the creation request
+/// (the pair is not linked yet at that point), so bring it up with a [`Handle`] in its namespace.
+#[derive(Debug, Clone)]
+pub struct VethPeer<'a> {
+    name: String,
+    netns: Option<&'a Netns>,
+    mtu: Option<u32>,
+    mac: Option<MacAddr>,
+}
+
+impl<'a> VethPeer<'a> {
+    /// The peer is called `name` (in its namespace: the default is the host side's namespace).
+    pub fn new(name: impl Into<String>) -> Self {
+        VethPeer {
+            name: name.into(),
+            netns: None,
+            mtu: None,
+            mac: None,
+        }
+    }
+
+    /// Creates the peer directly inside `ns` (`IFLA_NET_NS_FD`), already under its final name.
+    pub fn netns(mut self, ns: &'a Netns) -> Self {
+        self.netns = Some(ns);
+        self
+    }
+
+    /// The peer's MTU (default: the host side's MTU, when one is given).
+    pub fn mtu(mut self, mtu: u32) -> Self {
+        self.mtu = Some(mtu);
+        self
+    }
+
+    /// The peer's MAC address (default: random).
+    pub fn mac(mut self, mac: MacAddr) -> Self {
+        self.mac = Some(mac);
+        self
+    }
+}
+
+/// VXLAN parameters for [`LinkSpec::vxlan`]. Learning is off unless turned on.
+#[derive(Debug, Clone)]
+pub struct Vxlan {
+    vni: u32,
+    port: Option<u16>,
+    local: Option<IpAddr>,
+    learning: bool,
+    underlay: Option<LinkRef>,
+    proxy: bool,
+    l2miss: bool,
+    l3miss: bool,
+}
+
+impl Vxlan {
+    /// A VXLAN device for network identifier `vni` (at most [`MAX_VNI`]).
+    pub fn new(vni: u32) -> Self {
+        Vxlan {
+            vni,
+            port: None,
+            local: None,
+            learning: false,
+            underlay: None,
+            proxy: false,
+            l2miss: false,
+            l3miss: false,
+        }
+    }
+
+    /// UDP destination port (the kernel's default is 8472; the IANA port, used by Docker, is 4789).
+    pub fn port(mut self, port: u16) -> Self {
+        self.port = Some(port);
+        self
+    }
+
+    /// Local VTEP address (source of the encapsulated packets).
+    pub fn local(mut self, addr: IpAddr) -> Self {
+        self.local = Some(addr);
+        self
+    }
+
+    /// Learn remote MACs from received packets (off by default: berth programs the FDB).
+    pub fn learning(mut self, on: bool) -> Self {
+        self.learning = on;
+        self
+    }
+
+    /// The underlying device the tunnel traffic uses.
+    pub fn underlay(mut self, link: impl Into<LinkRef>) -> Self {
+        self.underlay = Some(link.into());
+        self
+    }
+
+    /// Answer ARP/ND from the neighbour table (`proxy`).
+    pub fn proxy(mut self, on: bool) -> Self {
+        self.proxy = on;
+        self
+    }
+
+    /// Report L2 and L3 misses to user space (`l2miss`, `l3miss`).
+    pub fn misses(mut self, l2miss: bool, l3miss: bool) -> Self {
+        self.l2miss = l2miss;
+        self.l3miss = l3miss;
+        self
+    }
+}
+
+#[derive(Debug, Clone)]
+enum KindSpec<'a> {
+    Bridge,
+    Dummy,
+    Veth(VethPeer<'a>),
+    Vxlan(Vxlan),
+    Macvlan { parent: LinkRef, mode: MacvlanMode },
+    Ipvlan { parent: LinkRef, mode: IpvlanMode },
+}
+
+/// What [`Handle::link_add`] creates: a kind, a name and common settings.
+///
+/// ```no_run
+/// # fn main() -> Result<(), berth_netlink::Error> {
+/// use berth_netlink::{Handle, LinkSpec, Netns, VethPeer};
+/// let host = Netns::open_named("host")?;
+/// let sandbox = Netns::open_named("sandbox")?;
+/// let nl = Handle::open(&host)?;
+/// nl.link_add(&LinkSpec::bridge("br-0123").mtu(1500).up())?;
+/// nl.link_add(
+///     &LinkSpec::veth("veth0a1b2c", VethPeer::new("eth0").netns(&sandbox))
+///         .master("br-0123")
+///         .up(),
+/// )?;
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct LinkSpec<'a> {
+    name: String,
+    kind: KindSpec<'a>,
+    mtu: Option<u32>,
+    mac: Option<MacAddr>,
+    master: Option<LinkRef>,
+    up: bool,
+}
+
+impl<'a> LinkSpec<'a> {
+    fn new(name: impl Into<String>, kind: KindSpec<'a>) -> Self {
+        LinkSpec {
+            name: name.into(),
+            kind,
+            mtu: None,
+            mac: None,
+            master: None,
+            up: false,
+        }
+    }
+
+    /// A Linux bridge.
+    pub fn bridge(name: impl Into<String>) -> Self {
+        Self::new(name, KindSpec::Bridge)
+    }
+
+    /// A dummy device.
+    pub fn dummy(name: impl Into<String>) -> Self {
+        Self::new(name, KindSpec::Dummy)
+    }
+
+    /// A veth pair, created in one request; `name` is the end in the handle's namespace.
+    pub fn veth(name: impl Into<String>, peer: VethPeer<'a>) -> Self {
+        Self::new(name, KindSpec::Veth(peer))
+    }
+
+    /// A VXLAN device.
+    pub fn vxlan(name: impl Into<String>, vxlan: Vxlan) -> Self {
+        Self::new(name, KindSpec::Vxlan(vxlan))
+    }
+
+    /// A macvlan device on `parent`.
+    pub fn macvlan(name: impl Into<String>, parent: impl Into<LinkRef>, mode: MacvlanMode) -> Self {
+        Self::new(
+            name,
+            KindSpec::Macvlan {
+                parent: parent.into(),
+                mode,
+            },
+        )
+    }
+
+    /// An ipvlan device on `parent`.
+    pub fn ipvlan(name: impl Into<String>, parent: impl Into<LinkRef>, mode: IpvlanMode) -> Self {
+        Self::new(
+            name,
+            KindSpec::Ipvlan {
+                parent: parent.into(),
+                mode,
+            },
+        )
+    }
+
+    /// The MTU ([`MIN_MTU`] to [`MAX_MTU`]).
+    pub fn mtu(mut self, mtu: u32) -> Self {
+        self.mtu = Some(mtu);
+        self
+    }
+
+    /// The MAC address (a unicast address; default: random).
+    pub fn mac(mut self, mac: MacAddr) -> Self {
+        self.mac = Some(mac);
+        self
+    }
+
+    /// Makes the new link a port of `master` (e.g. a bridge).
+    pub fn master(mut self, master: impl Into<LinkRef>) -> Self {
+        self.master = Some(master.into());
+        self
+    }
+
+    /// Brings the link up as part of the creation.
+    pub fn up(mut self) -> Self {
+        self.up = true;
+        self
+    }
+
+    /// The name of the link to be created.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn describe(&self) -> String {
+        match &self.kind {
+            KindSpec::Veth(peer) => match peer.netns.and_then(Netns::path) {
+                Some(p) => format!(
+                    "veth pair {:?} (peer {:?} in network namespace {})",
+                    self.name,
+                    peer.name,
+                    p.display()
+                ),
+                None => format!("veth pair {:?} (peer {:?})", self.name, peer.name),
+            },
+            _ => format!("link {:?}", self.name),
+        }
+    }
+
+    /// Everything that can be checked without the kernel.
+    fn validate(&self) -> Result<()> {
+        validate_ifname(&self.name)?;
+        check_mtu(self.mtu, || self.describe())?;
+        if let Some(mac) = &self.mac {
+            mac.check_unicast(|| self.describe())?;
+        }
+        if let Some(m) = &self.master {
+            m.validate()?;
+        }
+        match &self.kind {
+            KindSpec::Veth(peer) => {
+                validate_ifname(&peer.name)?;
+                check_mtu(peer.mtu, || self.describe())?;
+                if let Some(mac) = &peer.mac {
+                    mac.check_unicast(|| self.describe())?;
+                }
+                if peer.netns.is_none() && peer.name == self.name {
+                    return Err(Error::InvalidArgument {
+                        object: self.describe(),
+                        message: "both ends of a veth pair in one namespace need different names"
+                            .into(),
+                    });
+                }
+            }
+            KindSpec::Vxlan(v) => {
+                if v.vni > MAX_VNI {
+                    return Err(Error::InvalidArgument {
+                        object: self.describe(),
+                        message: format!("VNI {} is out of range (0 to {MAX_VNI})", v.vni),
+                    });
+                }
+                if let Some(u) = &v.underlay {
+                    u.validate()?;
+                }
+            }
+            KindSpec::Macvlan { parent, .. } | KindSpec::Ipvlan { parent, .. } => {
+                parent.validate()?;
+            }
+            KindSpec::Bridge | KindSpec::Dummy => {}
+        }
+        Ok(())
+    }
+}
+
+pub(crate) fn check_mtu(mtu: Option<u32>, object: impl FnOnce() -> String) -> Result<()> {
+    match mtu {
+        Some(m) if !(MIN_MTU..=MAX_MTU).contains(&m) => Err(Error::InvalidArgument {
+            object: object(),
+            message: format!("MTU {m} is out of range ({MIN_MTU} to {MAX_MTU})"),
+        }),
+        _ => Ok(()),
+    }
+}
+
+impl Handle {
+    /// Creates a link. Fails with [`Error::Exists`] if the name is taken (in either namespace for
+    /// a veth pair), and with [`Error::InvalidName`] / [`Error::InvalidArgument`] before sending
+    /// anything when a name, MTU, MAC or VNI is bad.
+    pub fn link_add(&self, spec: &LinkSpec<'_>) -> Result<()> {
+        spec.validate()?;
+        let mut msg = LinkMessage::default();
+        msg.attributes
+            .push(LinkAttribute::IfName(spec.name.clone()));
+        if let Some(mtu) = spec.mtu {
+            msg.attributes.push(LinkAttribute::Mtu(mtu));
+        }
+        if let Some(mac) = spec.mac {
+            msg.attributes.push(LinkAttribute::Address(mac.0.to_vec()));
+        }
+        if let Some(master) = &spec.master {
+            let index = self.resolve(master)?;
+            msg.attributes.push(LinkAttribute::Controller(index));
+        }
+        if spec.up {
+            set_up_flags(&mut msg, true);
+        }
+        let (kind, data) = match &spec.kind {
+            KindSpec::Bridge => (InfoKind::Bridge, None),
+            KindSpec::Dummy => (InfoKind::Dummy, None),
+            KindSpec::Veth(peer) => {
+                let mut p = LinkMessage::default();
+                p.attributes.push(LinkAttribute::IfName(peer.name.clone()));
+                if let Some(mtu) = peer.mtu.or(spec.mtu) {
+                    p.attributes.push(LinkAttribute::Mtu(mtu));
+                }
+                if let Some(mac) = peer.mac {
+                    p.attributes.push(LinkAttribute::Address(mac.0.to_vec()));
+                }
+                if let Some(ns) = peer.netns {
+                    p.attributes
+                        .push(LinkAttribute::NetNsFd(ns.as_fd().as_raw_fd()));
+                }
+                (InfoKind::Veth, Some(InfoData::Veth(InfoVeth::Peer(p))))
+            }
+            KindSpec::Vxlan(v) => {
+                let mut attrs = vec![InfoVxlan::Id(v.vni), InfoVxlan::Learning(v.learning)];
+                if let Some(port) = v.port {
+                    attrs.push(InfoVxlan::Port(port));
+                }
+                match v.local {
+                    Some(IpAddr::V4(a)) => attrs.push(InfoVxlan::Local(a)),
+                    Some(IpAddr::V6(a)) => attrs.push(InfoVxlan::Local6(a)),
+                    None => {}
+                }
+                if let Some(u) = &v.underlay {
+                    attrs.push(InfoVxlan::Link(self.resolve(u)?));
+                }
+                if v.proxy {
+                    attrs.push(InfoVxlan::Proxy(true));
+                }
+                if v.l2miss {
+                    attrs.push(InfoVxlan::L2Miss(true));
+                }
+                if v.l3miss {
+                    attrs.push(InfoVxlan::L3Miss(true));
+                }
+                (InfoKind::Vxlan, Some(InfoData::Vxlan(attrs)))
+            }
+            KindSpec::Macvlan { parent, mode } => {
+                msg.attributes
+                    .push(LinkAttribute::Link(self.resolve(parent)?));
+                (
+                    InfoKind::MacVlan,
+                    Some(InfoData::MacVlan(vec![InfoMacVlan::Mode(
+                        mode.to_netlink(),
+                    )])),
+                )
+            }
+            KindSpec::Ipvlan { parent, mode } => {
+                msg.attributes
+                    .push(LinkAttribute::Link(self.resolve(parent)?));
+                (
+                    InfoKind::IpVlan,
+                    Some(InfoData::IpVlan(vec![InfoIpVlan::Mode(mode.to_netlink())])),
+                )
+            }
+        };
+        let mut info = vec![LinkInfo::Kind(kind)];
+        info.extend(data.map(LinkInfo::Data));
+        msg.attributes.push(LinkAttribute::LinkInfo(info));
+        self.request(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, &msg, &|| {
+            spec.describe()
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn specs_are_validated_before_sending() {
+        let long = LinkSpec::bridge("0123456789abcdef");
+        assert!(matches!(long.validate(), Err(Error::InvalidName { .. })));
+        let peer = LinkSpec::veth("ok0", VethPeer::new("bad/name"));
+        assert!(matches!(peer.validate(), Err(Error::InvalidName { .. })));
+        let vni = LinkSpec::vxlan("vx0", Vxlan::new(MAX_VNI + 1));
+        let e = vni.validate().unwrap_err();
+        assert!(matches!(e, Error::InvalidArgument { .. }));
+        assert!(e.to_string().contains("VNI 16777216"), "{e}");
+        assert!(
+            LinkSpec::vxlan("vx0", Vxlan::new(MAX_VNI))
+                .validate()
+                .is_ok()
+        );
+        let mtu = LinkSpec::dummy("d0").mtu(67);
+        assert!(mtu.validate().unwrap_err().to_string().contains("MTU 67"));
+        assert!(LinkSpec::dummy("d0").mtu(65536).validate().is_err());
+        assert!(LinkSpec::dummy("d0").mtu(68).validate().is_ok());
+        let mac = LinkSpec::bridge("b0").mac(MacAddr([1, 0, 0, 0, 0, 1]));
+        assert!(matches!(mac.validate(), Err(Error::InvalidArgument { .. })));
+        let same = LinkSpec::veth("v0", VethPeer::new("v0"));
+        assert!(matches!(
+            same.validate(),
+            Err(Error::InvalidArgument { .. })
+        ));
+        let parent = LinkSpec::macvlan("mv0", "has space", MacvlanMode::Bridge);
+        assert!(matches!(parent.validate(), Err(Error::InvalidName { .. })));
+        assert!(LinkRef::Index(0).validate().is_err());
+    }
+}
