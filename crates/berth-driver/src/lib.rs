@@ -44,6 +44,8 @@ mod ids;
 mod options;
 mod types;
 
+pub use berth_netlink::MacAddr;
+
 use std::any::Any;
 use std::fmt::Debug;
 
@@ -51,8 +53,8 @@ pub use error::{BoxError, DriverError, Result};
 pub use ids::{EndpointId, InvalidId, NetworkId, SandboxId};
 pub use options::{OptionReader, RawOptions, parse_bool};
 pub use types::{
-    Capabilities, EndpointOperInfo, EndpointSpec, InterfaceInfo, InvalidMac, IpamInfo, JoinInfo,
-    JoinRequest, MacAddress, NetworkSpec, SandboxRef, Scope, StaticRoute,
+    Capabilities, EndpointOperInfo, EndpointSpec, InterfaceInfo, IpamInfo, JoinInfo, JoinRequest,
+    NetworkSpec, SandboxRef, Scope, StaticRoute, local_mac_from_bytes, mac_from_ipv4, mac_serde,
 };
 
 /// A network driver, with its own typed network options.
@@ -101,6 +103,13 @@ pub trait NetworkDriver: Send + Sync + 'static {
 
     /// Takes the endpoint's interface out of the sandbox and removes it.
     fn leave(&self, network: &NetworkId, endpoint: &EndpointId) -> Result<()>;
+
+    /// After a restart, once every stored network and endpoint was handed to the driver again:
+    /// removes the kernel objects of this driver that belong to none of them (leaked bridges,
+    /// veths). Returns what was removed, for the log.
+    fn remove_orphans(&self) -> Result<Vec<String>> {
+        Ok(Vec::new())
+    }
 }
 
 /// The object-safe face of a [`NetworkDriver`]: options travel as the parsed value, type-erased.
@@ -126,6 +135,8 @@ pub trait Driver: Send + Sync {
     fn join(&self, request: &JoinRequest<'_>) -> Result<JoinInfo>;
     /// See [`NetworkDriver::leave`].
     fn leave(&self, network: &NetworkId, endpoint: &EndpointId) -> Result<()>;
+    /// See [`NetworkDriver::remove_orphans`].
+    fn remove_orphans(&self) -> Result<Vec<String>>;
 }
 
 /// A driver's parsed options, type-erased; only the driver that parsed them can read them.
@@ -208,6 +219,10 @@ impl<D: NetworkDriver> Driver for D {
 
     fn leave(&self, network: &NetworkId, endpoint: &EndpointId) -> Result<()> {
         NetworkDriver::leave(self, network, endpoint)
+    }
+
+    fn remove_orphans(&self) -> Result<Vec<String>> {
+        NetworkDriver::remove_orphans(self)
     }
 }
 

@@ -3,9 +3,8 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::str::FromStr;
 
-use berth_netlink::Netns;
+use berth_netlink::{Handle, MacAddr, Netns};
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use serde::{Deserialize, Serialize};
 
@@ -69,71 +68,39 @@ pub struct NetworkSpec {
     pub enable_ipv6: bool,
 }
 
-/// A MAC address.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct MacAddress(pub [u8; 6]);
-
-impl MacAddress {
-    /// Docker's derivation for bridge endpoints: `02:42` followed by the four bytes of the IPv4
-    /// address (172.17.0.2 gives 02:42:ac:11:00:02). Deterministic, so when an address is reused by
-    /// another endpoint the neighbours' ARP caches stay right.
-    pub fn from_ipv4(ip: Ipv4Addr) -> Self {
-        let o = ip.octets();
-        MacAddress([0x02, 0x42, o[0], o[1], o[2], o[3]])
-    }
-
-    /// A locally administered unicast address from 6 random bytes (the caller supplies them).
-    pub fn local_from_bytes(mut bytes: [u8; 6]) -> Self {
-        bytes[0] = (bytes[0] & 0xfe) | 0x02;
-        MacAddress(bytes)
-    }
+/// Docker's MAC derivation for bridge endpoints: `02:42` followed by the four bytes of the IPv4
+/// address (172.17.0.2 gives 02:42:ac:11:00:02). Deterministic, so when an address is reused by
+/// another endpoint the neighbours' ARP caches stay right without a gratuitous ARP.
+pub fn mac_from_ipv4(ip: Ipv4Addr) -> MacAddr {
+    let o = ip.octets();
+    MacAddr([0x02, 0x42, o[0], o[1], o[2], o[3]])
 }
 
-impl fmt::Display for MacAddress {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let b = self.0;
-        write!(
-            f,
-            "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
-            b[0], b[1], b[2], b[3], b[4], b[5]
-        )
-    }
+/// A locally administered unicast MAC address from 6 random bytes (the caller supplies them).
+pub fn local_mac_from_bytes(mut bytes: [u8; 6]) -> MacAddr {
+    bytes[0] = (bytes[0] & 0xfe) | 0x02;
+    MacAddr(bytes)
 }
 
-/// A string that is not a MAC address.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid MAC address {0:?}: expected six hex bytes like 02:42:ac:11:00:02")]
-pub struct InvalidMac(pub String);
+/// Serde helpers that keep a [`MacAddr`] as its text form (`"02:42:ac:11:00:02"`).
+pub mod mac_serde {
+    use berth_netlink::MacAddr;
+    use serde::{Deserialize, Deserializer, Serializer};
 
-impl FromStr for MacAddress {
-    type Err = InvalidMac;
-    fn from_str(s: &str) -> Result<Self, InvalidMac> {
-        let mut out = [0u8; 6];
-        let mut parts = s.split([':', '-']);
-        for byte in &mut out {
-            let p = parts.next().ok_or_else(|| InvalidMac(s.to_owned()))?;
-            if p.len() != 2 {
-                return Err(InvalidMac(s.to_owned()));
-            }
-            *byte = u8::from_str_radix(p, 16).map_err(|_| InvalidMac(s.to_owned()))?;
+    /// Serialises `Option<MacAddr>` as an optional string.
+    pub fn serialize<S: Serializer>(mac: &Option<MacAddr>, s: S) -> Result<S::Ok, S::Error> {
+        match mac {
+            Some(m) => s.collect_str(m),
+            None => s.serialize_none(),
         }
-        if parts.next().is_some() {
-            return Err(InvalidMac(s.to_owned()));
+    }
+
+    /// Deserialises an optional string into `Option<MacAddr>`.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<MacAddr>, D::Error> {
+        match Option::<String>::deserialize(d)? {
+            None => Ok(None),
+            Some(s) => s.parse().map(Some).map_err(serde::de::Error::custom),
         }
-        Ok(MacAddress(out))
-    }
-}
-
-impl Serialize for MacAddress {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
-    }
-}
-
-impl<'de> Deserialize<'de> for MacAddress {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        s.parse().map_err(serde::de::Error::custom)
     }
 }
 
@@ -149,14 +116,15 @@ pub struct EndpointSpec {
     /// The IPv6 address IPAM gave it, with the subnet's prefix length.
     pub ipv6: Option<Ipv6Net>,
     /// A MAC address the user asked for.
-    pub mac: Option<MacAddress>,
+    pub mac: Option<MacAddr>,
 }
 
 /// The interface facts a driver reports for an endpoint.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InterfaceInfo {
     /// The MAC address the sandbox interface gets.
-    pub mac: Option<MacAddress>,
+    #[serde(with = "mac_serde")]
+    pub mac: Option<MacAddr>,
     /// IPv4 address with prefix.
     pub ipv4: Option<Ipv4Net>,
     /// IPv6 address with prefix.
@@ -179,6 +147,8 @@ pub struct SandboxRef<'a> {
     pub id: &'a SandboxId,
     /// Its network namespace.
     pub netns: &'a Netns,
+    /// An rtnetlink handle opened inside that namespace (the controller keeps one per sandbox).
+    pub netlink: &'a Handle,
 }
 
 /// A join request: put the endpoint's interface into the sandbox.
@@ -221,23 +191,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn mac_derivation_and_text() {
-        let mac = MacAddress::from_ipv4(Ipv4Addr::new(172, 17, 0, 2));
+    fn mac_derivation() {
+        let mac = mac_from_ipv4(Ipv4Addr::new(172, 17, 0, 2));
         assert_eq!(mac.to_string(), "02:42:ac:11:00:02");
-        assert_eq!("02:42:AC:11:00:02".parse::<MacAddress>().unwrap(), mac);
-        assert_eq!("02-42-ac-11-00-02".parse::<MacAddress>().unwrap(), mac);
-        for bad in [
-            "",
-            "02:42:ac:11:00",
-            "02:42:ac:11:00:02:03",
-            "2:42:ac:11:00:02",
-            "zz:42:ac:11:00:02",
-        ] {
-            assert!(bad.parse::<MacAddress>().is_err(), "{bad}");
-        }
-        let local = MacAddress::local_from_bytes([0xff; 6]);
+        let local = local_mac_from_bytes([0xff; 6]);
         assert_eq!(local.0[0] & 0x03, 0x02, "locally administered unicast");
-        let json = serde_json::to_string(&mac).unwrap();
-        assert_eq!(json, "\"02:42:ac:11:00:02\"");
+        let info = InterfaceInfo {
+            mac: Some(mac),
+            ipv4: None,
+            ipv6: None,
+        };
+        let json = serde_json::to_string(&info).unwrap();
+        assert!(json.contains("\"02:42:ac:11:00:02\""), "{json}");
+        assert_eq!(serde_json::from_str::<InterfaceInfo>(&json).unwrap(), info);
     }
 }
