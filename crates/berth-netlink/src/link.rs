@@ -7,9 +7,9 @@ use std::os::fd::{AsFd, AsRawFd};
 
 use netlink_packet_core::Parseable;
 use netlink_packet_route::link::{
-    InfoData, InfoIpVlan, InfoKind, InfoMacVlan, InfoVxlan, IpVlanMode as NlIpVlanMode,
-    LinkAttribute, LinkExtentMask, LinkFlags, LinkInfo, LinkMessage, MacVlanMode as NlMacVlanMode,
-    State,
+    InfoBridgePort, InfoData, InfoIpVlan, InfoKind, InfoMacVlan, InfoPortData, InfoPortKind,
+    InfoVxlan, IpVlanMode as NlIpVlanMode, LinkAttribute, LinkExtentMask, LinkFlags, LinkInfo,
+    LinkMessage, MacVlanMode as NlMacVlanMode, State,
 };
 
 use crate::Netns;
@@ -574,6 +574,24 @@ impl Handle {
             _ => link.to_string(),
         };
         self.request(RTM_SETLINK, 0, &msg, &object)
+    }
+
+    /// Turns hairpin mode of a bridge port on or off (`ip link set dev X type bridge_slave
+    /// hairpin on`): the bridge may then send a frame back out of the port it came in on, which a
+    /// container reaching its own published port needs when bridged traffic goes through
+    /// iptables (`br_netfilter`).
+    pub fn link_set_hairpin(&self, link: impl Into<LinkRef>, on: bool) -> Result<()> {
+        let link = link.into();
+        link.validate()?;
+        let mut msg = LinkMessage::default();
+        select(&mut msg, &link);
+        msg.attributes.push(LinkAttribute::LinkInfo(vec![
+            LinkInfo::PortKind(InfoPortKind::Bridge),
+            LinkInfo::PortData(InfoPortData::BridgePort(vec![InfoBridgePort::HairpinMode(
+                on,
+            )])),
+        ]));
+        self.request(RTM_NEWLINK, 0, &msg, &|| format!("{link} (hairpin mode)"))
     }
 
     /// Brings a link up.
