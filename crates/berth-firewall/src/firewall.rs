@@ -1,0 +1,163 @@
+//! [`Firewall`]: the desired state behind a lock, each change planned and applied as one
+//! transaction inside the firewall's namespace.
+
+use std::sync::{Mutex, MutexGuard};
+
+use berth_netlink::Netns;
+
+use crate::error::Result;
+use crate::exec::{self, Tools};
+use crate::plan::{Planner, Transaction};
+use crate::report::DriftReport;
+use crate::spec::{DesiredState, FirewallConfig, LinkRule, NetworkRules, PortRule};
+
+/// berth's firewall in one namespace ("the host" of the caller).
+///
+/// Every change validates its input, plans one transaction (one `iptables-restore` per address
+/// family, or one `nft -f`), applies it inside the namespace and only then records the change.
+/// A refused transaction changes nothing. `Firewall` is `Send + Sync`; changes are serialised
+/// by an internal lock, so no rule is ever added twice.
+#[derive(Debug)]
+pub struct Firewall {
+    netns: Netns,
+    planner: Planner,
+    tools: Tools,
+    state: Mutex<DesiredState>,
+}
+
+impl Firewall {
+    /// Finds the tools, then sets up berth's base rules in `netns` (its chains or table, the
+    /// user's chain, the jumps, the FORWARD policy if configured) with no networks yet. Any
+    /// berth-owned rule already present that the empty state does not want is removed; the
+    /// user's chain is kept as it is.
+    pub fn new(netns: &Netns, config: FirewallConfig) -> Result<Firewall> {
+        let fw = Firewall::with_state(netns, config, DesiredState::new())?;
+        fw.reconcile()?;
+        Ok(fw)
+    }
+
+    /// A firewall that takes over `state` (after a restart) without touching the kernel yet:
+    /// call [`Firewall::reconcile`] next to restore what is missing and remove what is stale.
+    /// The state is validated against `config` piece by piece.
+    pub fn with_state(
+        netns: &Netns,
+        config: FirewallConfig,
+        state: DesiredState,
+    ) -> Result<Firewall> {
+        let planner = Planner::new(config)?;
+        let checked = DesiredState::from_parts(
+            planner.config(),
+            state.networks().values().cloned(),
+            state.ports().iter().cloned(),
+            state.links().iter().cloned(),
+        )?;
+        let tools = exec::detect(netns, planner.config())?;
+        Ok(Firewall {
+            netns: netns.try_clone()?,
+            planner,
+            tools,
+            state: Mutex::new(checked),
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &FirewallConfig {
+        self.planner.config()
+    }
+
+    /// The pure planner this firewall uses.
+    pub fn planner(&self) -> &Planner {
+        &self.planner
+    }
+
+    /// A copy of the desired state (what berth's rules express right now).
+    pub fn state(&self) -> DesiredState {
+        self.lock().clone()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, DesiredState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn apply(&self, op: &str, tx: &Transaction) -> Result<()> {
+        let span = tracing::debug_span!("firewall", op, processes = tx.processes());
+        let _enter = span.enter();
+        exec::apply(&self.netns, &self.tools, tx)
+    }
+
+    /// Adds a bridge network's rules.
+    pub fn add_network(&self, net: NetworkRules) -> Result<()> {
+        let mut state = self.lock();
+        let tx = self.planner.add_network(&state, &net)?;
+        self.apply("add_network", &tx)?;
+        state.insert_network(self.config(), net)
+    }
+
+    /// Removes a bridge network's rules (its ports and links must be removed first).
+    pub fn remove_network(&self, bridge: &str) -> Result<NetworkRules> {
+        let mut state = self.lock();
+        let tx = self.planner.remove_network(&state, bridge)?;
+        self.apply("remove_network", &tx)?;
+        state.remove_network(bridge)
+    }
+
+    /// Publishes ports, all in one transaction.
+    pub fn add_ports(&self, ports: &[PortRule]) -> Result<()> {
+        let mut state = self.lock();
+        let tx = self.planner.add_ports(&state, ports)?;
+        self.apply("add_ports", &tx)?;
+        for p in ports {
+            state.insert_port(self.config(), p.clone())?;
+        }
+        Ok(())
+    }
+
+    /// Unpublishes ports, all in one transaction.
+    pub fn remove_ports(&self, ports: &[PortRule]) -> Result<()> {
+        let mut state = self.lock();
+        let tx = self.planner.remove_ports(&state, ports)?;
+        self.apply("remove_ports", &tx)?;
+        for p in ports {
+            state.remove_port(p)?;
+        }
+        Ok(())
+    }
+
+    /// Adds a legacy link.
+    pub fn add_link(&self, link: LinkRule) -> Result<()> {
+        let mut state = self.lock();
+        let tx = self.planner.add_link(&state, &link)?;
+        self.apply("add_link", &tx)?;
+        state.insert_link(self.config(), link)
+    }
+
+    /// Removes a legacy link.
+    pub fn remove_link(&self, link: &LinkRule) -> Result<()> {
+        let mut state = self.lock();
+        let tx = self.planner.remove_link(&state, link)?;
+        self.apply("remove_link", &tx)?;
+        state.remove_link(link).map(|_| ())
+    }
+
+    /// Compares the kernel's rules with the desired state without changing anything.
+    pub fn check_drift(&self) -> Result<DriftReport> {
+        let state = self.lock();
+        let observed = exec::observe(&self.netns, &self.tools, self.config())?;
+        Ok(self.planner.converge(&state, &observed)?.1)
+    }
+
+    /// Finds drift and fixes it in one transaction (per family for iptables): restores missing
+    /// rules, chains, jumps and elements, removes berth-owned ones the state does not want, and
+    /// rewrites only the berth chains that differ. The user's chain is never flushed. Returns
+    /// what was found (empty when nothing had to change).
+    pub fn reconcile(&self) -> Result<DriftReport> {
+        let state = self.lock();
+        let observed = exec::observe(&self.netns, &self.tools, self.config())?;
+        let (tx, report) = self.planner.converge(&state, &observed)?;
+        if !tx.is_empty() {
+            tracing::info!(%report, "reconciling firewall drift");
+            self.apply("reconcile", &tx)?;
+        }
+        Ok(report)
+    }
+}

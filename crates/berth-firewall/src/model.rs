@@ -1,0 +1,1041 @@
+//! The typed rule model: matches and targets, rendered to `iptables-restore` lines or nftables
+//! rule statements. Rendering is pure.
+//!
+//! The iptables rendering is the canonical form `iptables-save` prints (`-s`, `-d`, `-i`, `-o`,
+//! `-p`, then match modules in a fixed order, then `-j`), so a rule berth renders compares equal,
+//! as text, with the rule the kernel reports back. That is what makes drift detection a plain
+//! comparison.
+
+use std::fmt;
+use std::net::IpAddr;
+use std::str::FromStr;
+
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// An address family.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Family {
+    /// IPv4 (`iptables`, nft `ip`).
+    V4,
+    /// IPv6 (`ip6tables`, nft `ip6`).
+    V6,
+}
+
+impl Family {
+    /// The family of an address.
+    pub fn of(addr: IpAddr) -> Family {
+        match addr {
+            IpAddr::V4(_) => Family::V4,
+            IpAddr::V6(_) => Family::V6,
+        }
+    }
+
+    /// `IPv4` or `IPv6`, for messages.
+    pub fn label(self) -> &'static str {
+        match self {
+            Family::V4 => "IPv4",
+            Family::V6 => "IPv6",
+        }
+    }
+
+    /// The nftables keyword for header matches of this family (`ip` or `ip6`).
+    pub fn nft(self) -> &'static str {
+        match self {
+            Family::V4 => "ip",
+            Family::V6 => "ip6",
+        }
+    }
+}
+
+/// An iptables table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Table {
+    /// `filter`.
+    Filter,
+    /// `nat`.
+    Nat,
+    /// `raw`.
+    Raw,
+    /// `mangle`.
+    Mangle,
+}
+
+impl Table {
+    /// The table's name as iptables spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Table::Filter => "filter",
+            Table::Nat => "nat",
+            Table::Raw => "raw",
+            Table::Mangle => "mangle",
+        }
+    }
+
+    /// Parses a table name.
+    pub fn from_name(name: &str) -> Option<Table> {
+        Some(match name {
+            "filter" => Table::Filter,
+            "nat" => Table::Nat,
+            "raw" => Table::Raw,
+            "mangle" => Table::Mangle,
+            _ => return None,
+        })
+    }
+}
+
+/// A transport protocol berth can match and publish.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Protocol {
+    /// TCP.
+    Tcp,
+    /// UDP.
+    Udp,
+    /// SCTP.
+    Sctp,
+}
+
+impl Protocol {
+    /// The lower-case name (`tcp`, `udp`, `sctp`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Protocol::Tcp => "tcp",
+            Protocol::Udp => "udp",
+            Protocol::Sctp => "sctp",
+        }
+    }
+}
+
+impl fmt::Display for Protocol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Protocol {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Protocol> {
+        match s.to_ascii_lowercase().as_str() {
+            "tcp" => Ok(Protocol::Tcp),
+            "udp" => Ok(Protocol::Udp),
+            "sctp" => Ok(Protocol::Sctp),
+            _ => Err(Error::UnknownProtocol {
+                given: s.to_owned(),
+            }),
+        }
+    }
+}
+
+/// An inclusive range of ports, `start..=end`, never containing port 0.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "(u16, u16)", into = "(u16, u16)")]
+pub struct PortRange {
+    start: u16,
+    end: u16,
+}
+
+impl PortRange {
+    /// A range `start..=end`. Refuses port 0 and `start > end`.
+    pub fn new(start: u16, end: u16) -> Result<PortRange> {
+        let given = || format!("{start}-{end}");
+        if start == 0 || end == 0 {
+            return Err(Error::InvalidPortRange {
+                given: given(),
+                reason: "port 0 cannot be matched or published; use ports 1 to 65535",
+            });
+        }
+        if start > end {
+            return Err(Error::InvalidPortRange {
+                given: given(),
+                reason: "the range is reversed; write the lower port first",
+            });
+        }
+        Ok(PortRange { start, end })
+    }
+
+    /// Port 53 (DNS).
+    pub const DNS: PortRange = PortRange { start: 53, end: 53 };
+
+    /// A single port. Refuses port 0.
+    pub fn single(port: u16) -> Result<PortRange> {
+        PortRange::new(port, port)
+    }
+
+    /// First port.
+    pub fn start(self) -> u16 {
+        self.start
+    }
+
+    /// Last port.
+    pub fn end(self) -> u16 {
+        self.end
+    }
+
+    /// Number of ports (at least 1).
+    pub fn len(self) -> u32 {
+        u32::from(self.end) - u32::from(self.start) + 1
+    }
+
+    /// Always false: a range holds at least one port. Present for API symmetry with `len`.
+    pub fn is_empty(self) -> bool {
+        false
+    }
+
+    /// True for a range of one port.
+    pub fn is_single(self) -> bool {
+        self.start == self.end
+    }
+
+    /// True if the two ranges share a port.
+    pub fn overlaps(self, other: PortRange) -> bool {
+        self.start <= other.end && other.start <= self.end
+    }
+
+    /// iptables syntax: `80` or `9000:9999`.
+    pub fn iptables(self) -> String {
+        if self.is_single() {
+            self.start.to_string()
+        } else {
+            format!("{}:{}", self.start, self.end)
+        }
+    }
+}
+
+impl fmt::Display for PortRange {
+    /// `80` or `9000-9999` (also the nftables syntax).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.is_single() {
+            write!(f, "{}", self.start)
+        } else {
+            write!(f, "{}-{}", self.start, self.end)
+        }
+    }
+}
+
+impl FromStr for PortRange {
+    type Err = Error;
+    /// Parses `80`, `9000-9999` or `9000:9999`.
+    fn from_str(s: &str) -> Result<PortRange> {
+        let bad = || Error::InvalidPortRange {
+            given: s.to_owned(),
+            reason: "expected a port (1-65535) or a range like 9000-9999",
+        };
+        let parse = |p: &str| p.trim().parse::<u16>().map_err(|_| bad());
+        match s.split_once(['-', ':']) {
+            Some((a, b)) => PortRange::new(parse(a)?, parse(b)?),
+            None => PortRange::single(parse(s)?),
+        }
+    }
+}
+
+impl TryFrom<(u16, u16)> for PortRange {
+    type Error = Error;
+    fn try_from((a, b): (u16, u16)) -> Result<PortRange> {
+        PortRange::new(a, b)
+    }
+}
+
+impl From<PortRange> for (u16, u16) {
+    fn from(r: PortRange) -> (u16, u16) {
+        (r.start, r.end)
+    }
+}
+
+/// Checks an interface name like the kernel does; `object` says what it is for in the error.
+pub fn validate_interface(name: &str, object: &str) -> Result<()> {
+    berth_netlink::validate_ifname(name).map_err(|e| {
+        let reason = match e {
+            berth_netlink::Error::InvalidName { reason, .. } => reason.to_owned(),
+            other => other.to_string(),
+        };
+        Error::InvalidInterface {
+            name: name.to_owned(),
+            object: object.to_owned(),
+            reason,
+        }
+    })?;
+    if name.contains('"') {
+        return Err(Error::InvalidInterface {
+            name: name.to_owned(),
+            object: object.to_owned(),
+            reason:
+                "berth refuses '\"' in interface names (it cannot be quoted for iptables or nft)"
+                    .into(),
+        });
+    }
+    Ok(())
+}
+
+/// A match that may be negated (`! -i br0`, `iifname != "br0"`).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Cond<T> {
+    /// The value to compare with.
+    pub value: T,
+    /// True for "not equal".
+    pub negated: bool,
+}
+
+impl<T> Cond<T> {
+    /// Matches `value`.
+    pub fn is(value: T) -> Cond<T> {
+        Cond {
+            value,
+            negated: false,
+        }
+    }
+
+    /// Matches anything but `value`.
+    pub fn not(value: T) -> Cond<T> {
+        Cond {
+            value,
+            negated: true,
+        }
+    }
+
+    fn bang(&self) -> &'static str {
+        if self.negated { "! " } else { "" }
+    }
+
+    fn ne(&self) -> &'static str {
+        if self.negated { "!= " } else { "" }
+    }
+}
+
+/// A protocol match with optional source and destination ports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ProtocolMatch {
+    /// The protocol.
+    pub proto: Protocol,
+    /// Source ports.
+    pub sport: Option<PortRange>,
+    /// Destination ports.
+    pub dport: Option<PortRange>,
+}
+
+/// A conntrack state (`-m conntrack --ctstate`, nft `ct state` / `ct status`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum CtState {
+    /// A packet conntrack could not classify.
+    Invalid,
+    /// The first packet of a connection.
+    New,
+    /// A packet related to a known connection (ICMP errors, FTP data).
+    Related,
+    /// A packet of a known connection.
+    Established,
+    /// A packet exempted from tracking.
+    Untracked,
+    /// The connection's source was rewritten (SNAT/masquerade); nft `ct status snat`.
+    Snat,
+    /// The connection's destination was rewritten (DNAT); nft `ct status dnat`.
+    Dnat,
+}
+
+impl CtState {
+    fn iptables(self) -> &'static str {
+        match self {
+            CtState::Invalid => "INVALID",
+            CtState::New => "NEW",
+            CtState::Related => "RELATED",
+            CtState::Established => "ESTABLISHED",
+            CtState::Untracked => "UNTRACKED",
+            CtState::Snat => "SNAT",
+            CtState::Dnat => "DNAT",
+        }
+    }
+
+    /// Order nft prints `ct state` flags in (by bit value).
+    fn nft_order(self) -> u8 {
+        match self {
+            CtState::Invalid => 0,
+            CtState::Established => 1,
+            CtState::Related => 2,
+            CtState::New => 3,
+            CtState::Untracked => 4,
+            CtState::Snat => 5,
+            CtState::Dnat => 6,
+        }
+    }
+
+    fn nft(self) -> &'static str {
+        match self {
+            CtState::Invalid => "invalid",
+            CtState::New => "new",
+            CtState::Related => "related",
+            CtState::Established => "established",
+            CtState::Untracked => "untracked",
+            CtState::Snat => "snat",
+            CtState::Dnat => "dnat",
+        }
+    }
+}
+
+/// An address type (`-m addrtype`, nft `fib ... type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum AddrType {
+    /// An address of this host.
+    Local,
+    /// A unicast address.
+    Unicast,
+    /// A broadcast address.
+    Broadcast,
+    /// A multicast address.
+    Multicast,
+}
+
+impl AddrType {
+    fn iptables(self) -> &'static str {
+        match self {
+            AddrType::Local => "LOCAL",
+            AddrType::Unicast => "UNICAST",
+            AddrType::Broadcast => "BROADCAST",
+            AddrType::Multicast => "MULTICAST",
+        }
+    }
+
+    fn nft(self) -> &'static str {
+        match self {
+            AddrType::Local => "local",
+            AddrType::Unicast => "unicast",
+            AddrType::Broadcast => "broadcast",
+            AddrType::Multicast => "multicast",
+        }
+    }
+}
+
+/// A packet-mark match: `mark & mask == value`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct MarkMatch {
+    /// The value after masking.
+    pub value: u32,
+    /// The bits compared.
+    pub mask: u32,
+}
+
+/// What happens to a packet that matches.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Target {
+    /// Accept.
+    Accept,
+    /// Drop.
+    Drop,
+    /// Return to the calling chain.
+    Return,
+    /// Jump to a chain.
+    Jump(String),
+    /// Rewrite the destination. `ports` keeps the destination port when `None`; `base` is the
+    /// first original port of a shifted range (iptables `--to-destination IP:A-B/BASE`).
+    Dnat {
+        /// New destination address.
+        to: IpAddr,
+        /// New destination ports.
+        ports: Option<PortRange>,
+        /// Start of the original range, for shifted ranges (iptables only).
+        base: Option<u16>,
+    },
+    /// Rewrite the source; with `to: None` only the port changes.
+    Snat {
+        /// New source address.
+        to: Option<IpAddr>,
+        /// New source ports.
+        ports: Option<PortRange>,
+    },
+    /// Rewrite the source to the address of the outgoing interface.
+    Masquerade,
+    /// Set the bits `mask` of the packet mark to `value` (`value` must lie within `mask`).
+    SetMark {
+        /// The new bits.
+        value: u32,
+        /// Which bits change.
+        mask: u32,
+    },
+}
+
+/// One rule: where it lives, what it matches, what it does.
+///
+/// ```
+/// use berth_firewall::model::{Rule, Table, Target, Protocol, PortRange};
+/// let r = Rule::new(Table::Filter, "BERTH-LINKS", Target::Accept)
+///     .out_if("br-0123")
+///     .proto_dport(Protocol::Tcp, PortRange::single(80).unwrap());
+/// assert_eq!(r.iptables(), "-A BERTH-LINKS -o br-0123 -p tcp -m tcp --dport 80 -j ACCEPT");
+/// assert_eq!(r.nft(), "oifname \"br-0123\" tcp dport 80 accept");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Rule {
+    /// The table.
+    pub table: Table,
+    /// The chain.
+    pub chain: String,
+    /// Source prefix.
+    pub source: Option<Cond<IpNet>>,
+    /// Destination prefix.
+    pub destination: Option<Cond<IpNet>>,
+    /// Input interface.
+    pub in_interface: Option<Cond<String>>,
+    /// Output interface.
+    pub out_interface: Option<Cond<String>>,
+    /// Protocol and ports.
+    pub protocol: Option<ProtocolMatch>,
+    /// Source address type.
+    pub src_type: Option<Cond<AddrType>>,
+    /// Destination address type.
+    pub dst_type: Option<Cond<AddrType>>,
+    /// Conntrack states (any of them).
+    pub ct_state: Vec<CtState>,
+    /// Packet mark.
+    pub mark: Option<MarkMatch>,
+    /// The verdict or rewrite.
+    pub target: Target,
+}
+
+impl Rule {
+    /// A rule that matches everything in `table`/`chain` and applies `target`.
+    pub fn new(table: Table, chain: &str, target: Target) -> Rule {
+        Rule {
+            table,
+            chain: chain.to_owned(),
+            source: None,
+            destination: None,
+            in_interface: None,
+            out_interface: None,
+            protocol: None,
+            src_type: None,
+            dst_type: None,
+            ct_state: Vec::new(),
+            mark: None,
+            target,
+        }
+    }
+
+    /// Matches source prefix `net` (a host address is a /32 or /128).
+    pub fn src(mut self, net: impl Into<IpNet>) -> Rule {
+        self.source = Some(Cond::is(into_trunc(net)));
+        self
+    }
+
+    /// Matches any source outside `net`.
+    pub fn not_src(mut self, net: impl Into<IpNet>) -> Rule {
+        self.source = Some(Cond::not(into_trunc(net)));
+        self
+    }
+
+    /// Matches destination prefix `net`.
+    pub fn dst(mut self, net: impl Into<IpNet>) -> Rule {
+        self.destination = Some(Cond::is(into_trunc(net)));
+        self
+    }
+
+    /// Matches any destination outside `net`.
+    pub fn not_dst(mut self, net: impl Into<IpNet>) -> Rule {
+        self.destination = Some(Cond::not(into_trunc(net)));
+        self
+    }
+
+    /// Matches input interface `name`.
+    pub fn in_if(mut self, name: &str) -> Rule {
+        self.in_interface = Some(Cond::is(name.to_owned()));
+        self
+    }
+
+    /// Matches any input interface but `name`.
+    pub fn not_in_if(mut self, name: &str) -> Rule {
+        self.in_interface = Some(Cond::not(name.to_owned()));
+        self
+    }
+
+    /// Matches output interface `name`.
+    pub fn out_if(mut self, name: &str) -> Rule {
+        self.out_interface = Some(Cond::is(name.to_owned()));
+        self
+    }
+
+    /// Matches any output interface but `name`.
+    pub fn not_out_if(mut self, name: &str) -> Rule {
+        self.out_interface = Some(Cond::not(name.to_owned()));
+        self
+    }
+
+    /// Matches a protocol.
+    pub fn proto(mut self, proto: Protocol) -> Rule {
+        self.protocol = Some(ProtocolMatch {
+            proto,
+            sport: None,
+            dport: None,
+        });
+        self
+    }
+
+    /// Matches a protocol and destination ports.
+    pub fn proto_dport(mut self, proto: Protocol, dport: PortRange) -> Rule {
+        self.protocol = Some(ProtocolMatch {
+            proto,
+            sport: None,
+            dport: Some(dport),
+        });
+        self
+    }
+
+    /// Matches a protocol and source ports.
+    pub fn proto_sport(mut self, proto: Protocol, sport: PortRange) -> Rule {
+        self.protocol = Some(ProtocolMatch {
+            proto,
+            sport: Some(sport),
+            dport: None,
+        });
+        self
+    }
+
+    /// Matches the destination address type.
+    pub fn dst_type(mut self, t: AddrType) -> Rule {
+        self.dst_type = Some(Cond::is(t));
+        self
+    }
+
+    /// Matches the source address type.
+    pub fn src_type(mut self, t: AddrType) -> Rule {
+        self.src_type = Some(Cond::is(t));
+        self
+    }
+
+    /// Matches any of the conntrack states.
+    pub fn ct(mut self, states: &[CtState]) -> Rule {
+        self.ct_state = states.to_vec();
+        self
+    }
+
+    /// Matches `mark & mask == value`.
+    pub fn mark(mut self, value: u32, mask: u32) -> Rule {
+        self.mark = Some(MarkMatch { value, mask });
+        self
+    }
+
+    /// Checks what the types cannot: the prefixes and NAT addresses have one family, interface
+    /// names are valid, a mark value lies within its mask. Returns the rule's family, if any
+    /// address fixes it.
+    pub fn validate(&self) -> Result<Option<Family>> {
+        let object = || format!("rule in {} {}", self.table.name(), self.chain);
+        let mut family: Option<Family> = None;
+        let mut see = |f: Family, what: &str| -> Result<()> {
+            match family {
+                Some(prev) if prev != f => Err(Error::AddressMismatch {
+                    object: object(),
+                    reason: format!(
+                        "{what} is {} but the rule already has {} addresses; one rule holds one family",
+                        f.label(),
+                        prev.label()
+                    ),
+                }),
+                _ => {
+                    family = Some(f);
+                    Ok(())
+                }
+            }
+        };
+        if let Some(s) = &self.source {
+            see(Family::of(s.value.addr()), "the source prefix")?;
+        }
+        if let Some(d) = &self.destination {
+            see(Family::of(d.value.addr()), "the destination prefix")?;
+        }
+        match &self.target {
+            Target::Dnat { to, .. } => see(Family::of(*to), "the DNAT address")?,
+            Target::Snat { to: Some(to), .. } => see(Family::of(*to), "the SNAT address")?,
+            Target::SetMark { value, mask } if value & !mask != 0 => {
+                return Err(Error::InvalidRule {
+                    object: object(),
+                    reason: format!("mark value {value:#x} has bits outside mask {mask:#x}"),
+                });
+            }
+            Target::Jump(chain) if chain.is_empty() || chain.len() > 28 => {
+                return Err(Error::InvalidRule {
+                    object: object(),
+                    reason: format!("chain name {chain:?} must be 1 to 28 characters"),
+                });
+            }
+            _ => {}
+        }
+        for (c, what) in [
+            (&self.in_interface, "input interface"),
+            (&self.out_interface, "output interface"),
+        ] {
+            if let Some(c) = c {
+                validate_interface(&c.value, what)?;
+            }
+        }
+        if let Some(m) = self.mark {
+            if m.value & !m.mask != 0 {
+                return Err(Error::InvalidRule {
+                    object: object(),
+                    reason: format!(
+                        "mark value {:#x} has bits outside mask {:#x}",
+                        m.value, m.mask
+                    ),
+                });
+            }
+        }
+        Ok(family)
+    }
+
+    /// The rule as an `iptables-restore` append line, in `iptables-save`'s canonical form.
+    pub fn iptables(&self) -> String {
+        format!("-A {} {}", self.chain, self.iptables_spec())
+    }
+
+    /// The rule specification without `-A CHAIN` (what follows `-D CHAIN` too).
+    pub fn iptables_spec(&self) -> String {
+        let mut out: Vec<String> = Vec::new();
+        if let Some(c) = &self.source {
+            out.push(format!("{}-s {}", c.bang(), c.value));
+        }
+        if let Some(c) = &self.destination {
+            out.push(format!("{}-d {}", c.bang(), c.value));
+        }
+        if let Some(c) = &self.in_interface {
+            out.push(format!("{}-i {}", c.bang(), c.value));
+        }
+        if let Some(c) = &self.out_interface {
+            out.push(format!("{}-o {}", c.bang(), c.value));
+        }
+        if let Some(p) = &self.protocol {
+            out.push(format!("-p {}", p.proto));
+            if p.sport.is_some() || p.dport.is_some() {
+                let mut m = format!("-m {}", p.proto);
+                if let Some(s) = p.sport {
+                    m.push_str(&format!(" --sport {}", s.iptables()));
+                }
+                if let Some(d) = p.dport {
+                    m.push_str(&format!(" --dport {}", d.iptables()));
+                }
+                out.push(m);
+            }
+        }
+        if self.src_type.is_some() || self.dst_type.is_some() {
+            let mut m = String::from("-m addrtype");
+            if let Some(c) = &self.src_type {
+                m.push_str(&format!(" {}--src-type {}", c.bang(), c.value.iptables()));
+            }
+            if let Some(c) = &self.dst_type {
+                m.push_str(&format!(" {}--dst-type {}", c.bang(), c.value.iptables()));
+            }
+            out.push(m);
+        }
+        if !self.ct_state.is_empty() {
+            let mut states = self.ct_state.clone();
+            states.sort();
+            states.dedup();
+            let names: Vec<&str> = states.iter().map(|s| s.iptables()).collect();
+            out.push(format!("-m conntrack --ctstate {}", names.join(",")));
+        }
+        if let Some(m) = self.mark {
+            if m.mask == u32::MAX {
+                out.push(format!("-m mark --mark {:#x}", m.value));
+            } else {
+                out.push(format!("-m mark --mark {:#x}/{:#x}", m.value, m.mask));
+            }
+        }
+        out.push(match &self.target {
+            Target::Accept => "-j ACCEPT".into(),
+            Target::Drop => "-j DROP".into(),
+            Target::Return => "-j RETURN".into(),
+            Target::Jump(c) => format!("-j {c}"),
+            Target::Dnat { to, ports, base } => {
+                let mut s = format!("-j DNAT --to-destination {}", host_port(*to, *ports));
+                if let Some(b) = base {
+                    s.push_str(&format!("/{b}"));
+                }
+                s
+            }
+            Target::Snat { to, ports } => match to {
+                Some(a) => format!("-j SNAT --to-source {}", host_port(*a, *ports)),
+                None => format!(
+                    "-j SNAT --to-source :{}",
+                    ports.map(|p| p.to_string()).unwrap_or_default()
+                ),
+            },
+            Target::Masquerade => "-j MASQUERADE".into(),
+            Target::SetMark { value, mask } => format!("-j MARK --set-xmark {value:#x}/{mask:#x}"),
+        });
+        out.join(" ")
+    }
+
+    /// The rule as an nftables rule statement (without `add rule TABLE CHAIN`), in the form
+    /// `nft list` prints for `ip`/`ip6` tables.
+    pub fn nft(&self) -> String {
+        let mut out: Vec<String> = Vec::new();
+        if let Some(c) = &self.in_interface {
+            out.push(format!("iifname {}\"{}\"", c.ne(), c.value));
+        }
+        if let Some(c) = &self.out_interface {
+            out.push(format!("oifname {}\"{}\"", c.ne(), c.value));
+        }
+        if let Some(c) = &self.source {
+            out.push(format!(
+                "{} saddr {}{}",
+                Family::of(c.value.addr()).nft(),
+                c.ne(),
+                nft_net(&c.value)
+            ));
+        }
+        if let Some(c) = &self.destination {
+            out.push(format!(
+                "{} daddr {}{}",
+                Family::of(c.value.addr()).nft(),
+                c.ne(),
+                nft_net(&c.value)
+            ));
+        }
+        if let Some(p) = &self.protocol {
+            if p.sport.is_none() && p.dport.is_none() {
+                out.push(format!("meta l4proto {}", p.proto));
+            }
+            if let Some(s) = p.sport {
+                out.push(format!("{} sport {s}", p.proto));
+            }
+            if let Some(d) = p.dport {
+                out.push(format!("{} dport {d}", p.proto));
+            }
+        }
+        if let Some(m) = self.mark {
+            if m.mask == u32::MAX {
+                out.push(format!("meta mark {:#010x}", m.value));
+            } else {
+                out.push(format!("meta mark & {:#010x} == {:#010x}", m.mask, m.value));
+            }
+        }
+        let mut states: Vec<CtState> = self
+            .ct_state
+            .iter()
+            .copied()
+            .filter(|s| !matches!(s, CtState::Snat | CtState::Dnat))
+            .collect();
+        states.sort_by_key(|s| s.nft_order());
+        states.dedup();
+        if !states.is_empty() {
+            let names: Vec<&str> = states.iter().map(|s| s.nft()).collect();
+            out.push(format!("ct state {}", names.join(",")));
+        }
+        let status: Vec<&str> = [CtState::Snat, CtState::Dnat]
+            .into_iter()
+            .filter(|s| self.ct_state.contains(s))
+            .map(|s| s.nft())
+            .collect();
+        if !status.is_empty() {
+            out.push(format!("ct status {}", status.join(",")));
+        }
+        if let Some(c) = &self.dst_type {
+            out.push(format!("fib daddr type {}{}", c.ne(), c.value.nft()));
+        }
+        if let Some(c) = &self.src_type {
+            out.push(format!("fib saddr type {}{}", c.ne(), c.value.nft()));
+        }
+        out.push(match &self.target {
+            Target::Accept => "accept".into(),
+            Target::Drop => "drop".into(),
+            Target::Return => "return".into(),
+            Target::Jump(c) => format!("jump {c}"),
+            Target::Dnat { to, ports, .. } => {
+                format!(
+                    "dnat {} to {}",
+                    Family::of(*to).nft(),
+                    nft_host_port(*to, *ports)
+                )
+            }
+            Target::Snat { to, ports } => match to {
+                Some(a) => format!(
+                    "snat {} to {}",
+                    Family::of(*a).nft(),
+                    nft_host_port(*a, *ports)
+                ),
+                None => format!(
+                    "snat to :{}",
+                    ports.map(|p| p.to_string()).unwrap_or_default()
+                ),
+            },
+            Target::Masquerade => "masquerade".into(),
+            Target::SetMark { value, mask } => {
+                if *mask == u32::MAX {
+                    format!("meta mark set {value:#010x}")
+                } else {
+                    format!("meta mark set meta mark & {:#010x} | {value:#010x}", !mask)
+                }
+            }
+        });
+        out.join(" ")
+    }
+}
+
+fn into_trunc(net: impl Into<IpNet>) -> IpNet {
+    net.into().trunc()
+}
+
+/// `172.18.0.3:80`, `[fd00::3]:80`, `172.18.0.3:9000-9999`, or the bare address without ports.
+fn host_port(addr: IpAddr, ports: Option<PortRange>) -> String {
+    match (addr, ports) {
+        (a, None) => a.to_string(),
+        (IpAddr::V4(a), Some(p)) => format!("{a}:{p}"),
+        (IpAddr::V6(a), Some(p)) => format!("[{a}]:{p}"),
+    }
+}
+
+fn nft_host_port(addr: IpAddr, ports: Option<PortRange>) -> String {
+    host_port(addr, ports)
+}
+
+/// nft prints host prefixes without their length.
+fn nft_net(net: &IpNet) -> String {
+    if net.prefix_len() == net.max_prefix_len() {
+        net.addr().to_string()
+    } else {
+        net.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::Ipv4Addr;
+
+    fn pr(a: u16, b: u16) -> PortRange {
+        PortRange::new(a, b).unwrap()
+    }
+
+    #[test]
+    fn port_ranges() {
+        assert!(PortRange::single(0).is_err());
+        assert!(PortRange::new(10, 9).is_err());
+        assert_eq!(pr(9000, 9999).len(), 1000);
+        assert_eq!("9000-9999".parse::<PortRange>().unwrap(), pr(9000, 9999));
+        assert_eq!("9000:9999".parse::<PortRange>().unwrap(), pr(9000, 9999));
+        assert_eq!("80".parse::<PortRange>().unwrap(), pr(80, 80));
+        assert!("0".parse::<PortRange>().is_err());
+        assert!("x".parse::<PortRange>().is_err());
+        assert!("70000".parse::<PortRange>().is_err());
+        assert!(pr(1, 5).overlaps(pr(5, 9)));
+        assert!(!pr(1, 4).overlaps(pr(5, 9)));
+        assert_eq!(pr(1, 2).iptables(), "1:2");
+    }
+
+    #[test]
+    fn protocols() {
+        assert_eq!("TCP".parse::<Protocol>().unwrap(), Protocol::Tcp);
+        assert_eq!("sctp".parse::<Protocol>().unwrap(), Protocol::Sctp);
+        let e = "icmp".parse::<Protocol>().unwrap_err();
+        assert!(matches!(e, Error::UnknownProtocol { .. }));
+        assert!(e.to_string().contains("tcp, udp or sctp"));
+    }
+
+    #[test]
+    fn renders_every_match_and_target_in_canonical_order() {
+        let r = Rule::new(Table::Filter, "FORWARD", Target::Accept)
+            .in_if("a")
+            .out_if("b")
+            .not_src("1.2.3.0/24".parse::<IpNet>().unwrap())
+            .dst(IpNet::from(IpAddr::V4(Ipv4Addr::new(1, 2, 3, 4))))
+            .proto_dport(Protocol::Udp, pr(7, 7));
+        assert_eq!(
+            r.iptables(),
+            "-A FORWARD ! -s 1.2.3.0/24 -d 1.2.3.4/32 -i a -o b -p udp -m udp --dport 7 -j ACCEPT"
+        );
+        assert_eq!(
+            r.nft(),
+            "iifname \"a\" oifname \"b\" ip saddr != 1.2.3.0/24 ip daddr 1.2.3.4 udp dport 7 accept"
+        );
+        let r = Rule::new(
+            Table::Filter,
+            "X",
+            Target::SetMark {
+                value: 4,
+                mask: 0xff,
+            },
+        )
+        .ct(&[
+            CtState::Dnat,
+            CtState::Established,
+            CtState::New,
+            CtState::Related,
+        ])
+        .dst_type(AddrType::Local)
+        .mark(1, 0xff);
+        assert_eq!(
+            r.iptables(),
+            "-A X -m addrtype --dst-type LOCAL -m conntrack --ctstate NEW,RELATED,ESTABLISHED,DNAT -m mark --mark 0x1/0xff -j MARK --set-xmark 0x4/0xff"
+        );
+        assert_eq!(
+            r.nft(),
+            "meta mark & 0x000000ff == 0x00000001 ct state established,related,new ct status dnat fib daddr type local meta mark set meta mark & 0xffffff00 | 0x00000004"
+        );
+        let dnat = Rule::new(
+            Table::Nat,
+            "BERTH-DNAT",
+            Target::Dnat {
+                to: "fd00::3".parse().unwrap(),
+                ports: Some(pr(9000, 9999)),
+                base: Some(8000),
+            },
+        )
+        .proto_dport(Protocol::Sctp, pr(8000, 8999));
+        assert_eq!(
+            dnat.iptables(),
+            "-A BERTH-DNAT -p sctp -m sctp --dport 8000:8999 -j DNAT --to-destination [fd00::3]:9000-9999/8000"
+        );
+        let snat = Rule::new(
+            Table::Nat,
+            "P",
+            Target::Snat {
+                to: None,
+                ports: Some(pr(53, 53)),
+            },
+        )
+        .src(IpNet::from(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 11))))
+        .proto_sport(Protocol::Udp, pr(5353, 5353));
+        assert_eq!(
+            snat.iptables(),
+            "-A P -s 127.0.0.11/32 -p udp -m udp --sport 5353 -j SNAT --to-source :53"
+        );
+        assert_eq!(snat.nft(), "ip saddr 127.0.0.11 udp sport 5353 snat to :53");
+        let m = Rule::new(Table::Nat, "P", Target::Masquerade)
+            .src_type(AddrType::Local)
+            .mark(7, u32::MAX);
+        assert_eq!(
+            m.iptables(),
+            "-A P -m addrtype --src-type LOCAL -m mark --mark 0x7 -j MASQUERADE"
+        );
+        assert_eq!(
+            m.nft(),
+            "meta mark 0x00000007 fib saddr type local masquerade"
+        );
+    }
+
+    #[test]
+    fn validation_catches_mixed_families_and_bad_marks() {
+        let r = Rule::new(
+            Table::Nat,
+            "X",
+            Target::Dnat {
+                to: "fd00::1".parse().unwrap(),
+                ports: None,
+                base: None,
+            },
+        )
+        .dst("10.0.0.0/8".parse::<IpNet>().unwrap());
+        assert!(matches!(r.validate(), Err(Error::AddressMismatch { .. })));
+        let r = Rule::new(
+            Table::Filter,
+            "X",
+            Target::SetMark {
+                value: 0x100,
+                mask: 0xff,
+            },
+        );
+        assert!(matches!(r.validate(), Err(Error::InvalidRule { .. })));
+        let r = Rule::new(Table::Filter, "X", Target::Drop).in_if("bad name");
+        assert!(matches!(r.validate(), Err(Error::InvalidInterface { .. })));
+        let r = Rule::new(Table::Filter, "X", Target::Drop)
+            .in_if("eth0")
+            .src("10.0.0.0/8".parse::<IpNet>().unwrap());
+        assert_eq!(r.validate().unwrap(), Some(Family::V4));
+    }
+}
