@@ -65,6 +65,10 @@ pub enum DriverError {
         #[source]
         source: BoxError,
     },
+    /// Publishing ports failed (the message is the port mapper's, e.g. Docker's
+    /// "Bind for 0.0.0.0:8080 failed: port is already allocated").
+    #[error(transparent)]
+    PortMapping(BoxError),
     /// A broken internal expectation (a bug): please report it.
     #[error("internal error in the {driver} driver: {message}")]
     Internal {

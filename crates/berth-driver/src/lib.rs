@@ -45,6 +45,7 @@ mod options;
 mod types;
 
 pub use berth_netlink::MacAddr;
+pub use berth_portmap::{PortBinding, PortSpec};
 
 use std::any::Any;
 use std::fmt::Debug;
@@ -104,6 +105,46 @@ pub trait NetworkDriver: Send + Sync + 'static {
     /// Takes the endpoint's interface out of the sandbox and removes it.
     fn leave(&self, network: &NetworkId, endpoint: &EndpointId) -> Result<()>;
 
+    /// Publishes ports for a joined endpoint (`-p`); returns the bindings with the host ports
+    /// chosen. All or nothing.
+    fn program_external_connectivity(
+        &self,
+        network: &NetworkId,
+        endpoint: &EndpointId,
+        ports: &[PortSpec],
+    ) -> Result<Vec<PortBinding>> {
+        let _ = (network, endpoint);
+        if ports.is_empty() {
+            Ok(Vec::new())
+        } else {
+            Err(DriverError::Unsupported {
+                driver: self.name(),
+                operation: "publishing ports",
+            })
+        }
+    }
+
+    /// After a restart: publishes exactly these bindings again (same host ports).
+    fn restore_external_connectivity(
+        &self,
+        network: &NetworkId,
+        endpoint: &EndpointId,
+        bindings: &[PortBinding],
+    ) -> Result<()> {
+        let _ = (network, endpoint, bindings);
+        Ok(())
+    }
+
+    /// Unpublishes the endpoint's ports.
+    fn revoke_external_connectivity(
+        &self,
+        network: &NetworkId,
+        endpoint: &EndpointId,
+    ) -> Result<()> {
+        let _ = (network, endpoint);
+        Ok(())
+    }
+
     /// After a restart, once every stored network and endpoint was handed to the driver again:
     /// removes the kernel objects of this driver that belong to none of them (leaked bridges,
     /// veths). Returns what was removed, for the log.
@@ -137,6 +178,26 @@ pub trait Driver: Send + Sync {
     fn leave(&self, network: &NetworkId, endpoint: &EndpointId) -> Result<()>;
     /// See [`NetworkDriver::remove_orphans`].
     fn remove_orphans(&self) -> Result<Vec<String>>;
+    /// See [`NetworkDriver::program_external_connectivity`].
+    fn program_external_connectivity(
+        &self,
+        network: &NetworkId,
+        endpoint: &EndpointId,
+        ports: &[PortSpec],
+    ) -> Result<Vec<PortBinding>>;
+    /// See [`NetworkDriver::restore_external_connectivity`].
+    fn restore_external_connectivity(
+        &self,
+        network: &NetworkId,
+        endpoint: &EndpointId,
+        bindings: &[PortBinding],
+    ) -> Result<()>;
+    /// See [`NetworkDriver::revoke_external_connectivity`].
+    fn revoke_external_connectivity(
+        &self,
+        network: &NetworkId,
+        endpoint: &EndpointId,
+    ) -> Result<()>;
 }
 
 /// A driver's parsed options, type-erased; only the driver that parsed them can read them.
@@ -223,6 +284,32 @@ impl<D: NetworkDriver> Driver for D {
 
     fn remove_orphans(&self) -> Result<Vec<String>> {
         NetworkDriver::remove_orphans(self)
+    }
+
+    fn program_external_connectivity(
+        &self,
+        network: &NetworkId,
+        endpoint: &EndpointId,
+        ports: &[PortSpec],
+    ) -> Result<Vec<PortBinding>> {
+        NetworkDriver::program_external_connectivity(self, network, endpoint, ports)
+    }
+
+    fn restore_external_connectivity(
+        &self,
+        network: &NetworkId,
+        endpoint: &EndpointId,
+        bindings: &[PortBinding],
+    ) -> Result<()> {
+        NetworkDriver::restore_external_connectivity(self, network, endpoint, bindings)
+    }
+
+    fn revoke_external_connectivity(
+        &self,
+        network: &NetworkId,
+        endpoint: &EndpointId,
+    ) -> Result<()> {
+        NetworkDriver::revoke_external_connectivity(self, network, endpoint)
     }
 }
 

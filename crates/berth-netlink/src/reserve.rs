@@ -1,5 +1,9 @@
-//! Host ports held open: a socket bound (never listening) inside a namespace, so that no other
-//! process can take the port while berth publishes it, and no check-then-use race exists.
+//! Host ports held open: a socket bound inside a namespace, so that no other process can take the
+//! port while berth publishes it, and no check-then-use race exists. TCP sockets also listen (as
+//! Docker 28 does): a socket that only binds can be shared by any other process that sets
+//! `SO_REUSEADDR`, a listening one cannot. Published traffic is DNATed before it could reach the
+//! listener, so nothing is ever accepted there. `SO_REUSEADDR` on berth's side lets a port be
+//! published again while connections of an earlier publication sit in TIME_WAIT.
 
 use std::io;
 use std::mem::size_of;
@@ -12,7 +16,7 @@ use crate::netns::Netns;
 /// The transport protocol of a held port.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum PortProtocol {
-    /// TCP (bound, not listening: connection attempts that reach it are refused).
+    /// TCP (bound and listening, never accepting).
     Tcp,
     /// UDP.
     Udp,
@@ -37,6 +41,38 @@ impl HeldPort {
     /// The address and port held.
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// Turns a held TCP port into a listening socket (for a userland proxy).
+    pub fn into_tcp_listener(self) -> Result<std::net::TcpListener> {
+        if self.proto != PortProtocol::Tcp {
+            return Err(Error::InvalidArgument {
+                object: describe(self.proto, self.addr),
+                message: "only a TCP port can listen".into(),
+            });
+        }
+        // SAFETY: listen(2) on a valid, bound socket descriptor this value owns (raises the
+        // backlog of the already listening socket).
+        let rc = unsafe { libc::listen(self.fd.as_raw_fd(), 1024) };
+        if rc != 0 {
+            let e = io::Error::last_os_error();
+            return Err(Error::from_errno(
+                e.raw_os_error().unwrap_or(0),
+                describe(self.proto, self.addr),
+            ));
+        }
+        Ok(std::net::TcpListener::from(self.fd))
+    }
+
+    /// Turns a held UDP port into a socket (for a userland proxy).
+    pub fn into_udp_socket(self) -> Result<std::net::UdpSocket> {
+        if self.proto != PortProtocol::Udp {
+            return Err(Error::InvalidArgument {
+                object: describe(self.proto, self.addr),
+                message: "not a UDP port".into(),
+            });
+        }
+        Ok(std::net::UdpSocket::from(self.fd))
     }
 }
 
@@ -75,6 +111,9 @@ fn hold_one(proto: PortProtocol, addr: SocketAddr) -> Result<HeldPort> {
     }
     // SAFETY: `raw` is a fresh, valid descriptor that nothing else owns.
     let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+    if proto == PortProtocol::Tcp {
+        set_int_opt(&fd, libc::SOL_SOCKET, libc::SO_REUSEADDR, 1);
+    }
     let rc = match addr {
         SocketAddr::V4(a) => {
             let sa = libc::sockaddr_in {
@@ -95,17 +134,7 @@ fn hold_one(proto: PortProtocol, addr: SocketAddr) -> Result<HeldPort> {
             }
         }
         SocketAddr::V6(a) => {
-            let on: libc::c_int = 1;
-            // SAFETY: IPV6_V6ONLY takes an int; the pointer and length describe `on`.
-            unsafe {
-                libc::setsockopt(
-                    fd.as_raw_fd(),
-                    libc::IPPROTO_IPV6,
-                    libc::IPV6_V6ONLY,
-                    (&on as *const libc::c_int).cast(),
-                    size_of::<libc::c_int>() as libc::socklen_t,
-                );
-            }
+            set_int_opt(&fd, libc::IPPROTO_IPV6, libc::IPV6_V6ONLY, 1);
             let sa = libc::sockaddr_in6 {
                 sin6_family: libc::AF_INET6 as libc::sa_family_t,
                 sin6_port: a.port().to_be(),
@@ -129,7 +158,28 @@ fn hold_one(proto: PortProtocol, addr: SocketAddr) -> Result<HeldPort> {
         let e = io::Error::last_os_error();
         return Err(Error::from_errno(e.raw_os_error().unwrap_or(0), object()));
     }
+    if proto == PortProtocol::Tcp {
+        // SAFETY: listen(2) on the valid, bound socket owned above.
+        if unsafe { libc::listen(fd.as_raw_fd(), 1) } != 0 {
+            let e = io::Error::last_os_error();
+            return Err(Error::from_errno(e.raw_os_error().unwrap_or(0), object()));
+        }
+    }
     Ok(HeldPort { fd, proto, addr })
+}
+
+fn set_int_opt(fd: &OwnedFd, level: libc::c_int, name: libc::c_int, value: libc::c_int) {
+    // SAFETY: the option takes an int; the pointer and length describe `value`, which lives
+    // across the call, and `fd` is a valid socket.
+    unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            level,
+            name,
+            (&value as *const libc::c_int).cast(),
+            size_of::<libc::c_int>() as libc::socklen_t,
+        );
+    }
 }
 
 /// Binds every `(protocol, address)` inside `ns`, all or nothing: on the first failure the ports

@@ -1,0 +1,716 @@
+//! berth's Linux bridge driver: the default `bridge` network on `docker0` and user-defined bridge
+//! networks on `br-<first 12 hex digits of the network id>`.
+//!
+//! A network is a Linux bridge in the host namespace carrying the gateway addresses, plus the
+//! firewall rules of [`berth_firewall::NetworkRules`] (forwarding, isolation from every other
+//! bridge, icc, internal, masquerade or SNAT). An endpoint is a veth pair created in one netlink
+//! request: the host end (`berth` + 10 hex digits of the endpoint id, so every veth is traceable to
+//! its endpoint record) is a port of the bridge, the other end is created directly inside the
+//! sandbox under its final name (`eth0`, `eth1`, ...), with the endpoint's addresses and MAC.
+//!
+//! MAC addresses follow Docker's derivation (`02:42` + the IPv4 address), not random addresses
+//! with a gratuitous ARP: when an address is reused by another endpoint, neighbours' ARP caches
+//! already hold the right MAC, and no extra packet is needed on join. IPv6-only endpoints get a
+//! random locally administered MAC.
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use berth_bridge::{BridgeDriver, BridgeDefaults};
+//! use berth_driver::Driver;
+//! use berth_netlink::Netns;
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let host = Netns::current()?;
+//! let driver: Arc<dyn Driver> = Arc::new(BridgeDriver::new(&host, None, BridgeDefaults::default())?);
+//! # Ok(()) }
+//! ```
+
+mod options;
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::Read;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex, RwLock};
+
+use berth_driver::{
+    Capabilities, DriverError, EndpointId, EndpointOperInfo, EndpointSpec, InterfaceInfo, JoinInfo,
+    JoinRequest, MacAddr, NetworkDriver, NetworkId, NetworkSpec, RawOptions, Result, Scope,
+    local_mac_from_bytes, mac_from_ipv4,
+};
+use berth_firewall::{Firewall, NetworkRules};
+use berth_netlink::{AddrSpec, Handle, LinkKind, LinkSpec, Netns, VethPeer, sysctl_set};
+use berth_portmap::{MapRequest, PortBinding, PortMapper, PortSpec};
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
+
+pub use options::{
+    BRIDGE_NAME, BridgeDefaults, BridgeOptions, DEFAULT_BRIDGE, ENABLE_ICC, ENABLE_IP_MASQUERADE,
+    HOST_BINDING_IPV4, HOST_IPV4, HOST_IPV6, INHIBIT_IPV4, MTU,
+};
+
+/// Prefix of the host end of every endpoint veth.
+pub const VETH_PREFIX: &str = "berth";
+/// Prefix of user-defined bridges.
+pub const BRIDGE_PREFIX: &str = "br-";
+
+/// The host-side veth name of an endpoint: `berth` + the first 10 hex digits of its id.
+pub fn host_veth_name(endpoint: &EndpointId) -> String {
+    format!("{VETH_PREFIX}{}", &endpoint.as_str()[..10])
+}
+
+/// The bridge device of a network without `com.docker.network.bridge.name`.
+pub fn default_bridge_name(network: &NetworkId) -> String {
+    format!("{BRIDGE_PREFIX}{}", network.short())
+}
+
+#[derive(Debug)]
+struct BridgeNetwork {
+    bridge: String,
+    /// berth made the bridge (or it carries berth's naming): delete it with the network.
+    owned: bool,
+    options: BridgeOptions,
+    gateways: Vec<IpNet>,
+    internal: bool,
+    endpoints: Mutex<HashMap<EndpointId, BridgeEndpoint>>,
+}
+
+#[derive(Debug, Clone)]
+struct BridgeEndpoint {
+    host_if: String,
+    mac: MacAddr,
+    ipv4: Option<Ipv4Net>,
+    ipv6: Option<Ipv6Net>,
+}
+
+/// The bridge driver. One per host namespace; `Send + Sync`.
+#[derive(Debug)]
+pub struct BridgeDriver {
+    host: Netns,
+    netlink: Handle,
+    firewall: Option<Arc<Firewall>>,
+    ports: PortMapper,
+    defaults: BridgeDefaults,
+    networks: RwLock<HashMap<NetworkId, Arc<BridgeNetwork>>>,
+}
+
+impl BridgeDriver {
+    /// A driver working in `host`, programming `firewall` (None: berth leaves the packet filter
+    /// alone, like dockerd's `--iptables=false`), with daemon-wide option defaults.
+    pub fn new(
+        host: &Netns,
+        firewall: Option<Arc<Firewall>>,
+        defaults: BridgeDefaults,
+    ) -> Result<BridgeDriver> {
+        Self::with_userland_proxy(host, firewall, defaults, false)
+    }
+
+    /// Like [`BridgeDriver::new`]; with `userland_proxy`, published ports NAT cannot carry (an
+    /// IPv6 host address for an IPv4-only container) are relayed in-process (dockerd's
+    /// `--userland-proxy`, without a process per port).
+    pub fn with_userland_proxy(
+        host: &Netns,
+        firewall: Option<Arc<Firewall>>,
+        defaults: BridgeDefaults,
+        userland_proxy: bool,
+    ) -> Result<BridgeDriver> {
+        let netlink = Handle::open(host)
+            .map_err(|e| DriverError::kernel("opening netlink in the host namespace", e))?;
+        let ports = PortMapper::with_proxy(host, firewall.clone(), userland_proxy)
+            .map_err(|e| DriverError::kernel("setting up the port mapper", e))?;
+        let host = host
+            .try_clone()
+            .map_err(|e| DriverError::kernel("duplicating the host namespace handle", e))?;
+        Ok(BridgeDriver {
+            host,
+            netlink,
+            firewall,
+            ports,
+            defaults,
+            networks: RwLock::new(HashMap::new()),
+        })
+    }
+
+    /// The bridge device of a network the driver knows.
+    pub fn bridge_of(&self, network: &NetworkId) -> Option<String> {
+        self.read().get(network).map(|n| n.bridge.clone())
+    }
+
+    /// The parsed options of a network the driver knows.
+    pub fn options_of(&self, network: &NetworkId) -> Option<BridgeOptions> {
+        self.read().get(network).map(|n| n.options.clone())
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<NetworkId, Arc<BridgeNetwork>>> {
+        self.networks.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<NetworkId, Arc<BridgeNetwork>>> {
+        self.networks.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn network(&self, id: &NetworkId) -> Result<Arc<BridgeNetwork>> {
+        self.read()
+            .get(id)
+            .cloned()
+            .ok_or_else(|| DriverError::NetworkNotFound(id.to_string()))
+    }
+
+    /// The firewall rules a network with these options needs (pure: used by the controller to
+    /// rebuild the firewall's desired state after a restart).
+    pub fn network_rules(spec: &NetworkSpec, o: &BridgeOptions) -> NetworkRules {
+        let bridge = o
+            .bridge_name
+            .clone()
+            .unwrap_or_else(|| default_bridge_name(&spec.id));
+        Self::rules_for(spec, o, &bridge)
+    }
+
+    fn rules_for(spec: &NetworkSpec, o: &BridgeOptions, bridge: &str) -> NetworkRules {
+        let v4 = spec.ipv4.first().and_then(|p| match p.pool {
+            IpNet::V4(n) => Some(n),
+            IpNet::V6(_) => None,
+        });
+        let v6 = spec.ipv6.first().and_then(|p| match p.pool {
+            IpNet::V6(n) => Some(n),
+            IpNet::V4(_) => None,
+        });
+        let mut rules = NetworkRules::new(bridge, v4, v6);
+        rules.icc = o.enable_icc;
+        rules.internal = spec.internal;
+        rules.masquerade = o.enable_ip_masquerade;
+        rules.host_ipv4 = o.host_ipv4.filter(|_| v4.is_some());
+        rules.host_ipv6 = o.host_ipv6.filter(|_| v6.is_some());
+        rules
+    }
+
+    /// Creates (or adopts, after a restart) the bridge, addresses and rules; undoes its own work
+    /// on failure.
+    fn set_up_network(
+        &self,
+        spec: &NetworkSpec,
+        o: &BridgeOptions,
+        bridge: &str,
+        undo: &mut Vec<Undo>,
+    ) -> Result<(bool, Vec<IpNet>)> {
+        let nl = &self.netlink;
+        let existing = nl
+            .link_get(bridge)
+            .map_err(|e| DriverError::kernel(format!("looking up bridge {bridge}"), e))?;
+        let owned = match existing {
+            Some(link) if link.kind != Some(LinkKind::Bridge) => {
+                return Err(DriverError::InvalidConfig(format!(
+                    "cannot use {bridge} as the bridge of network {}: it exists and is not a bridge",
+                    spec.name
+                )));
+            }
+            // Ours from an earlier run (berth's naming), or an existing bridge the user named.
+            Some(_) => o.bridge_name.is_none() || o.default_bridge,
+            None => {
+                let mut link = LinkSpec::bridge(bridge);
+                if let Some(mtu) = o.mtu {
+                    link = link.mtu(mtu);
+                }
+                nl.link_add(&link)
+                    .map_err(|e| DriverError::kernel(format!("creating bridge {bridge}"), e))?;
+                undo.push(Undo::DeleteLink(bridge.to_owned()));
+                true
+            }
+        };
+        let mut gateways = Vec::new();
+        let v4 = spec.ipv4.iter().filter(|_| !o.inhibit_ipv4);
+        for gw in v4.chain(spec.ipv6.iter()).filter_map(|p| p.gateway) {
+            let mut addr = AddrSpec::new(gw);
+            if gw.addr().is_ipv6() {
+                addr = addr.nodad();
+            }
+            match nl.addr_add(bridge, &addr) {
+                Ok(()) => undo.push(Undo::DeleteAddr(bridge.to_owned(), gw)),
+                Err(e) if e.is_exists() => {}
+                Err(e) => {
+                    return Err(DriverError::kernel(
+                        format!("adding gateway {gw} to bridge {bridge}"),
+                        e,
+                    ));
+                }
+            }
+            gateways.push(gw);
+        }
+        if !spec.ipv6.is_empty() {
+            // The gateway address is berth's by IPAM: no duplicate address detection delay.
+            let _ = sysctl_set(
+                &self.host,
+                &format!("net.ipv6.conf.{bridge}.accept_dad"),
+                "0",
+            );
+        }
+        nl.link_set_up(bridge)
+            .map_err(|e| DriverError::kernel(format!("bringing bridge {bridge} up"), e))?;
+        if self.firewall.is_some() && !spec.ipv4.is_empty() {
+            // 127.0.0.1:PORT on the host reaches published ports: the DNATed packets keep their
+            // loopback source and must be routable out of the bridge.
+            sysctl_set(
+                &self.host,
+                &format!("net.ipv4.conf.{bridge}.route_localnet"),
+                "1",
+            )
+            .map_err(|e| DriverError::kernel(format!("route_localnet on {bridge}"), e))?;
+        }
+        if let Some(fw) = &self.firewall {
+            let rules = Self::rules_for(spec, o, bridge);
+            let present = fw.state().network(bridge).cloned();
+            if present.as_ref() != Some(&rules) {
+                if present.is_some() {
+                    fw.remove_network(bridge).map_err(|e| {
+                        DriverError::firewall(format!("replacing the rules of {bridge}"), e)
+                    })?;
+                }
+                fw.add_network(rules).map_err(|e| {
+                    DriverError::firewall(format!("adding the rules of network {}", spec.name), e)
+                })?;
+                undo.push(Undo::RemoveRules(bridge.to_owned()));
+            }
+        }
+        Ok((owned, gateways))
+    }
+
+    fn endpoint(&self, net: &BridgeNetwork, id: &EndpointId) -> Result<BridgeEndpoint> {
+        net.endpoints
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(id)
+            .cloned()
+            .ok_or_else(|| DriverError::EndpointNotFound(id.to_string()))
+    }
+
+    fn run_undo(&self, undo: Vec<Undo>) {
+        for step in undo.into_iter().rev() {
+            let result = match &step {
+                Undo::DeleteLink(name) => self
+                    .netlink
+                    .link_delete(name.as_str())
+                    .map_err(|e| e.to_string()),
+                Undo::DeleteAddr(link, net) => self
+                    .netlink
+                    .addr_delete(link.as_str(), *net)
+                    .map_err(|e| e.to_string()),
+                Undo::RemoveRules(bridge) => match &self.firewall {
+                    Some(fw) => fw
+                        .remove_network(bridge)
+                        .map(|_| ())
+                        .map_err(|e| e.to_string()),
+                    None => Ok(()),
+                },
+            };
+            if let Err(e) = result {
+                tracing::warn!(?step, error = %e, "bridge driver: rollback step failed");
+            }
+        }
+    }
+}
+
+#[derive(Debug)]
+enum Undo {
+    DeleteLink(String),
+    DeleteAddr(String, IpNet),
+    RemoveRules(String),
+}
+
+fn random_bytes<const N: usize>() -> [u8; N] {
+    let mut out = [0u8; N];
+    if let Ok(mut f) = File::open("/dev/urandom") {
+        let _ = f.read_exact(&mut out);
+    }
+    out
+}
+
+impl NetworkDriver for BridgeDriver {
+    type Options = BridgeOptions;
+
+    fn name(&self) -> &'static str {
+        "bridge"
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            scope: Scope::Local,
+            creates_interfaces: true,
+            user_creatable: true,
+        }
+    }
+
+    fn parse_options(&self, raw: &RawOptions) -> Result<BridgeOptions> {
+        BridgeOptions::parse(raw, &self.defaults)
+    }
+
+    fn create_network(&self, spec: &NetworkSpec, o: &BridgeOptions) -> Result<()> {
+        let bridge = o
+            .bridge_name
+            .clone()
+            .unwrap_or_else(|| default_bridge_name(&spec.id));
+        if let Some(n) = self.read().get(&spec.id) {
+            if n.bridge == bridge {
+                return Ok(());
+            }
+        }
+        if let Some((other, _)) = self
+            .read()
+            .iter()
+            .find(|(id, n)| n.bridge == bridge && **id != spec.id)
+        {
+            return Err(DriverError::Exists(format!(
+                "bridge {bridge} (used by network {})",
+                other.short()
+            )));
+        }
+        if spec.ipv4.len() > 1 || spec.ipv6.len() > 1 {
+            return Err(DriverError::InvalidConfig(format!(
+                "network {}: the bridge driver takes one IPv4 and one IPv6 subnet at most",
+                spec.name
+            )));
+        }
+        let mut undo = Vec::new();
+        match self.set_up_network(spec, o, &bridge, &mut undo) {
+            Ok((owned, gateways)) => {
+                let net = BridgeNetwork {
+                    bridge,
+                    owned,
+                    options: o.clone(),
+                    gateways,
+                    internal: spec.internal,
+                    endpoints: Mutex::new(HashMap::new()),
+                };
+                self.write().insert(spec.id.clone(), Arc::new(net));
+                Ok(())
+            }
+            Err(e) => {
+                self.run_undo(undo);
+                Err(e)
+            }
+        }
+    }
+
+    fn delete_network(&self, id: &NetworkId) -> Result<()> {
+        let net = self.network(id)?;
+        if let Some(fw) = &self.firewall {
+            if fw.state().network(&net.bridge).is_some() {
+                fw.remove_network(&net.bridge).map_err(|e| {
+                    DriverError::firewall(format!("removing the rules of {}", net.bridge), e)
+                })?;
+            }
+        }
+        let result = if net.owned {
+            match self.netlink.link_delete(net.bridge.as_str()) {
+                Ok(()) => Ok(()),
+                Err(e) if e.is_not_found() => Ok(()),
+                Err(e) => Err(DriverError::kernel(
+                    format!("deleting bridge {}", net.bridge),
+                    e,
+                )),
+            }
+        } else {
+            for gw in &net.gateways {
+                let _ = self.netlink.addr_delete(net.bridge.as_str(), *gw);
+            }
+            Ok(())
+        };
+        self.write().remove(id);
+        result
+    }
+
+    fn create_endpoint(&self, spec: &EndpointSpec) -> Result<InterfaceInfo> {
+        let net = self.network(&spec.network)?;
+        let mac = spec.mac.unwrap_or_else(|| match spec.ipv4 {
+            Some(v4) => mac_from_ipv4(v4.addr()),
+            None => local_mac_from_bytes(random_bytes()),
+        });
+        let ep = BridgeEndpoint {
+            host_if: host_veth_name(&spec.endpoint),
+            mac,
+            ipv4: spec.ipv4,
+            ipv6: spec.ipv6,
+        };
+        let mut eps = net.endpoints.lock().unwrap_or_else(|p| p.into_inner());
+        if eps.contains_key(&spec.endpoint) {
+            return Err(DriverError::Exists(format!(
+                "endpoint {}",
+                spec.endpoint.short()
+            )));
+        }
+        eps.insert(spec.endpoint.clone(), ep);
+        Ok(InterfaceInfo {
+            mac: Some(mac),
+            ipv4: spec.ipv4,
+            ipv6: spec.ipv6,
+        })
+    }
+
+    fn delete_endpoint(&self, network: &NetworkId, endpoint: &EndpointId) -> Result<()> {
+        let net = self.network(network)?;
+        let mut eps = net.endpoints.lock().unwrap_or_else(|p| p.into_inner());
+        eps.remove(endpoint)
+            .map(|_| ())
+            .ok_or_else(|| DriverError::EndpointNotFound(endpoint.to_string()))
+    }
+
+    fn endpoint_info(
+        &self,
+        network: &NetworkId,
+        endpoint: &EndpointId,
+    ) -> Result<EndpointOperInfo> {
+        let net = self.network(network)?;
+        let eps = net.endpoints.lock().unwrap_or_else(|p| p.into_inner());
+        let ep = eps
+            .get(endpoint)
+            .ok_or_else(|| DriverError::EndpointNotFound(endpoint.to_string()))?;
+        let mut info = EndpointOperInfo {
+            host_interface: Some(ep.host_if.clone()),
+            ..Default::default()
+        };
+        info.extra.insert("bridge".into(), net.bridge.clone());
+        info.extra.insert("mac".into(), ep.mac.to_string());
+        Ok(info)
+    }
+
+    fn join(&self, req: &JoinRequest<'_>) -> Result<JoinInfo> {
+        let net = self.network(req.network)?;
+        let ep = {
+            let eps = net.endpoints.lock().unwrap_or_else(|p| p.into_inner());
+            eps.get(req.endpoint)
+                .cloned()
+                .ok_or_else(|| DriverError::EndpointNotFound(req.endpoint.to_string()))?
+        };
+        let nl = &self.netlink;
+        let sb = req.sandbox.netlink;
+        let host_if = ep.host_if.as_str();
+        // After a restart the pair may exist already: converge instead of failing.
+        let exists = nl
+            .link_get(host_if)
+            .map_err(|e| DriverError::kernel(format!("looking up {host_if}"), e))?
+            .is_some();
+        if !exists {
+            let mut peer = VethPeer::new(req.ifname)
+                .netns(req.sandbox.netns)
+                .mac(ep.mac);
+            if let Some(mtu) = net.options.mtu {
+                peer = peer.mtu(mtu);
+            }
+            let mut link = LinkSpec::veth(host_if, peer)
+                .master(net.bridge.as_str())
+                .up();
+            if let Some(mtu) = net.options.mtu {
+                link = link.mtu(mtu);
+            }
+            nl.link_add(&link).map_err(|e| {
+                DriverError::kernel(
+                    format!("creating veth {host_if} with {} in the sandbox", req.ifname),
+                    e,
+                )
+            })?;
+            // A container reaching its own published port: with br_netfilter the DNATed frame is
+            // bridged back out of the port it came in on.
+            if let Err(e) = nl.link_set_hairpin(host_if, true) {
+                let _ = nl.link_delete(host_if);
+                return Err(DriverError::kernel(format!("hairpin mode on {host_if}"), e));
+            }
+        }
+        let configure = || -> Result<()> {
+            let addrs = ep
+                .ipv4
+                .map(|a| AddrSpec::new(IpNet::V4(a)))
+                .into_iter()
+                .chain(ep.ipv6.map(|a| AddrSpec::new(IpNet::V6(a)).nodad()));
+            for addr in addrs {
+                match sb.addr_add(req.ifname, &addr) {
+                    Ok(()) => {}
+                    Err(e) if e.is_exists() => {}
+                    Err(e) => {
+                        return Err(DriverError::kernel(
+                            format!("adding {} to {} in the sandbox", addr.net(), req.ifname),
+                            e,
+                        ));
+                    }
+                }
+            }
+            sb.link_set_up(req.ifname).map_err(|e| {
+                DriverError::kernel(format!("bringing {} up in the sandbox", req.ifname), e)
+            })
+        };
+        if let Err(e) = configure() {
+            let _ = nl.link_delete(host_if);
+            return Err(e);
+        }
+        let gw4 = net.gateways.iter().find_map(|g| match g.addr() {
+            IpAddr::V4(a) if ep.ipv4.is_some() && !net.options.inhibit_ipv4 => Some(a),
+            _ => None,
+        });
+        let gw6 = net.gateways.iter().find_map(|g| match g.addr() {
+            IpAddr::V6(a) if ep.ipv6.is_some() => Some(a),
+            _ => None,
+        });
+        Ok(JoinInfo {
+            ifname: req.ifname.to_owned(),
+            gateway_v4: gw4.filter(|_| !net.internal),
+            gateway_v6: gw6.filter(|_| !net.internal),
+            static_routes: Vec::new(),
+        })
+    }
+
+    fn leave(&self, network: &NetworkId, endpoint: &EndpointId) -> Result<()> {
+        let net = self.network(network)?;
+        let host_if = {
+            let eps = net.endpoints.lock().unwrap_or_else(|p| p.into_inner());
+            eps.get(endpoint)
+                .map(|e| e.host_if.clone())
+                .ok_or_else(|| DriverError::EndpointNotFound(endpoint.to_string()))?
+        };
+        match self.netlink.link_delete(host_if.as_str()) {
+            Ok(()) => Ok(()),
+            Err(e) if e.is_not_found() => Ok(()),
+            Err(e) => Err(DriverError::kernel(format!("deleting veth {host_if}"), e)),
+        }
+    }
+
+    fn program_external_connectivity(
+        &self,
+        network: &NetworkId,
+        endpoint: &EndpointId,
+        ports: &[PortSpec],
+    ) -> Result<Vec<PortBinding>> {
+        if ports.is_empty() {
+            return Ok(Vec::new());
+        }
+        let net = self.network(network)?;
+        if net.internal {
+            return Err(DriverError::InvalidConfig(
+                "ports cannot be published on an internal network".into(),
+            ));
+        }
+        let ep = self.endpoint(&net, endpoint)?;
+        self.ports
+            .map(
+                endpoint.as_str(),
+                &MapRequest {
+                    specs: ports,
+                    container_v4: ep.ipv4.map(|a| a.addr()),
+                    container_v6: ep.ipv6.map(|a| a.addr()),
+                    bridge: &net.bridge,
+                    default_host_ip: net.options.host_binding_ipv4,
+                    ipv6: self.firewall.as_ref().is_some_and(|f| f.config().ipv6),
+                },
+            )
+            .map_err(|e| DriverError::PortMapping(Box::new(e)))
+    }
+
+    fn restore_external_connectivity(
+        &self,
+        network: &NetworkId,
+        endpoint: &EndpointId,
+        bindings: &[PortBinding],
+    ) -> Result<()> {
+        if bindings.is_empty() {
+            return Ok(());
+        }
+        let net = self.network(network)?;
+        let ep = self.endpoint(&net, endpoint)?;
+        self.ports
+            .restore(
+                endpoint.as_str(),
+                bindings,
+                ep.ipv4.map(|a| a.addr()),
+                ep.ipv6.map(|a| a.addr()),
+                &net.bridge,
+            )
+            .map_err(|e| DriverError::PortMapping(Box::new(e)))
+    }
+
+    fn revoke_external_connectivity(&self, _: &NetworkId, endpoint: &EndpointId) -> Result<()> {
+        self.ports
+            .unmap(endpoint.as_str())
+            .map_err(|e| DriverError::PortMapping(Box::new(e)))
+    }
+
+    fn remove_orphans(&self) -> Result<Vec<String>> {
+        let links = self
+            .netlink
+            .link_list()
+            .map_err(|e| DriverError::kernel("listing host links", e))?;
+        let (bridges, veths): (Vec<String>, Vec<String>) = {
+            let nets = self.read();
+            let bridges = nets.values().map(|n| n.bridge.clone()).collect();
+            let veths = nets
+                .values()
+                .flat_map(|n| {
+                    n.endpoints
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .values()
+                        .map(|e| e.host_if.clone())
+                        .collect::<Vec<_>>()
+                })
+                .collect();
+            (bridges, veths)
+        };
+        let mut removed = Vec::new();
+        for link in links {
+            let orphan = match link.kind {
+                Some(LinkKind::Bridge) => {
+                    is_berth_bridge_name(&link.name) && !bridges.contains(&link.name)
+                }
+                Some(LinkKind::Veth) => {
+                    is_berth_veth_name(&link.name) && !veths.contains(&link.name)
+                }
+                _ => false,
+            };
+            if orphan {
+                match self.netlink.link_delete(link.index) {
+                    Ok(()) => removed.push(link.name),
+                    Err(e) if e.is_not_found() => {}
+                    Err(e) => {
+                        return Err(DriverError::kernel(
+                            format!("deleting orphan {}", link.name),
+                            e,
+                        ));
+                    }
+                }
+            }
+        }
+        Ok(removed)
+    }
+}
+
+fn is_hex(s: &str) -> bool {
+    s.bytes()
+        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// `br-` + 12 lowercase hex digits.
+fn is_berth_bridge_name(name: &str) -> bool {
+    name.strip_prefix(BRIDGE_PREFIX)
+        .is_some_and(|rest| rest.len() == 12 && is_hex(rest))
+}
+
+/// `berth` + 10 lowercase hex digits.
+fn is_berth_veth_name(name: &str) -> bool {
+    name.strip_prefix(VETH_PREFIX)
+        .is_some_and(|rest| rest.len() == 10 && is_hex(rest))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_traceable_and_recognised() {
+        let net = NetworkId::from_bytes([0x3a; 32]);
+        let ep = EndpointId::from_bytes([0xc5; 32]);
+        assert_eq!(default_bridge_name(&net), "br-3a3a3a3a3a3a");
+        assert_eq!(host_veth_name(&ep), "berthc5c5c5c5c5");
+        assert!(host_veth_name(&ep).len() <= 15);
+        assert!(is_berth_bridge_name("br-3a3a3a3a3a3a"));
+        assert!(!is_berth_bridge_name("br-lan"));
+        assert!(!is_berth_bridge_name("docker0"));
+        assert!(is_berth_veth_name("berthc5c5c5c5c5"));
+        assert!(!is_berth_veth_name("veth1234567"));
+        assert!(!is_berth_veth_name("berthXYZ"));
+    }
+}

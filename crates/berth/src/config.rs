@@ -1,0 +1,81 @@
+//! The controller's configuration (the networking part of dockerd's flags and daemon.json).
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::PathBuf;
+
+use berth_firewall::Backend;
+use berth_ipam::DefaultPool;
+use ipnet::{Ipv4Net, Ipv6Net};
+
+/// How a [`crate::Controller`] is set up. [`Config::new`] gives Docker's defaults.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Config {
+    /// Where the state store lives (`<data_root>/berth.redb`).
+    pub data_root: PathBuf,
+    /// Where berth bind-mounts the namespaces of the sandboxes it creates (`<exec_root>/netns/`).
+    pub exec_root: PathBuf,
+    /// The namespace berth treats as the host (None: the caller's own).
+    pub host_netns: Option<PathBuf>,
+    /// The packet filter backend; None leaves the packet filter alone (dockerd's
+    /// `--iptables=false`).
+    pub firewall: Option<Backend>,
+    /// Program IPv6 rules and allow IPv6 networks (dockerd's `--ipv6` / `--ip6tables`).
+    pub ipv6: bool,
+    /// Replaces Docker's default local address pools (`default-address-pools`).
+    pub default_address_pools: Option<Vec<DefaultPool>>,
+    /// The default bridge's gateway address and subnet (`--bip 172.17.0.1/16`).
+    pub bip: Option<Ipv4Net>,
+    /// The default bridge's IPv6 subnet (`--fixed-cidr-v6`), with `ipv6`.
+    pub fixed_cidr_v6: Option<Ipv6Net>,
+    /// Default for `enable_icc` (`--icc`).
+    pub icc: bool,
+    /// Default for `enable_ip_masquerade` (`--ip-masq`).
+    pub ip_masq: bool,
+    /// Default MTU of bridge networks (`--mtu`).
+    pub mtu: Option<u32>,
+    /// Turn on IP forwarding in the host namespace (`--ip-forward`); when berth switches it on, it
+    /// also sets the FORWARD policy to DROP, as Docker does.
+    pub ip_forward: bool,
+    /// Default host address for published ports (`--ip`).
+    pub default_bind_ip: IpAddr,
+    /// Interfaces from which packets may be routed straight to container addresses.
+    pub trusted_interfaces: Vec<String>,
+    /// Relay published ports NAT cannot carry (an IPv6 host address for an IPv4-only container)
+    /// through an in-process proxy (`--userland-proxy`). Off by default: berth publishes with NAT
+    /// only, like dockerd's `--userland-proxy=false`, and keeps clients' source addresses.
+    pub userland_proxy: bool,
+}
+
+impl Config {
+    /// Docker's defaults, with state under `data_root` and namespaces under `exec_root`.
+    pub fn new(data_root: impl Into<PathBuf>, exec_root: impl Into<PathBuf>) -> Config {
+        Config {
+            data_root: data_root.into(),
+            exec_root: exec_root.into(),
+            host_netns: None,
+            firewall: Some(Backend::Iptables),
+            ipv6: false,
+            default_address_pools: None,
+            bip: None,
+            fixed_cidr_v6: None,
+            icc: true,
+            ip_masq: true,
+            mtu: None,
+            ip_forward: true,
+            default_bind_ip: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            trusted_interfaces: Vec::new(),
+            userland_proxy: false,
+        }
+    }
+
+    /// The directory of the sandbox namespaces berth creates.
+    pub fn netns_dir(&self) -> PathBuf {
+        self.exec_root.join("netns")
+    }
+
+    /// The store file.
+    pub fn store_path(&self) -> PathBuf {
+        self.data_root.join("berth.redb")
+    }
+}

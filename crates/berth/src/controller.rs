@@ -1,0 +1,1605 @@
+//! The controller: networks, sandboxes and the endpoints between them.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs::File;
+use std::io::Read;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use berth_bridge::{BridgeDefaults, BridgeDriver, BridgeOptions};
+use berth_driver::{
+    Driver, EndpointId, EndpointSpec, IpamInfo, JoinInfo, JoinRequest, NetworkId, NetworkSpec,
+    RawOptions, SandboxId, SandboxRef, Scope,
+};
+use berth_firewall::{DesiredState, Firewall, FirewallConfig};
+use berth_ipam::{AddressRequest, AddressSpace, IpFamily, Ipam, PoolId, PoolRequest};
+use berth_netlink::{Handle, IpFamily as NlFamily, Netns, RouteSpec, sysctl_get, sysctl_set};
+use berth_portmap::{PortMapper, PortSpec};
+use berth_store::{Expect, KvStore, RedbStore, Txn};
+use ipnet::IpNet;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::config::Config;
+use crate::drivers::{HostDriver, NullDriver};
+use crate::error::{Error, Result};
+use crate::inspect::{
+    ConfigFrom, ContainerInspect, IpamConfigInspect, IpamInspect, NetworkInspect,
+    PortBindingInspect, SandboxInspect, SandboxNetworkInspect,
+};
+use crate::records::{
+    EndpointRecord, EndpointState, NetworkRecord, PoolRecord, SandboxRecord, endpoint_key,
+    network_key, network_name_key, sandbox_key, sandbox_name_key,
+};
+use crate::registry::{Miss, Registry};
+use crate::requests::{
+    EndpointOptions, IpamPoolConfig, NetworkCreate, SandboxCreate, SandboxNetns,
+};
+use crate::time::now_rfc3339;
+
+/// The built-in networks, which exist from the start and cannot be removed.
+pub const PREDEFINED_NETWORKS: [&str; 3] = ["bridge", "host", "none"];
+
+/// berth's controller. Cheap to clone; `Send + Sync`. Operations on different sandboxes and
+/// networks run concurrently: the kernel work of a connect holds only its sandbox's lock.
+#[derive(Clone)]
+pub struct Controller {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Controller {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Controller")
+            .field("data_root", &self.inner.config.data_root)
+            .finish_non_exhaustive()
+    }
+}
+
+struct Inner {
+    config: Config,
+    host: Netns,
+    host_netlink: Handle,
+    store: RedbStore,
+    firewall: Option<Arc<Firewall>>,
+    drivers: BTreeMap<&'static str, Arc<dyn Driver>>,
+    ipam: Mutex<Ipam>,
+    networks: RwLock<Registry<Network>>,
+    sandboxes: RwLock<Registry<Sandbox>>,
+}
+
+struct Network {
+    record: NetworkRecord,
+    driver: Arc<dyn Driver>,
+    pools: Vec<PoolId>,
+    /// Endpoints on the network, and whether the network is being removed.
+    members: Mutex<Members>,
+}
+
+#[derive(Default)]
+struct Members {
+    endpoints: BTreeSet<EndpointId>,
+    removed: bool,
+}
+
+struct Sandbox {
+    record: SandboxRecord,
+    netns: Netns,
+    netlink: Handle,
+    state: Mutex<SandboxState>,
+}
+
+#[derive(Default)]
+struct SandboxState {
+    endpoints: BTreeMap<NetworkId, Attachment>,
+    gateway_v4: Option<NetworkId>,
+    gateway_v6: Option<NetworkId>,
+    removed: bool,
+}
+
+struct Attachment {
+    record: EndpointRecord,
+    join: JoinInfo,
+    network: Arc<Network>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn random_id() -> [u8; 32] {
+    let mut out = [0u8; 32];
+    match File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut out)) {
+        Ok(()) => out,
+        Err(_) => {
+            // Never expected on Linux; fall back to time and a counter rather than fail.
+            use std::hash::{BuildHasher, Hasher};
+            let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+            h.write_u128(
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap_or_default()
+                    .as_nanos(),
+            );
+            let v = h.finish().to_le_bytes();
+            for (i, b) in out.iter_mut().enumerate() {
+                *b = v[i % 8] ^ (i as u8);
+            }
+            out
+        }
+    }
+}
+
+fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    // Serialising these plain records cannot fail (string keys, no custom serialisers that err).
+    serde_json::to_vec(value).unwrap_or_default()
+}
+
+fn decode<T: DeserializeOwned>(key: &str, bytes: &[u8]) -> Result<T> {
+    serde_json::from_slice(bytes).map_err(|e| Error::CorruptRecord {
+        key: key.to_owned(),
+        message: e.to_string(),
+    })
+}
+
+/// Docker's rule for object names: `[a-zA-Z0-9][a-zA-Z0-9_.-]*`.
+fn validate_name(kind: &str, name: &str) -> Result<()> {
+    let mut chars = name.chars();
+    let ok = chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+        && name.len() <= 255;
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::InvalidRequest(format!(
+            "invalid {kind} name {name:?}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
+        )))
+    }
+}
+
+impl Controller {
+    /// Opens (or creates) the state in `config.data_root`, restores every network, sandbox and
+    /// endpoint it holds, reconciles the kernel with it, and makes sure the built-in networks
+    /// `bridge`, `host` and `none` exist.
+    ///
+    /// A second controller on the same data root fails with [`berth_store::Error::Locked`].
+    pub fn new(config: Config) -> Result<Controller> {
+        let span = tracing::info_span!("controller_new", data_root = %config.data_root.display());
+        let _enter = span.enter();
+        std::fs::create_dir_all(&config.data_root).map_err(|e| {
+            Error::kernel(
+                format!("creating {}", config.data_root.display()),
+                berth_netlink::Error::io("mkdir", e),
+            )
+        })?;
+        let store = RedbStore::open(config.store_path())?;
+        let host = match &config.host_netns {
+            Some(p) => Netns::open(p),
+            None => Netns::current(),
+        }
+        .map_err(|e| Error::kernel("opening the host namespace", e))?;
+        let host_netlink =
+            Handle::open(&host).map_err(|e| Error::kernel("netlink in the host namespace", e))?;
+
+        let mut forward_switched_on = false;
+        if config.ip_forward {
+            let cur = sysctl_get(&host, "net.ipv4.ip_forward")
+                .map_err(|e| Error::kernel("reading ip_forward", e))?;
+            if cur.trim() != "1" {
+                sysctl_set(&host, "net.ipv4.ip_forward", "1")
+                    .map_err(|e| Error::kernel("enabling ip_forward", e))?;
+                forward_switched_on = true;
+            }
+            if config.ipv6 {
+                sysctl_set(&host, "net.ipv6.conf.all.forwarding", "1")
+                    .map_err(|e| Error::kernel("enabling IPv6 forwarding", e))?;
+            }
+        }
+
+        let networks: Vec<NetworkRecord> = load(&store, "network/")?;
+        let bridge_defaults = BridgeDefaults {
+            icc: config.icc,
+            ip_masquerade: config.ip_masq,
+            mtu: config.mtu,
+            host_binding_ipv4: config.default_bind_ip,
+        };
+
+        let firewall = match config.firewall {
+            None => None,
+            Some(backend) => {
+                let mut fw_config = FirewallConfig::new(backend);
+                fw_config.ipv6 = config.ipv6;
+                fw_config.trusted_interfaces = config.trusted_interfaces.clone();
+                // Docker sets the policy to DROP when it switched forwarding on; berth remembers it
+                // did across restarts by keeping the policy it finds (never resetting it).
+                fw_config.forward_policy_drop = forward_switched_on;
+                let mut desired = DesiredState::new();
+                let endpoints: Vec<EndpointRecord> = load(&store, "endpoint/")?;
+                for rec in networks.iter().filter(|r| r.driver == "bridge") {
+                    let opts = BridgeOptions::parse(&rec.options, &bridge_defaults)?;
+                    let rules = BridgeDriver::network_rules(&spec_of(rec), &opts);
+                    let bridge = rules.bridge.clone();
+                    desired.insert_network(&fw_config, rules)?;
+                    let published = endpoints
+                        .iter()
+                        .filter(|e| e.network == rec.id && e.state == EndpointState::Active);
+                    for ep in published {
+                        let rules = PortMapper::rules_for(
+                            &ep.ports,
+                            ep.ipv4.map(|a| a.addr()),
+                            ep.ipv6.map(|a| a.addr()),
+                            &bridge,
+                        );
+                        for rule in rules {
+                            desired.insert_port(&fw_config, rule)?;
+                        }
+                    }
+                }
+                let fw = Firewall::with_state(&host, fw_config, desired)?;
+                let report = fw.reconcile()?;
+                tracing::info!(%report, "firewall reconciled on start");
+                Some(Arc::new(fw))
+            }
+        };
+
+        let bridge = Arc::new(BridgeDriver::with_userland_proxy(
+            &host,
+            firewall.clone(),
+            bridge_defaults,
+            config.userland_proxy,
+        )?);
+        let mut drivers: BTreeMap<&'static str, Arc<dyn Driver>> = BTreeMap::new();
+        drivers.insert("bridge", bridge);
+        drivers.insert("null", Arc::new(NullDriver));
+        drivers.insert("host", Arc::new(HostDriver));
+
+        let inner = Inner {
+            config,
+            host,
+            host_netlink,
+            store,
+            firewall,
+            drivers,
+            ipam: Mutex::new(Ipam::new()),
+            networks: RwLock::new(Registry::default()),
+            sandboxes: RwLock::new(Registry::default()),
+        };
+        if let Some(pools) = &inner.config.default_address_pools {
+            *lock(&inner.ipam) = Ipam::with_default_pools(
+                pools.clone(),
+                berth_ipam::DefaultPool::docker_global_defaults(),
+            );
+        }
+        let controller = Controller {
+            inner: Arc::new(inner),
+        };
+        controller.restore(networks)?;
+        controller.ensure_predefined()?;
+        Ok(controller)
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    /// The namespace the controller treats as the host.
+    pub fn host_netns(&self) -> &Netns {
+        &self.inner.host
+    }
+
+    /// The firewall, when berth manages the packet filter.
+    pub fn firewall(&self) -> Option<&Arc<Firewall>> {
+        self.inner.firewall.as_ref()
+    }
+
+    // ----- networks -----
+
+    /// Creates a network; returns its id.
+    pub fn create_network(&self, req: NetworkCreate) -> Result<NetworkId> {
+        let span = tracing::info_span!("create_network", name = %req.name, driver = %req.driver);
+        let _enter = span.enter();
+        validate_name("network", &req.name)?;
+        let driver = self.driver(&req.driver)?;
+        if !driver.capabilities().user_creatable {
+            return Err(Error::InvalidRequest(format!(
+                "only one instance of \"{}\" network is allowed",
+                req.driver
+            )));
+        }
+        if self.lookup_network(&req.name).is_ok() {
+            return Err(Error::NetworkExists(req.name));
+        }
+        self.create_network_inner(req, driver)
+    }
+
+    fn create_network_inner(
+        &self,
+        req: NetworkCreate,
+        driver: Arc<dyn Driver>,
+    ) -> Result<NetworkId> {
+        let options = driver.parse_options(&req.options)?;
+        if req.enable_ipv6 && !self.inner.config.ipv6 && self.inner.firewall.is_some() {
+            return Err(Error::InvalidRequest(format!(
+                "network {}: IPv6 networks need the daemon's ipv6 setting (berth programs ip6tables only then)",
+                req.name
+            )));
+        }
+        let creates_interfaces = driver.capabilities().creates_interfaces;
+        let (pools_v4, pools_v6, pool_ids) = if creates_interfaces {
+            self.allocate_pools(&req)?
+        } else {
+            (Vec::new(), Vec::new(), Vec::new())
+        };
+        let id = NetworkId::from_bytes(random_id());
+        let record = NetworkRecord {
+            id: id.clone(),
+            name: req.name.clone(),
+            driver: driver.name().to_owned(),
+            created: now_rfc3339(),
+            internal: req.internal,
+            attachable: req.attachable,
+            enable_ipv6: req.enable_ipv6,
+            options: req.options.clone(),
+            labels: req.labels.clone(),
+            pools_v4,
+            pools_v6,
+        };
+        let release_pools = |c: &Controller| {
+            let mut ipam = lock(&c.inner.ipam);
+            for p in &pool_ids {
+                let _ = ipam.release_pool(p);
+            }
+        };
+        let txn = Txn::new()
+            .when(network_name_key(&req.name), Expect::Absent)
+            .put(network_name_key(&req.name), id.as_str().as_bytes().to_vec())
+            .put(network_key(&id), encode(&record));
+        if let Err(e) = self.inner.store.commit(txn) {
+            release_pools(self);
+            return Err(match e {
+                berth_store::Error::Conflict { .. } => Error::NetworkExists(req.name),
+                other => other.into(),
+            });
+        }
+        if let Err(e) = driver.create_network(&spec_of(&record), &options) {
+            release_pools(self);
+            let _ = self.inner.store.commit(
+                Txn::new()
+                    .delete(network_name_key(&req.name))
+                    .delete(network_key(&id)),
+            );
+            return Err(e.into());
+        }
+        let net = Arc::new(Network {
+            record,
+            driver,
+            pools: pool_ids,
+            members: Mutex::new(Members::default()),
+        });
+        self.write_networks()
+            .insert(id.as_str(), &net.record.name, net.clone());
+        tracing::info!(id = %id.short(), "network created");
+        Ok(id)
+    }
+
+    /// Requests the network's pools and gateways from IPAM; all or nothing.
+    fn allocate_pools(
+        &self,
+        req: &NetworkCreate,
+    ) -> Result<(Vec<PoolRecord>, Vec<PoolRecord>, Vec<PoolId>)> {
+        let mut wanted: Vec<(IpFamily, IpamPoolConfig)> = Vec::new();
+        for p in &req.ipam {
+            let family = match (p.subnet, p.gateway, p.ip_range) {
+                (Some(s), _, _) => family_of(&s),
+                (None, Some(g), _) => family_of_addr(g),
+                (None, None, Some(r)) => family_of(&r),
+                (None, None, None) => IpFamily::V4,
+            };
+            if family == IpFamily::V6 && !req.enable_ipv6 {
+                return Err(Error::InvalidRequest(format!(
+                    "network {}: an IPv6 subnet needs --ipv6",
+                    req.name
+                )));
+            }
+            wanted.push((family, p.clone()));
+        }
+        if !wanted.iter().any(|(f, _)| *f == IpFamily::V4) {
+            wanted.insert(0, (IpFamily::V4, IpamPoolConfig::default()));
+        }
+        if req.enable_ipv6 && !wanted.iter().any(|(f, _)| *f == IpFamily::V6) {
+            wanted.push((IpFamily::V6, IpamPoolConfig::default()));
+        }
+        let exclude = self.host_exclusions();
+        let mut ipam = lock(&self.inner.ipam);
+        let mut ids = Vec::new();
+        let mut v4 = Vec::new();
+        let mut v6 = Vec::new();
+        let result = (|| -> Result<()> {
+            for (family, p) in &wanted {
+                let mut pr = match p.subnet {
+                    Some(s) => PoolRequest::new(AddressSpace::Local, s),
+                    None => PoolRequest::from_defaults(AddressSpace::Local, *family)
+                        .with_exclude(exclude.clone()),
+                };
+                if let Some(r) = p.ip_range {
+                    pr = pr.with_ip_range(r);
+                }
+                for (name, addr) in &p.aux_addresses {
+                    pr = pr.with_aux_address(name.clone(), *addr);
+                }
+                let id = ipam.request_pool(&pr)?;
+                ids.push(id);
+                let gateway = ipam.request_address(&id, AddressRequest::Gateway(p.gateway))?;
+                let rec = PoolRecord {
+                    subnet: id.subnet(),
+                    ip_range: id.range(),
+                    gateway: Some(gateway),
+                    aux_addresses: p.aux_addresses.clone(),
+                    user_subnet: p.subnet.is_some(),
+                    user_gateway: p.gateway.is_some(),
+                };
+                match family {
+                    IpFamily::V4 => v4.push(rec),
+                    IpFamily::V6 => v6.push(rec),
+                }
+            }
+            Ok(())
+        })();
+        match result {
+            Ok(()) => Ok((v4, v6, ids)),
+            Err(e) => {
+                for id in &ids {
+                    let _ = ipam.release_pool(id);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// The host's routes (and IPv4 nameservers), which default pools must not overlap.
+    fn host_exclusions(&self) -> Vec<IpNet> {
+        let mut out = Vec::new();
+        for family in [NlFamily::V4, NlFamily::V6] {
+            if let Ok(routes) = self.inner.host_netlink.route_list(family, None) {
+                out.extend(
+                    routes
+                        .into_iter()
+                        .map(|r| r.dst)
+                        .filter(|d| d.prefix_len() > 0),
+                );
+            }
+        }
+        if let Ok(resolv) = std::fs::read_to_string("/etc/resolv.conf") {
+            for line in resolv.lines() {
+                let mut words = line.split_whitespace();
+                if words.next() == Some("nameserver") {
+                    if let Some(Ok(ip)) = words.next().map(str::parse::<IpAddr>) {
+                        out.push(IpNet::from(ip));
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// Removes a network (by name, id or unique id prefix).
+    pub fn remove_network(&self, name_or_id: &str) -> Result<()> {
+        let net = self.lookup_network(name_or_id)?;
+        let span = tracing::info_span!("remove_network", name = %net.record.name);
+        let _enter = span.enter();
+        if PREDEFINED_NETWORKS.contains(&net.record.name.as_str()) {
+            return Err(Error::PredefinedNetwork(net.record.name.clone()));
+        }
+        {
+            let mut members = lock(&net.members);
+            if members.removed {
+                return Err(Error::NetworkNotFound(name_or_id.to_owned()));
+            }
+            if !members.endpoints.is_empty() {
+                return Err(Error::ActiveEndpoints {
+                    name: net.record.name.clone(),
+                    id: net.record.id.short().to_owned(),
+                });
+            }
+            members.removed = true;
+        }
+        if let Err(e) = net.driver.delete_network(&net.record.id) {
+            lock(&net.members).removed = false;
+            return Err(e.into());
+        }
+        {
+            let mut ipam = lock(&self.inner.ipam);
+            for p in &net.pools {
+                let _ = ipam.release_pool(p);
+            }
+        }
+        self.inner.store.commit(
+            Txn::new()
+                .delete(network_name_key(&net.record.name))
+                .delete(network_key(&net.record.id)),
+        )?;
+        self.write_networks()
+            .remove(net.record.id.as_str(), &net.record.name);
+        Ok(())
+    }
+
+    /// Removes every user-defined network without endpoints; returns their names.
+    pub fn prune_networks(&self) -> Result<Vec<String>> {
+        let candidates: Vec<String> = self
+            .read_networks()
+            .values()
+            .filter(|n| !PREDEFINED_NETWORKS.contains(&n.record.name.as_str()))
+            .filter(|n| lock(&n.members).endpoints.is_empty())
+            .map(|n| n.record.id.to_string())
+            .collect();
+        let mut removed = Vec::new();
+        for id in candidates {
+            let name = match self.lookup_network(&id) {
+                Ok(n) => n.record.name.clone(),
+                Err(_) => continue,
+            };
+            match self.remove_network(&id) {
+                Ok(()) => removed.push(name),
+                Err(Error::ActiveEndpoints { .. } | Error::NetworkNotFound(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        removed.sort();
+        Ok(removed)
+    }
+
+    /// Every network, in name order.
+    pub fn networks(&self) -> Vec<NetworkInspect> {
+        let nets: Vec<Arc<Network>> = self.read_networks().values().cloned().collect();
+        let mut out: Vec<NetworkInspect> = nets.iter().map(|n| self.inspect(n)).collect();
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        out
+    }
+
+    /// One network, by name, id or unique id prefix.
+    pub fn inspect_network(&self, name_or_id: &str) -> Result<NetworkInspect> {
+        let net = self.lookup_network(name_or_id)?;
+        Ok(self.inspect(&net))
+    }
+
+    fn inspect(&self, net: &Network) -> NetworkInspect {
+        let r = &net.record;
+        let config = r
+            .pools_v4
+            .iter()
+            .chain(r.pools_v6.iter())
+            .map(|p| IpamConfigInspect {
+                subnet: p.subnet.to_string(),
+                ip_range: p.ip_range.map(|x| x.to_string()),
+                gateway: p.gateway.map(|g| g.addr().to_string()),
+                aux_addresses: p
+                    .aux_addresses
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.to_string()))
+                    .collect(),
+            })
+            .collect();
+        let members: Vec<EndpointId> = lock(&net.members).endpoints.iter().cloned().collect();
+        let mut containers = BTreeMap::new();
+        if !members.is_empty() {
+            for sb in self.read_sandboxes().values() {
+                let st = lock(&sb.state);
+                if let Some(att) = st.endpoints.get(&r.id) {
+                    if members.contains(&att.record.id) {
+                        containers.insert(
+                            sb.record.id.to_string(),
+                            ContainerInspect {
+                                name: sb.record.name.clone(),
+                                endpoint_id: att.record.id.to_string(),
+                                mac_address: att
+                                    .record
+                                    .mac
+                                    .map(|m| m.to_string())
+                                    .unwrap_or_default(),
+                                ipv4_address: att
+                                    .record
+                                    .ipv4
+                                    .map(|a| a.to_string())
+                                    .unwrap_or_default(),
+                                ipv6_address: att
+                                    .record
+                                    .ipv6
+                                    .map(|a| a.to_string())
+                                    .unwrap_or_default(),
+                            },
+                        );
+                    }
+                }
+            }
+        }
+        NetworkInspect {
+            name: r.name.clone(),
+            id: r.id.to_string(),
+            created: r.created.clone(),
+            scope: Scope::Local.to_string(),
+            driver: r.driver.clone(),
+            enable_ipv6: r.enable_ipv6,
+            ipam: IpamInspect {
+                driver: "default".into(),
+                options: BTreeMap::new(),
+                config,
+            },
+            internal: r.internal,
+            attachable: r.attachable,
+            ingress: false,
+            config_from: ConfigFrom::default(),
+            config_only: false,
+            containers,
+            options: r.options.clone(),
+            labels: r.labels.clone(),
+        }
+    }
+
+    // ----- sandboxes -----
+
+    /// Creates a sandbox; returns its id.
+    pub fn create_sandbox(&self, req: SandboxCreate) -> Result<SandboxId> {
+        let span = tracing::info_span!("create_sandbox", name = %req.name);
+        let _enter = span.enter();
+        validate_name("sandbox", &req.name)?;
+        let id = SandboxId::from_bytes(random_id());
+        let (path, owned, host_mode) = match &req.netns {
+            SandboxNetns::Create => (self.inner.config.netns_dir().join(id.as_str()), true, false),
+            SandboxNetns::Adopt(p) => (p.clone(), false, false),
+            SandboxNetns::Host => (
+                self.inner
+                    .config
+                    .host_netns
+                    .clone()
+                    .unwrap_or_else(|| "/proc/self/ns/net".into()),
+                false,
+                true,
+            ),
+        };
+        let record = SandboxRecord {
+            id: id.clone(),
+            name: req.name.clone(),
+            created: now_rfc3339(),
+            netns: path.clone(),
+            owned,
+            host_mode,
+            hostname: req.hostname.clone(),
+        };
+        let claim = Txn::new()
+            .when(sandbox_name_key(&req.name), Expect::Absent)
+            .put(sandbox_name_key(&req.name), id.as_str().as_bytes().to_vec())
+            .put(sandbox_key(&id), encode(&record));
+        if let Err(e) = self.inner.store.commit(claim) {
+            return Err(match e {
+                berth_store::Error::Conflict { .. } => {
+                    let holder = self
+                        .inner
+                        .store
+                        .get(&sandbox_name_key(&req.name))
+                        .ok()
+                        .flatten()
+                        .map(|e| String::from_utf8_lossy(&e.value).into_owned())
+                        .unwrap_or_default();
+                    Error::SandboxExists {
+                        name: req.name,
+                        id: holder,
+                    }
+                }
+                other => other.into(),
+            });
+        }
+        let unclaim = |c: &Controller| {
+            let _ = c.inner.store.commit(
+                Txn::new()
+                    .delete(sandbox_name_key(&record.name))
+                    .delete(sandbox_key(&record.id)),
+            );
+        };
+        let opened = match &req.netns {
+            SandboxNetns::Create => Netns::create_in(&self.inner.config.netns_dir(), id.as_str()),
+            SandboxNetns::Adopt(p) => Netns::open(p),
+            SandboxNetns::Host => self.inner.host.try_clone(),
+        };
+        let netns = match opened {
+            Ok(ns) => ns,
+            Err(e) => {
+                unclaim(self);
+                return Err(Error::kernel(
+                    format!("namespace of sandbox {}", req.name),
+                    e,
+                ));
+            }
+        };
+        let setup = || -> berth_netlink::Result<Handle> {
+            let nl = Handle::open(&netns)?;
+            if owned {
+                nl.link_set_up("lo")?;
+                // Interfaces berth puts here get addresses nobody else has (IPAM says so):
+                // skip duplicate address detection, so IPv6 works the moment a connect returns.
+                for key in [
+                    "net.ipv6.conf.all.accept_dad",
+                    "net.ipv6.conf.default.accept_dad",
+                ] {
+                    if let Err(e) = sysctl_set(&netns, key, "0") {
+                        tracing::debug!(key, error = %e, "IPv6 sysctl not set (IPv6 disabled?)");
+                    }
+                }
+            }
+            Ok(nl)
+        };
+        let netlink = match setup() {
+            Ok(nl) => nl,
+            Err(e) => {
+                if owned {
+                    let _ = netns.delete();
+                }
+                unclaim(self);
+                return Err(Error::kernel(format!("setting up sandbox {}", req.name), e));
+            }
+        };
+        let sb = Arc::new(Sandbox {
+            record,
+            netns,
+            netlink,
+            state: Mutex::new(SandboxState::default()),
+        });
+        self.write_sandboxes()
+            .insert(id.as_str(), &sb.record.name, sb.clone());
+        if let Some(network) = &req.network {
+            if let Err(e) = self.connect(id.as_str(), network, req.endpoint.clone()) {
+                let _ = self.remove_sandbox(id.as_str());
+                return Err(e);
+            }
+        }
+        Ok(id)
+    }
+
+    /// Removes a sandbox: leaves every network, then deletes its namespace if berth made it.
+    pub fn remove_sandbox(&self, name_or_id: &str) -> Result<()> {
+        let sb = self.lookup_sandbox(name_or_id)?;
+        let span = tracing::info_span!("remove_sandbox", name = %sb.record.name);
+        let _enter = span.enter();
+        let mut st = lock(&sb.state);
+        if st.removed {
+            return Err(Error::SandboxNotFound(name_or_id.to_owned()));
+        }
+        let nets: Vec<NetworkId> = st.endpoints.keys().cloned().collect();
+        for net in nets {
+            self.disconnect_locked(&sb, &mut st, &net)?;
+        }
+        st.removed = true;
+        drop(st);
+        self.write_sandboxes()
+            .remove(sb.record.id.as_str(), &sb.record.name);
+        if sb.record.owned {
+            if let Some(p) = sb.netns.path() {
+                let dir = p
+                    .parent()
+                    .map(std::path::Path::to_path_buf)
+                    .unwrap_or_default();
+                Netns::delete_named_in(&dir, sb.record.id.as_str()).map_err(|e| {
+                    Error::kernel(format!("deleting the namespace of {}", sb.record.name), e)
+                })?;
+            }
+        }
+        self.inner.store.commit(
+            Txn::new()
+                .delete(sandbox_name_key(&sb.record.name))
+                .delete(sandbox_key(&sb.record.id)),
+        )?;
+        Ok(())
+    }
+
+    /// Every sandbox, in name order.
+    pub fn sandboxes(&self) -> Vec<SandboxInspect> {
+        let sbs: Vec<Arc<Sandbox>> = self.read_sandboxes().values().cloned().collect();
+        let mut out: Vec<SandboxInspect> = sbs.iter().map(|s| self.inspect_sb(s)).collect();
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        out
+    }
+
+    /// One sandbox, by name, id or unique id prefix.
+    pub fn inspect_sandbox(&self, name_or_id: &str) -> Result<SandboxInspect> {
+        let sb = self.lookup_sandbox(name_or_id)?;
+        Ok(self.inspect_sb(&sb))
+    }
+
+    /// A sandbox's namespace handle (duplicated), e.g. to run a process inside it.
+    pub fn sandbox_netns(&self, name_or_id: &str) -> Result<Netns> {
+        let sb = self.lookup_sandbox(name_or_id)?;
+        sb.netns
+            .try_clone()
+            .map_err(|e| Error::kernel("duplicating a namespace handle", e))
+    }
+
+    fn inspect_sb(&self, sb: &Sandbox) -> SandboxInspect {
+        let st = lock(&sb.state);
+        let mut ports: BTreeMap<String, Vec<PortBindingInspect>> = BTreeMap::new();
+        for a in st.endpoints.values() {
+            for e in &a.record.exposed {
+                for p in e.ports.start()..=e.ports.end() {
+                    ports.entry(format!("{p}/{}", e.proto)).or_default();
+                }
+            }
+            for b in &a.record.ports {
+                for (i, p) in (b.container_ports.start()..=b.container_ports.end()).enumerate() {
+                    let host = if b.host_ports.len() == b.container_ports.len() {
+                        b.host_ports.start() + i as u16
+                    } else {
+                        b.host_ports.start()
+                    };
+                    ports
+                        .entry(format!("{p}/{}", b.proto))
+                        .or_default()
+                        .push(PortBindingInspect {
+                            host_ip: b.host_ip.to_string(),
+                            host_port: host.to_string(),
+                        });
+                }
+            }
+        }
+        let networks = st
+            .endpoints
+            .values()
+            .map(|a| {
+                let r = &a.record;
+                (
+                    a.network.record.name.clone(),
+                    SandboxNetworkInspect {
+                        network_id: r.network.to_string(),
+                        endpoint_id: r.id.to_string(),
+                        ip_address: r.ipv4.map(|n| n.addr().to_string()).unwrap_or_default(),
+                        ip_prefix_len: r.ipv4.map_or(0, |n| n.prefix_len()),
+                        gateway: a.join.gateway_v4.map(|g| g.to_string()).unwrap_or_default(),
+                        ipv6_address: r.ipv6.map(|n| n.addr().to_string()).unwrap_or_default(),
+                        ipv6_prefix_len: r.ipv6.map_or(0, |n| n.prefix_len()),
+                        ipv6_gateway: a.join.gateway_v6.map(|g| g.to_string()).unwrap_or_default(),
+                        mac_address: r.mac.map(|m| m.to_string()).unwrap_or_default(),
+                        aliases: r.aliases.clone(),
+                        interface: r.ifname.clone().unwrap_or_default(),
+                    },
+                )
+            })
+            .collect();
+        SandboxInspect {
+            name: sb.record.name.clone(),
+            id: sb.record.id.to_string(),
+            created: sb.record.created.clone(),
+            sandbox_key: sb.record.netns.display().to_string(),
+            networks,
+            ports,
+        }
+    }
+
+    // ----- endpoints -----
+
+    /// Connects a sandbox to a network, live; returns the endpoint id.
+    pub fn connect(
+        &self,
+        sandbox: &str,
+        network: &str,
+        opts: EndpointOptions,
+    ) -> Result<EndpointId> {
+        let sb = self.lookup_sandbox(sandbox)?;
+        let net = self.lookup_network(network)?;
+        let span =
+            tracing::info_span!("connect", sandbox = %sb.record.name, network = %net.record.name);
+        let _enter = span.enter();
+        let mut st = lock(&sb.state);
+        if st.removed {
+            return Err(Error::SandboxNotFound(sandbox.to_owned()));
+        }
+        self.check_connect(&sb, &st, &net, &opts)?;
+        let id = EndpointId::from_bytes(random_id());
+        {
+            let mut members = lock(&net.members);
+            if members.removed {
+                return Err(Error::NetworkNotFound(network.to_owned()));
+            }
+            members.endpoints.insert(id.clone());
+        }
+        let mut undo = Undo::default();
+        match self.connect_steps(&sb, &mut st, &net, &id, opts, &mut undo) {
+            Ok(()) => Ok(id),
+            Err(e) => {
+                self.rollback_connect(&sb, &mut st, &net, &id, undo);
+                Err(e)
+            }
+        }
+    }
+
+    fn check_connect(
+        &self,
+        sb: &Sandbox,
+        st: &SandboxState,
+        net: &Network,
+        opts: &EndpointOptions,
+    ) -> Result<()> {
+        let name = &sb.record.name;
+        if st.endpoints.contains_key(&net.record.id) {
+            return Err(Error::AlreadyConnected {
+                sandbox: name.clone(),
+                network: net.record.name.clone(),
+            });
+        }
+        let driver = net.record.driver.as_str();
+        if sb.record.host_mode != (driver == "host") {
+            return Err(Error::InvalidRequest(format!(
+                "sandbox {name}: the host network is only for sandboxes created in the host's namespace, and those cannot join other networks"
+            )));
+        }
+        let has_null = st
+            .endpoints
+            .values()
+            .any(|a| a.network.record.driver == "null");
+        if (driver == "null" && !st.endpoints.is_empty()) || has_null {
+            return Err(Error::InvalidRequest(format!(
+                "sandbox {name} cannot be connected to multiple networks with one of the networks in private (none) mode"
+            )));
+        }
+        let user_defined = !PREDEFINED_NETWORKS.contains(&net.record.name.as_str());
+        if (opts.ipv4.is_some() || opts.ipv6.is_some()) && !user_defined {
+            return Err(Error::InvalidRequest(
+                "user specified IP address is supported on user defined networks only".into(),
+            ));
+        }
+        if !opts.aliases.is_empty() && !user_defined {
+            return Err(Error::InvalidRequest(
+                "network-scoped alias is supported only for containers in user defined networks"
+                    .into(),
+            ));
+        }
+        if opts.ipv6.is_some() && !net.record.enable_ipv6 {
+            return Err(Error::InvalidRequest(format!(
+                "network {} has no IPv6 subnet for --ip6",
+                net.record.name
+            )));
+        }
+        Ok(())
+    }
+
+    fn connect_steps(
+        &self,
+        sb: &Sandbox,
+        st: &mut SandboxState,
+        net: &Arc<Network>,
+        id: &EndpointId,
+        opts: EndpointOptions,
+        undo: &mut Undo,
+    ) -> Result<()> {
+        let creates = net.driver.capabilities().creates_interfaces;
+        let (ipv4, ipv6) = if creates {
+            self.allocate_addresses(net, &opts, undo)?
+        } else {
+            (None, None)
+        };
+        let ifname = creates.then(|| next_ifname(st));
+        let mut record = EndpointRecord {
+            id: id.clone(),
+            network: net.record.id.clone(),
+            sandbox: sb.record.id.clone(),
+            ifname: ifname.clone(),
+            ipv4,
+            ipv6,
+            mac: opts.mac,
+            aliases: opts.aliases.clone(),
+            links: opts.links.clone(),
+            user_ipv4: opts.ipv4.is_some(),
+            user_ipv6: opts.ipv6.is_some(),
+            ports: Vec::new(),
+            exposed: opts.exposed.clone(),
+            state: EndpointState::Pending,
+        };
+        // Intent first: the addresses are taken in the store before the kernel is touched.
+        self.inner.store.put(&endpoint_key(id), &encode(&record))?;
+        undo.record = true;
+        let info = net.driver.create_endpoint(&EndpointSpec {
+            network: net.record.id.clone(),
+            endpoint: id.clone(),
+            ipv4,
+            ipv6,
+            mac: opts.mac,
+        })?;
+        undo.driver_endpoint = true;
+        record.mac = info.mac;
+        let join = net.driver.join(&JoinRequest {
+            network: &net.record.id,
+            endpoint: id,
+            sandbox: SandboxRef {
+                id: &sb.record.id,
+                netns: &sb.netns,
+                netlink: &sb.netlink,
+            },
+            ifname: ifname.as_deref().unwrap_or(""),
+        })?;
+        undo.joined = true;
+        st.endpoints.insert(
+            net.record.id.clone(),
+            Attachment {
+                record: record.clone(),
+                join,
+                network: net.clone(),
+            },
+        );
+        undo.attached = true;
+        self.update_default_routes(sb, st)?;
+        let mut specs = opts.ports.clone();
+        if opts.publish_all {
+            specs.extend(opts.exposed.iter().map(|e| PortSpec {
+                host_ip: None,
+                host_ports: None,
+                container_ports: e.ports,
+                proto: e.proto,
+            }));
+        }
+        if !specs.is_empty() {
+            undo.ports = true;
+            record.ports = net
+                .driver
+                .program_external_connectivity(&net.record.id, id, &specs)?;
+        }
+        record.state = EndpointState::Active;
+        self.inner.store.put(&endpoint_key(id), &encode(&record))?;
+        if let Some(a) = st.endpoints.get_mut(&net.record.id) {
+            a.record = record;
+        }
+        Ok(())
+    }
+
+    fn allocate_addresses(
+        &self,
+        net: &Network,
+        opts: &EndpointOptions,
+        undo: &mut Undo,
+    ) -> Result<(Option<ipnet::Ipv4Net>, Option<ipnet::Ipv6Net>)> {
+        let mut ipam = lock(&self.inner.ipam);
+        let mut v4 = None;
+        let mut v6 = None;
+        for pool in &net.pools {
+            let family = family_of(&pool.subnet());
+            let (taken, preferred) = match family {
+                IpFamily::V4 => (v4.is_some(), opts.ipv4.map(IpAddr::V4)),
+                IpFamily::V6 => (v6.is_some(), opts.ipv6.map(IpAddr::V6)),
+            };
+            if taken {
+                continue;
+            }
+            let req = preferred.map_or(AddressRequest::Next, AddressRequest::Preferred);
+            let got = ipam.request_address(pool, req)?;
+            undo.addresses.push((*pool, got.addr()));
+            match got {
+                IpNet::V4(a) => v4 = Some(a),
+                IpNet::V6(a) => v6 = Some(a),
+            }
+        }
+        Ok((v4, v6))
+    }
+
+    fn rollback_connect(
+        &self,
+        sb: &Sandbox,
+        st: &mut SandboxState,
+        net: &Network,
+        id: &EndpointId,
+        undo: Undo,
+    ) {
+        if undo.ports {
+            let _ = net.driver.revoke_external_connectivity(&net.record.id, id);
+        }
+        if undo.attached {
+            st.endpoints.remove(&net.record.id);
+            let _ = self.update_default_routes(sb, st);
+        }
+        if undo.joined {
+            let _ = net.driver.leave(&net.record.id, id);
+        }
+        if undo.driver_endpoint {
+            let _ = net.driver.delete_endpoint(&net.record.id, id);
+        }
+        {
+            let mut ipam = lock(&self.inner.ipam);
+            for (pool, addr) in &undo.addresses {
+                let _ = ipam.release_address(pool, *addr);
+            }
+        }
+        if undo.record {
+            let _ = self.inner.store.delete(&endpoint_key(id));
+        }
+        lock(&net.members).endpoints.remove(id);
+    }
+
+    /// Disconnects a sandbox from a network, live.
+    pub fn disconnect(&self, sandbox: &str, network: &str) -> Result<()> {
+        let sb = self.lookup_sandbox(sandbox)?;
+        let net = self.lookup_network(network)?;
+        let span = tracing::info_span!("disconnect", sandbox = %sb.record.name, network = %net.record.name);
+        let _enter = span.enter();
+        let mut st = lock(&sb.state);
+        if !st.endpoints.contains_key(&net.record.id) {
+            return Err(Error::NotConnected {
+                sandbox: sb.record.name.clone(),
+                network: net.record.name.clone(),
+            });
+        }
+        self.disconnect_locked(&sb, &mut st, &net.record.id)
+    }
+
+    fn disconnect_locked(
+        &self,
+        sb: &Sandbox,
+        st: &mut SandboxState,
+        network: &NetworkId,
+    ) -> Result<()> {
+        let Some(att) = st.endpoints.get(network) else {
+            return Ok(());
+        };
+        let net = att.network.clone();
+        let id = att.record.id.clone();
+        let addrs: Vec<IpAddr> = att
+            .record
+            .ipv4
+            .map(|a| IpAddr::V4(a.addr()))
+            .into_iter()
+            .chain(att.record.ipv6.map(|a| IpAddr::V6(a.addr())))
+            .collect();
+        net.driver.revoke_external_connectivity(network, &id)?;
+        net.driver.leave(network, &id)?;
+        let _ = net.driver.delete_endpoint(network, &id);
+        st.endpoints.remove(network);
+        self.update_default_routes(sb, st)?;
+        {
+            let mut ipam = lock(&self.inner.ipam);
+            for addr in addrs {
+                for pool in &net.pools {
+                    if pool.subnet().contains(&addr) {
+                        let _ = ipam.release_address(pool, addr);
+                    }
+                }
+            }
+        }
+        self.inner.store.delete(&endpoint_key(&id))?;
+        lock(&net.members).endpoints.remove(&id);
+        Ok(())
+    }
+
+    /// Points the sandbox's default routes at the first non-internal network, in lexical order of
+    /// network name, that offers a gateway; removes them when there is none.
+    fn update_default_routes(&self, sb: &Sandbox, st: &mut SandboxState) -> Result<()> {
+        let pick = |v6: bool| -> Option<(NetworkId, String, IpAddr)> {
+            let mut candidates: Vec<&Attachment> = st
+                .endpoints
+                .values()
+                .filter(|a| !a.network.record.internal)
+                .filter(|a| {
+                    if v6 {
+                        a.join.gateway_v6.is_some()
+                    } else {
+                        a.join.gateway_v4.is_some()
+                    }
+                })
+                .collect();
+            candidates.sort_by(|a, b| a.network.record.name.cmp(&b.network.record.name));
+            candidates.first().map(|a| {
+                let gw = if v6 {
+                    a.join.gateway_v6.map(IpAddr::V6)
+                } else {
+                    a.join.gateway_v4.map(IpAddr::V4)
+                };
+                (
+                    a.record.network.clone(),
+                    a.join.ifname.clone(),
+                    gw.unwrap_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED)),
+                )
+            })
+        };
+        for v6 in [false, true] {
+            let want = pick(v6);
+            let current = if v6 { &st.gateway_v6 } else { &st.gateway_v4 };
+            let want_id = want.as_ref().map(|w| w.0.clone());
+            if *current == want_id {
+                continue;
+            }
+            let base = if v6 {
+                RouteSpec::default_v6()
+            } else {
+                RouteSpec::default_v4()
+            };
+            match want {
+                Some((_, ifname, gw)) => sb
+                    .netlink
+                    .route_replace(&base.via(gw).dev(ifname.as_str()))
+                    .map_err(|e| {
+                        Error::kernel(format!("default route of sandbox {}", sb.record.name), e)
+                    })?,
+                None => match sb.netlink.route_delete(&base) {
+                    Ok(()) => {}
+                    Err(e) if e.is_not_found() => {}
+                    Err(e) => {
+                        return Err(Error::kernel(
+                            format!("removing the default route of sandbox {}", sb.record.name),
+                            e,
+                        ));
+                    }
+                },
+            }
+            if v6 {
+                st.gateway_v6 = want_id;
+            } else {
+                st.gateway_v4 = want_id;
+            }
+        }
+        Ok(())
+    }
+
+    // ----- restore -----
+
+    fn restore(&self, networks: Vec<NetworkRecord>) -> Result<()> {
+        for rec in networks {
+            let driver = self.driver(&rec.driver)?;
+            let options = driver.parse_options(&rec.options)?;
+            let mut pools = Vec::new();
+            {
+                let mut ipam = lock(&self.inner.ipam);
+                for p in rec.pools_v4.iter().chain(rec.pools_v6.iter()) {
+                    let mut pr = PoolRequest::new(AddressSpace::Local, p.subnet);
+                    if let Some(r) = p.ip_range {
+                        pr = pr.with_ip_range(r);
+                    }
+                    for (name, addr) in &p.aux_addresses {
+                        pr = pr.with_aux_address(name.clone(), *addr);
+                    }
+                    let id = ipam.request_pool(&pr)?;
+                    if let Some(gw) = p.gateway {
+                        ipam.request_address(&id, AddressRequest::Gateway(Some(gw.addr())))?;
+                    }
+                    pools.push(id);
+                }
+            }
+            driver.create_network(&spec_of(&rec), &options)?;
+            let net = Arc::new(Network {
+                record: rec,
+                driver,
+                pools,
+                members: Mutex::new(Members::default()),
+            });
+            self.write_networks()
+                .insert(net.record.id.as_str(), &net.record.name, net.clone());
+        }
+
+        let sandboxes: Vec<SandboxRecord> = load(&self.inner.store, "sandbox/")?;
+        let mut dead = BTreeSet::new();
+        for rec in sandboxes {
+            let opened = if rec.host_mode {
+                self.inner.host.try_clone()
+            } else {
+                Netns::open(&rec.netns)
+            };
+            let handle = opened.and_then(|ns| Handle::open(&ns).map(|h| (ns, h)));
+            match handle {
+                Ok((netns, netlink)) => {
+                    let sb = Sandbox {
+                        record: rec,
+                        netns,
+                        netlink,
+                        state: Mutex::new(SandboxState::default()),
+                    };
+                    let (id, name) = (sb.record.id.to_string(), sb.record.name.clone());
+                    self.write_sandboxes().insert(&id, &name, Arc::new(sb));
+                }
+                Err(e) => {
+                    tracing::warn!(sandbox = %rec.name, error = %e, "sandbox namespace is gone; removing the sandbox");
+                    dead.insert(rec.id.clone());
+                    self.inner.store.commit(
+                        Txn::new()
+                            .delete(sandbox_name_key(&rec.name))
+                            .delete(sandbox_key(&rec.id)),
+                    )?;
+                }
+            }
+        }
+
+        let endpoints: Vec<EndpointRecord> = load(&self.inner.store, "endpoint/")?;
+        // Every stored address is taken again before anything else is handed out.
+        for ep in &endpoints {
+            let Ok(net) = self.lookup_network(ep.network.as_str()) else {
+                continue;
+            };
+            let mut ipam = lock(&self.inner.ipam);
+            for addr in ep
+                .ipv4
+                .map(|a| IpAddr::V4(a.addr()))
+                .into_iter()
+                .chain(ep.ipv6.map(|a| IpAddr::V6(a.addr())))
+            {
+                if let Some(pool) = net.pools.iter().find(|p| p.subnet().contains(&addr)) {
+                    if let Err(e) = ipam.request_address(pool, AddressRequest::Preferred(addr)) {
+                        tracing::warn!(endpoint = %ep.id.short(), error = %e, "stored address not reservable");
+                    }
+                }
+            }
+        }
+        for ep in endpoints {
+            self.restore_endpoint(ep, &dead)?;
+        }
+        for sb in self.read_sandboxes().values() {
+            let mut st = lock(&sb.state);
+            if let Err(e) = self.update_default_routes(sb, &mut st) {
+                tracing::warn!(sandbox = %sb.record.name, error = %e, "restoring default routes");
+            }
+        }
+        for (name, driver) in &self.inner.drivers {
+            let removed = driver.remove_orphans()?;
+            if !removed.is_empty() {
+                tracing::info!(driver = name, ?removed, "removed orphaned kernel objects");
+            }
+        }
+        self.remove_orphan_namespaces();
+        Ok(())
+    }
+
+    fn restore_endpoint(&self, ep: EndpointRecord, dead: &BTreeSet<SandboxId>) -> Result<()> {
+        let net = self.lookup_network(ep.network.as_str()).ok();
+        let sb = self.read_sandboxes().get(ep.sandbox.as_str()).cloned();
+        let spec = EndpointSpec {
+            network: ep.network.clone(),
+            endpoint: ep.id.clone(),
+            ipv4: ep.ipv4,
+            ipv6: ep.ipv6,
+            mac: ep.mac,
+        };
+        let release = |net: &Network| {
+            let mut ipam = lock(&self.inner.ipam);
+            for addr in ep
+                .ipv4
+                .map(|a| IpAddr::V4(a.addr()))
+                .into_iter()
+                .chain(ep.ipv6.map(|a| IpAddr::V6(a.addr())))
+            {
+                if let Some(pool) = net.pools.iter().find(|p| p.subnet().contains(&addr)) {
+                    let _ = ipam.release_address(pool, addr);
+                }
+            }
+        };
+        match (net, sb) {
+            (Some(net), Some(sb))
+                if ep.state == EndpointState::Active && !dead.contains(&ep.sandbox) =>
+            {
+                net.driver.create_endpoint(&spec)?;
+                let join = net.driver.join(&JoinRequest {
+                    network: &net.record.id,
+                    endpoint: &ep.id,
+                    sandbox: SandboxRef {
+                        id: &sb.record.id,
+                        netns: &sb.netns,
+                        netlink: &sb.netlink,
+                    },
+                    ifname: ep.ifname.as_deref().unwrap_or(""),
+                })?;
+                net.driver
+                    .restore_external_connectivity(&net.record.id, &ep.id, &ep.ports)?;
+                lock(&net.members).endpoints.insert(ep.id.clone());
+                lock(&sb.state).endpoints.insert(
+                    net.record.id.clone(),
+                    Attachment {
+                        record: ep,
+                        join,
+                        network: net.clone(),
+                    },
+                );
+            }
+            (net, _) => {
+                // A connect that never completed, or a sandbox that is gone: undo what may exist.
+                tracing::info!(endpoint = %ep.id.short(), state = ?ep.state, "rolling back an unfinished or orphaned endpoint");
+                if let Some(net) = net {
+                    if net.driver.create_endpoint(&spec).is_ok() {
+                        let _ = net.driver.leave(&ep.network, &ep.id);
+                        let _ = net.driver.delete_endpoint(&ep.network, &ep.id);
+                    }
+                    release(&net);
+                }
+                self.inner.store.delete(&endpoint_key(&ep.id))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Deletes namespaces under the exec root that no sandbox record names (a crash between
+    /// creating one and recording it cannot happen, since the record comes first, but a crash
+    /// during removal can leave one).
+    fn remove_orphan_namespaces(&self) {
+        let dir = self.inner.config.netns_dir();
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            return;
+        };
+        let known: BTreeSet<String> = self
+            .read_sandboxes()
+            .values()
+            .filter(|s| s.record.owned)
+            .map(|s| s.record.id.to_string())
+            .collect();
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if !known.contains(&name) {
+                match Netns::delete_named_in(&dir, &name) {
+                    Ok(_) => {
+                        tracing::info!(namespace = %name, "removed orphaned sandbox namespace")
+                    }
+                    Err(e) => {
+                        tracing::warn!(namespace = %name, error = %e, "cannot remove orphaned namespace")
+                    }
+                }
+            }
+        }
+    }
+
+    fn ensure_predefined(&self) -> Result<()> {
+        let cfg = &self.inner.config;
+        if self.lookup_network("bridge").is_err() {
+            let mut opts = RawOptions::new();
+            let mut set = |k: &str, v: String| {
+                opts.insert(k.to_owned(), v);
+            };
+            set(berth_bridge::DEFAULT_BRIDGE, "true".into());
+            set(berth_bridge::ENABLE_ICC, cfg.icc.to_string());
+            set(berth_bridge::ENABLE_IP_MASQUERADE, cfg.ip_masq.to_string());
+            set(
+                berth_bridge::HOST_BINDING_IPV4,
+                cfg.default_bind_ip.to_string(),
+            );
+            set(berth_bridge::BRIDGE_NAME, "docker0".into());
+            set(berth_bridge::MTU, cfg.mtu.unwrap_or(1500).to_string());
+            let mut req = NetworkCreate::new("bridge");
+            req.options = opts;
+            req.ipam.push(IpamPoolConfig {
+                subnet: cfg.bip.map(|b| IpNet::V4(b.trunc())),
+                gateway: cfg.bip.map(|b| IpAddr::V4(b.addr())),
+                ..Default::default()
+            });
+            if cfg.ipv6 {
+                if let Some(v6) = cfg.fixed_cidr_v6 {
+                    req.enable_ipv6 = true;
+                    req.ipam.push(IpamPoolConfig {
+                        subnet: Some(IpNet::V6(v6)),
+                        ..Default::default()
+                    });
+                }
+            }
+            self.create_network_inner(req, self.driver("bridge")?)?;
+        }
+        for (name, driver) in [("host", "host"), ("none", "null")] {
+            if self.lookup_network(name).is_err() {
+                let mut req = NetworkCreate::new(name);
+                req.driver = driver.into();
+                self.create_network_inner(req, self.driver(driver)?)?;
+            }
+        }
+        Ok(())
+    }
+
+    // ----- lookups -----
+
+    fn driver(&self, name: &str) -> Result<Arc<dyn Driver>> {
+        self.inner
+            .drivers
+            .get(name)
+            .cloned()
+            .ok_or_else(|| Error::DriverNotFound(name.to_owned()))
+    }
+
+    fn read_networks(&self) -> RwLockReadGuard<'_, Registry<Network>> {
+        self.inner
+            .networks
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write_networks(&self) -> RwLockWriteGuard<'_, Registry<Network>> {
+        self.inner
+            .networks
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn read_sandboxes(&self) -> RwLockReadGuard<'_, Registry<Sandbox>> {
+        self.inner
+            .sandboxes
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write_sandboxes(&self) -> RwLockWriteGuard<'_, Registry<Sandbox>> {
+        self.inner
+            .sandboxes
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn lookup_network(&self, key: &str) -> Result<Arc<Network>> {
+        self.read_networks().find(key).map_err(|miss| match miss {
+            Miss::Ambiguous => Error::NetworkAmbiguous(key.to_owned()),
+            Miss::None => Error::NetworkNotFound(key.to_owned()),
+        })
+    }
+
+    fn lookup_sandbox(&self, key: &str) -> Result<Arc<Sandbox>> {
+        self.read_sandboxes()
+            .find(key)
+            .map_err(|_| Error::SandboxNotFound(key.to_owned()))
+    }
+}
+
+/// What a failed connect must undo, in reverse order.
+#[derive(Default)]
+struct Undo {
+    addresses: Vec<(PoolId, IpAddr)>,
+    record: bool,
+    driver_endpoint: bool,
+    joined: bool,
+    attached: bool,
+    ports: bool,
+}
+
+fn next_ifname(st: &SandboxState) -> String {
+    let used: BTreeSet<&str> = st
+        .endpoints
+        .values()
+        .filter_map(|a| a.record.ifname.as_deref())
+        .collect();
+    (0..)
+        .map(|i| format!("eth{i}"))
+        .find(|n| !used.contains(n.as_str()))
+        .unwrap_or_else(|| "eth0".into())
+}
+
+fn family_of(net: &IpNet) -> IpFamily {
+    match net {
+        IpNet::V4(_) => IpFamily::V4,
+        IpNet::V6(_) => IpFamily::V6,
+    }
+}
+
+fn family_of_addr(a: IpAddr) -> IpFamily {
+    match a {
+        IpAddr::V4(_) => IpFamily::V4,
+        IpAddr::V6(_) => IpFamily::V6,
+    }
+}
+
+fn spec_of(rec: &NetworkRecord) -> NetworkSpec {
+    let info = |p: &PoolRecord| IpamInfo {
+        pool: p.subnet,
+        gateway: p.gateway,
+        aux_addresses: p.aux_addresses.clone(),
+    };
+    NetworkSpec {
+        id: rec.id.clone(),
+        name: rec.name.clone(),
+        ipv4: rec.pools_v4.iter().map(info).collect(),
+        ipv6: rec.pools_v6.iter().map(info).collect(),
+        internal: rec.internal,
+        enable_ipv6: rec.enable_ipv6,
+    }
+}
+
+fn load<T: DeserializeOwned>(store: &RedbStore, prefix: &str) -> Result<Vec<T>> {
+    store
+        .list(prefix)?
+        .into_iter()
+        .map(|e| decode(&e.key, &e.value))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_follow_dockers_rule() {
+        for ok in ["isolated_nw", "a", "web.1", "x-y_z", "0abc"] {
+            assert!(validate_name("network", ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "-a", "_a", ".a", "a b", "a/b", "a:b", "é"] {
+            assert!(validate_name("network", bad).is_err(), "{bad:?}");
+        }
+    }
+}

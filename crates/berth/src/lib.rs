@@ -1,0 +1,44 @@
+//! berth: Docker's container networking model as a library.
+//!
+//! The [`Controller`] owns the lifecycle of networks, sandboxes (a container's network namespace)
+//! and the endpoints that connect them, the way libnetwork does: it asks IPAM for pools and
+//! addresses, hands the data path to a driver (`bridge`, `null`, `host`), persists every object in
+//! an embedded redb store before it touches the kernel, and on start restores what the store holds
+//! and reconciles the kernel with it (leaked veths, bridges and firewall rules are removed, missing
+//! ones recreated). Everything happens in the namespace the configuration names as "the host".
+//!
+//! ```no_run
+//! use berth::{Config, Controller, EndpointOptions, NetworkCreate, SandboxCreate};
+//!
+//! # fn main() -> Result<(), berth::Error> {
+//! let ctl = Controller::new(Config::new("/var/lib/berth", "/run/berth"))?;
+//! ctl.create_network(NetworkCreate::new("isolated_nw"))?;
+//! ctl.create_sandbox(SandboxCreate::new("web"))?;
+//! ctl.connect("web", "isolated_nw", EndpointOptions::default())?;
+//! let net = ctl.inspect_network("isolated_nw")?;
+//! println!("{}", serde_json::to_string_pretty(&net).unwrap_or_default());
+//! # Ok(()) }
+//! ```
+
+mod config;
+mod controller;
+mod drivers;
+mod error;
+mod inspect;
+mod records;
+mod registry;
+mod requests;
+mod time;
+
+pub use berth_driver::{EndpointId, MacAddr, NetworkId, RawOptions, SandboxId};
+pub use berth_firewall::Backend as FirewallBackend;
+pub use berth_portmap::{ExposedPort, PortBinding, PortSpec};
+pub use config::Config;
+pub use controller::{Controller, PREDEFINED_NETWORKS};
+pub use drivers::{HostDriver, NullDriver};
+pub use error::{Error, Result};
+pub use inspect::{
+    ConfigFrom, ContainerInspect, IpamConfigInspect, IpamInspect, NetworkInspect,
+    PortBindingInspect, SandboxInspect, SandboxNetworkInspect,
+};
+pub use requests::{EndpointOptions, IpamPoolConfig, NetworkCreate, SandboxCreate, SandboxNetns};

@@ -1,0 +1,107 @@
+//! What the controller persists, one store key per object: `network/<id>`, `endpoint/<id>`,
+//! `sandbox/<id>`, plus name claims `network-name/<name>` and `sandbox-name/<name>` that make names
+//! unique under concurrency (a compare-and-swap on the claim).
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use berth_driver::{EndpointId, MacAddr, NetworkId, RawOptions, SandboxId, mac_serde};
+use berth_portmap::{ExposedPort, PortBinding};
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
+use serde::{Deserialize, Serialize};
+
+pub(crate) fn network_key(id: &NetworkId) -> String {
+    format!("network/{id}")
+}
+pub(crate) fn network_name_key(name: &str) -> String {
+    format!("network-name/{name}")
+}
+pub(crate) fn endpoint_key(id: &EndpointId) -> String {
+    format!("endpoint/{id}")
+}
+pub(crate) fn sandbox_key(id: &SandboxId) -> String {
+    format!("sandbox/{id}")
+}
+pub(crate) fn sandbox_name_key(name: &str) -> String {
+    format!("sandbox-name/{name}")
+}
+
+/// One IPAM configuration entry of a network, as requested and as allocated.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct PoolRecord {
+    /// The allocated subnet.
+    pub subnet: IpNet,
+    /// `--ip-range`.
+    pub ip_range: Option<IpNet>,
+    /// The gateway address with the subnet's prefix.
+    pub gateway: Option<IpNet>,
+    /// `--aux-address`.
+    pub aux_addresses: BTreeMap<String, IpAddr>,
+    /// Whether the user gave the subnet (inspect shows the config as given).
+    pub user_subnet: bool,
+    /// Whether the user gave the gateway.
+    pub user_gateway: bool,
+}
+
+/// A network.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct NetworkRecord {
+    pub id: NetworkId,
+    pub name: String,
+    pub driver: String,
+    pub created: String,
+    pub internal: bool,
+    pub attachable: bool,
+    pub enable_ipv6: bool,
+    pub options: RawOptions,
+    pub labels: BTreeMap<String, String>,
+    pub pools_v4: Vec<PoolRecord>,
+    pub pools_v6: Vec<PoolRecord>,
+}
+
+/// Where a connect stands: written as `Pending` before the kernel is touched, `Active` after.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum EndpointState {
+    Pending,
+    Active,
+}
+
+/// An endpoint: one sandbox on one network.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct EndpointRecord {
+    pub id: EndpointId,
+    pub network: NetworkId,
+    pub sandbox: SandboxId,
+    pub ifname: Option<String>,
+    pub ipv4: Option<Ipv4Net>,
+    pub ipv6: Option<Ipv6Net>,
+    #[serde(with = "mac_serde")]
+    pub mac: Option<MacAddr>,
+    pub aliases: Vec<String>,
+    pub links: Vec<(String, String)>,
+    pub user_ipv4: bool,
+    pub user_ipv6: bool,
+    /// Published ports, with the host ports chosen.
+    #[serde(default)]
+    pub ports: Vec<PortBinding>,
+    /// Exposed ports (metadata).
+    #[serde(default)]
+    pub exposed: Vec<ExposedPort>,
+    pub state: EndpointState,
+}
+
+/// A sandbox.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct SandboxRecord {
+    pub id: SandboxId,
+    pub name: String,
+    pub created: String,
+    /// The namespace's path.
+    pub netns: PathBuf,
+    /// berth created the namespace (and deletes it with the sandbox).
+    pub owned: bool,
+    /// The sandbox lives in the host namespace (`--network host`).
+    pub host_mode: bool,
+    pub hostname: Option<String>,
+}

@@ -1,0 +1,136 @@
+//! What callers ask the controller for.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::path::PathBuf;
+
+use berth_driver::{MacAddr, RawOptions};
+use berth_portmap::{ExposedPort, PortSpec};
+use ipnet::IpNet;
+
+/// One `--subnet` with its `--ip-range`, `--gateway` and `--aux-address`es.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IpamPoolConfig {
+    /// The subnet (None: the next free default pool).
+    pub subnet: Option<IpNet>,
+    /// The sub-range endpoints get addresses from.
+    pub ip_range: Option<IpNet>,
+    /// The gateway address.
+    pub gateway: Option<IpAddr>,
+    /// Reserved addresses by name.
+    pub aux_addresses: BTreeMap<String, IpAddr>,
+}
+
+/// `docker network create`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NetworkCreate {
+    /// The network's name.
+    pub name: String,
+    /// The driver (`bridge` by default).
+    pub driver: String,
+    /// Driver options (`-o key=value`).
+    pub options: RawOptions,
+    /// IPv4 and IPv6 pools (empty: one default IPv4 pool).
+    pub ipam: Vec<IpamPoolConfig>,
+    /// `--ipv6`.
+    pub enable_ipv6: bool,
+    /// `--internal`.
+    pub internal: bool,
+    /// `--attachable` (recorded).
+    pub attachable: bool,
+    /// `--label`.
+    pub labels: BTreeMap<String, String>,
+}
+
+impl NetworkCreate {
+    /// A bridge network named `name` with defaults.
+    pub fn new(name: impl Into<String>) -> Self {
+        NetworkCreate {
+            name: name.into(),
+            driver: "bridge".into(),
+            options: RawOptions::new(),
+            ipam: Vec::new(),
+            enable_ipv6: false,
+            internal: false,
+            attachable: false,
+            labels: BTreeMap::new(),
+        }
+    }
+
+    /// Adds a pool.
+    pub fn subnet(mut self, pool: IpamPoolConfig) -> Self {
+        self.ipam.push(pool);
+        self
+    }
+
+    /// Sets a driver option.
+    pub fn option(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.options.insert(key.into(), value.into());
+        self
+    }
+
+    /// Marks the network internal.
+    pub fn internal(mut self) -> Self {
+        self.internal = true;
+        self
+    }
+}
+
+/// How a sandbox gets its network namespace.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum SandboxNetns {
+    /// berth creates a namespace and bind-mounts it under its exec root.
+    #[default]
+    Create,
+    /// Use an existing namespace by path (`/proc/PID/ns/net`, a bind mount); berth never deletes it.
+    Adopt(PathBuf),
+    /// The host's own namespace (`--network host`).
+    Host,
+}
+
+/// `berth sandbox create` (the network part of `docker create`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SandboxCreate {
+    /// The sandbox's name (unique).
+    pub name: String,
+    /// Where its namespace comes from.
+    pub netns: SandboxNetns,
+    /// Its hostname (default: the first 12 hex digits of its id).
+    pub hostname: Option<String>,
+    /// A network to connect it to right away (`docker run --network`); the sandbox is removed
+    /// again if that connect fails.
+    pub network: Option<String>,
+    /// The options of that first connect (`--ip`, `--alias`, `-p`, ...).
+    pub endpoint: EndpointOptions,
+}
+
+impl SandboxCreate {
+    /// A sandbox named `name` in a namespace of its own.
+    pub fn new(name: impl Into<String>) -> Self {
+        SandboxCreate {
+            name: name.into(),
+            ..Default::default()
+        }
+    }
+}
+
+/// Options of one connect (`docker network connect`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct EndpointOptions {
+    /// `--ip`.
+    pub ipv4: Option<Ipv4Addr>,
+    /// `--ip6`.
+    pub ipv6: Option<Ipv6Addr>,
+    /// `--alias` (network-scoped).
+    pub aliases: Vec<String>,
+    /// `--link name:alias`.
+    pub links: Vec<(String, String)>,
+    /// `--mac-address`.
+    pub mac: Option<MacAddr>,
+    /// `-p`: ports to publish through this endpoint.
+    pub ports: Vec<PortSpec>,
+    /// `--expose`: ports recorded as exposed (nothing is opened unless `publish_all`).
+    pub exposed: Vec<ExposedPort>,
+    /// `-P`: publish every exposed port on an automatic host port.
+    pub publish_all: bool,
+}

@@ -1,0 +1,154 @@
+//! Shared fixture of the controller's kernel tests: a controller whose "host" is a throwaway
+//! test host, with its state and sandbox namespaces in a temporary directory. Dropping the fixture
+//! removes every sandbox and network the test made, then the namespaces and the directory.
+#![allow(dead_code, clippy::unwrap_used)]
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use berth::{Config, Controller, FirewallBackend};
+use berth_testhost::TestHost;
+use berth_testhost::berth_netlink::Netns;
+
+pub(crate) struct Fixture {
+    pub(crate) ctl: Option<Controller>,
+    pub(crate) host: TestHost,
+    pub(crate) dir: StateDir,
+}
+
+/// A temporary state directory (`data/` and `run/`). On drop, the sandbox namespaces still
+/// mounted under `run/netns` are deleted and the directory's own bind mount removed, so a test
+/// that panics half way leaves no mount behind.
+pub(crate) struct StateDir(tempfile::TempDir);
+
+impl StateDir {
+    pub(crate) fn new() -> StateDir {
+        StateDir(tempfile::tempdir().unwrap())
+    }
+
+    pub(crate) fn path(&self) -> &std::path::Path {
+        self.0.path()
+    }
+
+    pub(crate) fn netns_dir(&self) -> PathBuf {
+        self.0.path().join("run").join("netns")
+    }
+}
+
+impl Drop for StateDir {
+    fn drop(&mut self) {
+        let dir = self.netns_dir();
+        if let Ok(entries) = std::fs::read_dir(&dir) {
+            for e in entries.flatten() {
+                let _ = Netns::delete_named_in(&dir, &e.file_name().to_string_lossy());
+            }
+        }
+        let _ = nix::mount::umount2(&dir, nix::mount::MntFlags::MNT_DETACH);
+    }
+}
+
+impl Fixture {
+    pub(crate) fn new() -> Fixture {
+        Self::with(|_| {})
+    }
+
+    pub(crate) fn with(adjust: impl FnOnce(&mut Config)) -> Fixture {
+        let host = TestHost::new().expect("a test host (run as root)");
+        Self::from_parts(host, StateDir::new(), adjust)
+    }
+
+    /// A controller on an existing test host and state directory.
+    pub(crate) fn from_parts(
+        host: TestHost,
+        dir: StateDir,
+        adjust: impl FnOnce(&mut Config),
+    ) -> Fixture {
+        let mut config = Self::config_for(&host, &dir);
+        adjust(&mut config);
+        let ctl = Controller::new(config).expect("controller");
+        Fixture {
+            ctl: Some(ctl),
+            host,
+            dir,
+        }
+    }
+
+    pub(crate) fn config_for(host: &TestHost, dir: &StateDir) -> Config {
+        let mut config = Config::new(dir.path().join("data"), dir.path().join("run"));
+        config.host_netns = Some(host.path());
+        config.firewall = Some(FirewallBackend::Iptables);
+        config
+    }
+
+    pub(crate) fn config(&self) -> Config {
+        Self::config_for(&self.host, &self.dir)
+    }
+
+    pub(crate) fn ctl(&self) -> &Controller {
+        self.ctl.as_ref().expect("controller present")
+    }
+
+    /// Replaces the controller by a new one on the same state (a restart).
+    pub(crate) fn restart(&mut self) {
+        self.ctl = None;
+        self.ctl = Some(Controller::new(self.config()).expect("restarted controller"));
+    }
+
+    pub(crate) fn sandbox_ns(&self, name: &str) -> Netns {
+        self.ctl().sandbox_netns(name).unwrap()
+    }
+
+    /// One ICMP echo from inside a sandbox.
+    pub(crate) fn ping(&self, from: &str, to: &str) -> bool {
+        berth_testhost::ping_in(&self.sandbox_ns(from), to)
+    }
+
+    pub(crate) fn ip_of(&self, sandbox: &str, network: &str) -> String {
+        self.ctl().inspect_sandbox(sandbox).unwrap().networks[network]
+            .ip_address
+            .clone()
+    }
+
+    /// `ip -o link` inside a sandbox.
+    pub(crate) fn links_in(&self, sandbox: &str) -> String {
+        let ns = self.sandbox_ns(sandbox);
+        let out = ns.command("ip").args(["-o", "link"]).output().unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Host links whose names look like berth's (bridges and veths).
+    pub(crate) fn berth_links(&self) -> Vec<String> {
+        self.host
+            .ip(&["-o", "link"])
+            .unwrap()
+            .lines()
+            .filter_map(|l| l.split(": ").nth(1))
+            .map(|n| n.split('@').next().unwrap_or(n).to_owned())
+            .filter(|n| n.starts_with("br-") || n.starts_with("berth") || n == "docker0")
+            .collect()
+    }
+
+    pub(crate) fn iptables_save(&self) -> String {
+        self.host.run("iptables-save", &[]).unwrap()
+    }
+
+    pub(crate) fn netns_dir(&self) -> PathBuf {
+        self.dir.netns_dir()
+    }
+}
+
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        if let Some(ctl) = self.ctl.take() {
+            for sb in ctl.sandboxes() {
+                let _ = ctl.remove_sandbox(&sb.id);
+            }
+            for net in ctl.networks() {
+                let _ = ctl.remove_network(&net.id);
+            }
+        }
+        // The StateDir's drop removes whatever a failed test left mounted.
+    }
+}
+
+pub(crate) const TIMEOUT: Duration = Duration::from_secs(2);

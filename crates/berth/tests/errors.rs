@@ -1,0 +1,218 @@
+//! Bad input: typed errors with Docker-like messages, and nothing half-made in the kernel or the
+//! store after any of them.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use berth::{EndpointOptions, Error, IpamPoolConfig, NetworkCreate, SandboxCreate};
+use common::Fixture;
+
+fn subnet(s: &str) -> IpamPoolConfig {
+    IpamPoolConfig {
+        subnet: Some(s.parse().unwrap()),
+        ..Default::default()
+    }
+}
+
+/// What must not change when a request fails: berth's links, rules, networks and sandboxes.
+fn snapshot(f: &Fixture) -> (Vec<String>, String, Vec<String>, Vec<String>) {
+    let rules = f
+        .iptables_save()
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.starts_with(':'))
+        .collect::<Vec<_>>()
+        .join("\n");
+    (
+        f.berth_links(),
+        rules,
+        f.ctl().networks().into_iter().map(|n| n.name).collect(),
+        f.ctl().sandboxes().into_iter().map(|s| s.name).collect(),
+    )
+}
+
+#[test]
+fn network_creation_errors_leave_nothing_behind() {
+    let f = Fixture::new();
+    f.ctl()
+        .create_network(NetworkCreate::new("taken").subnet(subnet("10.1.0.0/16")))
+        .unwrap();
+    let before = snapshot(&f);
+    let cases: Vec<(NetworkCreate, &str)> = vec![
+        (
+            NetworkCreate::new("taken"),
+            "network with name taken already exists",
+        ),
+        (
+            NetworkCreate::new("overlap").subnet(subnet("10.1.128.0/17")),
+            "Pool overlaps with other one on this address space",
+        ),
+        (
+            NetworkCreate::new("gw_out").subnet(IpamPoolConfig {
+                gateway: Some("10.9.0.1".parse().unwrap()),
+                ..subnet("10.2.0.0/16")
+            }),
+            "10.9.0.1",
+        ),
+        (
+            NetworkCreate::new("range_out").subnet(IpamPoolConfig {
+                ip_range: Some("10.9.0.0/24".parse().unwrap()),
+                ..subnet("10.3.0.0/16")
+            }),
+            "10.9.0.0/24",
+        ),
+        (
+            {
+                let mut r = NetworkCreate::new("weird");
+                r.driver = "weird".into();
+                r
+            },
+            "plugin \"weird\" not found",
+        ),
+        (
+            NetworkCreate::new("unknown_opt").option("com.docker.network.bridge.colour", "blue"),
+            "unknown option \"com.docker.network.bridge.colour\"",
+        ),
+        (
+            NetworkCreate::new("bad_value")
+                .option("com.docker.network.bridge.enable_icc", "perhaps"),
+            "\"perhaps\"",
+        ),
+        (
+            NetworkCreate::new("bad_mtu").option("com.docker.network.driver.mtu", "10"),
+            "between 68 and 65535",
+        ),
+        (NetworkCreate::new("bad name"), "invalid network name"),
+        (
+            {
+                let mut r = NetworkCreate::new("host2");
+                r.driver = "host".into();
+                r
+            },
+            "only one instance of \"host\" network is allowed",
+        ),
+    ];
+    for (req, needle) in cases {
+        let name = req.name.clone();
+        let err = f.ctl().create_network(req).unwrap_err();
+        assert!(err.to_string().contains(needle), "{name}: {err}");
+        assert_eq!(snapshot(&f), before, "{name} left something behind");
+    }
+    // Invalid CIDRs are refused where strings come in, before a request exists.
+    let err = berth_ipam::parse_subnet("10.0.0.0/33").unwrap_err();
+    assert!(err.to_string().contains("10.0.0.0/33"), "{err}");
+
+    // A bridge name already used by another network.
+    let err = f
+        .ctl()
+        .create_network(
+            NetworkCreate::new("dup_bridge").option("com.docker.network.bridge.name", "docker0"),
+        )
+        .unwrap_err();
+    assert!(matches!(err, Error::Driver(_)), "{err}");
+    assert_eq!(snapshot(&f), before);
+}
+
+#[test]
+fn sandbox_and_connect_errors_leave_nothing_behind() {
+    let f = Fixture::new();
+    f.ctl()
+        .create_network(NetworkCreate::new("nw").subnet(subnet("10.5.0.0/24")))
+        .unwrap();
+    f.ctl().create_sandbox(SandboxCreate::new("one")).unwrap();
+    f.ctl()
+        .connect(
+            "one",
+            "nw",
+            EndpointOptions {
+                ipv4: Some("10.5.0.10".parse().unwrap()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    let before = snapshot(&f);
+    let ns_count = || std::fs::read_dir(f.netns_dir()).unwrap().count();
+    let namespaces = ns_count();
+
+    let err = f
+        .ctl()
+        .create_sandbox(SandboxCreate::new("one"))
+        .unwrap_err();
+    assert!(matches!(err, Error::SandboxExists { .. }), "{err}");
+    assert!(
+        err.to_string().contains("\"one\" is already in use"),
+        "{err}"
+    );
+    let err = f
+        .ctl()
+        .create_sandbox(SandboxCreate::new("/bad"))
+        .unwrap_err();
+    assert!(err.to_string().contains("invalid sandbox name"), "{err}");
+    let mut adopt = SandboxCreate::new("ghost");
+    adopt.netns = berth::SandboxNetns::Adopt("/proc/999999999/ns/net".into());
+    assert!(f.ctl().create_sandbox(adopt).is_err());
+    assert_eq!(ns_count(), namespaces);
+    assert_eq!(snapshot(&f), before);
+
+    let err = f
+        .ctl()
+        .connect("one", "nw", EndpointOptions::default())
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "endpoint with name one already exists in network nw"
+    );
+
+    f.ctl().create_sandbox(SandboxCreate::new("two")).unwrap();
+    let before = snapshot(&f);
+    let cases = [
+        (Some("10.5.0.10"), "nw", "in use"),
+        (Some("10.6.0.10"), "nw", "10.6.0.10"),
+        (
+            Some("172.17.0.50"),
+            "bridge",
+            "user specified IP address is supported on user defined networks only",
+        ),
+        (None, "missing", "network missing not found"),
+    ];
+    for (ip, net, needle) in cases {
+        let err = f
+            .ctl()
+            .connect(
+                "two",
+                net,
+                EndpointOptions {
+                    ipv4: ip.map(|i| i.parse().unwrap()),
+                    ..Default::default()
+                },
+            )
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .to_lowercase()
+                .contains(&needle.to_lowercase()),
+            "{ip:?} {net}: {err}"
+        );
+        assert_eq!(snapshot(&f), before);
+        assert_eq!(
+            f.links_in("two").lines().count(),
+            1,
+            "only lo in the sandbox"
+        );
+    }
+    let err = f
+        .ctl()
+        .connect("nobody", "nw", EndpointOptions::default())
+        .unwrap_err();
+    assert!(err.is_not_found(), "{err}");
+    let err = f.ctl().disconnect("two", "nw").unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "sandbox two is not connected to network nw"
+    );
+
+    // The address that failed to be taken twice is still handed out exactly once.
+    f.ctl()
+        .connect("two", "nw", EndpointOptions::default())
+        .unwrap();
+    assert_ne!(f.ip_of("two", "nw"), "10.5.0.10");
+}

@@ -1,0 +1,142 @@
+//! Bridge options, IPv6 dual stack and adopted namespaces, proved in the kernel and with traffic.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use berth::{EndpointOptions, IpamPoolConfig, NetworkCreate, SandboxCreate, SandboxNetns};
+use berth_testhost::TestHost;
+use berth_testhost::traffic::{TcpBanner, tcp_fetch};
+use common::{Fixture, TIMEOUT};
+
+#[test]
+fn mtu_bridge_name_and_snat_source_options() {
+    let f = Fixture::new();
+    let peer = f.host.add_lan_peer("192.0.2.1/24", "192.0.2.2/24").unwrap();
+    // A second host address to SNAT to.
+    f.host
+        .ip(&["addr", "add", "192.0.2.50/24", "dev", peer.host_interface()])
+        .unwrap();
+    f.ctl()
+        .create_network(
+            NetworkCreate::new("tuned")
+                .option("com.docker.network.driver.mtu", "1400")
+                .option("com.docker.network.bridge.name", "br-tuned")
+                .option("com.docker.network.host_ipv4", "192.0.2.50"),
+        )
+        .unwrap();
+    f.ctl().create_sandbox(SandboxCreate::new("t")).unwrap();
+    f.ctl()
+        .connect("t", "tuned", EndpointOptions::default())
+        .unwrap();
+    let bridge = f.host.ip(&["-o", "link", "show", "br-tuned"]).unwrap();
+    assert!(bridge.contains("mtu 1400"), "{bridge}");
+    let eth0 = f.links_in("t");
+    assert!(eth0.contains("eth0") && eth0.contains("mtu 1400"), "{eth0}");
+    let server = TcpBanner::start(peer.netns(), "192.0.2.2:9000".parse().unwrap(), "x").unwrap();
+    let got = tcp_fetch(&f.sandbox_ns("t"), server.addr(), TIMEOUT).unwrap();
+    assert_eq!(
+        got, "x from 192.0.2.50",
+        "outbound traffic is SNATed to host_ipv4"
+    );
+    f.ctl().remove_sandbox("t").unwrap();
+    f.ctl().remove_network("tuned").unwrap();
+    assert!(
+        f.host.ip(&["link", "show", "br-tuned"]).is_err(),
+        "bridge removed"
+    );
+}
+
+#[test]
+fn ipv6_dual_stack_network() {
+    let f = Fixture::with(|c| c.ipv6 = true);
+    let mut req = NetworkCreate::new("dual")
+        .subnet(IpamPoolConfig {
+            subnet: Some("10.60.0.0/24".parse().unwrap()),
+            ..Default::default()
+        })
+        .subnet(IpamPoolConfig {
+            subnet: Some("fd00:60::/64".parse().unwrap()),
+            ..Default::default()
+        });
+    req.enable_ipv6 = true;
+    f.ctl().create_network(req).unwrap();
+    for s in ["six1", "six2"] {
+        f.ctl().create_sandbox(SandboxCreate::new(s)).unwrap();
+    }
+    f.ctl()
+        .connect("six1", "dual", EndpointOptions::default())
+        .unwrap();
+    f.ctl()
+        .connect(
+            "six2",
+            "dual",
+            EndpointOptions {
+                ipv6: Some("fd00:60::77".parse().unwrap()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    let one = f.ctl().inspect_sandbox("six1").unwrap().networks["dual"].clone();
+    assert_eq!(one.ipv6_address, "fd00:60::2");
+    assert_eq!(one.ipv6_gateway, "fd00:60::1");
+    assert_eq!(one.ip_address, "10.60.0.2");
+    assert!(f.ping("six2", "fd00:60::2"));
+    assert!(f.ping("six1", "fd00:60::77"));
+    assert!(f.ping("six1", "fd00:60::1"));
+    assert!(f.ping("six2", "10.60.0.2"));
+    let rules = f.host.run("ip6tables-save", &[]).unwrap();
+    assert!(rules.contains("fd00:60::/64"), "{rules}");
+    let net = f.ctl().inspect_network("dual").unwrap();
+    assert!(net.enable_ipv6);
+    assert_eq!(net.ipam.config.len(), 2);
+}
+
+#[test]
+fn adopted_namespace_is_used_and_left_alone() {
+    let f = Fixture::new();
+    let outside = TestHost::new().unwrap();
+    let mut req = SandboxCreate::new("adopted");
+    req.netns = SandboxNetns::Adopt(outside.path());
+    f.ctl().create_sandbox(req).unwrap();
+    f.ctl()
+        .connect("adopted", "bridge", EndpointOptions::default())
+        .unwrap();
+    let links = outside.ip(&["-o", "addr", "show", "eth0"]).unwrap();
+    assert!(links.contains("172.17.0.2/16"), "{links}");
+    assert!(outside.ping("172.17.0.1"));
+    f.ctl().remove_sandbox("adopted").unwrap();
+    assert!(
+        outside.path().exists(),
+        "berth never deletes a namespace it adopted"
+    );
+    assert!(
+        outside.ip(&["link", "show", "eth0"]).is_err(),
+        "its interface is gone"
+    );
+}
+
+#[test]
+fn inhibit_ipv4_keeps_the_gateway_off_the_bridge() {
+    let f = Fixture::new();
+    f.ctl()
+        .create_network(
+            NetworkCreate::new("inhibited")
+                .subnet(IpamPoolConfig {
+                    subnet: Some("10.61.0.0/24".parse().unwrap()),
+                    ..Default::default()
+                })
+                .option("com.docker.network.bridge.inhibit_ipv4", "true")
+                .option("com.docker.network.bridge.name", "br-inhibit"),
+        )
+        .unwrap();
+    let addrs = f
+        .host
+        .ip(&["-o", "-4", "addr", "show", "br-inhibit"])
+        .unwrap();
+    assert_eq!(addrs.trim(), "", "{addrs}");
+    f.ctl().create_sandbox(SandboxCreate::new("i")).unwrap();
+    f.ctl()
+        .connect("i", "inhibited", EndpointOptions::default())
+        .unwrap();
+    assert!(!f.ping("i", "10.61.0.1"));
+}
