@@ -64,9 +64,15 @@ impl Bed {
     fn fill(&mut self, total: usize) {
         while self.next < total {
             let name = format!("s{}", self.next);
-            self.ctl().create_sandbox(SandboxCreate::new(&name)).unwrap();
             self.ctl()
-                .connect(&name, &format!("n{}", self.next % 4), EndpointOptions::default())
+                .create_sandbox(SandboxCreate::new(&name))
+                .unwrap();
+            self.ctl()
+                .connect(
+                    &name,
+                    &format!("n{}", self.next % 4),
+                    EndpointOptions::default(),
+                )
                 .unwrap();
             self.next += 1;
         }
@@ -77,7 +83,9 @@ impl Bed {
         let mut total = Duration::ZERO;
         for i in 0..iters {
             let name = format!("bench{i}");
-            self.ctl().create_sandbox(SandboxCreate::new(&name)).unwrap();
+            self.ctl()
+                .create_sandbox(SandboxCreate::new(&name))
+                .unwrap();
             let start = Instant::now();
             self.ctl()
                 .connect(&name, "n0", EndpointOptions::default())
@@ -108,7 +116,9 @@ impl Drop for Bed {
 
 fn controller(c: &mut Criterion) {
     let mut group = c.benchmark_group("controller");
-    group.sample_size(20).measurement_time(Duration::from_secs(5));
+    group
+        .sample_size(20)
+        .measurement_time(Duration::from_secs(5));
 
     let mut bed = Bed::new();
     group.bench_function("create_network", |b| {
@@ -127,11 +137,17 @@ fn controller(c: &mut Criterion) {
     });
 
     bed.fill(10);
-    group.bench_function("connect/after_10", |b| b.iter_custom(|n| bed.time_connects(n)));
+    group.bench_function("connect/after_10", |b| {
+        b.iter_custom(|n| bed.time_connects(n))
+    });
     bed.fill(1000);
-    group.bench_function("connect/after_1000", |b| b.iter_custom(|n| bed.time_connects(n)));
+    group.bench_function("connect/after_1000", |b| {
+        b.iter_custom(|n| bed.time_connects(n))
+    });
 
-    group.sample_size(10).measurement_time(Duration::from_secs(15));
+    group
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(15));
     group.bench_function("restart_1000", |b| {
         b.iter_custom(|iters| {
             let mut total = Duration::ZERO;

@@ -78,7 +78,9 @@ fn bench_backend(c: &mut Criterion, name: &str, backend: Backend) {
     );
 
     let mut group = c.benchmark_group(name);
-    group.sample_size(20).measurement_time(Duration::from_secs(6));
+    group
+        .sample_size(20)
+        .measurement_time(Duration::from_secs(6));
     group.bench_function("publish_range_1000", |b| {
         b.iter_custom(|iters| {
             let mut total = Duration::ZERO;

@@ -44,7 +44,8 @@ fn main() -> ExitCode {
 }
 
 fn usage() -> String {
-    "usage: cargo xtask test | demo | bench [BENCH...] | fuzz TARGET [SECONDS] | install-deps".into()
+    "usage: cargo xtask test | demo | bench [BENCH...] | fuzz TARGET [SECONDS] | install-deps"
+        .into()
 }
 
 fn root() -> PathBuf {

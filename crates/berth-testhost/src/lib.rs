@@ -124,7 +124,9 @@ impl TestHost {
 
     /// The namespace handle.
     pub fn netns(&self) -> &Netns {
-        self.ns.as_ref().expect("a live test host always has its namespace")
+        self.ns
+            .as_ref()
+            .expect("a live test host always has its namespace")
     }
 
     /// The bind-mount path of the namespace.
@@ -207,7 +209,16 @@ impl TestHost {
         let index = COUNTER.fetch_add(1, Ordering::Relaxed);
         let host_if = format!("lan{index}");
         self.ip(&[
-            "link", "add", &host_if, "type", "veth", "peer", "name", "eth0", "netns", &peer.host.name,
+            "link",
+            "add",
+            &host_if,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "eth0",
+            "netns",
+            &peer.host.name,
         ])?;
         peer.host_if = host_if.clone();
         self.ip(&["addr", "add", host_addr, "dev", &host_if, "nodad"])
@@ -226,7 +237,10 @@ impl Drop for TestHost {
     fn drop(&mut self) {
         if let Some(ns) = self.ns.take() {
             if let Err(e) = ns.delete() {
-                eprintln!("berth-testhost: could not delete namespace {}: {e}", self.name);
+                eprintln!(
+                    "berth-testhost: could not delete namespace {}: {e}",
+                    self.name
+                );
             }
         }
     }

@@ -26,7 +26,10 @@ fn lan_peer_carries_tcp_udp_and_icmp() {
     let peer = host.add_lan_peer("192.0.2.1/24", "192.0.2.2/24").unwrap();
     assert!(peer.ping("192.0.2.1"));
     assert!(host.ping("192.0.2.2"));
-    assert!(!host.ping("192.0.2.3"), "nobody answers for an unused address");
+    assert!(
+        !host.ping("192.0.2.3"),
+        "nobody answers for an unused address"
+    );
 
     let server = TcpBanner::start(host.netns(), "192.0.2.1:0".parse().unwrap(), "hello").unwrap();
     let got = tcp_fetch(peer.netns(), server.addr(), Duration::from_secs(2)).unwrap();
@@ -42,7 +45,9 @@ fn peer_is_removed_with_panicking_test() {
     let mut names = Vec::new();
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         let host = TestHost::new().unwrap();
-        let peer = host.add_lan_peer("198.51.100.1/24", "198.51.100.2/24").unwrap();
+        let peer = host
+            .add_lan_peer("198.51.100.1/24", "198.51.100.2/24")
+            .unwrap();
         names.push(host.path());
         names.push(peer.path());
         panic!("the test fails here");
