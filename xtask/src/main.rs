@@ -20,6 +20,8 @@ const PACKAGES: &[&str] = &[
     "conntrack",
     "dnsutils",
     "protobuf-compiler",
+    // The stock docker client, for the daemon's Docker-API compatibility tests.
+    "docker.io",
 ];
 
 type Result<T = ()> = std::result::Result<T, String>;
@@ -142,16 +144,13 @@ fn test() -> Result {
 }
 
 fn demo() -> Result {
+    #[path = "demo.rs"]
+    mod walkthrough;
     if !is_root() {
         return Err("the demo needs root: it builds throwaway network namespaces".into());
     }
     install_packages()?;
-    for (package, example) in [("berth-ipam", "ipam"), ("berth-netlink", "walkthrough")] {
-        let mut cmd = cargo();
-        cmd.args(["run", "--quiet", "--package", package, "--example", example]);
-        run(cmd)?;
-    }
-    Ok(())
+    walkthrough::run(&root(), cargo())
 }
 
 fn bench(names: &[String]) -> Result {

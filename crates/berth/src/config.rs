@@ -28,11 +28,13 @@ pub struct Config {
     pub bip: Option<Ipv4Net>,
     /// The default bridge's IPv6 subnet (`--fixed-cidr-v6`), with `ipv6`.
     pub fixed_cidr_v6: Option<Ipv6Net>,
-    /// Default for `enable_icc` (`--icc`).
+    /// `enable_icc` of the default bridge (`--icc`); user-defined networks default to on.
     pub icc: bool,
-    /// Default for `enable_ip_masquerade` (`--ip-masq`).
+    /// `enable_ip_masquerade` of the default bridge (`--ip-masq`); user-defined networks default
+    /// to on.
     pub ip_masq: bool,
-    /// Default MTU of bridge networks (`--mtu`).
+    /// MTU of the default bridge (`--mtu`); user-defined networks set theirs with
+    /// `com.docker.network.driver.mtu`.
     pub mtu: Option<u32>,
     /// Turn on IP forwarding in the host namespace (`--ip-forward`); when berth switches it on, it
     /// also sets the FORWARD policy to DROP, as Docker does.

@@ -102,8 +102,18 @@ struct Attachment {
     network: Arc<Network>,
 }
 
+/// Lock helpers: a panic elsewhere never makes the controller unusable (the data is plain maps
+/// whose every update is a single insert or remove).
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn read<T>(l: &RwLock<T>) -> RwLockReadGuard<'_, T> {
+    l.read().unwrap_or_else(|p| p.into_inner())
+}
+
+fn write<T>(l: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
+    l.write().unwrap_or_else(|p| p.into_inner())
 }
 
 fn random_id() -> [u8; 32] {
@@ -196,11 +206,12 @@ impl Controller {
         }
 
         let networks: Vec<NetworkRecord> = load(&store, "network/")?;
+        // dockerd's --icc, --ip-masq and --mtu shape the default bridge only (they become its
+        // explicit options); user-defined networks keep Docker's defaults unless their own
+        // options say otherwise. --ip is the default host address of every network.
         let bridge_defaults = BridgeDefaults {
-            icc: config.icc,
-            ip_masquerade: config.ip_masq,
-            mtu: config.mtu,
             host_binding_ipv4: config.default_bind_ip,
+            ..BridgeDefaults::default()
         };
 
         let firewall = match config.firewall {
@@ -1487,31 +1498,19 @@ impl Controller {
     }
 
     fn read_networks(&self) -> RwLockReadGuard<'_, Registry<Network>> {
-        self.inner
-            .networks
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
+        read(&self.inner.networks)
     }
 
     fn write_networks(&self) -> RwLockWriteGuard<'_, Registry<Network>> {
-        self.inner
-            .networks
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
+        write(&self.inner.networks)
     }
 
     fn read_sandboxes(&self) -> RwLockReadGuard<'_, Registry<Sandbox>> {
-        self.inner
-            .sandboxes
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
+        read(&self.inner.sandboxes)
     }
 
     fn write_sandboxes(&self) -> RwLockWriteGuard<'_, Registry<Sandbox>> {
-        self.inner
-            .sandboxes
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
+        write(&self.inner.sandboxes)
     }
 
     fn lookup_network(&self, key: &str) -> Result<Arc<Network>> {

@@ -1,0 +1,589 @@
+//! `berth daemon`: a controller behind a Docker-Engine-API-shaped HTTP server on a unix socket.
+//!
+//! hyper 1 (HTTP/1.1) on a tokio runtime that lives only inside the daemon; the blocking
+//! controller runs on tokio's blocking pool. Bodies are capped at [`api::MAX_BODY_BYTES`], headers
+//! must arrive within [`HEADER_TIMEOUT`] and bodies within [`BODY_TIMEOUT`], and at most
+//! [`MAX_CONNECTIONS`] connections are served at once, so no client can make the daemon die or
+//! hang. SIGTERM and SIGINT stop the listener, let requests in flight finish, and leave networks,
+//! sandboxes and rules in place for the next start to reconcile.
+
+use std::convert::Infallible;
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use berth::{Controller, NetworkInspect};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
+use hyper::body::Incoming;
+use hyper::header::{self, HeaderValue};
+use hyper::{Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use serde::Serialize;
+use serde_json::json;
+use tokio::net::UnixListener;
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::Semaphore;
+
+use crate::api::{self, ApiError, Request, SandboxSpec};
+use crate::config::DaemonSettings;
+use crate::error::{Error, Result};
+
+/// How long a client may take to send its request headers.
+pub(crate) const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a client may take to send its request body.
+pub(crate) const BODY_TIMEOUT: Duration = Duration::from_secs(30);
+/// Connections served at once; more wait in the listen backlog.
+pub(crate) const MAX_CONNECTIONS: usize = 256;
+/// How long a stop waits for requests in flight.
+pub(crate) const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
+
+type Body = Full<Bytes>;
+
+struct State {
+    ctl: Controller,
+    dns: Vec<std::net::IpAddr>,
+}
+
+/// Runs the daemon until SIGTERM or SIGINT.
+///
+/// # Errors
+/// When the socket is served by another daemon, the data root is locked by another daemon, the
+/// controller cannot start, or the socket cannot be bound.
+pub(crate) fn run(settings: DaemonSettings) -> Result<()> {
+    let _ = tracing_subscriber::fmt()
+        .with_max_level(settings.log_level)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .try_init();
+    for note in &settings.notes {
+        tracing::warn!("{note}");
+    }
+    let socket = settings.socket.clone();
+    if std::os::unix::net::UnixStream::connect(&socket).is_ok() {
+        return Err(Error::AlreadyServing { socket });
+    }
+    let started = Instant::now();
+    let ctl = Controller::new(settings.config.clone())?;
+    tracing::info!(
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        data_root = %settings.config.data_root.display(),
+        host_netns = %settings.config.host_netns.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "(own)".into()),
+        "controller ready"
+    );
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .max_blocking_threads(64)
+        .thread_name("berth-daemon")
+        .enable_all()
+        .build()
+        .map_err(|e| Error::io("starting the daemon's runtime", e))?;
+    let state = Arc::new(State {
+        ctl,
+        dns: settings.dns.clone(),
+    });
+    let result = runtime.block_on(serve(state.clone(), socket.clone()));
+    runtime.shutdown_timeout(SHUTDOWN_GRACE);
+    drop(state);
+    tracing::info!("stopped; networks, sandboxes and rules stay in place");
+    result
+}
+
+/// Binds the socket, replacing a stale socket file (no one answers on it).
+fn bind(socket: &Path) -> Result<UnixListener> {
+    if let Some(dir) = socket.parent() {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
+    }
+    match std::fs::symlink_metadata(socket) {
+        Ok(m) if m.file_type().is_socket() => {
+            std::fs::remove_file(socket).map_err(|e| {
+                Error::io(format!("removing the stale socket {}", socket.display()), e)
+            })?;
+        }
+        Ok(_) => {
+            return Err(Error::usage(format!(
+                "{} exists and is not a socket: remove it or choose another --host",
+                socket.display()
+            )));
+        }
+        Err(_) => {}
+    }
+    let listener = UnixListener::bind(socket)
+        .map_err(|e| Error::io(format!("listening on unix://{}", socket.display()), e))?;
+    std::fs::set_permissions(socket, std::fs::Permissions::from_mode(0o660))
+        .map_err(|e| Error::io(format!("setting the mode of {}", socket.display()), e))?;
+    Ok(listener)
+}
+
+async fn serve(state: Arc<State>, socket: PathBuf) -> Result<()> {
+    let listener = bind(&socket)?;
+    let mut term = signal(SignalKind::terminate())
+        .map_err(|e| Error::io("installing a SIGTERM handler", e))?;
+    let mut int =
+        signal(SignalKind::interrupt()).map_err(|e| Error::io("installing a SIGINT handler", e))?;
+    let limit = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    tracing::info!(socket = %socket.display(), "API listening on unix://{}", socket.display());
+    loop {
+        let permit = tokio::select! {
+            p = limit.clone().acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+        };
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    continue;
+                }
+            },
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+        };
+        let st = state.clone();
+        let service = hyper::service::service_fn(move |req| handle(st.clone(), req));
+        let conn = hyper::server::conn::http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(HEADER_TIMEOUT)
+            .max_buf_size(64 * 1024)
+            .serve_connection(TokioIo::new(stream), service);
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            let _ = conn.await;
+            drop(permit);
+        });
+    }
+    tracing::info!("stopping: no new requests; waiting for requests in flight");
+    drop(listener);
+    let _ = std::fs::remove_file(&socket);
+    if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("requests still in flight after {SHUTDOWN_GRACE:?}; stopping anyway");
+    }
+    Ok(())
+}
+
+fn with_headers(mut resp: Response<Body>) -> Response<Body> {
+    let h = resp.headers_mut();
+    h.insert("Api-Version", HeaderValue::from_static(api::API_VERSION));
+    h.insert("Docker-Experimental", HeaderValue::from_static("false"));
+    h.insert("Ostype", HeaderValue::from_static("linux"));
+    h.insert(
+        header::SERVER,
+        HeaderValue::from_static(concat!("berth/", env!("CARGO_PKG_VERSION"), " (linux)")),
+    );
+    resp
+}
+
+fn response(status: u16, content_type: Option<&'static str>, body: Vec<u8>) -> Response<Body> {
+    let mut r = Response::new(Full::new(Bytes::from(body)));
+    *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    if let Some(ct) = content_type {
+        r.headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static(ct));
+    }
+    with_headers(r)
+}
+
+fn json_response<T: Serialize>(status: u16, value: &T) -> Response<Body> {
+    match serde_json::to_vec(value) {
+        Ok(mut body) => {
+            body.push(b'\n');
+            response(status, Some("application/json"), body)
+        }
+        Err(e) => error_response(&ApiError::new(500, format!("encoding the answer: {e}"))),
+    }
+}
+
+fn error_response(e: &ApiError) -> Response<Body> {
+    let mut r = response(e.status, Some("application/json"), e.body());
+    if !e.allow.is_empty() {
+        if let Ok(v) = HeaderValue::from_str(&e.allow.join(", ")) {
+            r.headers_mut().insert(header::ALLOW, v);
+        }
+    }
+    r
+}
+
+async fn handle(
+    state: Arc<State>,
+    req: hyper::Request<Incoming>,
+) -> std::result::Result<Response<Body>, Infallible> {
+    let started = Instant::now();
+    let method = req.method().as_str().to_owned();
+    let target = req
+        .uri()
+        .path_and_query()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "/".into());
+    let content_type = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let declared_len = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let resp = if declared_len.is_some_and(|n| n > api::MAX_BODY_BYTES as u64) {
+        error_response(&too_large())
+    } else {
+        let limited = Limited::new(req.into_body(), api::MAX_BODY_BYTES);
+        match tokio::time::timeout(BODY_TIMEOUT, limited.collect()).await {
+            Err(_) => error_response(&ApiError::new(
+                408,
+                format!("the request body did not arrive within {BODY_TIMEOUT:?}"),
+            )),
+            Ok(Err(e)) if e.downcast_ref::<LengthLimitError>().is_some() => {
+                error_response(&too_large())
+            }
+            Ok(Err(e)) => error_response(&ApiError::bad_request(format!(
+                "reading the request body: {e}"
+            ))),
+            Ok(Ok(collected)) => {
+                let body = collected.to_bytes();
+                match api::decode(&method, &target, content_type.as_deref(), &body) {
+                    Err(e) => error_response(&e),
+                    Ok(request) => execute(&state, request).await,
+                }
+            }
+        }
+    };
+    tracing::debug!(
+        method = %method,
+        target = %target,
+        status = resp.status().as_u16(),
+        elapsed_us = started.elapsed().as_micros() as u64,
+        "request"
+    );
+    Ok(resp)
+}
+
+fn too_large() -> ApiError {
+    ApiError::new(
+        413,
+        format!(
+            "request body larger than {} bytes: send a smaller request",
+            api::MAX_BODY_BYTES
+        ),
+    )
+}
+
+/// Runs a blocking controller call on tokio's blocking pool.
+async fn blocking<T, F>(state: &Arc<State>, f: F) -> std::result::Result<T, ApiError>
+where
+    F: FnOnce(&Controller) -> std::result::Result<T, ApiError> + Send + 'static,
+    T: Send + 'static,
+{
+    let st = state.clone();
+    match tokio::task::spawn_blocking(move || f(&st.ctl)).await {
+        Ok(r) => r,
+        Err(e) => Err(ApiError::new(
+            500,
+            format!("internal error: the operation did not complete ({e}); please report it"),
+        )),
+    }
+}
+
+/// The HTTP status of a controller error (Docker's where Docker has one).
+pub fn status_of(e: &berth::Error) -> u16 {
+    use berth::Error as E;
+    match e {
+        E::NetworkNotFound(_) | E::SandboxNotFound(_) | E::DriverNotFound(_) => 404,
+        E::NetworkExists(_) | E::SandboxExists { .. } => 409,
+        E::AlreadyConnected { .. }
+        | E::PredefinedNetwork(_)
+        | E::ActiveEndpoints { .. }
+        | E::NotConnected { .. } => 403,
+        E::NetworkAmbiguous(_) | E::InvalidRequest(_) => 400,
+        E::Ipam(ie) => {
+            use berth_ipam::Error as I;
+            match ie {
+                I::PoolOverlap { .. }
+                | I::NoAvailablePool { .. }
+                | I::NoAvailableAddresses { .. }
+                | I::NoDefaultPools { .. } => 403,
+                I::AddressInUse { .. } => 409,
+                I::UnknownPool { .. }
+                | I::AddressNotAllocated { .. }
+                | I::AuxAddressRelease { .. } => 500,
+                _ => 400,
+            }
+        }
+        E::Driver(de) => {
+            use berth_driver::DriverError as D;
+            match de {
+                D::UnknownOption { .. }
+                | D::InvalidOption { .. }
+                | D::InvalidConfig(_)
+                | D::Unsupported { .. } => 400,
+                D::Exists(_) => 409,
+                D::PortMapping(inner) => match inner.downcast_ref::<berth_portmap::Error>() {
+                    Some(
+                        berth_portmap::Error::PortAllocated { .. }
+                        | berth_portmap::Error::AddressInUse { .. }
+                        | berth_portmap::Error::NoFreePort { .. },
+                    ) => 409,
+                    Some(
+                        berth_portmap::Error::InvalidSpec { .. }
+                        | berth_portmap::Error::Unsupported { .. },
+                    ) => 400,
+                    _ => 500,
+                },
+                _ => 500,
+            }
+        }
+        _ => 500,
+    }
+}
+
+fn ctl_err(e: berth::Error) -> ApiError {
+    ApiError::new(status_of(&e), e.to_string())
+}
+
+/// On Docker's endpoints a missing sandbox is a missing container, with Docker's message.
+fn docker_ctl_err(e: berth::Error) -> ApiError {
+    match e {
+        berth::Error::SandboxNotFound(name) => {
+            ApiError::not_found(format!("No such container: {name}"))
+        }
+        other => ctl_err(other),
+    }
+}
+
+fn kernel_release() -> String {
+    nix::sys::utsname::uname()
+        .map(|u| u.release().to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+fn go_arch() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        "x86" => "386",
+        other => other,
+    }
+}
+
+fn version_body() -> serde_json::Value {
+    let version = env!("CARGO_PKG_VERSION");
+    let kernel = kernel_release();
+    json!({
+        "Platform": {"Name": "berth"},
+        "Components": [{
+            "Name": "Engine",
+            "Version": version,
+            "Details": {
+                "ApiVersion": api::API_VERSION,
+                "MinAPIVersion": api::MIN_API_VERSION,
+                "Os": "linux",
+                "Arch": go_arch(),
+                "KernelVersion": kernel,
+                "Experimental": "false",
+            }
+        }],
+        "Version": version,
+        "ApiVersion": api::API_VERSION,
+        "MinAPIVersion": api::MIN_API_VERSION,
+        "GitCommit": "",
+        "GoVersion": "",
+        "Os": "linux",
+        "Arch": go_arch(),
+        "KernelVersion": kernel,
+        "BuildTime": "",
+    })
+}
+
+/// What a sandbox create asks for that the controller cannot do yet: one message naming each.
+fn unsupported_sandbox_options(spec: &SandboxSpec) -> Option<String> {
+    let mut missing = Vec::new();
+    if !spec.dns.is_empty() {
+        missing.push("--dns".to_owned());
+    }
+    if !spec.dns_search.is_empty() {
+        missing.push("--dns-search".to_owned());
+    }
+    if !spec.dns_options.is_empty() {
+        missing.push("--dns-option".to_owned());
+    }
+    if !spec.extra_hosts.is_empty() {
+        missing.push("--add-host".to_owned());
+    }
+    (!missing.is_empty()).then(|| {
+        format!(
+            "not supported by this berth controller yet: {}; create the sandbox without them",
+            missing.join(", ")
+        )
+    })
+}
+
+async fn execute(state: &Arc<State>, request: Request) -> Response<Body> {
+    let result: std::result::Result<Response<Body>, ApiError> = match request {
+        Request::Ping { head } => {
+            let mut r = response(
+                200,
+                Some("text/plain; charset=utf-8"),
+                if head { Vec::new() } else { b"OK".to_vec() },
+            );
+            let h = r.headers_mut();
+            h.insert(
+                header::CACHE_CONTROL,
+                HeaderValue::from_static("no-cache, no-store, must-revalidate"),
+            );
+            h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+            Ok(r)
+        }
+        Request::Version => Ok(json_response(200, &version_body())),
+        Request::ListNetworks(filters) => {
+            blocking(state, move |ctl| {
+                let nets = filters.apply(ctl.networks());
+                Ok(json_response(200, &nets))
+            })
+            .await
+        }
+        Request::InspectNetwork { id, scope } => {
+            blocking(state, move |ctl| {
+                let net = ctl.inspect_network(&id).map_err(ctl_err)?;
+                if scope.as_deref().is_some_and(|s| s != net.scope) {
+                    return Err(ApiError::not_found(format!("network {id} not found")));
+                }
+                Ok(json_response(200, &net))
+            })
+            .await
+        }
+        Request::CreateNetwork(req) => {
+            blocking(state, move |ctl| {
+                let id = ctl.create_network(req).map_err(ctl_err)?;
+                Ok(json_response(
+                    201,
+                    &json!({"Id": id.to_string(), "Warning": ""}),
+                ))
+            })
+            .await
+        }
+        Request::Connect {
+            network,
+            container,
+            options,
+        } => {
+            blocking(state, move |ctl| {
+                ctl.connect(&container, &network, options)
+                    .map_err(docker_ctl_err)?;
+                Ok(response(200, None, Vec::new()))
+            })
+            .await
+        }
+        Request::Disconnect {
+            network,
+            container,
+            force: _,
+        } => {
+            blocking(state, move |ctl| {
+                ctl.disconnect(&container, &network)
+                    .map_err(docker_ctl_err)?;
+                Ok(response(200, None, Vec::new()))
+            })
+            .await
+        }
+        Request::RemoveNetwork { id } => {
+            blocking(state, move |ctl| {
+                ctl.remove_network(&id).map_err(ctl_err)?;
+                Ok(response(204, None, Vec::new()))
+            })
+            .await
+        }
+        Request::PruneNetworks(filters) => {
+            blocking(state, move |ctl| {
+                let removed = if filters.is_empty() {
+                    ctl.prune_networks().map_err(ctl_err)?
+                } else {
+                    prune_filtered(ctl, &filters)?
+                };
+                let deleted = if removed.is_empty() {
+                    serde_json::Value::Null
+                } else {
+                    json!(removed)
+                };
+                Ok(json_response(200, &json!({ "NetworksDeleted": deleted })))
+            })
+            .await
+        }
+        Request::CreateSandbox(spec) => {
+            if let Some(msg) = unsupported_sandbox_options(&spec) {
+                Err(ApiError::new(501, msg))
+            } else {
+                let dns = state.dns.clone();
+                blocking(state, move |ctl| create_sandbox(ctl, *spec, &dns)).await
+            }
+        }
+        Request::ListSandboxes => {
+            blocking(state, move |ctl| Ok(json_response(200, &ctl.sandboxes()))).await
+        }
+        Request::InspectSandbox { id } => {
+            blocking(state, move |ctl| {
+                let sb = ctl.inspect_sandbox(&id).map_err(ctl_err)?;
+                Ok(json_response(200, &sb))
+            })
+            .await
+        }
+        Request::RemoveSandbox { id } => {
+            blocking(state, move |ctl| {
+                ctl.remove_sandbox(&id).map_err(ctl_err)?;
+                Ok(response(204, None, Vec::new()))
+            })
+            .await
+        }
+    };
+    match result {
+        Ok(r) => r,
+        Err(e) => error_response(&e),
+    }
+}
+
+fn prune_filtered(
+    ctl: &Controller,
+    filters: &api::PruneFilters,
+) -> std::result::Result<Vec<String>, ApiError> {
+    let candidates: Vec<NetworkInspect> = ctl
+        .networks()
+        .into_iter()
+        .filter(|n| !berth::PREDEFINED_NETWORKS.contains(&n.name.as_str()))
+        .filter(|n| n.containers.is_empty())
+        .filter(|n| filters.keeps(n))
+        .collect();
+    let mut removed = Vec::new();
+    for n in candidates {
+        match ctl.remove_network(&n.id) {
+            Ok(()) => removed.push(n.name),
+            Err(berth::Error::ActiveEndpoints { .. } | berth::Error::NetworkNotFound(_)) => {}
+            Err(e) => return Err(ctl_err(e)),
+        }
+    }
+    removed.sort();
+    Ok(removed)
+}
+
+fn create_sandbox(
+    ctl: &Controller,
+    spec: SandboxSpec,
+    _daemon_dns: &[std::net::IpAddr],
+) -> std::result::Result<Response<Body>, ApiError> {
+    // The controller connects the new sandbox to its network and removes it again if that fails.
+    let id = ctl.create_sandbox(spec.create).map_err(ctl_err)?;
+    Ok(json_response(
+        201,
+        &json!({"Id": id.to_string(), "Warnings": []}),
+    ))
+}
