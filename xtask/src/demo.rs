@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 /// Set to true once the controller serves the embedded DNS server (127.0.0.11) in sandboxes on
 /// user-defined networks; until then the name-resolution step says it is pending.
-const DNS_LANDED: bool = false;
+const DNS_LANDED: bool = true;
 /// Set to false if the controller cannot publish ports (`-p`); the port step then says so.
 const PORTS_LANDED: bool = true;
 

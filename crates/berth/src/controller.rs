@@ -7,6 +7,10 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use berth_bridge::{BridgeDefaults, BridgeDriver, BridgeOptions};
+use berth_dns::{
+    DnsSettings, EndpointDns, HostsFile, NetworkDns, ResolvMode, Resolver, ResolverConfig,
+    SandboxFiles, plan_resolv_conf,
+};
 use berth_driver::{
     Driver, EndpointId, EndpointSpec, IpamInfo, JoinInfo, JoinRequest, NetworkId, NetworkSpec,
     RawOptions, SandboxId, SandboxRef, Scope,
@@ -62,6 +66,7 @@ struct Inner {
     store: RedbStore,
     firewall: Option<Arc<Firewall>>,
     drivers: BTreeMap<&'static str, Arc<dyn Driver>>,
+    dns: Resolver,
     ipam: Mutex<Ipam>,
     networks: RwLock<Registry<Network>>,
     sandboxes: RwLock<Registry<Sandbox>>,
@@ -85,6 +90,8 @@ struct Sandbox {
     record: SandboxRecord,
     netns: Netns,
     netlink: Handle,
+    /// `/etc/hosts` and `/etc/resolv.conf` for the sandbox (none in host mode).
+    files: Option<SandboxFiles>,
     state: Mutex<SandboxState>,
 }
 
@@ -263,6 +270,8 @@ impl Controller {
         drivers.insert("null", Arc::new(NullDriver));
         drivers.insert("host", Arc::new(HostDriver));
 
+        let dns = Resolver::new(ResolverConfig::default())
+            .map_err(|e| Error::InvalidRequest(format!("starting the embedded DNS server: {e}")))?;
         let inner = Inner {
             config,
             host,
@@ -270,6 +279,7 @@ impl Controller {
             store,
             firewall,
             drivers,
+            dns,
             ipam: Mutex::new(Ipam::new()),
             networks: RwLock::new(Registry::default()),
             sandboxes: RwLock::new(Registry::default()),
@@ -380,6 +390,16 @@ impl Controller {
                     .delete(network_key(&id)),
             );
             return Err(e.into());
+        }
+        if let Err(e) = self.dns_network(&record) {
+            let _ = driver.delete_network(&id);
+            release_pools(self);
+            let _ = self.inner.store.commit(
+                Txn::new()
+                    .delete(network_name_key(&req.name))
+                    .delete(network_key(&id)),
+            );
+            return Err(e);
         }
         let net = Arc::new(Network {
             record,
@@ -531,6 +551,7 @@ impl Controller {
         )?;
         self.write_networks()
             .remove(net.record.id.as_str(), &net.record.name);
+        let _ = self.inner.dns.remove_network(net.record.id.as_str());
         Ok(())
     }
 
@@ -748,12 +769,24 @@ impl Controller {
                 return Err(Error::kernel(format!("setting up sandbox {}", req.name), e));
             }
         };
+        let files = match self.register_sandbox_dns(&record, &netns) {
+            Ok(f) => f,
+            Err(e) => {
+                if owned {
+                    let _ = netns.delete();
+                }
+                unclaim(self);
+                return Err(e);
+            }
+        };
         let sb = Arc::new(Sandbox {
             record,
             netns,
             netlink,
+            files,
             state: Mutex::new(SandboxState::default()),
         });
+        self.write_sandbox_files(&sb, &lock(&sb.state));
         self.write_sandboxes()
             .insert(id.as_str(), &sb.record.name, sb.clone());
         if let Some(network) = &req.network {
@@ -780,6 +813,12 @@ impl Controller {
         }
         st.removed = true;
         drop(st);
+        if let Some(files) = &sb.files {
+            let _ = self.inner.dns.remove_sandbox(sb.record.id.as_str());
+            if let Err(e) = std::fs::remove_dir_all(files.dir()) {
+                tracing::warn!(sandbox = %sb.record.name, error = %e, "removing hosts/resolv.conf");
+            }
+        }
         self.write_sandboxes()
             .remove(sb.record.id.as_str(), &sb.record.name);
         if sb.record.owned {
@@ -872,7 +911,10 @@ impl Controller {
                 )
             })
             .collect();
+        let path = |p: std::path::PathBuf| p.display().to_string();
         SandboxInspect {
+            hosts_path: sb.files.as_ref().map(|f| path(f.hosts_path())),
+            resolv_conf_path: sb.files.as_ref().map(|f| path(f.resolv_conf_path())),
             name: sb.record.name.clone(),
             id: sb.record.id.to_string(),
             created: sb.record.created.clone(),
@@ -880,6 +922,131 @@ impl Controller {
             networks,
             ports,
         }
+    }
+
+    // ----- DNS and the sandbox's files -----
+
+    /// Registers a sandbox with the embedded DNS server and creates its hosts/resolv.conf
+    /// directory (`<exec_root>/sandboxes/<id>`). Host-mode sandboxes use the host's files.
+    fn register_sandbox_dns(
+        &self,
+        rec: &SandboxRecord,
+        netns: &Netns,
+    ) -> Result<Option<SandboxFiles>> {
+        if rec.host_mode {
+            return Ok(None);
+        }
+        let dns_err = |e: berth_dns::Error| {
+            Error::InvalidRequest(format!("embedded DNS for sandbox {}: {e}", rec.name))
+        };
+        let id = rec.id.as_str();
+        // A restart registers again; a leftover registration is replaced.
+        let _ = self.inner.dns.remove_sandbox(id);
+        self.inner
+            .dns
+            .add_sandbox(id, &rec.name, netns, &[])
+            .map_err(dns_err)?;
+        let dir = self.inner.config.exec_root.join("sandboxes").join(id);
+        match SandboxFiles::create(dir) {
+            Ok(files) => Ok(Some(files)),
+            Err(e) => {
+                let _ = self.inner.dns.remove_sandbox(id);
+                Err(dns_err(e))
+            }
+        }
+    }
+
+    /// Rewrites the sandbox's `/etc/hosts` and `/etc/resolv.conf` from its current endpoints and
+    /// points its embedded server at the right upstreams. Failures are logged: name files are not
+    /// worth failing a connect for, and the next change rewrites them.
+    fn write_sandbox_files(&self, sb: &Sandbox, st: &SandboxState) {
+        let Some(files) = &sb.files else {
+            return;
+        };
+        let hostname = sb
+            .record
+            .hostname
+            .clone()
+            .unwrap_or_else(|| sb.record.id.short().to_owned());
+        let mut hosts = HostsFile::new(hostname);
+        let mut attached: Vec<&Attachment> = st.endpoints.values().collect();
+        attached.sort_by(|a, b| a.record.ifname.cmp(&b.record.ifname));
+        for a in &attached {
+            let addr = a
+                .record
+                .ipv4
+                .map(|n| IpAddr::V4(n.addr()))
+                .or(a.record.ipv6.map(|n| IpAddr::V6(n.addr())));
+            hosts.addresses.extend(addr);
+        }
+        let embedded = attached
+            .iter()
+            .any(|a| !PREDEFINED_NETWORKS.contains(&a.network.record.name.as_str()));
+        let mode = if embedded {
+            ResolvMode::Embedded
+        } else {
+            ResolvMode::Direct {
+                ipv6: attached.iter().any(|a| a.record.ipv6.is_some()),
+            }
+        };
+        let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+        let result = files.write_hosts(&hosts).and_then(|()| {
+            let plan = plan_resolv_conf(&host_resolv, &DnsSettings::default(), mode)?;
+            self.inner
+                .dns
+                .set_upstreams(sb.record.id.as_str(), &plan.upstreams)?;
+            files.write_resolv_conf(&plan.content)
+        });
+        if let Err(e) = result {
+            tracing::warn!(sandbox = %sb.record.name, error = %e, "writing hosts/resolv.conf");
+        }
+    }
+
+    fn dns_connect(&self, sb: &Sandbox, net: &Network, record: &EndpointRecord) -> Result<()> {
+        if sb.files.is_none() {
+            return Ok(());
+        }
+        let mut aliases = record.aliases.clone();
+        aliases.push(sb.record.id.short().to_owned());
+        if let Some(h) = &sb.record.hostname {
+            aliases.push(h.clone());
+        }
+        let user_defined = !PREDEFINED_NETWORKS.contains(&net.record.name.as_str());
+        self.inner
+            .dns
+            .connect(
+                sb.record.id.as_str(),
+                net.record.id.as_str(),
+                &EndpointDns {
+                    endpoint_id: record.id.to_string(),
+                    aliases,
+                    ipv4: record.ipv4.map(|n| n.addr()),
+                    ipv6: record.ipv6.map(|n| n.addr()),
+                    links: if user_defined {
+                        record.links.clone()
+                    } else {
+                        Vec::new()
+                    },
+                },
+            )
+            .map(|_| ())
+            .map_err(|e| {
+                Error::InvalidRequest(format!("embedded DNS for sandbox {}: {e}", sb.record.name))
+            })
+    }
+
+    fn dns_network(&self, rec: &NetworkRecord) -> Result<()> {
+        self.inner
+            .dns
+            .add_network(&NetworkDns {
+                id: rec.id.to_string(),
+                name: rec.name.clone(),
+                internal: rec.internal,
+                embedded_dns: !PREDEFINED_NETWORKS.contains(&rec.name.as_str()),
+            })
+            .map_err(|e| {
+                Error::InvalidRequest(format!("embedded DNS for network {}: {e}", rec.name))
+            })
     }
 
     // ----- endpoints -----
@@ -1049,11 +1216,14 @@ impl Controller {
                 .driver
                 .program_external_connectivity(&net.record.id, id, &specs)?;
         }
+        self.dns_connect(sb, net, &record)?;
+        undo.dns = true;
         record.state = EndpointState::Active;
         self.inner.store.put(&endpoint_key(id), &encode(&record))?;
         if let Some(a) = st.endpoints.get_mut(&net.record.id) {
             a.record = record;
         }
+        self.write_sandbox_files(sb, st);
         Ok(())
     }
 
@@ -1094,6 +1264,12 @@ impl Controller {
         id: &EndpointId,
         undo: Undo,
     ) {
+        if undo.dns {
+            let _ = self
+                .inner
+                .dns
+                .disconnect(sb.record.id.as_str(), net.record.id.as_str());
+        }
         if undo.ports {
             let _ = net.driver.revoke_external_connectivity(&net.record.id, id);
         }
@@ -1153,10 +1329,17 @@ impl Controller {
             .into_iter()
             .chain(att.record.ipv6.map(|a| IpAddr::V6(a.addr())))
             .collect();
+        if sb.files.is_some() {
+            let _ = self
+                .inner
+                .dns
+                .disconnect(sb.record.id.as_str(), network.as_str());
+        }
         net.driver.revoke_external_connectivity(network, &id)?;
         net.driver.leave(network, &id)?;
         let _ = net.driver.delete_endpoint(network, &id);
         st.endpoints.remove(network);
+        self.write_sandbox_files(sb, st);
         self.update_default_routes(sb, st)?;
         {
             let mut ipam = lock(&self.inner.ipam);
@@ -1267,6 +1450,7 @@ impl Controller {
                 }
             }
             driver.create_network(&spec_of(&rec), &options)?;
+            self.dns_network(&rec)?;
             let net = Arc::new(Network {
                 record: rec,
                 driver,
@@ -1288,10 +1472,12 @@ impl Controller {
             let handle = opened.and_then(|ns| Handle::open(&ns).map(|h| (ns, h)));
             match handle {
                 Ok((netns, netlink)) => {
+                    let files = self.register_sandbox_dns(&rec, &netns)?;
                     let sb = Sandbox {
                         record: rec,
                         netns,
                         netlink,
+                        files,
                         state: Mutex::new(SandboxState::default()),
                     };
                     let (id, name) = (sb.record.id.to_string(), sb.record.name.clone());
@@ -1334,6 +1520,7 @@ impl Controller {
         }
         for sb in self.read_sandboxes().values() {
             let mut st = lock(&sb.state);
+            self.write_sandbox_files(sb, &st);
             if let Err(e) = self.update_default_routes(sb, &mut st) {
                 tracing::warn!(sandbox = %sb.record.name, error = %e, "restoring default routes");
             }
@@ -1388,6 +1575,7 @@ impl Controller {
                 })?;
                 net.driver
                     .restore_external_connectivity(&net.record.id, &ep.id, &ep.ports)?;
+                self.dns_connect(&sb, &net, &ep)?;
                 lock(&net.members).endpoints.insert(ep.id.clone());
                 lock(&sb.state).endpoints.insert(
                     net.record.id.clone(),
@@ -1536,6 +1724,7 @@ struct Undo {
     joined: bool,
     attached: bool,
     ports: bool,
+    dns: bool,
 }
 
 fn next_ifname(st: &SandboxState) -> String {

@@ -115,6 +115,12 @@ pub struct SandboxInspect {
     pub created: String,
     /// The namespace path.
     pub sandbox_key: String,
+    /// The sandbox's `/etc/hosts` (absent in host mode).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub hosts_path: Option<String>,
+    /// The sandbox's `/etc/resolv.conf` (absent in host mode).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub resolv_conf_path: Option<String>,
     /// Networks by network name.
     pub networks: BTreeMap<String, SandboxNetworkInspect>,
     /// Published ports: "80/tcp" to bindings.
