@@ -327,7 +327,8 @@ impl Controller {
                 req.driver
             )));
         }
-        if self.lookup_network(&req.name).is_ok() {
+        // Only an existing *name* conflicts: a new name may well be a prefix of some network's id.
+        if self.read_networks().named(&req.name).is_some() {
             return Err(Error::NetworkExists(req.name));
         }
         self.create_network_inner(req, driver)
@@ -1633,7 +1634,7 @@ impl Controller {
 
     fn ensure_predefined(&self) -> Result<()> {
         let cfg = &self.inner.config;
-        if self.lookup_network("bridge").is_err() {
+        if self.read_networks().named("bridge").is_none() {
             let mut opts = RawOptions::new();
             let mut set = |k: &str, v: String| {
                 opts.insert(k.to_owned(), v);
@@ -1666,7 +1667,7 @@ impl Controller {
             self.create_network_inner(req, self.driver("bridge")?)?;
         }
         for (name, driver) in [("host", "host"), ("none", "null")] {
-            if self.lookup_network(name).is_err() {
+            if self.read_networks().named(name).is_none() {
                 let mut req = NetworkCreate::new(name);
                 req.driver = driver.into();
                 self.create_network_inner(req, self.driver(driver)?)?;

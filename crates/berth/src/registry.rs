@@ -44,6 +44,11 @@ impl<T> Registry<T> {
         self.by_id.get(id)
     }
 
+    /// The object with exactly this name (no id or prefix matching).
+    pub(crate) fn named(&self, name: &str) -> Option<&Arc<T>> {
+        self.by_name.get(name).and_then(|id| self.by_id.get(id))
+    }
+
     pub(crate) fn values(&self) -> impl Iterator<Item = &Arc<T>> {
         self.by_id.values()
     }
@@ -95,5 +100,7 @@ mod tests {
         r.remove("fff000", "abc");
         assert_eq!(*r.find("abc").unwrap(), 1, "now a unique id prefix");
         assert_eq!(r.values().count(), 2);
+        assert!(r.named("abd").is_none(), "names never match id prefixes");
+        assert_eq!(**r.named("web").unwrap(), 1);
     }
 }

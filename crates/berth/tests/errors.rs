@@ -216,3 +216,16 @@ fn sandbox_and_connect_errors_leave_nothing_behind() {
         .unwrap();
     assert_ne!(f.ip_of("two", "nw"), "10.5.0.10");
 }
+
+#[test]
+fn a_new_name_may_be_a_prefix_of_an_existing_id() {
+    let f = Fixture::new();
+    let id = f.ctl().inspect_network("none").unwrap().id;
+    let name = &id[..2];
+    f.ctl()
+        .create_network(NetworkCreate::new(name).subnet(subnet("10.9.9.0/24")))
+        .unwrap();
+    // By that string, the exact name now wins over the id prefix.
+    assert_eq!(f.ctl().inspect_network(name).unwrap().name, name);
+    assert_eq!(f.ctl().inspect_network(&id).unwrap().name, "none");
+}
