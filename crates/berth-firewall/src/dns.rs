@@ -162,23 +162,7 @@ pub fn apply_dns_redirect(
     }
     match config.backend {
         Backend::Nftables => {
-            let out = exec::run(
-                netns,
-                config.tools_dir.as_deref(),
-                "nft",
-                &["-f", "-"],
-                Some(&redirect.nft_script()),
-                "nftables",
-            )?;
-            if out.status.success() {
-                Ok(())
-            } else {
-                Err(Error::Refused {
-                    tool: "nft -f".into(),
-                    netns: exec::describe(netns),
-                    message: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
-                })
-            }
+            exec::apply_nft(netns, config.tools_dir.as_deref(), &redirect.nft_script())
         }
         Backend::Iptables => {
             let dir = config.tools_dir.as_deref();

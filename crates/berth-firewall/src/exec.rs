@@ -285,25 +285,23 @@ pub(crate) fn apply(netns: &Netns, tools: &Tools, tx: &Transaction) -> Result<()
             if b.is_empty() {
                 return Ok(());
             }
-            let out = run(
-                netns,
-                tools.dir.as_deref(),
-                "nft",
-                &["-f", "-"],
-                Some(&b.script()),
-                "nftables",
-            )?;
-            if out.status.success() {
-                Ok(())
-            } else {
-                Err(Error::Refused {
-                    tool: "nft -f".into(),
-                    netns: describe(netns),
-                    message: stderr_of(&out),
-                })
-            }
+            apply_nft(netns, tools.dir.as_deref(), &b.script())
         }
         Transaction::Iptables(batches) => apply_iptables(netns, tools, batches),
+    }
+}
+
+/// Applies one nftables script in one `nft -f` transaction inside `netns`.
+pub(crate) fn apply_nft(netns: &Netns, dir: Option<&std::path::Path>, script: &str) -> Result<()> {
+    let out = run(netns, dir, "nft", &["-f", "-"], Some(script), "nftables")?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(Error::Refused {
+            tool: "nft -f".into(),
+            netns: describe(netns),
+            message: stderr_of(&out),
+        })
     }
 }
 

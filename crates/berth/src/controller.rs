@@ -760,18 +760,11 @@ impl Controller {
             }
             Ok(nl)
         };
-        let netlink = match setup() {
-            Ok(nl) => nl,
-            Err(e) => {
-                if owned {
-                    let _ = netns.delete();
-                }
-                unclaim(self);
-                return Err(Error::kernel(format!("setting up sandbox {}", req.name), e));
-            }
-        };
-        let files = match self.register_sandbox_dns(&record, &netns) {
-            Ok(f) => f,
+        let prepared = setup()
+            .map_err(|e| Error::kernel(format!("setting up sandbox {}", req.name), e))
+            .and_then(|nl| Ok((nl, self.register_sandbox_dns(&record, &netns)?)));
+        let (netlink, files) = match prepared {
+            Ok(p) => p,
             Err(e) => {
                 if owned {
                     let _ = netns.delete();
