@@ -21,8 +21,8 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
 
 use berth::{
-    EndpointOptions, ExposedPort, IpamPoolConfig, MacAddr, NetworkCreate, NetworkInspect, PortSpec,
-    SandboxCreate, SandboxNetns,
+    DnsSettings, EndpointOptions, ExposedPort, HostEntry, IpamPoolConfig, MacAddr, NetworkCreate,
+    NetworkInspect, PortSpec, SandboxCreate, SandboxNetns,
 };
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize};
@@ -146,6 +146,13 @@ pub enum Request {
     RemoveSandbox {
         /// Name, id or id prefix.
         id: String,
+    },
+    /// `POST /sandboxes/{id}/rename?name=NEW` (berth; Docker's `/containers/{id}/rename`).
+    RenameSandbox {
+        /// Name, id or id prefix.
+        id: String,
+        /// The new name.
+        name: String,
     },
 }
 
@@ -316,6 +323,9 @@ pub struct SandboxCreateBody {
     /// Its hostname (empty: the first 12 hex digits of its id).
     #[serde(skip_serializing_if = "String::is_empty")]
     pub hostname: String,
+    /// Its domain name (`--domainname`).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub domainname: String,
     /// An existing namespace to adopt (`/proc/PID/ns/net`); empty: berth makes one.
     #[serde(skip_serializing_if = "String::is_empty")]
     pub netns_path: String,
@@ -385,14 +395,6 @@ pub struct SandboxSpec {
     /// The controller's create request (with its network and that endpoint's options, ports
     /// included).
     pub create: SandboxCreate,
-    /// `--dns` servers.
-    pub dns: Vec<IpAddr>,
-    /// `--dns-search` domains.
-    pub dns_search: Vec<String>,
-    /// `--dns-option` options.
-    pub dns_options: Vec<String>,
-    /// `--add-host` entries.
-    pub extra_hosts: Vec<(String, IpAddr)>,
 }
 
 // ----- filters -----
@@ -927,6 +929,7 @@ pub fn decode(
         ["networks", _, "connect" | "disconnect"] => &["POST"],
         ["sandboxes", "create"] => &["POST", "GET", "DELETE"],
         ["sandboxes", _] => &["GET", "DELETE"],
+        ["sandboxes", _, "rename"] => &["POST"],
         _ => return Err(ApiError::not_found("page not found")),
     };
     if !allowed.contains(&method) {
@@ -998,6 +1001,18 @@ pub fn decode(
         ("DELETE", ["sandboxes", id]) => Ok(Request::RemoveSandbox {
             id: id_segment(id)?,
         }),
+        ("POST", ["sandboxes", id, "rename"]) => {
+            let name = q.get("name").cloned().unwrap_or_default();
+            if name.is_empty() {
+                return Err(ApiError::bad_request(
+                    "rename needs the new name: POST /sandboxes/{id}/rename?name=NEW",
+                ));
+            }
+            Ok(Request::RenameSandbox {
+                id: id_segment(id)?,
+                name,
+            })
+        }
         _ => Err(ApiError::not_found("page not found")),
     }
 }
@@ -1264,6 +1279,9 @@ fn sandbox_spec(b: SandboxCreateBody) -> Result<SandboxSpec, ApiError> {
     if !b.hostname.is_empty() {
         create.hostname = Some(b.hostname);
     }
+    if !b.domainname.is_empty() {
+        create.domainname = Some(b.domainname);
+    }
     let ep = b.endpoint_config.unwrap_or_default();
     check_aliases(&ep.aliases)?;
     let mut ports = Vec::new();
@@ -1295,7 +1313,7 @@ fn sandbox_spec(b: SandboxCreateBody) -> Result<SandboxSpec, ApiError> {
     };
     create.network = Some(mode);
     create.endpoint = endpoint;
-    let dns = b
+    let servers = b
         .dns
         .iter()
         .map(|d| {
@@ -1304,34 +1322,20 @@ fn sandbox_spec(b: SandboxCreateBody) -> Result<SandboxSpec, ApiError> {
             })
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let extra_hosts = b
+    create.dns = DnsSettings {
+        servers,
+        search: b.dns_search,
+        options: b.dns_options,
+    };
+    create.extra_hosts = b
         .extra_hosts
         .iter()
         .map(|h| {
-            let (name, ip) = h
-                .split_once(':')
-                .map(|(n, ip)| (n, ip.trim_start_matches('[').trim_end_matches(']')))
-                .filter(|(n, _)| !n.is_empty())
-                .ok_or_else(|| {
-                    ApiError::bad_request(format!(
-                        "invalid --add-host {h:?}: expected HOST:IP, such as db:10.0.0.5"
-                    ))
-                })?;
-            let ip = ip.parse::<IpAddr>().map_err(|_| {
-                ApiError::bad_request(format!(
-                    "invalid --add-host {h:?}: {ip:?} is not an IP address"
-                ))
-            })?;
-            Ok((name.to_owned(), ip))
+            HostEntry::parse(h)
+                .map_err(|e| ApiError::bad_request(format!("invalid --add-host {h:?}: {e}")))
         })
         .collect::<Result<Vec<_>, ApiError>>()?;
-    Ok(SandboxSpec {
-        create,
-        dns,
-        dns_search: b.dns_search,
-        dns_options: b.dns_options,
-        extra_hosts,
-    })
+    Ok(SandboxSpec { create })
 }
 
 #[cfg(test)]
@@ -1502,7 +1506,32 @@ mod tests {
         };
         assert_eq!(s.create.network.as_deref(), Some("isolated_nw"));
         assert_eq!(s.create.endpoint.ports[0].to_string(), "8080:80/tcp");
-        assert_eq!(s.extra_hosts[0].0, "db");
+        assert_eq!(s.create.extra_hosts[0].names, "db");
+        assert_eq!(
+            s.create.dns.servers,
+            vec!["1.1.1.1".parse::<IpAddr>().unwrap()]
+        );
+        let e = decode(
+            "POST",
+            "/sandboxes/create",
+            J,
+            br#"{"Name":"a","ExtraHosts":["nocolon"]}"#,
+        )
+        .unwrap_err();
+        assert_eq!(e.status, 400);
+        assert!(e.message.contains("nocolon"), "{}", e.message);
+        let Request::RenameSandbox { id, name } =
+            decode("POST", "/sandboxes/web/rename?name=web2", J, b"").unwrap()
+        else {
+            panic!("not a rename")
+        };
+        assert_eq!((id.as_str(), name.as_str()), ("web", "web2"));
+        assert_eq!(
+            decode("POST", "/sandboxes/web/rename", J, b"")
+                .unwrap_err()
+                .status,
+            400
+        );
         let e = decode("POST", "/sandboxes/create", J, br#"{"Name":"a","Bogus":1}"#).unwrap_err();
         assert_eq!(e.status, 400);
         assert!(e.message.contains("Bogus"), "{}", e.message);

@@ -217,6 +217,16 @@ enum SandboxCmd {
     Rm(SbRm),
     /// Run a command inside a sandbox's namespace
     Exec(SbExec),
+    /// Rename a sandbox
+    Rename(SbRename),
+}
+
+#[derive(Debug, Args)]
+struct SbRename {
+    /// The sandbox
+    sandbox: String,
+    /// Its new name
+    new_name: String,
 }
 
 #[derive(Debug, Args)]
@@ -263,6 +273,9 @@ struct SbCreate {
     /// The sandbox's hostname
     #[arg(long)]
     hostname: Option<String>,
+    /// The sandbox's domain name
+    #[arg(long)]
+    domainname: Option<String>,
     /// Add a custom host-to-IP mapping (HOST:IP)
     #[arg(long = "add-host")]
     add_host: Vec<String>,
@@ -816,6 +829,7 @@ fn sandbox(c: &Client, cmd: SandboxCmd) -> Result<u8> {
             let body = SandboxCreateBody {
                 name: a.name,
                 hostname: a.hostname.unwrap_or_default(),
+                domainname: a.domainname.unwrap_or_default(),
                 netns_path: a.netns.unwrap_or_default(),
                 network_mode: a.network.unwrap_or_default(),
                 endpoint_config: Some(endpoint),
@@ -878,6 +892,18 @@ fn sandbox(c: &Client, cmd: SandboxCmd) -> Result<u8> {
             Ok(u8::from(failed))
         }
         SandboxCmd::Exec(a) => sandbox_exec(c, &a.sandbox, &a.command),
+        SandboxCmd::Rename(a) => {
+            c.call(
+                "POST",
+                &format!(
+                    "/sandboxes/{}/rename?name={}",
+                    encode_component(&a.sandbox),
+                    encode_component(&a.new_name)
+                ),
+                None,
+            )?;
+            Ok(0)
+        }
     }
 }
 

@@ -89,8 +89,6 @@ pub struct DaemonSettings {
     pub config: Config,
     /// The unix socket path.
     pub socket: PathBuf,
-    /// Default DNS servers (accepted; the controller has no DNS support yet).
-    pub dns: Vec<IpAddr>,
     /// `userland-proxy` as given.
     pub userland_proxy: Option<bool>,
     /// The log level.
@@ -536,11 +534,7 @@ pub fn resolve(host: Option<&str>, flags: DaemonFlags) -> Result<DaemonSettings>
                 .map_err(|_| setting_err("dns", d, "expected an IP address"))
         })
         .collect::<Result<Vec<_>>>()?;
-    if !dns.is_empty() {
-        notes.push(format!(
-            "dns {dns:?} accepted but not applied: the controller does not configure sandbox DNS yet"
-        ));
-    }
+    config.dns = dns;
     // berth's default is NAT only (dockerd's userland-proxy=false): clients keep their source
     // address and no process or task runs per port. With the proxy on, only publications NAT
     // cannot carry (an IPv6 host address for an IPv4-only container) are relayed, in-process.
@@ -562,7 +556,6 @@ pub fn resolve(host: Option<&str>, flags: DaemonFlags) -> Result<DaemonSettings>
     Ok(DaemonSettings {
         config,
         socket,
-        dns,
         userland_proxy,
         log_level,
         notes,
@@ -601,7 +594,8 @@ mod tests {
             s.config.default_address_pools.as_ref().map(Vec::len),
             Some(1)
         );
-        assert_eq!(s.notes.len(), 1, "dns is reported as not applied");
+        assert_eq!(s.config.dns, vec!["1.1.1.1".parse::<IpAddr>().unwrap()]);
+        assert!(s.notes.is_empty(), "{:?}", s.notes);
     }
 
     #[test]

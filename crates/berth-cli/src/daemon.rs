@@ -43,7 +43,6 @@ type Body = Full<Bytes>;
 
 struct State {
     ctl: Controller,
-    dns: Vec<std::net::IpAddr>,
 }
 
 /// Runs the daemon until SIGTERM or SIGINT.
@@ -80,10 +79,7 @@ pub(crate) fn run(settings: DaemonSettings) -> Result<()> {
         .enable_all()
         .build()
         .map_err(|e| Error::io("starting the daemon's runtime", e))?;
-    let state = Arc::new(State {
-        ctl,
-        dns: settings.dns.clone(),
-    });
+    let state = Arc::new(State { ctl });
     let result = runtime.block_on(serve(state.clone(), socket.clone()));
     runtime.shutdown_timeout(SHUTDOWN_GRACE);
     drop(state);
@@ -407,28 +403,6 @@ fn version_body() -> serde_json::Value {
 }
 
 /// What a sandbox create asks for that the controller cannot do yet: one message naming each.
-fn unsupported_sandbox_options(spec: &SandboxSpec) -> Option<String> {
-    let mut missing = Vec::new();
-    if !spec.dns.is_empty() {
-        missing.push("--dns".to_owned());
-    }
-    if !spec.dns_search.is_empty() {
-        missing.push("--dns-search".to_owned());
-    }
-    if !spec.dns_options.is_empty() {
-        missing.push("--dns-option".to_owned());
-    }
-    if !spec.extra_hosts.is_empty() {
-        missing.push("--add-host".to_owned());
-    }
-    (!missing.is_empty()).then(|| {
-        format!(
-            "not supported by this berth controller yet: {}; create the sandbox without them",
-            missing.join(", ")
-        )
-    })
-}
-
 async fn execute(state: &Arc<State>, request: Request) -> Response<Body> {
     let result: std::result::Result<Response<Body>, ApiError> = match request {
         Request::Ping { head } => {
@@ -521,12 +495,7 @@ async fn execute(state: &Arc<State>, request: Request) -> Response<Body> {
             .await
         }
         Request::CreateSandbox(spec) => {
-            if let Some(msg) = unsupported_sandbox_options(&spec) {
-                Err(ApiError::new(501, msg))
-            } else {
-                let dns = state.dns.clone();
-                blocking(state, move |ctl| create_sandbox(ctl, *spec, &dns)).await
-            }
+            blocking(state, move |ctl| create_sandbox(ctl, *spec)).await
         }
         Request::ListSandboxes => {
             blocking(state, move |ctl| Ok(json_response(200, &ctl.sandboxes()))).await
@@ -535,6 +504,13 @@ async fn execute(state: &Arc<State>, request: Request) -> Response<Body> {
             blocking(state, move |ctl| {
                 let sb = ctl.inspect_sandbox(&id).map_err(ctl_err)?;
                 Ok(json_response(200, &sb))
+            })
+            .await
+        }
+        Request::RenameSandbox { id, name } => {
+            blocking(state, move |ctl| {
+                ctl.rename_sandbox(&id, &name).map_err(ctl_err)?;
+                Ok(response(204, None, Vec::new()))
             })
             .await
         }
@@ -578,7 +554,6 @@ fn prune_filtered(
 fn create_sandbox(
     ctl: &Controller,
     spec: SandboxSpec,
-    _daemon_dns: &[std::net::IpAddr],
 ) -> std::result::Result<Response<Body>, ApiError> {
     // The controller connects the new sandbox to its network and removes it again if that fails.
     let id = ctl.create_sandbox(spec.create).map_err(ctl_err)?;

@@ -28,6 +28,9 @@ pub(crate) struct ExecTarget {
     /// Files to bind over `/etc/<name>`: `hosts`, `resolv.conf`, `hostname` when the daemon
     /// reports them (`HostsPath`, `ResolvConfPath`, `HostnamePath`) and they exist.
     pub(crate) etc_files: Vec<(PathBuf, &'static str)>,
+    /// Environment variables for the command: the sandbox's legacy-link environment
+    /// (`LinkEnv`), as Docker gives a linking container's processes.
+    pub(crate) env: Vec<(String, String)>,
 }
 
 impl ExecTarget {
@@ -61,10 +64,20 @@ impl ExecTarget {
                 etc_files.push((PathBuf::from(p), target));
             }
         }
+        let env = v
+            .get("LinkEnv")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .filter_map(|kv| kv.split_once('='))
+            .map(|(k, val)| (k.to_owned(), val.to_owned()))
+            .collect();
         Ok(ExecTarget {
             name,
             netns,
             etc_files,
+            env,
         })
     }
 }
@@ -86,7 +99,10 @@ pub(crate) fn exec(target: &ExecTarget, cmd: &[OsString]) -> (u8, Error) {
             Error::usage("sandbox exec needs a command: berth sandbox exec NAME -- CMD [ARGS...]"),
         );
     };
-    let err = Command::new(program).args(args).exec();
+    let err = Command::new(program)
+        .args(args)
+        .envs(target.env.iter().map(|(k, v)| (k, v)))
+        .exec();
     let code = if err.kind() == std::io::ErrorKind::NotFound {
         127
     } else {
@@ -178,10 +194,13 @@ mod tests {
     #[test]
     fn target_from_inspect() {
         let v = serde_json::json!({"Name": "web", "SandboxKey": "/run/berth/netns/abc",
-            "HostsPath": "/run/berth/sandboxes/abc/hosts", "ResolvConfPath": ""});
+            "HostsPath": "/run/berth/sandboxes/abc/hosts", "ResolvConfPath": "",
+            "LinkEnv": ["DB_NAME=/web/db", "DB_PORT=tcp://172.17.0.2:5432"]});
         let t = ExecTarget::from_inspect(&v).unwrap();
         assert_eq!(t.netns, PathBuf::from("/run/berth/netns/abc"));
         assert_eq!(t.etc_files.len(), 1);
+        assert_eq!(t.env[0], ("DB_NAME".to_owned(), "/web/db".to_owned()));
+        assert_eq!(t.env.len(), 2);
         assert!(ExecTarget::from_inspect(&serde_json::json!({"Name": "x"})).is_err());
     }
 }

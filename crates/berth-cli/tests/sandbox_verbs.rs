@@ -267,21 +267,82 @@ fn adopted_host_and_none_namespaces() {
     f.ok(&["sandbox", "create", "--name", "n", "--network", "none"]);
     let links = f.ok(&["sandbox", "exec", "n", "--", "ip", "-o", "link"]);
     assert_eq!(links.lines().count(), 1, "{links}");
-    // Flags the controller cannot apply yet are refused, never silently dropped.
-    for flags in [
-        vec!["--dns", "192.0.2.53"],
-        vec!["--add-host", "db:192.0.2.9"],
-        vec!["--dns-search", "example.org"],
+    // Name settings reach the sandbox's own /etc files, as its processes see them.
+    f.ok(&["network", "create", "isolated_nw"]);
+    f.ok(&[
+        "sandbox",
+        "create",
+        "--name",
+        "named",
+        "--network",
+        "isolated_nw",
+        "--hostname",
+        "app",
+        "--domainname",
+        "example.org",
+        "--dns",
+        "192.0.2.53",
+        "--dns-search",
+        "corp.example",
+        "--dns-option",
+        "ndots:3",
+        "--add-host",
+        "db:192.0.2.9",
+    ]);
+    let hosts = f.ok(&["sandbox", "exec", "named", "--", "cat", "/etc/hosts"]);
+    assert!(hosts.contains("192.0.2.9\tdb\n"), "{hosts}");
+    assert!(hosts.contains("\tapp.example.org app\n"), "{hosts}");
+    let resolv = f.ok(&["sandbox", "exec", "named", "--", "cat", "/etc/resolv.conf"]);
+    assert!(resolv.contains("nameserver 127.0.0.11\n"), "{resolv}");
+    assert!(resolv.contains("search corp.example\n"), "{resolv}");
+    assert!(resolv.contains("options ndots:3\n"), "{resolv}");
+    let got = f.ok(&["sandbox", "exec", "named", "--", "getent", "hosts", "db"]);
+    assert!(got.starts_with("192.0.2.9"), "{got}");
+    // Bad values are refused with the value named, and nothing is made.
+    for (flags, named) in [
+        (vec!["--add-host", "nocolon"], "nocolon"),
+        (vec!["--dns-option", "ndots:x"], "ndots"),
+        (vec!["--hostname", "bad_host"], "bad_host"),
     ] {
         let mut args = vec!["sandbox", "create", "--name", "pending"];
         args.extend(flags);
         let e = f.fails(&args, 1);
-        assert!(
-            e.contains("not supported by this berth controller yet"),
-            "{e}"
-        );
+        assert!(e.contains(named), "{e}");
         f.fails(&["sandbox", "inspect", "pending"], 1);
     }
+
+    // A legacy link on the default bridge: hosts line and environment in the linking sandbox.
+    f.ok(&[
+        "sandbox",
+        "create",
+        "--name",
+        "web",
+        "--hostname",
+        "webhost",
+    ]);
+    f.ok(&["sandbox", "create", "--name", "lk", "--link", "web:w"]);
+    let web_ip = f.ok(&[
+        "sandbox",
+        "inspect",
+        "--format",
+        "{{.Networks.bridge.IPAddress}}",
+        "web",
+    ]);
+    let web_ip = web_ip.trim();
+    let hosts = f.ok(&["sandbox", "exec", "lk", "--", "cat", "/etc/hosts"]);
+    assert!(
+        hosts.contains(&format!("{web_ip}\tw webhost web\n")),
+        "{hosts}"
+    );
+    let env = f.ok(&["sandbox", "exec", "lk", "--", "env"]);
+    assert!(env.contains("W_NAME=/lk/w\n"), "{env}");
+
+    // rename: the new name answers, the old one is gone.
+    f.ok(&["sandbox", "rename", "named", "renamed"]);
+    f.ok(&["sandbox", "inspect", "renamed"]);
+    f.fails(&["sandbox", "inspect", "named"], 1);
+    let e = f.fails(&["sandbox", "rename", "renamed", "web"], 1);
+    assert!(e.contains("already in use"), "{e}");
 }
 
 #[test]

@@ -47,6 +47,8 @@ pub struct Config {
     /// through an in-process proxy (`--userland-proxy`). Off by default: berth publishes with NAT
     /// only, like dockerd's `--userland-proxy=false`, and keeps clients' source addresses.
     pub userland_proxy: bool,
+    /// Default `--dns` servers (dockerd's `--dns`) of sandboxes that give none.
+    pub dns: Vec<IpAddr>,
 }
 
 impl Config {
@@ -68,6 +70,7 @@ impl Config {
             default_bind_ip: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
             trusted_interfaces: Vec::new(),
             userland_proxy: false,
+            dns: Vec::new(),
         }
     }
 

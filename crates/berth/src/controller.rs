@@ -8,14 +8,14 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuar
 
 use berth_bridge::{BridgeDefaults, BridgeDriver, BridgeOptions};
 use berth_dns::{
-    DnsSettings, EndpointDns, HostsFile, NetworkDns, ResolvMode, Resolver, ResolverConfig,
-    SandboxFiles, plan_resolv_conf,
+    DnsSettings, EndpointDns, ExposedPort as DnsExposedPort, HostEntry, HostsFile, Link, LinkHost,
+    NetworkDns, PortProto, ResolvMode, Resolver, ResolverConfig, SandboxFiles, plan_resolv_conf,
 };
 use berth_driver::{
     Driver, EndpointId, EndpointSpec, IpamInfo, JoinInfo, JoinRequest, NetworkId, NetworkSpec,
     RawOptions, SandboxId, SandboxRef, Scope,
 };
-use berth_firewall::{DesiredState, Firewall, FirewallConfig};
+use berth_firewall::{DesiredState, Firewall, FirewallConfig, LinkPort, LinkRule, Protocol};
 use berth_ipam::{AddressRequest, AddressSpace, IpFamily, Ipam, PoolId, PoolRequest};
 use berth_netlink::{Handle, IpFamily as NlFamily, Netns, RouteSpec, sysctl_get, sysctl_set};
 use berth_portmap::{PortMapper, PortSpec};
@@ -32,8 +32,8 @@ use crate::inspect::{
     PortBindingInspect, SandboxInspect, SandboxNetworkInspect,
 };
 use crate::records::{
-    EndpointRecord, EndpointState, NetworkRecord, PoolRecord, SandboxRecord, endpoint_key,
-    network_key, network_name_key, sandbox_key, sandbox_name_key,
+    EndpointRecord, EndpointState, LegacyLink, NetworkRecord, PoolRecord, SandboxRecord,
+    endpoint_key, network_key, network_name_key, sandbox_key, sandbox_name_key,
 };
 use crate::registry::{Miss, Registry};
 use crate::requests::{
@@ -67,6 +67,7 @@ struct Inner {
     firewall: Option<Arc<Firewall>>,
     drivers: BTreeMap<&'static str, Arc<dyn Driver>>,
     dns: Resolver,
+    bridge_defaults: BridgeDefaults,
     ipam: Mutex<Ipam>,
     networks: RwLock<Registry<Network>>,
     sandboxes: RwLock<Registry<Sandbox>>,
@@ -87,12 +88,21 @@ struct Members {
 }
 
 struct Sandbox {
+    /// The record as created; its `name` is the creation name (see [`Sandbox::name`]).
     record: SandboxRecord,
+    /// The current name (a rename changes it).
+    name: RwLock<String>,
     netns: Netns,
     netlink: Handle,
     /// `/etc/hosts` and `/etc/resolv.conf` for the sandbox (none in host mode).
     files: Option<SandboxFiles>,
     state: Mutex<SandboxState>,
+}
+
+impl Sandbox {
+    fn name(&self) -> String {
+        read(&self.name).clone()
+    }
 }
 
 #[derive(Default)]
@@ -173,6 +183,63 @@ fn validate_name(kind: &str, name: &str) -> Result<()> {
     }
 }
 
+/// A hostname or domain name as Docker accepts them (RFC 1123 labels separated by dots), so
+/// nothing but a name can reach `/etc/hosts`.
+fn validate_host_name(what: &str, name: &str) -> Result<()> {
+    let label_ok = |l: &str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+    };
+    if name.len() <= 253 && name.split('.').all(label_ok) {
+        Ok(())
+    } else {
+        Err(Error::InvalidRequest(format!(
+            "invalid {what} {name:?}: expected dot-separated labels of letters, digits and '-' (at most 63 characters each, 253 in all)"
+        )))
+    }
+}
+
+/// Checks a sandbox's hostname, domain name, `--add-host` names and DNS settings before anything
+/// is made: the same rules `/etc/hosts` and `/etc/resolv.conf` planning apply later.
+fn validate_sandbox_dns(req: &SandboxCreate) -> Result<()> {
+    if let Some(h) = &req.hostname {
+        validate_host_name("hostname", h)?;
+    }
+    if let Some(d) = &req.domainname {
+        validate_host_name("domainname", d)?;
+    }
+    for h in &req.extra_hosts {
+        // Docker takes any name here (underscores included); only what would break the file's
+        // line structure is refused.
+        if h.names.trim().is_empty() || h.names.chars().any(|c| c.is_control() || c == '#') {
+            return Err(Error::InvalidRequest(format!(
+                "invalid --add-host names {:?}: expected names without control characters or '#'",
+                h.names
+            )));
+        }
+    }
+    for d in &req.dns.search {
+        if d != "." {
+            validate_host_name("--dns-search domain", d.strip_suffix('.').unwrap_or(d))?;
+        }
+    }
+    for o in &req.dns.options {
+        if o.is_empty() || o.chars().any(|c| c.is_whitespace() || c == '#') {
+            return Err(Error::InvalidRequest(format!(
+                "invalid --dns-option {o:?}: expected one word such as ndots:2 or rotate"
+            )));
+        }
+    }
+    for mode in [ResolvMode::Embedded, ResolvMode::Direct { ipv6: true }] {
+        plan_resolv_conf("", &req.dns, mode)
+            .map_err(|e| Error::InvalidRequest(format!("sandbox {}: {e}", req.name)))?;
+    }
+    Ok(())
+}
+
 impl Controller {
     /// Opens (or creates) the state in `config.data_root`, restores every network, sandbox and
     /// endpoint it holds, reconciles the kernel with it, and makes sure the built-in networks
@@ -251,6 +318,28 @@ impl Controller {
                             desired.insert_port(&fw_config, rule)?;
                         }
                     }
+                    if !opts.enable_icc {
+                        let active: Vec<&EndpointRecord> = endpoints
+                            .iter()
+                            .filter(|e| e.network == rec.id && e.state == EndpointState::Active)
+                            .collect();
+                        let addrs: BTreeSet<IpAddr> = active
+                            .iter()
+                            .flat_map(|e| {
+                                e.ipv4
+                                    .map(|a| IpAddr::V4(a.addr()))
+                                    .into_iter()
+                                    .chain(e.ipv6.map(|a| IpAddr::V6(a.addr())))
+                            })
+                            .collect();
+                        for ep in &active {
+                            for rule in link_rules(&bridge, ep) {
+                                if addrs.contains(&rule.child_ip) {
+                                    desired.insert_link(&fw_config, rule)?;
+                                }
+                            }
+                        }
+                    }
                 }
                 let fw = Firewall::with_state(&host, fw_config, desired)?;
                 let report = fw.reconcile()?;
@@ -262,7 +351,7 @@ impl Controller {
         let bridge = Arc::new(BridgeDriver::with_userland_proxy(
             &host,
             firewall.clone(),
-            bridge_defaults,
+            bridge_defaults.clone(),
             config.userland_proxy,
         )?);
         let mut drivers: BTreeMap<&'static str, Arc<dyn Driver>> = BTreeMap::new();
@@ -280,6 +369,7 @@ impl Controller {
             firewall,
             drivers,
             dns,
+            bridge_defaults,
             ipam: Mutex::new(Ipam::new()),
             networks: RwLock::new(Registry::default()),
             sandboxes: RwLock::new(Registry::default()),
@@ -622,7 +712,7 @@ impl Controller {
                         containers.insert(
                             sb.record.id.to_string(),
                             ContainerInspect {
-                                name: sb.record.name.clone(),
+                                name: sb.name(),
                                 endpoint_id: att.record.id.to_string(),
                                 mac_address: att
                                     .record
@@ -675,6 +765,7 @@ impl Controller {
         let span = tracing::info_span!("create_sandbox", name = %req.name);
         let _enter = span.enter();
         validate_name("sandbox", &req.name)?;
+        validate_sandbox_dns(&req)?;
         let id = SandboxId::from_bytes(random_id());
         let (path, owned, host_mode) = match &req.netns {
             SandboxNetns::Create => (self.inner.config.netns_dir().join(id.as_str()), true, false),
@@ -697,6 +788,15 @@ impl Controller {
             owned,
             host_mode,
             hostname: req.hostname.clone(),
+            domainname: req.domainname.clone(),
+            dns_servers: req.dns.servers.clone(),
+            dns_search: req.dns.search.clone(),
+            dns_options: req.dns.options.clone(),
+            extra_hosts: req
+                .extra_hosts
+                .iter()
+                .map(|h| (h.names.clone(), h.addr))
+                .collect(),
         };
         let claim = Txn::new()
             .when(sandbox_name_key(&req.name), Expect::Absent)
@@ -774,6 +874,7 @@ impl Controller {
             }
         };
         let sb = Arc::new(Sandbox {
+            name: RwLock::new(record.name.clone()),
             record,
             netns,
             netlink,
@@ -782,7 +883,7 @@ impl Controller {
         });
         self.write_sandbox_files(&sb, &lock(&sb.state));
         self.write_sandboxes()
-            .insert(id.as_str(), &sb.record.name, sb.clone());
+            .insert(id.as_str(), &sb.name(), sb.clone());
         if let Some(network) = &req.network {
             if let Err(e) = self.connect(id.as_str(), network, req.endpoint.clone()) {
                 let _ = self.remove_sandbox(id.as_str());
@@ -795,7 +896,7 @@ impl Controller {
     /// Removes a sandbox: leaves every network, then deletes its namespace if berth made it.
     pub fn remove_sandbox(&self, name_or_id: &str) -> Result<()> {
         let sb = self.lookup_sandbox(name_or_id)?;
-        let span = tracing::info_span!("remove_sandbox", name = %sb.record.name);
+        let span = tracing::info_span!("remove_sandbox", name = %sb.name());
         let _enter = span.enter();
         let mut st = lock(&sb.state);
         if st.removed {
@@ -810,11 +911,11 @@ impl Controller {
         if let Some(files) = &sb.files {
             let _ = self.inner.dns.remove_sandbox(sb.record.id.as_str());
             if let Err(e) = std::fs::remove_dir_all(files.dir()) {
-                tracing::warn!(sandbox = %sb.record.name, error = %e, "removing hosts/resolv.conf");
+                tracing::warn!(sandbox = %sb.name(), error = %e, "removing hosts/resolv.conf");
             }
         }
         self.write_sandboxes()
-            .remove(sb.record.id.as_str(), &sb.record.name);
+            .remove(sb.record.id.as_str(), &sb.name());
         if sb.record.owned {
             if let Some(p) = sb.netns.path() {
                 let dir = p
@@ -822,15 +923,75 @@ impl Controller {
                     .map(std::path::Path::to_path_buf)
                     .unwrap_or_default();
                 Netns::delete_named_in(&dir, sb.record.id.as_str()).map_err(|e| {
-                    Error::kernel(format!("deleting the namespace of {}", sb.record.name), e)
+                    Error::kernel(format!("deleting the namespace of {}", sb.name()), e)
                 })?;
             }
         }
         self.inner.store.commit(
             Txn::new()
-                .delete(sandbox_name_key(&sb.record.name))
+                .delete(sandbox_name_key(&sb.name()))
                 .delete(sandbox_key(&sb.record.id)),
         )?;
+        Ok(())
+    }
+
+    /// Renames a sandbox (`docker rename`): the new name answers in the embedded DNS at once and
+    /// the old one stops; its hostname, addresses and aliases stay. The new name must be free.
+    pub fn rename_sandbox(&self, name_or_id: &str, new_name: &str) -> Result<()> {
+        let sb = self.lookup_sandbox(name_or_id)?;
+        validate_name("sandbox", new_name)?;
+        let span = tracing::info_span!("rename_sandbox", name = %sb.name(), new_name);
+        let _enter = span.enter();
+        // Serialised with connect, disconnect and remove of this sandbox.
+        let st = lock(&sb.state);
+        if st.removed {
+            return Err(Error::SandboxNotFound(name_or_id.to_owned()));
+        }
+        let old = sb.name();
+        if old == new_name {
+            return Err(Error::InvalidRequest(format!(
+                "renaming sandbox {old} to the name it already has"
+            )));
+        }
+        let mut record = sb.record.clone();
+        record.name = new_name.to_owned();
+        let id = &sb.record.id;
+        let txn = Txn::new()
+            .when(sandbox_name_key(new_name), Expect::Absent)
+            .put(sandbox_name_key(new_name), id.as_str().as_bytes().to_vec())
+            .delete(sandbox_name_key(&old))
+            .put(sandbox_key(id), encode(&record));
+        if let Err(e) = self.inner.store.commit(txn) {
+            return Err(match e {
+                berth_store::Error::Conflict { .. } => Error::SandboxExists {
+                    name: new_name.to_owned(),
+                    id: self
+                        .inner
+                        .store
+                        .get(&sandbox_name_key(new_name))
+                        .ok()
+                        .flatten()
+                        .map(|e| String::from_utf8_lossy(&e.value).into_owned())
+                        .unwrap_or_default(),
+                },
+                other => other.into(),
+            });
+        }
+        {
+            let mut reg = self.write_sandboxes();
+            reg.remove(id.as_str(), &old);
+            reg.insert(id.as_str(), new_name, sb.clone());
+        }
+        *write(&sb.name) = new_name.to_owned();
+        if sb.files.is_some() {
+            self.inner
+                .dns
+                .rename_sandbox(id.as_str(), new_name)
+                .map_err(|e| {
+                    Error::InvalidRequest(format!("embedded DNS for sandbox {new_name}: {e}"))
+                })?;
+        }
+        drop(st);
         Ok(())
     }
 
@@ -900,6 +1061,7 @@ impl Controller {
                         ipv6_gateway: a.join.gateway_v6.map(|g| g.to_string()).unwrap_or_default(),
                         mac_address: r.mac.map(|m| m.to_string()).unwrap_or_default(),
                         aliases: r.aliases.clone(),
+                        links: r.links.iter().map(|(n, a)| format!("{n}:{a}")).collect(),
                         interface: r.ifname.clone().unwrap_or_default(),
                     },
                 )
@@ -909,12 +1071,13 @@ impl Controller {
         SandboxInspect {
             hosts_path: sb.files.as_ref().map(|f| path(f.hosts_path())),
             resolv_conf_path: sb.files.as_ref().map(|f| path(f.resolv_conf_path())),
-            name: sb.record.name.clone(),
+            name: sb.name(),
             id: sb.record.id.to_string(),
             created: sb.record.created.clone(),
             sandbox_key: sb.record.netns.display().to_string(),
             networks,
             ports,
+            link_env: link_env_of(&sb.name(), &st),
         }
     }
 
@@ -962,7 +1125,17 @@ impl Controller {
             .hostname
             .clone()
             .unwrap_or_else(|| sb.record.id.short().to_owned());
+        let rec = &sb.record;
         let mut hosts = HostsFile::new(hostname);
+        hosts.domainname = rec.domainname.clone();
+        hosts.extra_hosts = rec
+            .extra_hosts
+            .iter()
+            .map(|(names, addr)| HostEntry {
+                names: names.clone(),
+                addr: *addr,
+            })
+            .collect();
         let mut attached: Vec<&Attachment> = st.endpoints.values().collect();
         attached.sort_by(|a, b| a.record.ifname.cmp(&b.record.ifname));
         for a in &attached {
@@ -972,6 +1145,14 @@ impl Controller {
                 .map(|n| IpAddr::V4(n.addr()))
                 .or(a.record.ipv6.map(|n| IpAddr::V6(n.addr())));
             hosts.addresses.extend(addr);
+            hosts
+                .links
+                .extend(a.record.legacy_links.iter().map(|l| LinkHost {
+                    addr: l.addr,
+                    alias: l.alias.clone(),
+                    hostname: l.hostname.clone(),
+                    name: l.name.clone(),
+                }));
         }
         let embedded = attached
             .iter()
@@ -985,14 +1166,23 @@ impl Controller {
         };
         let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
         let result = files.write_hosts(&hosts).and_then(|()| {
-            let plan = plan_resolv_conf(&host_resolv, &DnsSettings::default(), mode)?;
+            let settings = DnsSettings {
+                servers: if rec.dns_servers.is_empty() {
+                    self.inner.config.dns.clone()
+                } else {
+                    rec.dns_servers.clone()
+                },
+                search: rec.dns_search.clone(),
+                options: rec.dns_options.clone(),
+            };
+            let plan = plan_resolv_conf(&host_resolv, &settings, mode)?;
             self.inner
                 .dns
                 .set_upstreams(sb.record.id.as_str(), &plan.upstreams)?;
             files.write_resolv_conf(&plan.content)
         });
         if let Err(e) = result {
-            tracing::warn!(sandbox = %sb.record.name, error = %e, "writing hosts/resolv.conf");
+            tracing::warn!(sandbox = %sb.name(), error = %e, "writing hosts/resolv.conf");
         }
     }
 
@@ -1025,7 +1215,7 @@ impl Controller {
             )
             .map(|_| ())
             .map_err(|e| {
-                Error::InvalidRequest(format!("embedded DNS for sandbox {}: {e}", sb.record.name))
+                Error::InvalidRequest(format!("embedded DNS for sandbox {}: {e}", sb.name()))
             })
     }
 
@@ -1043,6 +1233,120 @@ impl Controller {
             })
     }
 
+    // ----- legacy links -----
+
+    /// Resolves `--link name:alias` on the default bridge into what the linking sandbox needs.
+    /// On user-defined networks links are DNS aliases only (nothing to resolve).
+    fn resolve_legacy_links(
+        &self,
+        sb: &Sandbox,
+        net: &Network,
+        opts: &EndpointOptions,
+    ) -> Result<Vec<LegacyLink>> {
+        if opts.links.is_empty() || !PREDEFINED_NETWORKS.contains(&net.record.name.as_str()) {
+            return Ok(Vec::new());
+        }
+        if net.record.driver != "bridge" {
+            return Err(Error::InvalidRequest(format!(
+                "conflicting options: links cannot be used with the {} network",
+                net.record.name
+            )));
+        }
+        let mut out: Vec<LegacyLink> = Vec::new();
+        for (name, alias) in &opts.links {
+            let child = self
+                .lookup_sandbox(name)
+                .map_err(|_| Error::InvalidRequest(format!("could not get sandbox for {name}")))?;
+            if child.record.id == sb.record.id {
+                return Err(Error::InvalidRequest(format!(
+                    "sandbox {name} cannot be linked to itself"
+                )));
+            }
+            if out.iter().any(|l| &l.alias == alias) {
+                return Err(Error::InvalidRequest(format!(
+                    "conflicting link alias {alias}: given twice"
+                )));
+            }
+            let st = lock(&child.state);
+            let Some(att) = st.endpoints.get(&net.record.id) else {
+                return Err(Error::InvalidRequest(format!(
+                    "cannot link to /{name}, as it does not belong to the default network"
+                )));
+            };
+            let Some(addr) = att
+                .record
+                .ipv4
+                .map(|a| IpAddr::V4(a.addr()))
+                .or(att.record.ipv6.map(|a| IpAddr::V6(a.addr())))
+            else {
+                return Err(Error::InvalidRequest(format!(
+                    "cannot link to /{name}: it has no address on the default network"
+                )));
+            };
+            out.push(LegacyLink {
+                name: child.name(),
+                alias: alias.clone(),
+                child: child.record.id.clone(),
+                hostname: child
+                    .record
+                    .hostname
+                    .clone()
+                    .unwrap_or_else(|| child.record.id.short().to_owned()),
+                addr,
+                ports: exposed_link_ports(&att.record),
+            });
+        }
+        Ok(out)
+    }
+
+    /// The bridge of a bridge network whose icc is off (where links need firewall rules).
+    fn icc_off_bridge(&self, rec: &NetworkRecord) -> Result<Option<String>> {
+        if rec.driver != "bridge" {
+            return Ok(None);
+        }
+        let opts = BridgeOptions::parse(&rec.options, &self.inner.bridge_defaults)
+            .map_err(Error::Driver)?;
+        if opts.enable_icc {
+            return Ok(None);
+        }
+        Ok(Some(
+            BridgeDriver::network_rules(&spec_of(rec), &opts).bridge,
+        ))
+    }
+
+    /// Removes the link rules on `net`'s bridge in which any of `addrs` takes part (as the linking
+    /// or the linked sandbox): an address that leaves must not keep a hole in the firewall for
+    /// the next sandbox that gets it.
+    fn remove_link_rules(&self, net: &NetworkRecord, addrs: &[IpAddr]) -> Result<()> {
+        let (Some(fw), Some(bridge)) = (&self.inner.firewall, self.icc_off_bridge(net)?) else {
+            return Ok(());
+        };
+        let stale: Vec<LinkRule> = fw
+            .state()
+            .links()
+            .iter()
+            .filter(|l| {
+                l.bridge == bridge && (addrs.contains(&l.parent_ip) || addrs.contains(&l.child_ip))
+            })
+            .cloned()
+            .collect();
+        for rule in &stale {
+            fw.remove_link(rule)?;
+        }
+        Ok(())
+    }
+
+    /// The environment variables of a sandbox's legacy links, in Docker's format
+    /// (`DB_PORT_5432_TCP=tcp://172.17.0.2:5432`, `DB_NAME=/web/db`, ...), for the engine to put
+    /// into the processes it starts in the sandbox. Empty when it has no links on the default
+    /// bridge.
+    pub fn link_env(&self, sandbox: &str) -> Result<Vec<String>> {
+        let sb = self.lookup_sandbox(sandbox)?;
+        let name = sb.name();
+        let st = lock(&sb.state);
+        Ok(link_env_of(&name, &st))
+    }
+
     // ----- endpoints -----
 
     /// Connects a sandbox to a network, live; returns the endpoint id.
@@ -1054,9 +1358,11 @@ impl Controller {
     ) -> Result<EndpointId> {
         let sb = self.lookup_sandbox(sandbox)?;
         let net = self.lookup_network(network)?;
-        let span =
-            tracing::info_span!("connect", sandbox = %sb.record.name, network = %net.record.name);
+        let span = tracing::info_span!("connect", sandbox = %sb.name(), network = %net.record.name);
         let _enter = span.enter();
+        // Linked sandboxes are read before this sandbox's lock is taken: two sandboxes linking
+        // each other at once never wait on each other's lock.
+        let legacy_links = self.resolve_legacy_links(&sb, &net, &opts)?;
         let mut st = lock(&sb.state);
         if st.removed {
             return Err(Error::SandboxNotFound(sandbox.to_owned()));
@@ -1071,7 +1377,8 @@ impl Controller {
             members.endpoints.insert(id.clone());
         }
         let mut undo = Undo::default();
-        match self.connect_steps(&sb, &mut st, &net, &id, opts, &mut undo) {
+        let req = ConnectRequest { opts, legacy_links };
+        match self.connect_steps(&sb, &mut st, &net, &id, req, &mut undo) {
             Ok(()) => Ok(id),
             Err(e) => {
                 self.rollback_connect(&sb, &mut st, &net, &id, undo);
@@ -1087,7 +1394,7 @@ impl Controller {
         net: &Network,
         opts: &EndpointOptions,
     ) -> Result<()> {
-        let name = &sb.record.name;
+        let name = &sb.name();
         if st.endpoints.contains_key(&net.record.id) {
             return Err(Error::AlreadyConnected {
                 sandbox: name.clone(),
@@ -1136,9 +1443,10 @@ impl Controller {
         st: &mut SandboxState,
         net: &Arc<Network>,
         id: &EndpointId,
-        opts: EndpointOptions,
+        req: ConnectRequest,
         undo: &mut Undo,
     ) -> Result<()> {
+        let ConnectRequest { opts, legacy_links } = req;
         let creates = net.driver.capabilities().creates_interfaces;
         let (ipv4, ipv6) = if creates {
             self.allocate_addresses(net, &opts, undo)?
@@ -1160,6 +1468,7 @@ impl Controller {
             user_ipv6: opts.ipv6.is_some(),
             ports: Vec::new(),
             exposed: opts.exposed.clone(),
+            legacy_links,
             state: EndpointState::Pending,
         };
         // Intent first: the addresses are taken in the store before the kernel is touched.
@@ -1212,6 +1521,13 @@ impl Controller {
         }
         self.dns_connect(sb, net, &record)?;
         undo.dns = true;
+        if let (Some(fw), Some(bridge)) = (&self.inner.firewall, self.icc_off_bridge(&net.record)?)
+        {
+            for rule in link_rules(&bridge, &record) {
+                fw.add_link(rule.clone())?;
+                undo.links.push(rule);
+            }
+        }
         record.state = EndpointState::Active;
         self.inner.store.put(&endpoint_key(id), &encode(&record))?;
         if let Some(a) = st.endpoints.get_mut(&net.record.id) {
@@ -1258,6 +1574,11 @@ impl Controller {
         id: &EndpointId,
         undo: Undo,
     ) {
+        if let Some(fw) = &self.inner.firewall {
+            for rule in undo.links.iter().rev() {
+                let _ = fw.remove_link(rule);
+            }
+        }
         if undo.dns {
             let _ = self
                 .inner
@@ -1293,12 +1614,13 @@ impl Controller {
     pub fn disconnect(&self, sandbox: &str, network: &str) -> Result<()> {
         let sb = self.lookup_sandbox(sandbox)?;
         let net = self.lookup_network(network)?;
-        let span = tracing::info_span!("disconnect", sandbox = %sb.record.name, network = %net.record.name);
+        let span =
+            tracing::info_span!("disconnect", sandbox = %sb.name(), network = %net.record.name);
         let _enter = span.enter();
         let mut st = lock(&sb.state);
         if !st.endpoints.contains_key(&net.record.id) {
             return Err(Error::NotConnected {
-                sandbox: sb.record.name.clone(),
+                sandbox: sb.name(),
                 network: net.record.name.clone(),
             });
         }
@@ -1329,6 +1651,7 @@ impl Controller {
                 .dns
                 .disconnect(sb.record.id.as_str(), network.as_str());
         }
+        self.remove_link_rules(&net.record, &addrs)?;
         net.driver.revoke_external_connectivity(network, &id)?;
         net.driver.leave(network, &id)?;
         let _ = net.driver.delete_endpoint(network, &id);
@@ -1397,14 +1720,14 @@ impl Controller {
                     .netlink
                     .route_replace(&base.via(gw).dev(ifname.as_str()))
                     .map_err(|e| {
-                        Error::kernel(format!("default route of sandbox {}", sb.record.name), e)
+                        Error::kernel(format!("default route of sandbox {}", sb.name()), e)
                     })?,
                 None => match sb.netlink.route_delete(&base) {
                     Ok(()) => {}
                     Err(e) if e.is_not_found() => {}
                     Err(e) => {
                         return Err(Error::kernel(
-                            format!("removing the default route of sandbox {}", sb.record.name),
+                            format!("removing the default route of sandbox {}", sb.name()),
                             e,
                         ));
                     }
@@ -1468,13 +1791,14 @@ impl Controller {
                 Ok((netns, netlink)) => {
                     let files = self.register_sandbox_dns(&rec, &netns)?;
                     let sb = Sandbox {
+                        name: RwLock::new(rec.name.clone()),
                         record: rec,
                         netns,
                         netlink,
                         files,
                         state: Mutex::new(SandboxState::default()),
                     };
-                    let (id, name) = (sb.record.id.to_string(), sb.record.name.clone());
+                    let (id, name) = (sb.record.id.to_string(), sb.name());
                     self.write_sandboxes().insert(&id, &name, Arc::new(sb));
                 }
                 Err(e) => {
@@ -1516,7 +1840,7 @@ impl Controller {
             let mut st = lock(&sb.state);
             self.write_sandbox_files(sb, &st);
             if let Err(e) = self.update_default_routes(sb, &mut st) {
-                tracing::warn!(sandbox = %sb.record.name, error = %e, "restoring default routes");
+                tracing::warn!(sandbox = %sb.name(), error = %e, "restoring default routes");
             }
         }
         for (name, driver) in &self.inner.drivers {
@@ -1709,6 +2033,12 @@ impl Controller {
     }
 }
 
+/// A connect's options with its legacy links resolved.
+struct ConnectRequest {
+    opts: EndpointOptions,
+    legacy_links: Vec<LegacyLink>,
+}
+
 /// What a failed connect must undo, in reverse order.
 #[derive(Default)]
 struct Undo {
@@ -1719,6 +2049,81 @@ struct Undo {
     attached: bool,
     ports: bool,
     dns: bool,
+    links: Vec<LinkRule>,
+}
+
+/// The environment of a sandbox's legacy links (see [`Controller::link_env`]).
+fn link_env_of(name: &str, st: &SandboxState) -> Vec<String> {
+    let mut attached: Vec<&Attachment> = st.endpoints.values().collect();
+    attached.sort_by(|a, b| a.record.ifname.cmp(&b.record.ifname));
+    let mut env = Vec::new();
+
+    for a in attached {
+        for l in &a.record.legacy_links {
+            let ports: Vec<DnsExposedPort> = l
+                .ports
+                .iter()
+                .map(|p| DnsExposedPort {
+                    port: p.port,
+                    proto: match p.proto {
+                        Protocol::Tcp => PortProto::Tcp,
+                        Protocol::Udp => PortProto::Udp,
+                        Protocol::Sctp => PortProto::Sctp,
+                    },
+                })
+                .collect();
+            env.extend(berth_dns::link_env(&Link {
+                parent: name,
+                alias: &l.alias,
+                child_addr: l.addr,
+                ports: &ports,
+                child_env: &[],
+            }));
+        }
+    }
+    env
+}
+
+/// The ports a linked sandbox exposes on an endpoint: `--expose`d ports and the container side
+/// of published ones, one entry per port, sorted.
+fn exposed_link_ports(rec: &EndpointRecord) -> Vec<LinkPort> {
+    let mut ports = BTreeSet::new();
+    for e in &rec.exposed {
+        for p in e.ports.start()..=e.ports.end() {
+            ports.insert((e.proto, p));
+        }
+    }
+    for b in &rec.ports {
+        for p in b.container_ports.start()..=b.container_ports.end() {
+            ports.insert((b.proto, p));
+        }
+    }
+    ports
+        .into_iter()
+        .map(|(proto, port)| LinkPort { proto, port })
+        .collect()
+}
+
+/// The icc-off firewall rules of an endpoint's legacy links (links to sandboxes without exposed
+/// ports open nothing, as in Docker).
+fn link_rules(bridge: &str, rec: &EndpointRecord) -> Vec<LinkRule> {
+    let parent = rec
+        .ipv4
+        .map(|a| IpAddr::V4(a.addr()))
+        .or(rec.ipv6.map(|a| IpAddr::V6(a.addr())));
+    let Some(parent_ip) = parent else {
+        return Vec::new();
+    };
+    rec.legacy_links
+        .iter()
+        .filter(|l| !l.ports.is_empty() && l.addr.is_ipv4() == parent_ip.is_ipv4())
+        .map(|l| LinkRule {
+            bridge: bridge.to_owned(),
+            parent_ip,
+            child_ip: l.addr,
+            ports: l.ports.clone(),
+        })
+        .collect()
 }
 
 fn next_ifname(st: &SandboxState) -> String {

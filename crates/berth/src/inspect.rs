@@ -125,6 +125,10 @@ pub struct SandboxInspect {
     pub networks: BTreeMap<String, SandboxNetworkInspect>,
     /// Published ports: "80/tcp" to bindings.
     pub ports: BTreeMap<String, Vec<PortBindingInspect>>,
+    /// The environment of its legacy links (berth's addition: what an engine puts into the
+    /// sandbox's processes, see [`crate::Controller::link_env`]); absent when it has none.
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub link_env: Vec<String>,
 }
 
 /// One network of a sandbox.
@@ -158,6 +162,9 @@ pub struct SandboxNetworkInspect {
     pub mac_address: String,
     /// Network-scoped aliases.
     pub aliases: Vec<String>,
+    /// `--link`s made on this network, as `name:alias`.
+    #[serde(default)]
+    pub links: Vec<String>,
     /// The interface name inside the sandbox.
     pub interface: String,
 }

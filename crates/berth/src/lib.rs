@@ -30,6 +30,7 @@ mod registry;
 mod requests;
 mod time;
 
+pub use berth_dns::{DnsSettings, HostEntry};
 pub use berth_driver::{EndpointId, MacAddr, NetworkId, RawOptions, SandboxId};
 pub use berth_firewall::Backend as FirewallBackend;
 pub use berth_portmap::{ExposedPort, PortBinding, PortSpec};

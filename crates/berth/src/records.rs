@@ -7,6 +7,7 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 
 use berth_driver::{EndpointId, MacAddr, NetworkId, RawOptions, SandboxId, mac_serde};
+use berth_firewall::LinkPort;
 use berth_portmap::{ExposedPort, PortBinding};
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use serde::{Deserialize, Serialize};
@@ -88,6 +89,9 @@ pub(crate) struct EndpointRecord {
     /// Exposed ports (metadata).
     #[serde(default)]
     pub exposed: Vec<ExposedPort>,
+    /// Legacy links of this endpoint (default bridge only), resolved at connect.
+    #[serde(default)]
+    pub legacy_links: Vec<LegacyLink>,
     pub state: EndpointState,
 }
 
@@ -104,4 +108,37 @@ pub(crate) struct SandboxRecord {
     /// The sandbox lives in the host namespace (`--network host`).
     pub host_mode: bool,
     pub hostname: Option<String>,
+    /// `--domainname`.
+    #[serde(default)]
+    pub domainname: Option<String>,
+    /// `--dns`.
+    #[serde(default)]
+    pub dns_servers: Vec<IpAddr>,
+    /// `--dns-search`.
+    #[serde(default)]
+    pub dns_search: Vec<String>,
+    /// `--dns-option`.
+    #[serde(default)]
+    pub dns_options: Vec<String>,
+    /// `--add-host` entries as (names, address).
+    #[serde(default)]
+    pub extra_hosts: Vec<(String, IpAddr)>,
+}
+
+/// A legacy link (`--link name:alias` on the default bridge), resolved when the linking sandbox
+/// connected: what its `/etc/hosts`, its link environment and the icc-off firewall rules need.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct LegacyLink {
+    /// The linked sandbox's name when the link was made.
+    pub name: String,
+    /// The alias.
+    pub alias: String,
+    /// The linked sandbox.
+    pub child: SandboxId,
+    /// Its hostname.
+    pub hostname: String,
+    /// Its address on the network.
+    pub addr: IpAddr,
+    /// Its exposed ports (exposed and published container ports), one per port.
+    pub ports: Vec<LinkPort>,
 }

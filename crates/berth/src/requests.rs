@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
 
+use berth_dns::{DnsSettings, HostEntry};
 use berth_driver::{MacAddr, RawOptions};
 use berth_portmap::{ExposedPort, PortSpec};
 use ipnet::IpNet;
@@ -97,6 +98,15 @@ pub struct SandboxCreate {
     pub netns: SandboxNetns,
     /// Its hostname (default: the first 12 hex digits of its id).
     pub hostname: Option<String>,
+    /// Its domain name (`--domainname`): with it, `/etc/hosts` names the sandbox
+    /// `hostname.domainname hostname`.
+    pub domainname: Option<String>,
+    /// `--dns`, `--dns-search` and `--dns-option`. Servers given here are where the embedded DNS
+    /// server forwards (on user-defined networks) or what `/etc/resolv.conf` lists (on the default
+    /// bridge); without servers, [`crate::Config::dns`] applies, then the host's resolv.conf.
+    pub dns: DnsSettings,
+    /// `--add-host NAMES:ADDR` entries for `/etc/hosts`, in order.
+    pub extra_hosts: Vec<HostEntry>,
     /// A network to connect it to right away (`docker run --network`); the sandbox is removed
     /// again if that connect fails.
     pub network: Option<String>,
@@ -123,7 +133,12 @@ pub struct EndpointOptions {
     pub ipv6: Option<Ipv6Addr>,
     /// `--alias` (network-scoped).
     pub aliases: Vec<String>,
-    /// `--link name:alias`.
+    /// `--link name:alias` (the alias defaults to the name). On the default bridge these are
+    /// Docker's legacy links: the named sandbox must be on the default bridge too; the linking
+    /// sandbox gets `/etc/hosts` lines for it, [`crate::Controller::link_env`] gives the
+    /// environment variables, and with icc disabled the firewall opens the linked sandbox's
+    /// exposed ports to it. On user-defined networks the alias is a name only the linking
+    /// sandbox resolves.
     pub links: Vec<(String, String)>,
     /// `--mac-address`.
     pub mac: Option<MacAddr>,

@@ -90,8 +90,15 @@ impl Fixture {
 
     /// Replaces the controller by a new one on the same state (a restart).
     pub(crate) fn restart(&mut self) {
+        self.restart_with(|_| {});
+    }
+
+    /// A restart whose configuration is adjusted as the fixture's first one was.
+    pub(crate) fn restart_with(&mut self, adjust: impl FnOnce(&mut Config)) {
         self.ctl = None;
-        self.ctl = Some(Controller::new(self.config()).expect("restarted controller"));
+        let mut config = self.config();
+        adjust(&mut config);
+        self.ctl = Some(Controller::new(config).expect("restarted controller"));
     }
 
     pub(crate) fn sandbox_ns(&self, name: &str) -> Netns {
