@@ -433,6 +433,23 @@ pub(super) fn run(root: &Path, mut build: Command) -> Result {
         "container2 still reaches isolated_nw after disconnect",
     );
 
+    demo.title("A legacy link on the default bridge (--link container1:c1)");
+    let (ok, _) = demo.berth(&[
+        "sandbox",
+        "create",
+        "--name",
+        "container5",
+        "--link",
+        "container1:c1",
+    ]);
+    let (_, hosts) = demo.berth(&["sandbox", "exec", "container5", "--", "cat", "/etc/hosts"]);
+    let pinged = demo.ping("container5", "c1");
+    demo.check(
+        ok && hosts.contains(&format!("{ip1}\tc1 ")) && pinged,
+        "container5 reaches container1 by its link alias c1 (an /etc/hosts entry, as in Docker)",
+        "the legacy link to container1 does not resolve or answer",
+    );
+
     demo.title("A published port, fetched from the LAN");
     if PORTS_LANDED {
         let (ok, _) = demo.berth(&[
