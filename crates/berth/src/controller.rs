@@ -2114,9 +2114,12 @@ fn link_rules(bridge: &str, rec: &EndpointRecord) -> Vec<LinkRule> {
     let Some(parent_ip) = parent else {
         return Vec::new();
     };
+    // Two aliases for one linked sandbox open its ports once.
+    let mut seen = BTreeSet::new();
     rec.legacy_links
         .iter()
         .filter(|l| !l.ports.is_empty() && l.addr.is_ipv4() == parent_ip.is_ipv4())
+        .filter(|l| seen.insert(l.addr))
         .map(|l| LinkRule {
             bridge: bridge.to_owned(),
             parent_ip,

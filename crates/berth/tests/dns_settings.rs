@@ -288,6 +288,22 @@ fn legacy_links_on_the_default_bridge_with_icc_off() {
     assert_eq!(f.ctl().inspect_sandbox("web").unwrap().link_env, env);
     assert!(f.ctl().link_env("other").unwrap().is_empty());
 
+    // One sandbox linked under two aliases: both names, one hole.
+    let mut twice = on("bridge", "twice");
+    twice.endpoint.links = vec![("db".into(), "one".into()), ("db".into(), "two".into())];
+    f.ctl().create_sandbox(twice).unwrap();
+    let (hosts, _) = files(&f, "twice");
+    assert!(
+        hosts.contains("\tone dbhost db\n") && hosts.contains("\ttwo dbhost db\n"),
+        "{hosts}"
+    );
+    assert!(fetch(&f, "twice", 5432).unwrap().starts_with("pg"));
+    f.ctl().remove_sandbox("twice").unwrap();
+    assert!(
+        fetch(&f, "web", 5432).unwrap().starts_with("pg"),
+        "web's own hole stays"
+    );
+
     // A restart keeps the hole (reconcile rebuilds it from the records).
     f.restart_with(icc_off);
     assert!(fetch(&f, "web", 5432).unwrap().starts_with("pg"));
