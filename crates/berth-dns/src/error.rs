@@ -79,7 +79,7 @@ pub enum Error {
     },
     /// Installing the DNAT of 127.0.0.11:53 to the server's ports in the sandbox failed.
     #[error(
-        "DNS: cannot redirect 127.0.0.11:53 in sandbox {sandbox:?}: {source} (are iptables/nft installed?)"
+        "DNS: cannot redirect 127.0.0.11:53 in sandbox {sandbox:?}: {source} (is iptables or nft installed for the conntrack redirect?)"
     )]
     Redirect {
         /// The sandbox id.
@@ -88,12 +88,13 @@ pub enum Error {
         #[source]
         source: Box<berth_firewall::Error>,
     },
-    /// The stateless redirect of 127.0.0.11:53 (nftables) could not be installed.
+    /// The stateless redirect of 127.0.0.11:53 (an nf_tables netlink transaction) could not be
+    /// installed.
     #[error("DNS: cannot redirect 127.0.0.11:53 in sandbox {sandbox:?}: {message}")]
     RedirectTool {
         /// The sandbox id.
         sandbox: String,
-        /// What went wrong, with nft's own message.
+        /// What went wrong: the kernel's refusal of the nf_tables transaction.
         message: String,
     },
     /// Reading or writing a sandbox file (`hosts`, `resolv.conf`) failed.

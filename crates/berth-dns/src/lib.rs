@@ -75,7 +75,7 @@ pub use files::{
 };
 pub use links::{ExposedPort, Link, PortProto, link_env};
 pub use names::{EndpointDns, Names, NetworkDns, SandboxHandle};
-pub use redirect::{Redirect, STATELESS_TABLE, stateless_script};
+pub use redirect::{Redirect, STATELESS_TABLE, install as install_redirect, stateless_script};
 pub use server::{Resolver, ResolverConfig, ServerPorts};
 pub use wire::{
     Action, ForwardInfo, LOCAL_TTL, MAX_QUERY_LEN, MAX_TCP_MESSAGE, MAX_UDP_PAYLOAD,

@@ -7,15 +7,18 @@
 //! port of answers, and marks both `notrack`. No conntrack entry is made per query, so a busy
 //! resolver cannot fill the conntrack table and parallel A/AAAA queries from one socket cannot
 //! race on conntrack insertion (the cause of the well-known 5-second DNS delays with DNAT), and
-//! each packet costs less. [`Redirect::Conntrack`] keeps Docker's DNAT (berth-firewall's `dns`
-//! module, iptables or nftables) for hosts without `nft`.
-
-use std::io::Write;
-use std::process::Stdio;
+//! each packet costs less. The table is installed in-process, as one nf_tables netlink
+//! transaction (no `nft` process; [`stateless_script`] is its textual equivalent).
+//! [`Redirect::Conntrack`] keeps Docker's DNAT (berth-firewall's `dns` module, iptables or
+//! nftables).
 
 use berth_firewall::FirewallConfig;
 use berth_firewall::dns::{DnsRedirect, apply_dns_redirect};
 use berth_netlink::Netns;
+use berth_netlink::nftables::{
+    BaseChain, Batch, ChainType, Checksum, CmpOp, Data, Expr, Family, Hook, MetaKey, NftHandle,
+    PayloadBase, Policy, Register, priority,
+};
 
 use crate::error::{Error, Result};
 use crate::files::EMBEDDED_DNS_ADDRESS;
@@ -23,12 +26,28 @@ use crate::server::ServerPorts;
 
 /// The nftables table of the stateless redirect, inside each sandbox's namespace.
 pub const STATELESS_TABLE: &str = "ip berth-resolver";
+/// The family and name of [`STATELESS_TABLE`].
+const TABLE_FAMILY: Family = Family::Ip;
+const TABLE_NAME: &str = "berth-resolver";
+const CHAIN: &str = "output";
+const IPPROTO_TCP: u8 = 6;
+const IPPROTO_UDP: u8 = 17;
+/// Offsets of the checksum in the UDP and TCP headers (what `nft` fixes up after `dport set`).
+const UDP_CSUM_OFFSET: u32 = 6;
+const TCP_CSUM_OFFSET: u32 = 16;
+/// Offsets of the source and destination addresses in the IPv4 header, and of the source and
+/// destination ports in the UDP/TCP header.
+const IPV4_SADDR: u32 = 12;
+const IPV4_DADDR: u32 = 16;
+const L4_SPORT: u32 = 0;
+const L4_DPORT: u32 = 2;
 
 /// How `127.0.0.11:53` is redirected to the server's ports in each sandbox.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub enum Redirect {
-    /// Stateless port rewriting with nftables, no conntrack (the default; needs `nft`).
+    /// Stateless port rewriting with nftables, no conntrack (the default; needs nf_tables in the
+    /// kernel, not the `nft` tool).
     Stateless,
     /// Docker's conntrack DNAT/SNAT through berth-firewall, with its backend.
     Conntrack(FirewallConfig),
@@ -36,7 +55,9 @@ pub enum Redirect {
     None,
 }
 
-/// The `nft -f` script of the stateless redirect: replaces table `ip berth-resolver` at once.
+/// The `nft -f` script equivalent to the stateless redirect that berth installs over netlink
+/// ([`Redirect::Stateless`]): it replaces table `ip berth-resolver` at once. berth itself does not
+/// run it; it documents the rules (and `nft list table ip berth-resolver` shows exactly these).
 pub fn stateless_script(ports: ServerPorts) -> String {
     let (t, a, u, p) = (STATELESS_TABLE, EMBEDDED_DNS_ADDRESS, ports.udp, ports.tcp);
     format!(
@@ -51,52 +72,117 @@ pub fn stateless_script(ports: ServerPorts) -> String {
     )
 }
 
-fn run_nft(netns: &Netns, sandbox: &str, script: &str) -> Result<()> {
-    let fail = |message: String| Error::RedirectTool {
-        sandbox: sandbox.to_owned(),
-        message,
-    };
-    let mut child = netns
-        .command("nft")
-        .args(["-f", "-"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| {
-            fail(format!(
-                "cannot run nft: {e} (install nftables, or use Redirect::Conntrack)"
-            ))
-        })?;
-    if let Some(mut stdin) = child.stdin.take() {
-        stdin
-            .write_all(script.as_bytes())
-            .map_err(|e| fail(format!("writing to nft: {e}")))?;
-    }
-    let out = child
-        .wait_with_output()
-        .map_err(|e| fail(format!("waiting for nft: {e}")))?;
-    if out.status.success() {
-        Ok(())
+/// One rule: `ip ADDR_FIELD 127.0.0.11 L4 PORT_FIELD MATCH notrack L4 PORT_FIELD set TO`, as
+/// the expressions `nft` compiles it to (same registers and checksum fix-up).
+fn port_rewrite_rule(
+    addr_offset: u32,
+    l4proto: u8,
+    port_offset: u32,
+    from: u16,
+    to: u16,
+) -> Vec<Expr> {
+    let csum = if l4proto == IPPROTO_TCP {
+        TCP_CSUM_OFFSET
     } else {
-        Err(fail(format!(
-            "nft refused the rules ({}): {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
-        )))
-    }
+        UDP_CSUM_OFFSET
+    };
+    vec![
+        Expr::PayloadLoad {
+            base: PayloadBase::Network,
+            offset: addr_offset,
+            len: 4,
+            dreg: Register::R1,
+        },
+        Expr::Cmp {
+            op: CmpOp::Eq,
+            sreg: Register::R1,
+            data: EMBEDDED_DNS_ADDRESS.octets().to_vec(),
+        },
+        Expr::Meta {
+            key: MetaKey::L4Proto,
+            dreg: Register::R1,
+        },
+        Expr::Cmp {
+            op: CmpOp::Eq,
+            sreg: Register::R1,
+            data: vec![l4proto],
+        },
+        Expr::PayloadLoad {
+            base: PayloadBase::Transport,
+            offset: port_offset,
+            len: 2,
+            dreg: Register::R1,
+        },
+        Expr::Cmp {
+            op: CmpOp::Eq,
+            sreg: Register::R1,
+            data: from.to_be_bytes().to_vec(),
+        },
+        Expr::Notrack,
+        Expr::Immediate {
+            dreg: Register::R1,
+            data: Data::Value(to.to_be_bytes().to_vec()),
+        },
+        Expr::PayloadWrite {
+            sreg: Register::R1,
+            base: PayloadBase::Transport,
+            offset: port_offset,
+            len: 2,
+            checksum: Some(Checksum::inet(csum)),
+        },
+    ]
 }
 
-/// Installs the redirect of `127.0.0.11:53` to `ports` in a sandbox's namespace.
-pub(crate) fn install(
-    mode: &Redirect,
-    netns: &Netns,
-    sandbox: &str,
-    ports: ServerPorts,
-) -> Result<()> {
+/// The nf_tables transaction of the stateless redirect: exactly [`stateless_script`].
+fn stateless_batch(ports: ServerPorts) -> Batch {
+    let mut b = Batch::new();
+    b.replace_table(TABLE_FAMILY, TABLE_NAME).add_base_chain(
+        TABLE_FAMILY,
+        TABLE_NAME,
+        CHAIN,
+        &BaseChain::new(
+            ChainType::Filter,
+            Hook::Output,
+            priority::RAW,
+            Policy::Accept,
+        ),
+    );
+    let rules = [
+        (IPV4_DADDR, IPPROTO_UDP, L4_DPORT, 53, ports.udp),
+        (IPV4_DADDR, IPPROTO_TCP, L4_DPORT, 53, ports.tcp),
+        (IPV4_SADDR, IPPROTO_UDP, L4_SPORT, ports.udp, 53),
+        (IPV4_SADDR, IPPROTO_TCP, L4_SPORT, ports.tcp, 53),
+    ];
+    for (addr, l4, port, from, to) in rules {
+        b.add_rule(
+            TABLE_FAMILY,
+            TABLE_NAME,
+            CHAIN,
+            &port_rewrite_rule(addr, l4, port, from, to),
+        );
+    }
+    b
+}
+
+/// Installs the stateless redirect in `netns` with one netlink transaction.
+fn install_stateless(netns: &Netns, sandbox: &str, ports: ServerPorts) -> Result<()> {
+    let fail = |e: berth_netlink::Error| Error::RedirectTool {
+        sandbox: sandbox.to_owned(),
+        message: format!(
+            "{e} (is nf_tables available in the kernel? Redirect::Conntrack with the iptables backend does without it)"
+        ),
+    };
+    let nft = NftHandle::open(netns).map_err(fail)?;
+    nft.commit(&stateless_batch(ports)).map_err(fail)
+}
+
+/// Installs the redirect of `127.0.0.11:53` to `ports` in a sandbox's namespace (the
+/// [`crate::Resolver`] does this when it starts a sandbox's server; exported as
+/// `install_redirect` for engines that run their own server on [`ServerPorts`]).
+pub fn install(mode: &Redirect, netns: &Netns, sandbox: &str, ports: ServerPorts) -> Result<()> {
     match mode {
         Redirect::None => Ok(()),
-        Redirect::Stateless => run_nft(netns, sandbox, &stateless_script(ports)),
+        Redirect::Stateless => install_stateless(netns, sandbox, ports),
         Redirect::Conntrack(fw) => {
             let redirect =
                 DnsRedirect::new(ports.udp, ports.tcp).map_err(|source| Error::Redirect {
@@ -128,5 +214,91 @@ mod tests {
         assert!(s.contains("ip saddr 127.0.0.11 udp sport 41000 notrack udp sport set 53\n"));
         assert!(s.contains("ip saddr 127.0.0.11 tcp sport 42000 notrack tcp sport set 53\n"));
         assert_eq!(s.lines().filter(|l| l.contains("notrack")).count(), 4);
+    }
+
+    /// The netlink batch is the script, message for message: a replace of the table, the base
+    /// chain, and the four rules.
+    #[test]
+    fn batch_has_the_scripts_operations() {
+        let b = stateless_batch(ServerPorts {
+            udp: 41000,
+            tcp: 42000,
+        });
+        assert_eq!(b.len(), 3 + 1 + 4);
+    }
+
+    /// Runs `nft -f -` with `script` inside `ns`.
+    fn nft_script(ns: &Netns, script: &str) {
+        use std::io::Write;
+        use std::process::Stdio;
+        let mut child = ns
+            .command("nft")
+            .args(["-f", "-"])
+            .stdin(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("running nft");
+        child
+            .stdin
+            .take()
+            .expect("nft's stdin")
+            .write_all(script.as_bytes())
+            .expect("writing to nft");
+        let out = child.wait_with_output().expect("waiting for nft");
+        assert!(
+            out.status.success(),
+            "nft: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    fn listing(ns: &Netns) -> String {
+        let out = ns
+            .command("nft")
+            .args(["list", "table", "ip", "berth-resolver"])
+            .output()
+            .expect("running nft list");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn host() -> berth_testhost::TestHost {
+        berth_testhost::TestHost::new().expect("a test namespace (run the kernel tests as root)")
+    }
+
+    /// Kernel test (root): after the netlink install, `nft list table ip berth-resolver` prints
+    /// exactly what it prints after `nft -f` of [`stateless_script`], on a first install and on
+    /// a re-install with other ports (which replaces the table).
+    #[test]
+    fn netlink_install_lists_exactly_like_the_script() {
+        let by_netlink = host();
+        let by_nft = host();
+        for ports in [
+            ServerPorts {
+                udp: 41000,
+                tcp: 42000,
+            },
+            ServerPorts {
+                udp: 35353,
+                tcp: 36363,
+            },
+        ] {
+            install(&Redirect::Stateless, by_netlink.netns(), "sb", ports).unwrap();
+            nft_script(by_nft.netns(), &stateless_script(ports));
+            let got = listing(by_netlink.netns());
+            assert_eq!(got, listing(by_nft.netns()));
+            assert!(
+                got.contains(&format!(
+                    "ip saddr 127.0.0.11 tcp sport {} notrack tcp sport set 53",
+                    ports.tcp
+                )),
+                "{got}"
+            );
+            assert_eq!(got.matches("notrack").count(), 4, "{got}");
+        }
     }
 }

@@ -1,12 +1,17 @@
 //! The thin applying layer: runs `iptables-restore`, `iptables-save` and `nft` inside a
 //! namespace, with the batch on stdin, and rolls back what a failed transaction committed.
+//! nftables changes that only add and delete set elements skip `nft`: they go to the kernel as
+//! one nf_tables netlink batch, on a socket kept open per namespace.
 
 use std::collections::BTreeMap;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use berth_netlink::Netns;
+use berth_netlink::nftables::{Batch as NlBatch, NftHandle};
 
 use crate::error::{Error, Result};
 use crate::iptables::{Dump, IptBatch};
@@ -285,7 +290,15 @@ pub(crate) fn apply(netns: &Netns, tools: &Tools, tx: &Transaction) -> Result<()
             if b.is_empty() {
                 return Ok(());
             }
-            apply_nft(netns, tools.dir.as_deref(), &b.script())
+            match b.netlink() {
+                Some(Ok(batch)) => apply_netlink(netns, &batch),
+                Some(Err(why)) => {
+                    // Not expected: every element berth makes is encodable. nft still can.
+                    tracing::warn!(%why, "element change not encodable for netlink; running nft -f");
+                    apply_nft(netns, tools.dir.as_deref(), &b.script())
+                }
+                None => apply_nft(netns, tools.dir.as_deref(), &b.script()),
+            }
         }
         Transaction::Iptables(batches) => apply_iptables(netns, tools, batches),
     }
@@ -303,6 +316,82 @@ pub(crate) fn apply_nft(netns: &Netns, dir: Option<&std::path::Path>, script: &s
             message: stderr_of(&out),
         })
     }
+}
+
+/// The nf_tables sockets of the namespaces berth changes set elements in, kept open between
+/// changes: closing such a socket makes the kernel wait for the release of recent transactions
+/// while it holds the namespace's nf_tables lock (10-20 ms), which the next change would pay.
+/// A socket holds its namespace alive, so the cache is small and forgets idle namespaces.
+static NFT_SOCKETS: Mutex<Vec<CachedSocket>> = Mutex::new(Vec::new());
+/// At most this many namespaces keep a socket.
+const NFT_SOCKETS_MAX: usize = 8;
+/// A namespace with no element change for this long loses its socket (at the next change
+/// anywhere).
+const NFT_SOCKET_IDLE: Duration = Duration::from_secs(30);
+
+struct CachedSocket {
+    /// The namespace's inode number ([`Netns::id`]); it cannot be reused while the socket
+    /// holds the namespace.
+    netns: u64,
+    handle: Arc<NftHandle>,
+    used: Instant,
+}
+
+/// The cached nf_tables socket of `netns`, opened on first use.
+fn nft_socket(netns: &Netns) -> Result<Arc<NftHandle>> {
+    let id = netns.id()?;
+    let now = Instant::now();
+    let mut cache = NFT_SOCKETS.lock().unwrap_or_else(PoisonError::into_inner);
+    cache.retain(|c| c.netns == id || now.duration_since(c.used) < NFT_SOCKET_IDLE);
+    if let Some(c) = cache.iter_mut().find(|c| c.netns == id) {
+        c.used = now;
+        return Ok(Arc::clone(&c.handle));
+    }
+    let handle = Arc::new(NftHandle::open(netns)?);
+    if cache.len() >= NFT_SOCKETS_MAX {
+        if let Some(oldest) = (0..cache.len()).min_by_key(|&i| cache[i].used) {
+            cache.swap_remove(oldest);
+        }
+    }
+    cache.push(CachedSocket {
+        netns: id,
+        handle: Arc::clone(&handle),
+        used: now,
+    });
+    Ok(handle)
+}
+
+/// Forgets the cached socket of namespace `id` (after an error on it).
+fn forget_nft_socket(id: u64) {
+    let mut cache = NFT_SOCKETS.lock().unwrap_or_else(PoisonError::into_inner);
+    cache.retain(|c| c.netns != id);
+}
+
+/// Applies an element-only transaction as one nf_tables netlink batch inside `netns`: all of it
+/// or, if the kernel refuses any element, nothing.
+pub(crate) fn apply_netlink(netns: &Netns, batch: &NlBatch) -> Result<()> {
+    let socket = nft_socket(netns)?;
+    socket.commit(batch).map_err(|e| {
+        if let Ok(id) = netns.id() {
+            forget_nft_socket(id);
+        }
+        match e {
+            // The socket itself failed (or the answers were lost): the outcome is unknown, and
+            // the next change opens a new socket; reconcile tells what the kernel has.
+            berth_netlink::Error::Io { .. } | berth_netlink::Error::Protocol { .. } => Error::io(
+                format!(
+                    "sending an nf_tables transaction in {} (run reconcile to check the rules)",
+                    describe(netns)
+                ),
+                io::Error::other(e.to_string()),
+            ),
+            refused => Error::Refused {
+                tool: "the nf_tables netlink transaction".into(),
+                netns: describe(netns),
+                message: refused.to_string(),
+            },
+        }
+    })
 }
 
 fn restore(netns: &Netns, tools: &Tools, family: Family, script: &str) -> Result<Output> {
@@ -385,5 +474,210 @@ mod tests {
             Some(12)
         );
         assert_eq!(failed_line("nothing"), None);
+    }
+
+    use std::net::IpAddr;
+
+    use berth_testhost::TestHost;
+
+    use crate::model::{PortRange, Protocol};
+    use crate::plan::Planner;
+    use crate::spec::{DesiredState, LinkPort, LinkRule, NetworkRules, PortRule};
+
+    fn listing(host: &TestHost) -> String {
+        let out = host
+            .output("nft", &["list", "table", "inet", "berth"])
+            .expect("running nft");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn port(
+        proto: Protocol,
+        host_ip: Option<&str>,
+        host: (u16, u16),
+        ctr: IpAddr,
+        to: (u16, u16),
+        bridge: &str,
+    ) -> PortRule {
+        PortRule {
+            proto,
+            host_ip: host_ip.map(|a| a.parse().unwrap()),
+            host_ports: PortRange::new(host.0, host.1).unwrap(),
+            container_ip: ctr,
+            container_ports: PortRange::new(to.0, to.1).unwrap(),
+            bridge: bridge.into(),
+        }
+    }
+
+    /// Kernel test (root): every kind of element change (networks with masquerade, SNAT,
+    /// internal and icc off, IPv4 and IPv6; single ports, ports on all addresses, ranges kept,
+    /// to one port and shifted; links), applied over netlink in one namespace and with `nft -f`
+    /// of the same transaction in another, leaves exactly the same `nft list table inet berth`
+    /// after every step, adding and then removing everything. A refused netlink batch changes
+    /// nothing and says what was refused.
+    #[test]
+    fn netlink_element_changes_list_exactly_like_nft() {
+        let mut config = FirewallConfig::new(Backend::Nftables);
+        config.ipv6 = true;
+        config.trusted_interfaces = vec!["eth9".into()];
+        let planner = Planner::new(config.clone()).unwrap();
+        let by_netlink = TestHost::new().expect("a test namespace (run as root)");
+        let by_nft = TestHost::new().expect("a test namespace (run as root)");
+        let tools = detect(by_netlink.netns(), &config).unwrap();
+        let base = planner.full(&DesiredState::new()).unwrap();
+        let Transaction::Nftables(base) = &base else {
+            panic!("an nftables transaction")
+        };
+        assert!(base.netlink().is_none(), "the base layout runs as nft -f");
+        for h in [&by_netlink, &by_nft] {
+            apply_nft(h.netns(), None, &base.script()).unwrap();
+        }
+
+        let mut nets = vec![
+            NetworkRules::new(
+                "br-a",
+                Some("172.18.0.0/16".parse().unwrap()),
+                Some("fd00:a::/64".parse().unwrap()),
+            ),
+            NetworkRules::new("br-b", Some("172.19.0.0/24".parse().unwrap()), None),
+            NetworkRules::new("br-c", Some("172.20.0.0/24".parse().unwrap()), None),
+        ];
+        nets[1].icc = false;
+        nets[1].host_ipv4 = Some("192.0.2.7".parse().unwrap());
+        nets[2].internal = true;
+        let a4: IpAddr = "172.18.0.2".parse().unwrap();
+        let a6: IpAddr = "fd00:a::2".parse().unwrap();
+        let ports = vec![
+            port(Protocol::Tcp, None, (8080, 8080), a4, (80, 80), "br-a"),
+            port(
+                Protocol::Udp,
+                Some("192.0.2.1"),
+                (53, 53),
+                a4,
+                (5353, 5353),
+                "br-a",
+            ),
+            port(Protocol::Tcp, None, (9000, 9099), a4, (9000, 9099), "br-a"),
+            port(
+                Protocol::Tcp,
+                Some("192.0.2.1"),
+                (7000, 7009),
+                a4,
+                (80, 80),
+                "br-a",
+            ),
+            port(Protocol::Sctp, None, (6000, 6003), a4, (7000, 7003), "br-a"),
+            port(Protocol::Tcp, None, (8443, 8443), a6, (443, 443), "br-a"),
+            port(
+                Protocol::Udp,
+                Some("fd00::1"),
+                (4000, 4010),
+                a6,
+                (4000, 4010),
+                "br-a",
+            ),
+        ];
+        let link = LinkRule {
+            bridge: "br-b".into(),
+            parent_ip: "172.19.0.2".parse().unwrap(),
+            child_ip: "172.19.0.3".parse().unwrap(),
+            ports: vec![
+                LinkPort {
+                    proto: Protocol::Tcp,
+                    port: 5432,
+                },
+                LinkPort {
+                    proto: Protocol::Udp,
+                    port: 53,
+                },
+            ],
+        };
+
+        let mut state = DesiredState::new();
+        let step = |tx: Transaction, what: &str| {
+            let Transaction::Nftables(b) = &tx else {
+                panic!("an nftables transaction")
+            };
+            assert!(
+                matches!(b.netlink(), Some(Ok(_))),
+                "{what}: an element change goes over netlink"
+            );
+            apply(by_netlink.netns(), &tools, &tx).unwrap_or_else(|e| panic!("{what}: {e}"));
+            apply_nft(by_nft.netns(), None, &b.script()).unwrap_or_else(|e| panic!("{what}: {e}"));
+            assert_eq!(listing(&by_netlink), listing(&by_nft), "after {what}");
+        };
+        for net in &nets {
+            step(
+                planner.add_network(&state, net).unwrap(),
+                &format!("adding {}", net.bridge),
+            );
+            state.insert_network(&config, net.clone()).unwrap();
+        }
+        step(
+            planner.add_ports(&state, &ports).unwrap(),
+            "publishing ports",
+        );
+        for p in &ports {
+            state.insert_port(&config, p.clone()).unwrap();
+        }
+        step(planner.add_link(&state, &link).unwrap(), "adding a link");
+        state.insert_link(&config, link.clone()).unwrap();
+        let full = listing(&by_netlink);
+        assert!(full.contains("172.19.0.0/24 : 192.0.2.7"), "{full}");
+        assert!(full.contains("9000-9099"), "{full}");
+
+        // A refused batch (adding a port whose element exists with another value) changes
+        // nothing, and the error names the refusal.
+        let mut clash = ports[0].clone();
+        clash.container_ip = "172.18.0.9".parse().unwrap();
+        let clash_tx = Transaction::Nftables(crate::nftables::delta(
+            &[
+                crate::nftables::port_dnat_elems(&port(
+                    Protocol::Tcp,
+                    None,
+                    (12345, 12345),
+                    a4,
+                    (80, 80),
+                    "br-a",
+                ))[0]
+                    .clone(),
+                crate::nftables::port_dnat_elems(&clash)[0].clone(),
+            ],
+            &[],
+        ));
+        let e = apply(by_netlink.netns(), &tools, &clash_tx).unwrap_err();
+        assert!(matches!(e, Error::Refused { .. }), "{e:?}");
+        assert!(e.to_string().contains("set \"dnat4_all\""), "{e}");
+        assert_eq!(
+            listing(&by_netlink),
+            full,
+            "a refused batch changes nothing"
+        );
+
+        step(
+            planner.remove_link(&state, &link).unwrap(),
+            "removing the link",
+        );
+        state.remove_link(&link).unwrap();
+        step(
+            planner.remove_ports(&state, &ports).unwrap(),
+            "unpublishing ports",
+        );
+        for p in &ports {
+            state.remove_port(p).unwrap();
+        }
+        for net in &nets {
+            step(
+                planner.remove_network(&state, &net.bridge).unwrap(),
+                &format!("removing {}", net.bridge),
+            );
+            state.remove_network(&net.bridge).unwrap();
+        }
+        assert!(!listing(&by_netlink).contains("172.18.0.0/16"));
     }
 }

@@ -14,7 +14,7 @@ use crate::spec::{DesiredState, FirewallConfig, LinkRule, NetworkRules, PortRule
 /// berth's firewall in one namespace ("the host" of the caller).
 ///
 /// Every change validates its input, plans one transaction (one `iptables-restore` per address
-/// family, or one `nft -f`), applies it inside the namespace and only then records the change.
+/// family, or one nftables transaction), applies it inside the namespace and only then records the change.
 /// A refused transaction changes nothing. `Firewall` is `Send + Sync`; changes are serialised
 /// by an internal lock, so no rule is ever added twice.
 #[derive(Debug)]

@@ -6,8 +6,9 @@
 //!   the user's `DOCKER-USER` chain first from FORWARD, and sends one
 //!   `iptables-restore --noflush --wait` batch per address family per change.
 //! - The **nftables** backend ([`nftables`]) keeps everything in table `inet berth`; networks,
-//!   ports and links are set and map elements, so a change is one `nft -f` of `add element` /
-//!   `delete element` lines. Its `user_forward` chain is the counterpart of DOCKER-USER: jumped to
+//!   ports and links are set and map elements, so a change adds and deletes elements in one
+//!   nf_tables netlink transaction from the process (berth-netlink's `nftables` module; no `nft`
+//!   process); the layout itself and reconcile go through `nft -f`. Its `user_forward` chain is the counterpart of DOCKER-USER: jumped to
 //!   first from berth's forward chain and never flushed; add rules with e.g.
 //!   `nft add rule inet berth user_forward ip saddr 192.0.2.9 drop` (`accept` there ends berth's
 //!   evaluation for the packet, `drop` is final, `return` goes on with berth's rules).

@@ -28,6 +28,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use berth_netlink::nftables::{
+    Batch as NlBatch, Data as NlData, Family as NlFamily, SetElement, Verdict as NlVerdict,
+};
+
 use crate::error::{Error, Result};
 use crate::model::Family;
 use crate::report::DriftReport;
@@ -35,6 +39,8 @@ use crate::spec::{DesiredState, FirewallConfig, LinkRule, NetworkRules, PortMapp
 
 /// The table berth owns (family and name).
 pub const TABLE: &str = "inet berth";
+/// The name of [`TABLE`] (its family is `inet`).
+const TABLE_NAME: &str = "berth";
 /// The user's chain in berth's table (the counterpart of DOCKER-USER).
 pub const USER_CHAIN: &str = "user_forward";
 
@@ -408,11 +414,15 @@ pub fn all_elems(config: &FirewallConfig, state: &DesiredState) -> BTreeSet<Elem
     v
 }
 
-/// One `nft -f` transaction.
+/// One nftables transaction: an `nft -f` script, and for a change that only adds and deletes
+/// set elements (a network, a port, a link) the same change typed, which berth sends as one
+/// nf_tables netlink batch instead of running `nft`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct NftBatch {
     /// The commands, one per line.
     pub commands: Vec<String>,
+    /// The typed element changes, when the commands are exactly those (made by [`delta`]).
+    pub(crate) element_delta: Option<ElementDelta>,
 }
 
 impl NftBatch {
@@ -456,7 +466,283 @@ pub fn delta(adds: &[Elem], dels: &[Elem]) -> NftBatch {
     let mut b = NftBatch::default();
     b.elements("delete", dels);
     b.elements("add", adds);
+    b.element_delta = Some(ElementDelta {
+        dels: dels.to_vec(),
+        adds: adds.to_vec(),
+    });
     b
+}
+
+// ---- element changes over netlink ---------------------------------------------------------------
+
+/// The element changes of a [`delta`] transaction, kept typed so that they can be sent as one
+/// nf_tables netlink batch instead of an `nft -f` script.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct ElementDelta {
+    /// Elements deleted (first).
+    pub dels: Vec<Elem>,
+    /// Elements added (after the deletions).
+    pub adds: Vec<Elem>,
+}
+
+/// Elements per netlink message: keeps every message far below the 64 KiB attribute limit.
+const ELEMENTS_PER_MESSAGE: usize = 128;
+
+/// One field of a set's key or value type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Field {
+    Ifname,
+    Ipv4,
+    Ipv6,
+    Proto,
+    Service,
+    Verdict,
+}
+
+impl Field {
+    fn parse(name: &str) -> Option<Field> {
+        Some(match name {
+            "ifname" => Field::Ifname,
+            "ipv4_addr" => Field::Ipv4,
+            "ipv6_addr" => Field::Ipv6,
+            "inet_proto" => Field::Proto,
+            "inet_service" => Field::Service,
+            "verdict" => Field::Verdict,
+            _ => return None,
+        })
+    }
+}
+
+/// A set's type: the key fields and, for a map, the value fields.
+fn parse_set_type(ty: &str) -> Option<(Vec<Field>, Option<Vec<Field>>)> {
+    let fields = |s: &str| -> Option<Vec<Field>> {
+        s.split(" . ").map(|f| Field::parse(f.trim())).collect()
+    };
+    match ty.split_once(" : ") {
+        Some((k, v)) => Some((fields(k)?, Some(fields(v)?))),
+        None => Some((fields(ty)?, None)),
+    }
+}
+
+/// The first and last value of one part of an element's text, in the kernel's byte layout
+/// (network byte order; interface names NUL-padded to 16 bytes).
+fn encode_part(field: Field, text: &str) -> std::result::Result<(Vec<u8>, Vec<u8>), String> {
+    let text = text.trim();
+    match field {
+        Field::Ifname => {
+            let name = text
+                .strip_prefix('"')
+                .and_then(|t| t.strip_suffix('"'))
+                .unwrap_or(text);
+            if name.is_empty() || name.len() >= 16 {
+                return Err(format!("interface name {name:?} is not 1 to 15 bytes"));
+            }
+            let mut v = vec![0u8; 16];
+            v[..name.len()].copy_from_slice(name.as_bytes());
+            Ok((v.clone(), v))
+        }
+        Field::Ipv4 | Field::Ipv6 => {
+            let net: ipnet::IpNet = match text.parse::<std::net::IpAddr>() {
+                Ok(a) => a.into(),
+                Err(_) => text
+                    .parse()
+                    .map_err(|_| format!("{text:?} is not an address or prefix"))?,
+            };
+            let bytes = |a: std::net::IpAddr| match a {
+                std::net::IpAddr::V4(a) => a.octets().to_vec(),
+                std::net::IpAddr::V6(a) => a.octets().to_vec(),
+            };
+            let want_v4 = field == Field::Ipv4;
+            if net.addr().is_ipv4() != want_v4 {
+                return Err(format!("{text:?} is not of the set's address family"));
+            }
+            Ok((bytes(net.network()), bytes(net.broadcast())))
+        }
+        Field::Proto => {
+            let p: u8 = match text {
+                "tcp" => 6,
+                "udp" => 17,
+                "sctp" => 132,
+                other => other
+                    .parse()
+                    .map_err(|_| format!("unknown protocol {other:?}"))?,
+            };
+            Ok((vec![p], vec![p]))
+        }
+        Field::Service => {
+            let (a, b) = text.split_once('-').unwrap_or((text, text));
+            let port = |s: &str| -> std::result::Result<Vec<u8>, String> {
+                let p: u16 = s
+                    .trim()
+                    .parse()
+                    .map_err(|_| format!("{s:?} is not a port"))?;
+                Ok(p.to_be_bytes().to_vec())
+            };
+            Ok((port(a)?, port(b)?))
+        }
+        Field::Verdict => Err("a verdict is not a key".into()),
+    }
+}
+
+/// Encodes the parts of a key or value; a concatenation pads each part to 4-byte registers.
+fn encode_parts(fields: &[Field], text: &str) -> std::result::Result<(Vec<u8>, Vec<u8>), String> {
+    let parts: Vec<&str> = text.split(" . ").collect();
+    if parts.len() != fields.len() {
+        return Err(format!(
+            "{text:?} has {} parts, the set's type {}",
+            parts.len(),
+            fields.len()
+        ));
+    }
+    let concat = fields.len() > 1;
+    let (mut start, mut end) = (Vec::new(), Vec::new());
+    for (field, part) in fields.iter().zip(parts) {
+        let (mut s, mut e) = encode_part(*field, part)?;
+        if concat {
+            while s.len() % 4 != 0 {
+                s.push(0);
+                e.push(0);
+            }
+        }
+        start.extend(s);
+        end.extend(e);
+    }
+    Ok((start, end))
+}
+
+fn encode_value(fields: &[Field], text: &str) -> std::result::Result<NlData, String> {
+    if fields == [Field::Verdict] {
+        return match text.trim() {
+            "accept" => Ok(NlData::Verdict(NlVerdict::Accept)),
+            "drop" => Ok(NlData::Verdict(NlVerdict::Drop)),
+            "return" => Ok(NlData::Verdict(NlVerdict::Return)),
+            other => match other.split_once(' ') {
+                Some(("jump", c)) => Ok(NlData::Verdict(NlVerdict::Jump(c.trim().to_owned()))),
+                Some(("goto", c)) => Ok(NlData::Verdict(NlVerdict::Goto(c.trim().to_owned()))),
+                _ => Err(format!("unknown verdict {other:?}")),
+            },
+        };
+    }
+    let (start, end) = encode_parts(fields, text)?;
+    if start != end {
+        return Err(format!("the value {text:?} is a range"));
+    }
+    Ok(NlData::Value(start))
+}
+
+/// The next value after `bytes` (big-endian), or `None` past the largest.
+fn successor(bytes: &[u8]) -> Option<Vec<u8>> {
+    let mut v = bytes.to_vec();
+    for b in v.iter_mut().rev() {
+        if *b == u8::MAX {
+            *b = 0;
+        } else {
+            *b += 1;
+            return Some(v);
+        }
+    }
+    None
+}
+
+/// The netlink elements of one element of `def`, as `nft` sends them: plain keys; a key and a
+/// key end for concatenated interval sets; a start and an interval-end element (the first key
+/// past the interval) for plain interval sets. A deletion names keys only.
+fn netlink_elements(
+    def: &SetDef,
+    elem: &Elem,
+    delete: bool,
+) -> std::result::Result<Vec<SetElement>, String> {
+    let (key_fields, value_fields) =
+        parse_set_type(&def.ty).ok_or_else(|| format!("unsupported set type {:?}", def.ty))?;
+    let (start, end) = encode_parts(&key_fields, &elem.key)?;
+    let data = match (&value_fields, &elem.value, delete) {
+        (_, _, true) => None,
+        (Some(fields), Some(v), false) => Some(encode_value(fields, v)?),
+        (None, None, false) => None,
+        _ => {
+            return Err(format!(
+                "element {:?} does not fit a {}",
+                elem.text(),
+                def.ty
+            ));
+        }
+    };
+    let interval = def.flags.as_deref() == Some("interval");
+    let mut out = Vec::with_capacity(2);
+    if interval && key_fields.len() > 1 {
+        let mut e = SetElement::range(start, end);
+        e.data = data;
+        out.push(e);
+    } else if interval {
+        let next = successor(&end);
+        let mut e = SetElement::key(start);
+        e.data = data;
+        out.push(e);
+        if let Some(next) = next {
+            out.push(SetElement::interval_end(next));
+        }
+    } else {
+        if start != end {
+            return Err(format!(
+                "{:?} is a range in a set without intervals",
+                elem.key
+            ));
+        }
+        let mut e = SetElement::key(start);
+        e.data = data;
+        out.push(e);
+    }
+    Ok(out)
+}
+
+impl NftBatch {
+    /// The netlink form of an element-only transaction (one made by [`delta`]): deletions, then
+    /// additions, grouped by set like the script. `None` for any other transaction, which runs
+    /// as `nft -f`. An element that cannot be encoded is an error naming it.
+    pub(crate) fn netlink(&self) -> Option<std::result::Result<NlBatch, String>> {
+        let delta = self.element_delta.as_ref()?;
+        let defs = set_defs();
+        let mut batch = NlBatch::new();
+        let mut encode = |elems: &[Elem], delete: bool| -> std::result::Result<(), String> {
+            let mut by_set: BTreeMap<&str, Vec<SetElement>> = BTreeMap::new();
+            for e in elems {
+                let def = defs
+                    .iter()
+                    .find(|d| d.name == e.set)
+                    .ok_or_else(|| format!("set {:?} is not in berth's layout", e.set))?;
+                let encoded = netlink_elements(def, e, delete)
+                    .map_err(|m| format!("element {} of set {}: {m}", e.text(), e.set))?;
+                by_set.entry(&e.set).or_default().extend(encoded);
+            }
+            for (set, mut items) in by_set {
+                // Like nft, additions to a plain interval set start with an interval end at
+                // zero (the kernel keeps it once; listings do not show it).
+                let plain_interval = defs.iter().any(|d| {
+                    d.name == set
+                        && d.flags.as_deref() == Some("interval")
+                        && !d.ty.split(" : ").next().unwrap_or("").contains(" . ")
+                });
+                if plain_interval && !delete {
+                    if let Some(first) = items.first() {
+                        let zero = vec![0u8; first.key.len()];
+                        if !items.iter().any(|e| e.key == zero) {
+                            items.insert(0, SetElement::interval_end(zero));
+                        }
+                    }
+                }
+                for chunk in items.chunks(ELEMENTS_PER_MESSAGE) {
+                    if delete {
+                        batch.delete_elements(NlFamily::Inet, TABLE_NAME, set, chunk);
+                    } else {
+                        batch.add_elements(NlFamily::Inet, TABLE_NAME, set, chunk);
+                    }
+                }
+            }
+            Ok(())
+        };
+        let result = encode(&delta.dels, true).and_then(|()| encode(&delta.adds, false));
+        Some(result.map(|()| batch))
+    }
 }
 
 /// A set as `nft list` shows it.
@@ -896,5 +1182,194 @@ mod tests {
         }
         out.push_str("}\n");
         out
+    }
+
+    fn hex(s: &str) -> Vec<u8> {
+        let s: String = s.split_whitespace().collect();
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+            .collect()
+    }
+
+    fn def(name: &str) -> SetDef {
+        set_defs().into_iter().find(|d| d.name == name).unwrap()
+    }
+
+    fn elem(set: &str, key: &str, value: Option<&str>) -> Elem {
+        Elem::new(set.into(), key.into(), value.map(String::from))
+    }
+
+    fn ifname(name: &str) -> Vec<u8> {
+        let mut v = vec![0u8; 16];
+        v[..name.len()].copy_from_slice(name.as_bytes());
+        v
+    }
+
+    /// The bytes nft 1.0.6 sends for each kind of element of berth's layout (read off
+    /// `nft --debug=mnl`): concatenations padded to 4-byte registers, concatenated intervals as
+    /// key and key end, plain intervals as a start and the first key past the end.
+    #[test]
+    fn elements_encode_like_nft() {
+        let enc = |set: &str, key: &str, value: Option<&str>, delete: bool| {
+            netlink_elements(&def(set), &elem(set, key, value), delete).unwrap()
+        };
+        let mut key = hex("ac120000");
+        key.extend(ifname("br-x"));
+        let mut end = hex("ac12ffff");
+        end.extend(ifname("br-x"));
+        assert_eq!(
+            enc("hairpin4", "172.18.0.0/16 . \"br-x\"", None, false),
+            vec![SetElement::range(key, end)]
+        );
+        assert_eq!(
+            enc(
+                "dnat4_range",
+                "192.0.2.1 . tcp . 8000-8010",
+                Some("172.18.0.2 . 80"),
+                false
+            ),
+            vec![
+                SetElement::range(
+                    hex("c0000201 06000000 1f400000"),
+                    hex("c0000201 06000000 1f4a0000")
+                )
+                .with_data(NlData::Value(hex("ac120002 00500000")))
+            ]
+        );
+        assert_eq!(
+            enc("snat4", "172.18.0.0/16", Some("192.0.2.1"), false),
+            vec![
+                SetElement::key(hex("ac120000")).with_data(NlData::Value(hex("c0000201"))),
+                SetElement::interval_end(hex("ac130000")),
+            ]
+        );
+        assert_eq!(
+            enc("masq6", "fd00::/64", None, true),
+            vec![
+                SetElement::key(hex("fd000000 00000000 00000000 00000000")),
+                SetElement::interval_end(hex("fd000000 00000001 00000000 00000000")),
+            ]
+        );
+        // The whole address space has no end element.
+        assert_eq!(
+            enc("masq4", "0.0.0.0/0", None, false),
+            vec![SetElement::key(hex("00000000"))]
+        );
+        let mut icc = ifname("br-a");
+        icc.extend(ifname("br-a"));
+        assert_eq!(
+            enc("icc", "\"br-a\" . \"br-a\"", Some("drop"), false),
+            vec![SetElement::key(icc.clone()).with_data(NlData::Verdict(NlVerdict::Drop))]
+        );
+        assert_eq!(
+            enc("icc", "\"br-a\" . \"br-a\"", Some("accept"), true),
+            vec![SetElement::key(icc)]
+        );
+        assert_eq!(
+            enc(
+                "dnat4",
+                "192.0.2.1 . tcp . 8080",
+                Some("172.17.0.2 . 80"),
+                false
+            ),
+            vec![
+                SetElement::key(hex("c0000201 06000000 1f900000"))
+                    .with_data(NlData::Value(hex("ac110002 00500000")))
+            ]
+        );
+        assert_eq!(
+            enc("dnat6_all", "udp . 53", Some("fd00::2 . 5353"), false),
+            vec![
+                SetElement::key(hex("11000000 00350000")).with_data(NlData::Value(hex(
+                    "fd000000 00000000 00000000 00000002 14e90000"
+                )))
+            ]
+        );
+        assert_eq!(
+            enc(
+                "dnat4_range_keep",
+                "192.0.2.1 . sctp . 10-20",
+                Some("10.0.0.2"),
+                false
+            ),
+            vec![
+                SetElement::range(
+                    hex("c0000201 84000000 000a0000"),
+                    hex("c0000201 84000000 00140000")
+                )
+                .with_data(NlData::Value(hex("0a000002")))
+            ]
+        );
+        assert_eq!(
+            enc("links4", "10.0.0.2 . 10.0.0.3 . tcp . 5432", None, false),
+            vec![SetElement::key(hex("0a000002 0a000003 06000000 15380000"))]
+        );
+        assert_eq!(
+            enc("bridges", "\"br-0\"", None, false),
+            vec![SetElement::key(ifname("br-0"))]
+        );
+    }
+
+    #[test]
+    fn malformed_elements_are_refused_with_the_reason() {
+        let bad = |set: &str, key: &str, value: Option<&str>| {
+            netlink_elements(&def(set), &elem(set, key, value), false).unwrap_err()
+        };
+        assert!(bad("bridges", "\"much-too-long-name\"", None).contains("1 to 15"));
+        assert!(bad("dnat4", "192.0.2.1 . tcp", Some("10.0.0.2 . 80")).contains("parts"));
+        assert!(bad("dnat4", "fd00::1 . tcp . 80", Some("10.0.0.2 . 80")).contains("family"));
+        assert!(bad("dnat4", "192.0.2.1 . gre . 80", Some("10.0.0.2 . 80")).contains("protocol"));
+        assert!(bad("dnat4", "192.0.2.1 . tcp . 80-90", Some("10.0.0.2 . 80")).contains("range"));
+        assert!(bad("dnat4", "192.0.2.1 . tcp . 80", None).contains("does not fit"));
+        assert!(bad("icc", "\"a\" . \"b\"", Some("maybe")).contains("verdict"));
+        assert!(bad("masq4", "10.0.0.0/33", None).contains("address or prefix"));
+        let b = NftBatch {
+            element_delta: Some(ElementDelta {
+                dels: vec![],
+                adds: vec![elem("nonexistent", "x", None)],
+            }),
+            ..NftBatch::default()
+        };
+        assert!(
+            b.netlink()
+                .unwrap()
+                .unwrap_err()
+                .contains("not in berth's layout")
+        );
+    }
+
+    /// Element-only transactions have a netlink form (deletions first, one message per set and
+    /// 128 elements, nft's zero interval end before additions to plain interval sets);
+    /// reconcile's does not.
+    #[test]
+    fn only_element_deltas_go_over_netlink() {
+        let net = NetworkRules::new("br-1", Some("172.18.0.0/16".parse().unwrap()), None);
+        let adds = network_elems(&net);
+        let b = delta(&adds, &[]);
+        let nl = b.netlink().unwrap().unwrap();
+        // bridges, same, icc, hairpin4, masq4: one message each.
+        assert_eq!(nl.len(), 5);
+        let b = delta(&[], &adds);
+        assert_eq!(b.netlink().unwrap().unwrap().len(), 5);
+        let many: Vec<Elem> = (0..300u32)
+            .map(|i| {
+                elem(
+                    "dnat4_all",
+                    &format!("tcp . {}", 1000 + i),
+                    Some("10.0.0.2 . 80"),
+                )
+            })
+            .collect();
+        assert_eq!(delta(&many, &many).netlink().unwrap().unwrap().len(), 6);
+        let (full, _) = converge(&cfg(), &DesiredState::new(), None);
+        assert!(full.netlink().is_none());
+    }
+
+    #[test]
+    fn successor_carries_and_ends() {
+        assert_eq!(successor(&[0, 255]), Some(vec![1, 0]));
+        assert_eq!(successor(&[255, 255]), None);
+        assert_eq!(successor(&[10, 0, 0, 255]), Some(vec![10, 0, 1, 0]));
     }
 }

@@ -15,7 +15,7 @@ use crate::spec::{Backend, DesiredState, FirewallConfig, LinkRule, NetworkRules,
 pub enum Transaction {
     /// One `iptables-restore --noflush` batch per address family (IPv4 first).
     Iptables(Vec<IptBatch>),
-    /// One `nft -f` transaction.
+    /// One nftables transaction: `nft -f`, or one netlink batch for element-only changes.
     Nftables(NftBatch),
 }
 
@@ -28,7 +28,8 @@ impl Transaction {
         }
     }
 
-    /// Number of tool runs this transaction costs.
+    /// Number of kernel transactions this costs: tool runs, or the one netlink batch of an
+    /// nftables change that only adds and deletes set elements.
     pub fn processes(&self) -> usize {
         match self {
             Transaction::Iptables(b) => b.iter().filter(|b| !b.is_empty()).count(),

@@ -4,6 +4,9 @@
 //! and make links, addresses, routes, neighbours, FDB entries and sysctls exactly as asked. Every
 //! operation happens in a namespace the caller named; the caller's thread never changes namespace.
 //!
+//! The [`nftables`] module speaks nf_tables over netlink the same way ([`NftHandle`]): one atomic
+//! batch of tables, chains, rules and set elements per commit, with no `nft` process.
+//!
 //! A [`Handle`] is a synchronous rtnetlink socket opened inside one [`Netns`]. It is `Send + Sync`
 //! and can be shared between threads (requests are serialised on it). Kernel refusals come back as
 //! typed [`Error`]s that name the object (`link "br-0123" already exists`) and carry the kernel's
@@ -47,6 +50,7 @@ mod mac;
 mod name;
 mod neigh;
 mod netns;
+pub mod nftables;
 mod reserve;
 mod route;
 mod socket;
@@ -64,6 +68,7 @@ pub use mac::MacAddr;
 pub use name::{MAX_IFNAME_LEN, validate_ifname, validate_netns_name};
 pub use neigh::{NeighSpec, NeighState, Neighbour};
 pub use netns::{DEFAULT_NETNS_DIR, Netns};
+pub use nftables::{NftHandle, fuzz_scan_nftables_replies};
 pub use reserve::{HeldPort, PortProtocol, hold_ports};
 pub use route::{MAIN_TABLE, PROTOCOL_BOOT, PROTOCOL_STATIC, Route, RouteKind, RouteSpec};
 pub use socket::{Handle, fuzz_scan_replies};
