@@ -531,6 +531,24 @@ impl NetworkDriver for BridgeDriver {
                     }
                 }
             }
+            if ep.ipv6.is_none() {
+                // As Docker does: an interface without an IPv6 address has IPv6 off, so it never
+                // makes a link-local address or sends router solicitations and MLD reports,
+                // which the bridge would flood to every other port (a cost that grows with the
+                // number of sandboxes on the network).
+                let key = format!("net.ipv6.conf.{}.disable_ipv6", req.ifname);
+                match sysctl_set(req.sandbox.netns, &key, "1") {
+                    Ok(()) => {}
+                    // No IPv6 in this kernel or namespace: nothing to switch off.
+                    Err(e) if e.is_not_found() => {}
+                    Err(e) => {
+                        return Err(DriverError::kernel(
+                            format!("switching IPv6 off on {} in the sandbox", req.ifname),
+                            e,
+                        ));
+                    }
+                }
+            }
             sb.link_set_up(req.ifname).map_err(|e| {
                 DriverError::kernel(format!("bringing {} up in the sandbox", req.ifname), e)
             })

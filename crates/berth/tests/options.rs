@@ -91,6 +91,46 @@ fn ipv6_dual_stack_network() {
     assert_eq!(net.ipam.config.len(), 2);
 }
 
+/// Docker switches IPv6 off on an interface that has no IPv6 address. Without that, each new
+/// sandbox sends router solicitations and MLD reports that the bridge floods to every other
+/// sandbox on the network: a cost of every connect that grows with the network.
+#[test]
+fn ipv4_only_interfaces_have_ipv6_off_and_stay_quiet() {
+    let f = Fixture::new();
+    f.ctl().create_network(NetworkCreate::new("quiet")).unwrap();
+    f.ctl()
+        .create_sandbox(SandboxCreate::new("newcomer"))
+        .unwrap();
+    f.ctl()
+        .connect("newcomer", "quiet", EndpointOptions::default())
+        .unwrap();
+    let ns = f.sandbox_ns("newcomer");
+    let out = |args: &[&str]| {
+        let o = ns.command(args[0]).args(&args[1..]).output().unwrap();
+        String::from_utf8_lossy(&o.stdout).trim().to_owned()
+    };
+    assert_eq!(
+        out(&["cat", "/proc/sys/net/ipv6/conf/eth0/disable_ipv6"]),
+        "1"
+    );
+    assert_eq!(out(&["ip", "-6", "addr", "show", "dev", "eth0"]), "");
+    // Solicitations go out within a second of link-up (MLD reports at once): none may leave.
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let stats = out(&["ip", "-s", "-o", "link", "show", "dev", "eth0"]);
+    // `ip -s -o link`: "... TX:  bytes packets ... \\    <bytes> <packets> ..."
+    let tx_packets: u64 = stats
+        .split("TX:")
+        .nth(1)
+        .and_then(|t| t.split('\\').nth(1))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|p| p.parse().ok())
+        .unwrap();
+    assert_eq!(
+        tx_packets, 0,
+        "a sandbox that never talked sent packets:\n{stats}"
+    );
+}
+
 #[test]
 fn adopted_namespace_is_used_and_left_alone() {
     let f = Fixture::new();
