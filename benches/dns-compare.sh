@@ -13,15 +13,18 @@
 # registered names (all answered locally). Each server's CPU time is read from /proc/PID/stat
 # (utime+stime of the whole process) before and after each run.
 #
-# Environment: ROUNDS (3), DURATION (10), CLIENTS (4), NAMES (100), AARDVARK (path of
-# aardvark-dns 2.x; default: on PATH, else /work/tools-dns/bin/aardvark-dns; install with
-# `cargo install aardvark-dns --version '^2' --root DIR`), SERVE (berth's server binary; default:
-# builds examples/serve in release mode).
+# Environment: ROUNDS (3), DURATION (10), CLIENTS (4: dnsperf's client sockets), OUTSTANDING
+# (200: queries in flight over all clients; CLIENTS=64 OUTSTANDING=64 gives about one per
+# socket, as stub resolvers send them, so no two answers to one socket can be coalesced),
+# NAMES (100), AARDVARK (path of aardvark-dns 2.x; default: on PATH, else
+# /work/tools-dns/bin/aardvark-dns; install with `cargo install aardvark-dns --version '^2'
+# --root DIR`), SERVE (berth's server binary; default: builds examples/serve in release mode).
 set -euo pipefail
 
 ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-10}
 CLIENTS=${CLIENTS:-4}
+OUTSTANDING=${OUTSTANDING:-200}
 NAMES=${NAMES:-100}
 AARDVARK=${AARDVARK:-$(command -v aardvark-dns || echo /work/tools-dns/bin/aardvark-dns)}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -101,29 +104,34 @@ check() { ip netns exec "$S" dig +short +tries=1 +time=2 "@$1" c5; }
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
-# run SERVER_NAME PID ADDRESS -> "qps completed lost cpu_s us_per_query"
+# run SERVER_NAME PID ADDRESS -> "qps completed lost cpu_s us_per_query load1"
+# (load1: the 1-minute load average at the end of the run; the machine's other work shows there)
 run() {
   local pid=$2 addr=$3 before after out
   before=$(cpu_ticks "$pid")
-  out=$(ip netns exec "$S" dnsperf -s "$addr" -d "$WORK/queries" -l "$DURATION" -c "$CLIENTS" -T 2 -q 200 2>&1)
+  out=$(ip netns exec "$S" dnsperf -s "$addr" -d "$WORK/queries" -l "$DURATION" -c "$CLIENTS" -T 2 -q "$OUTSTANDING" 2>&1)
   after=$(cpu_ticks "$pid")
   local qps completed lost
   qps=$(awk '/Queries per second/ {print $4}' <<<"$out")
   completed=$(awk '/Queries completed/ {print $3}' <<<"$out")
   lost=$(awk '/Queries lost/ {print $3}' <<<"$out")
   awk -v n="$1" -v q="$qps" -v c="$completed" -v l="$lost" -v t=$((after - before)) -v hz="$TICK" \
-    'BEGIN { cpu = t / hz; printf "%-9s %10.0f %10d %6d %8.2f %8.2f\n", n, q, c, l, cpu, (c > 0 ? cpu * 1e6 / c : 0) }'
+    -v load="$(cut -d' ' -f1 /proc/loadavg)" \
+    'BEGIN { cpu = t / hz; printf "%-9s %10.0f %10d %6d %8.2f %8.2f %6s\n", n, q, c, l, cpu, (c > 0 ? cpu * 1e6 / c : 0), load }'
 }
 
-printf "%-9s %10s %10s %6s %8s %8s\n" server qps answered lost cpu_s us/query
+printf "%-9s %10s %10s %6s %8s %8s %6s\n" server qps answered lost cpu_s us/query load1
 for r in $(seq 1 "$ROUNDS"); do
   run berth "$BERTH_PID" 127.0.0.11 | tee -a "$WORK/results"
   run aardvark "$AARD_PID" 172.31.250.1 | tee -a "$WORK/results"
 done
-echo "medians over $ROUNDS rounds (dnsperf -l $DURATION -c $CLIENTS -T 2 -q 200, $NAMES names):"
+echo "medians over $ROUNDS rounds (dnsperf -l $DURATION -c $CLIENTS -T 2 -q $OUTSTANDING, $NAMES names):"
 median() { sort -g | awk '{v[NR]=$1} END {print v[int((NR + 1) / 2)]}'; }
 for s in berth aardvark; do
   qps=$(awk -v s="$s" '$1 == s {print $2}' "$WORK/results" | median)
   us=$(awk -v s="$s" '$1 == s {print $6}' "$WORK/results" | median)
   printf "  %-9s %10s qps %8s us of server CPU per answered query\n" "$s" "$qps" "$us"
 done
+b=$(awk '$1 == "berth" {print $6}' "$WORK/results" | median)
+a=$(awk '$1 == "aardvark" {print $6}' "$WORK/results" | median)
+awk -v b="$b" -v a="$a" 'BEGIN { if (a > 0) printf "  CPU per query, berth / aardvark: %.2f (goal: at most 0.33)\n", b / a }'

@@ -92,6 +92,9 @@ impl FakeUpstream {
                 )
             })
             .unwrap();
+        // Room for a whole burst of forwarded queries (the gathering tests send over a thousand
+        // at once; the default buffer drops some, and then nothing is ever answered).
+        big_receive_buffer(&udp);
         udp.set_read_timeout(Some(Duration::from_millis(20)))
             .unwrap();
         tcp.set_nonblocking(true).unwrap();
