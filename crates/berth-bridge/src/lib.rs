@@ -531,11 +531,12 @@ impl NetworkDriver for BridgeDriver {
                     }
                 }
             }
-            if ep.ipv6.is_none() {
+            if ep.ipv6.is_none() && !exists {
                 // As Docker does: an interface without an IPv6 address has IPv6 off, so it never
                 // makes a link-local address or sends router solicitations and MLD reports,
                 // which the bridge would flood to every other port (a cost that grows with the
-                // number of sandboxes on the network).
+                // number of sandboxes on the network). Set when the pair is made; a restart
+                // finds it so.
                 let key = format!("net.ipv6.conf.{}.disable_ipv6", req.ifname);
                 match sysctl_set(req.sandbox.netns, &key, "1") {
                     Ok(()) => {}

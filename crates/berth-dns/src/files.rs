@@ -429,6 +429,15 @@ pub fn plan_resolv_conf(
 
 static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 
+/// [`write_atomic`], skipped when `path` holds `content` already: a restart rewrites nothing, and
+/// a sandbox's processes never see a file replaced by an identical one.
+fn write_if_changed(path: &Path, content: &[u8]) -> Result<()> {
+    match fs::read(path) {
+        Ok(current) if current == content => Ok(()),
+        _ => write_atomic(path, content),
+    }
+}
+
 /// Writes `content` to `path` atomically: a temporary file in the same directory (mode 0644),
 /// renamed over `path`. Nothing is left behind on failure.
 pub fn write_atomic(path: &Path, content: &[u8]) -> Result<()> {
@@ -502,14 +511,15 @@ impl SandboxFiles {
         self.dir.join("resolv.conf")
     }
 
-    /// Writes `hosts` atomically.
+    /// Writes `hosts` atomically (nothing is written when the file already says exactly that).
     pub fn write_hosts(&self, hosts: &HostsFile) -> Result<()> {
-        write_atomic(&self.hosts_path(), hosts.render().as_bytes())
+        write_if_changed(&self.hosts_path(), hosts.render().as_bytes())
     }
 
-    /// Writes `resolv.conf` atomically.
+    /// Writes `resolv.conf` atomically (nothing is written when the file already says exactly
+    /// that).
     pub fn write_resolv_conf(&self, content: &str) -> Result<()> {
-        write_atomic(&self.resolv_conf_path(), content.as_bytes())
+        write_if_changed(&self.resolv_conf_path(), content.as_bytes())
     }
 
     /// Removes the directory and its files.
@@ -777,6 +787,16 @@ mod tests {
         assert_eq!(names.len(), 2, "no temporary files left: {names:?}");
         let missing = dir.path().join("nope/hosts");
         assert!(write_atomic(&missing, b"x").is_err());
+        // The same content again leaves the file as it is (same inode); new content replaces it.
+        use std::os::unix::fs::MetadataExt;
+        let inode = || fs::metadata(files.hosts_path()).unwrap().ino();
+        let before = inode();
+        files.write_hosts(&h).unwrap();
+        assert_eq!(inode(), before);
+        h.addresses.push("10.0.0.3".parse().unwrap());
+        files.write_hosts(&h).unwrap();
+        assert_ne!(inode(), before);
+        assert_eq!(fs::read_to_string(files.hosts_path()).unwrap(), h.render());
         files.remove().unwrap();
     }
 }

@@ -1778,40 +1778,12 @@ impl Controller {
                 .insert(net.record.id.as_str(), &net.record.name, net.clone());
         }
 
+        // Sandboxes are independent of each other: their namespaces, endpoints, files and routes
+        // are restored on a few threads at once (most of the time is spent waiting on the kernel).
         let sandboxes: Vec<SandboxRecord> = load(&self.inner.store, "sandbox/")?;
-        let mut dead = BTreeSet::new();
-        for rec in sandboxes {
-            let opened = if rec.host_mode {
-                self.inner.host.try_clone()
-            } else {
-                Netns::open(&rec.netns)
-            };
-            let handle = opened.and_then(|ns| Handle::open(&ns).map(|h| (ns, h)));
-            match handle {
-                Ok((netns, netlink)) => {
-                    let files = self.register_sandbox_dns(&rec, &netns)?;
-                    let sb = Sandbox {
-                        name: RwLock::new(rec.name.clone()),
-                        record: rec,
-                        netns,
-                        netlink,
-                        files,
-                        state: Mutex::new(SandboxState::default()),
-                    };
-                    let (id, name) = (sb.record.id.to_string(), sb.name());
-                    self.write_sandboxes().insert(&id, &name, Arc::new(sb));
-                }
-                Err(e) => {
-                    tracing::warn!(sandbox = %rec.name, error = %e, "sandbox namespace is gone; removing the sandbox");
-                    dead.insert(rec.id.clone());
-                    self.inner.store.commit(
-                        Txn::new()
-                            .delete(sandbox_name_key(&rec.name))
-                            .delete(sandbox_key(&rec.id)),
-                    )?;
-                }
-            }
-        }
+        let dead = Mutex::new(BTreeSet::new());
+        in_parallel(sandboxes, |rec| self.restore_sandbox(rec, &dead))?;
+        let dead = dead.into_inner().unwrap_or_else(|p| p.into_inner());
 
         let endpoints: Vec<EndpointRecord> = load(&self.inner.store, "endpoint/")?;
         // Every stored address is taken again before anything else is handed out.
@@ -1833,16 +1805,23 @@ impl Controller {
                 }
             }
         }
+        let mut by_sandbox: BTreeMap<SandboxId, Vec<EndpointRecord>> = BTreeMap::new();
         for ep in endpoints {
-            self.restore_endpoint(ep, &dead)?;
+            by_sandbox.entry(ep.sandbox.clone()).or_default().push(ep);
         }
-        for sb in self.read_sandboxes().values() {
+        in_parallel(by_sandbox.into_values().collect(), |eps| {
+            eps.into_iter()
+                .try_for_each(|ep| self.restore_endpoint(ep, &dead))
+        })?;
+        let sandboxes: Vec<Arc<Sandbox>> = self.read_sandboxes().values().cloned().collect();
+        in_parallel(sandboxes, |sb| {
             let mut st = lock(&sb.state);
-            self.write_sandbox_files(sb, &st);
-            if let Err(e) = self.update_default_routes(sb, &mut st) {
+            self.write_sandbox_files(&sb, &st);
+            if let Err(e) = self.update_default_routes(&sb, &mut st) {
                 tracing::warn!(sandbox = %sb.name(), error = %e, "restoring default routes");
             }
-        }
+            Ok(())
+        })?;
         for (name, driver) in &self.inner.drivers {
             let removed = driver.remove_orphans()?;
             if !removed.is_empty() {
@@ -1850,6 +1829,41 @@ impl Controller {
             }
         }
         self.remove_orphan_namespaces();
+        Ok(())
+    }
+
+    /// Opens a stored sandbox's namespace and registers it again; a sandbox whose namespace is
+    /// gone is removed from the store and noted in `dead`.
+    fn restore_sandbox(&self, rec: SandboxRecord, dead: &Mutex<BTreeSet<SandboxId>>) -> Result<()> {
+        let opened = if rec.host_mode {
+            self.inner.host.try_clone()
+        } else {
+            Netns::open(&rec.netns)
+        };
+        match opened.and_then(|ns| Handle::open(&ns).map(|h| (ns, h))) {
+            Ok((netns, netlink)) => {
+                let files = self.register_sandbox_dns(&rec, &netns)?;
+                let sb = Sandbox {
+                    name: RwLock::new(rec.name.clone()),
+                    record: rec,
+                    netns,
+                    netlink,
+                    files,
+                    state: Mutex::new(SandboxState::default()),
+                };
+                let (id, name) = (sb.record.id.to_string(), sb.name());
+                self.write_sandboxes().insert(&id, &name, Arc::new(sb));
+            }
+            Err(e) => {
+                tracing::warn!(sandbox = %rec.name, error = %e, "sandbox namespace is gone; removing the sandbox");
+                lock(dead).insert(rec.id.clone());
+                self.inner.store.commit(
+                    Txn::new()
+                        .delete(sandbox_name_key(&rec.name))
+                        .delete(sandbox_key(&rec.id)),
+                )?;
+            }
+        }
         Ok(())
     }
 
@@ -2030,6 +2044,47 @@ impl Controller {
         self.read_sandboxes()
             .find(key)
             .map_err(|_| Error::SandboxNotFound(key.to_owned()))
+    }
+}
+
+/// Runs `f` on every item on up to as many threads as the machine has cores (at most 4), and
+/// returns the first error (items not started yet are then skipped). The restore of a restart
+/// uses it: sandboxes are independent, and most of the time goes to waiting on the kernel.
+fn in_parallel<T, F>(items: Vec<T>, f: F) -> Result<()>
+where
+    T: Send,
+    F: Fn(T) -> Result<()> + Sync,
+{
+    let threads = std::thread::available_parallelism()
+        .map_or(1, std::num::NonZeroUsize::get)
+        .clamp(1, 4)
+        .min(items.len());
+    if threads <= 1 {
+        return items.into_iter().try_for_each(f);
+    }
+    let queue = Mutex::new(items.into_iter());
+    let failed: Mutex<Option<Error>> = Mutex::new(None);
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            s.spawn(|| {
+                loop {
+                    if lock(&failed).is_some() {
+                        break;
+                    }
+                    let Some(item) = lock(&queue).next() else {
+                        break;
+                    };
+                    if let Err(e) = f(item) {
+                        lock(&failed).get_or_insert(e);
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    match failed.into_inner().unwrap_or_else(|p| p.into_inner()) {
+        Some(e) => Err(e),
+        None => Ok(()),
     }
 }
 
