@@ -33,7 +33,8 @@ struct Bed {
     ctl: Option<Controller>,
     config: Config,
     host: TestHost,
-    dir: tempfile::TempDir,
+    /// The data root (the store); deleted on drop.
+    _data: tempfile::TempDir,
     run: tempfile::TempDir,
     next: usize,
 }
@@ -62,7 +63,7 @@ impl Bed {
             ctl: Some(ctl),
             config,
             host,
-            dir,
+            _data: dir,
             run,
             next: 0,
         }
