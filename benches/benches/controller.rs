@@ -5,8 +5,9 @@
 //! - `controller/connect/after_10` and `controller/connect/after_1000`: connect a new sandbox to a
 //!   bridge network (veth, addresses, default route, embedded DNS server, state written twice)
 //!   when 10, then 1000, sandboxes are already connected (spread over 4 networks: a Linux bridge
-//!   takes at most 1024 ports). The sandboxes of one sample are created before and removed after
-//!   it, untimed, and the next sample starts once the kernel has finished tearing them down.
+//!   takes at most 1024 ports). Connects go in rounds of 10 whose sandboxes are created before
+//!   and removed after the round, untimed, so the count stays within 10 of the row's level; the
+//!   next round starts once the kernel has finished tearing them down.
 //!   Budgets: median 5 ms, and `after_1000` at most 1.2 times `after_10` (Docker's `network
 //!   connect`: 38 ms).
 //! - `controller/connect_churn/after_10` and `after_1000`: the same, but each sandbox is removed
@@ -28,6 +29,9 @@ use berth::{
 use berth_testhost::TestHost;
 use berth_testhost::berth_netlink::{Handle, Netns};
 use criterion::{Criterion, criterion_group, criterion_main};
+
+/// Sandboxes connected in one round of a `connect` row.
+const ROUND: u64 = 10;
 
 struct Bed {
     ctl: Option<Controller>,
@@ -107,27 +111,33 @@ impl Bed {
         }
     }
 
-    /// Times `iters` connects of fresh sandboxes to network `n0`, one after another; the
-    /// sandboxes are created before and removed after, untimed, and the kernel's teardown of them
-    /// is waited for.
+    /// Times `iters` connects of fresh sandboxes to network `n0`, in rounds of at most
+    /// [`ROUND`] so that the number of connected sandboxes stays within `ROUND` of the row's
+    /// level: a round's sandboxes are created before and removed after it, untimed, and the
+    /// kernel's teardown of them is waited for before the next round.
     fn time_connects(&self, iters: u64) -> Duration {
         let links = self.host_links();
-        let names: Vec<String> = (0..iters).map(|i| format!("bench{i}")).collect();
-        for name in &names {
-            self.ctl().create_sandbox(SandboxCreate::new(name)).unwrap();
-        }
         let mut total = Duration::ZERO;
-        for name in &names {
-            let start = Instant::now();
-            self.ctl()
-                .connect(name, "n0", EndpointOptions::default())
-                .unwrap();
-            total += start.elapsed();
+        let mut left = iters;
+        while left > 0 {
+            let round = left.min(ROUND);
+            left -= round;
+            let names: Vec<String> = (0..round).map(|i| format!("bench{i}")).collect();
+            for name in &names {
+                self.ctl().create_sandbox(SandboxCreate::new(name)).unwrap();
+            }
+            for name in &names {
+                let start = Instant::now();
+                self.ctl()
+                    .connect(name, "n0", EndpointOptions::default())
+                    .unwrap();
+                total += start.elapsed();
+            }
+            for name in &names {
+                self.ctl().remove_sandbox(name).unwrap();
+            }
+            self.settle(links);
         }
-        for name in &names {
-            self.ctl().remove_sandbox(name).unwrap();
-        }
-        self.settle(links);
         total
     }
 
