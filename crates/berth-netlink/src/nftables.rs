@@ -50,10 +50,13 @@ use netlink_packet_core::{
     NLM_F_ACK, NLM_F_ACK_TLVS, NLM_F_APPEND, NLM_F_CAPPED, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REQUEST,
     NLMSG_ERROR,
 };
-use netlink_sys::{Socket, SocketAddr, protocols::NETLINK_NETFILTER};
+use netlink_sys::{Socket, protocols::NETLINK_NETFILTER};
 
 use crate::Netns;
 use crate::error::{Error, Result};
+use crate::socket::{
+    align4, extended_ack_message, open_socket, read_i32, read_u16, read_u32, recv_datagram,
+};
 
 // ---- nfnetlink.h / nf_tables.h numbers ---------------------------------------------------------
 
@@ -69,7 +72,6 @@ const NFT_MSG_NEWSETELEM: u16 = 12;
 const NFT_MSG_DELSETELEM: u16 = 14;
 
 const NLA_F_NESTED: u16 = 0x8000;
-const NLA_TYPE_MASK: u16 = 0x3fff;
 
 const NFTA_LIST_ELEM: u16 = 1;
 
@@ -132,8 +134,6 @@ const MAX_DATA_LEN: usize = 64;
 const HEADER_LEN: usize = 16;
 /// Length of `struct nfgenmsg`.
 const NFGENMSG_LEN: usize = 4;
-/// `NLMSGERR_ATTR_MSG`: the extended ack's human-readable message.
-const NLMSGERR_ATTR_MSG: u16 = 1;
 /// Receive buffer budget per expected reply (the kernel charges a reply's full skb).
 const RX_BUDGET_PER_REPLY: usize = 1024;
 /// Messages per batch that the default socket buffers comfortably hold the replies of.
@@ -1349,48 +1349,6 @@ fn ack_text(rest: &[u8], flags: u16) -> Option<String> {
     extended_ack_message(rest.get(echoed..)?)
 }
 
-/// Finds the `NLMSGERR_ATTR_MSG` string in the TLVs of an extended ack.
-fn extended_ack_message(mut tlvs: &[u8]) -> Option<String> {
-    while tlvs.len() >= 4 {
-        let len = usize::from(read_u16(tlvs, 0));
-        let kind = read_u16(tlvs, 2) & NLA_TYPE_MASK;
-        if len < 4 || len > tlvs.len() {
-            return None;
-        }
-        if kind == NLMSGERR_ATTR_MSG {
-            let value = &tlvs[4..len];
-            let end = value.iter().position(|&b| b == 0).unwrap_or(value.len());
-            let text = String::from_utf8_lossy(&value[..end]).trim().to_owned();
-            return (!text.is_empty()).then_some(text);
-        }
-        tlvs = tlvs.get(align4(len)..).unwrap_or(&[]);
-    }
-    None
-}
-
-fn align4(len: usize) -> usize {
-    len.saturating_add(3) & !3
-}
-
-// The readers are only called on ranges whose length the caller checked.
-fn read_u16(b: &[u8], at: usize) -> u16 {
-    let mut raw = [0u8; 2];
-    raw.copy_from_slice(&b[at..at + 2]);
-    u16::from_ne_bytes(raw)
-}
-
-fn read_u32(b: &[u8], at: usize) -> u32 {
-    let mut raw = [0u8; 4];
-    raw.copy_from_slice(&b[at..at + 4]);
-    u32::from_ne_bytes(raw)
-}
-
-fn read_i32(b: &[u8], at: usize) -> i32 {
-    let mut raw = [0u8; 4];
-    raw.copy_from_slice(&b[at..at + 4]);
-    i32::from_ne_bytes(raw)
-}
-
 /// Scans `data` as the replies to a batch of `data[0]` messages whose BATCH_BEGIN had sequence
 /// number 1, exactly as an [`NftHandle`] does, and computes the outcome. Only for fuzzing: it
 /// must never panic.
@@ -1523,23 +1481,7 @@ impl Drop for NftHandle {
 
 impl Conn {
     fn open() -> Result<Conn> {
-        let context = |what: &str| format!("opening an nftables netlink socket: {what}");
-        let mut socket =
-            Socket::new(NETLINK_NETFILTER).map_err(|e| Error::io(context("socket"), e))?;
-        socket
-            .bind_auto()
-            .map_err(|e| Error::io(context("bind"), e))?;
-        socket
-            .connect(&SocketAddr::new(0, 0))
-            .map_err(|e| Error::io(context("connect"), e))?;
-        for (name, result) in [
-            ("NETLINK_EXT_ACK", socket.set_ext_ack(true)),
-            ("NETLINK_CAP_ACK", socket.set_cap_ack(true)),
-        ] {
-            if let Err(e) = result {
-                tracing::debug!(option = name, error = %e, "nfnetlink socket option not supported");
-            }
-        }
+        let socket = open_socket(NETLINK_NETFILTER, "nftables netlink")?;
         Ok(Conn {
             socket,
             seq: 0,
@@ -1622,22 +1564,7 @@ impl Conn {
                 Error::io("receiving the replies to an nftables transaction", e)
             }
         };
-        loop {
-            let peeked = self
-                .socket
-                .recv(&mut &mut self.rx[..], libc::MSG_PEEK | libc::MSG_TRUNC);
-            match peeked {
-                Ok(n) if n > self.rx.len() => self.rx.resize(n, 0),
-                Ok(_) => {}
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(lost(e)),
-            }
-            match self.socket.recv(&mut &mut self.rx[..], 0) {
-                Ok(n) => return Ok(n.min(self.rx.len())),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(lost(e)),
-            }
-        }
+        recv_datagram(&self.socket, &mut self.rx).map_err(lost)
     }
 }
 
@@ -1686,6 +1613,7 @@ fn set_buffer(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::socket::NLMSGERR_ATTR_MSG;
 
     /// One encoded message: type, flags, seq, nfgenmsg, attributes.
     type Decoded = (u16, u16, u32, [u8; 4], Vec<u8>);

@@ -25,7 +25,7 @@ const RX_INITIAL: usize = 64 * 1024;
 /// How many times a dump interrupted by concurrent changes (NLM_F_DUMP_INTR) is restarted.
 const DUMP_RETRIES: usize = 10;
 /// `NLMSGERR_ATTR_MSG`: the extended ack's human-readable message.
-const NLMSGERR_ATTR_MSG: u16 = 1;
+pub(crate) const NLMSGERR_ATTR_MSG: u16 = 1;
 
 /// A synchronous rtnetlink connection bound to one network namespace.
 ///
@@ -161,28 +161,11 @@ impl Handle {
 
 impl Conn {
     fn open() -> Result<Conn> {
-        let context = |what: &str| format!("opening an rtnetlink socket: {what}");
-        let mut socket = Socket::new(NETLINK_ROUTE).map_err(|e| Error::io(context("socket"), e))?;
-        socket
-            .bind_auto()
-            .map_err(|e| Error::io(context("bind"), e))?;
-        socket
-            .connect(&SocketAddr::new(0, 0))
-            .map_err(|e| Error::io(context("connect"), e))?;
-        // Extended acks carry the kernel's explanation of a refusal; capped acks keep error replies
-        // small. Strict checking lets the kernel filter dumps (by interface, table, ...); berth also
+        let socket = open_socket(NETLINK_ROUTE, "rtnetlink")?;
+        // Strict checking lets the kernel filter dumps (by interface, table, ...); berth also
         // filters on its side, so older kernels without it still give correct answers.
-        for (name, result) in [
-            ("NETLINK_EXT_ACK", socket.set_ext_ack(true)),
-            ("NETLINK_CAP_ACK", socket.set_cap_ack(true)),
-            (
-                "NETLINK_GET_STRICT_CHK",
-                socket.set_netlink_get_strict_chk(true),
-            ),
-        ] {
-            if let Err(e) = result {
-                tracing::debug!(option = name, error = %e, "rtnetlink socket option not supported");
-            }
+        if let Err(e) = socket.set_netlink_get_strict_chk(true) {
+            tracing::debug!(error = %e, "rtnetlink socket option NETLINK_GET_STRICT_CHK not supported");
         }
         Ok(Conn {
             socket,
@@ -232,22 +215,8 @@ impl Conn {
 
     /// Receives one datagram into `rx`, growing it first if the waiting datagram is larger.
     fn recv(&mut self) -> Result<usize> {
-        loop {
-            let peeked = self
-                .socket
-                .recv(&mut &mut self.rx[..], libc::MSG_PEEK | libc::MSG_TRUNC);
-            match peeked {
-                Ok(n) if n > self.rx.len() => self.rx.resize(n, 0),
-                Ok(_) => {}
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(Error::io("receiving a netlink reply", e)),
-            }
-            match self.socket.recv(&mut &mut self.rx[..], 0) {
-                Ok(n) => return Ok(n.min(self.rx.len())),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(Error::io("receiving a netlink reply", e)),
-            }
-        }
+        recv_datagram(&self.socket, &mut self.rx)
+            .map_err(|e| Error::io("receiving a netlink reply", e))
     }
 
     /// Sends one request and reads replies until its terminator: the ack (or error) of a request,
@@ -416,8 +385,49 @@ impl Exchange {
     }
 }
 
+/// A netlink socket of `protocol` (`kind` names it in errors), bound and connected to the kernel,
+/// with extended acks (the kernel's explanation of a refusal) and capped acks (small error
+/// replies) where the kernel has them. Shared by the rtnetlink and nf_tables handles.
+pub(crate) fn open_socket(protocol: isize, kind: &str) -> Result<Socket> {
+    let context = |what: &str| format!("opening an {kind} socket: {what}");
+    let mut socket = Socket::new(protocol).map_err(|e| Error::io(context("socket"), e))?;
+    socket
+        .bind_auto()
+        .map_err(|e| Error::io(context("bind"), e))?;
+    socket
+        .connect(&SocketAddr::new(0, 0))
+        .map_err(|e| Error::io(context("connect"), e))?;
+    for (name, result) in [
+        ("NETLINK_EXT_ACK", socket.set_ext_ack(true)),
+        ("NETLINK_CAP_ACK", socket.set_cap_ack(true)),
+    ] {
+        if let Err(e) = result {
+            tracing::debug!(option = name, error = %e, "{kind} socket option not supported");
+        }
+    }
+    Ok(socket)
+}
+
+/// Receives one datagram into `rx`, growing it first if the waiting datagram is larger; retries
+/// on EINTR.
+pub(crate) fn recv_datagram(socket: &Socket, rx: &mut Vec<u8>) -> io::Result<usize> {
+    loop {
+        match socket.recv(&mut &mut rx[..], libc::MSG_PEEK | libc::MSG_TRUNC) {
+            Ok(n) if n > rx.len() => rx.resize(n, 0),
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
+        match socket.recv(&mut &mut rx[..], 0) {
+            Ok(n) => return Ok(n.min(rx.len())),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 /// Finds the `NLMSGERR_ATTR_MSG` string in the TLVs of an extended ack.
-fn extended_ack_message(mut tlvs: &[u8]) -> Option<String> {
+pub(crate) fn extended_ack_message(mut tlvs: &[u8]) -> Option<String> {
     while tlvs.len() >= 4 {
         let len = usize::from(read_u16(tlvs, 0));
         let kind = read_u16(tlvs, 2) & 0x3fff;
@@ -435,24 +445,24 @@ fn extended_ack_message(mut tlvs: &[u8]) -> Option<String> {
     None
 }
 
-fn align4(len: usize) -> usize {
+pub(crate) fn align4(len: usize) -> usize {
     len.saturating_add(3) & !3
 }
 
 // The readers are only called on ranges whose length the caller checked.
-fn read_u16(b: &[u8], at: usize) -> u16 {
+pub(crate) fn read_u16(b: &[u8], at: usize) -> u16 {
     let mut raw = [0u8; 2];
     raw.copy_from_slice(&b[at..at + 2]);
     u16::from_ne_bytes(raw)
 }
 
-fn read_u32(b: &[u8], at: usize) -> u32 {
+pub(crate) fn read_u32(b: &[u8], at: usize) -> u32 {
     let mut raw = [0u8; 4];
     raw.copy_from_slice(&b[at..at + 4]);
     u32::from_ne_bytes(raw)
 }
 
-fn read_i32(b: &[u8], at: usize) -> i32 {
+pub(crate) fn read_i32(b: &[u8], at: usize) -> i32 {
     let mut raw = [0u8; 4];
     raw.copy_from_slice(&b[at..at + 4]);
     i32::from_ne_bytes(raw)
