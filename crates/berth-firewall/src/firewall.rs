@@ -75,6 +75,11 @@ impl Firewall {
         self.lock().clone()
     }
 
+    /// The legacy links present (a copy of those only, not of the whole state).
+    pub fn links(&self) -> Vec<LinkRule> {
+        self.lock().links().to_vec()
+    }
+
     fn lock(&self) -> MutexGuard<'_, DesiredState> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }

@@ -803,23 +803,7 @@ impl Controller {
             .put(sandbox_name_key(&req.name), id.as_str().as_bytes().to_vec())
             .put(sandbox_key(&id), encode(&record));
         if let Err(e) = self.inner.store.commit(claim) {
-            return Err(match e {
-                berth_store::Error::Conflict { .. } => {
-                    let holder = self
-                        .inner
-                        .store
-                        .get(&sandbox_name_key(&req.name))
-                        .ok()
-                        .flatten()
-                        .map(|e| String::from_utf8_lossy(&e.value).into_owned())
-                        .unwrap_or_default();
-                    Error::SandboxExists {
-                        name: req.name,
-                        id: holder,
-                    }
-                }
-                other => other.into(),
-            });
+            return Err(self.sandbox_claim_error(e, &req.name));
         }
         let unclaim = |c: &Controller| {
             let _ = c.inner.store.commit(
@@ -893,6 +877,25 @@ impl Controller {
         Ok(id)
     }
 
+    /// The error of a failed claim of sandbox name `name`: [`Error::SandboxExists`] naming the
+    /// holder when another sandbox has it, else the store's error.
+    fn sandbox_claim_error(&self, e: berth_store::Error, name: &str) -> Error {
+        match e {
+            berth_store::Error::Conflict { .. } => Error::SandboxExists {
+                name: name.to_owned(),
+                id: self
+                    .inner
+                    .store
+                    .get(&sandbox_name_key(name))
+                    .ok()
+                    .flatten()
+                    .map(|e| String::from_utf8_lossy(&e.value).into_owned())
+                    .unwrap_or_default(),
+            },
+            other => other.into(),
+        }
+    }
+
     /// Removes a sandbox: leaves every network, then deletes its namespace if berth made it.
     pub fn remove_sandbox(&self, name_or_id: &str) -> Result<()> {
         let sb = self.lookup_sandbox(name_or_id)?;
@@ -962,20 +965,7 @@ impl Controller {
             .delete(sandbox_name_key(&old))
             .put(sandbox_key(id), encode(&record));
         if let Err(e) = self.inner.store.commit(txn) {
-            return Err(match e {
-                berth_store::Error::Conflict { .. } => Error::SandboxExists {
-                    name: new_name.to_owned(),
-                    id: self
-                        .inner
-                        .store
-                        .get(&sandbox_name_key(new_name))
-                        .ok()
-                        .flatten()
-                        .map(|e| String::from_utf8_lossy(&e.value).into_owned())
-                        .unwrap_or_default(),
-                },
-                other => other.into(),
-            });
+            return Err(self.sandbox_claim_error(e, new_name));
         }
         {
             let mut reg = self.write_sandboxes();
@@ -1318,18 +1308,22 @@ impl Controller {
     /// or the linked sandbox): an address that leaves must not keep a hole in the firewall for
     /// the next sandbox that gets it.
     fn remove_link_rules(&self, net: &NetworkRecord, addrs: &[IpAddr]) -> Result<()> {
-        let (Some(fw), Some(bridge)) = (&self.inner.firewall, self.icc_off_bridge(net)?) else {
+        let Some(fw) = &self.inner.firewall else {
             return Ok(());
         };
-        let stale: Vec<LinkRule> = fw
-            .state()
+        let touching: Vec<LinkRule> = fw
             .links()
-            .iter()
-            .filter(|l| {
-                l.bridge == bridge && (addrs.contains(&l.parent_ip) || addrs.contains(&l.child_ip))
-            })
-            .cloned()
+            .into_iter()
+            .filter(|l| addrs.contains(&l.parent_ip) || addrs.contains(&l.child_ip))
             .collect();
+        // Most disconnects involve no link: the network's options are read only when one does.
+        if touching.is_empty() {
+            return Ok(());
+        }
+        let Some(bridge) = self.icc_off_bridge(net)? else {
+            return Ok(());
+        };
+        let stale: Vec<&LinkRule> = touching.iter().filter(|l| l.bridge == bridge).collect();
         for rule in &stale {
             fw.remove_link(rule)?;
         }
@@ -1521,7 +1515,9 @@ impl Controller {
         }
         self.dns_connect(sb, net, &record)?;
         undo.dns = true;
-        if let (Some(fw), Some(bridge)) = (&self.inner.firewall, self.icc_off_bridge(&net.record)?)
+        if !record.legacy_links.is_empty()
+            && let Some(fw) = &self.inner.firewall
+            && let Some(bridge) = self.icc_off_bridge(&net.record)?
         {
             for rule in link_rules(&bridge, &record) {
                 fw.add_link(rule.clone())?;

@@ -312,6 +312,8 @@ fn legacy_links_on_the_default_bridge_with_icc_off() {
     // Bad links: unknown sandbox, a sandbox on another network, itself. Nothing is left.
     f.ctl().create_network(NetworkCreate::new("n1")).unwrap();
     f.ctl().create_sandbox(on("n1", "elsewhere")).unwrap();
+    let namespaces = namespaces_left(&f);
+    let veths = f.berth_links().len();
     for (target, msg) in [
         ("nope", "could not get sandbox for nope"),
         ("elsewhere", "does not belong to the default network"),
@@ -322,6 +324,12 @@ fn legacy_links_on_the_default_bridge_with_icc_off() {
         let err = f.ctl().create_sandbox(req).unwrap_err();
         assert!(err.to_string().contains(msg), "{target}: {err}");
         assert!(f.ctl().inspect_sandbox("self").is_err());
+        assert_eq!(
+            namespaces_left(&f),
+            namespaces,
+            "{target}: a namespace was left"
+        );
+        assert_eq!(f.berth_links().len(), veths, "{target}: a veth was left");
     }
 
     // The linked sandbox leaves: its address is no longer open to anyone.
