@@ -11,8 +11,6 @@
 //! Run with `cargo bench -p berth-benches --bench dns_redirect` (as root).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::Write;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use berth_dns::{Redirect, ServerPorts, install_redirect, stateless_script};
@@ -25,19 +23,8 @@ const PORTS: ServerPorts = ServerPorts {
 };
 
 fn nft_spawn(host: &TestHost) {
-    let mut child = host
-        .command("nft")
-        .args(["-f", "-"])
-        .stdin(Stdio::piped())
-        .spawn()
-        .expect("nft");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(stateless_script(PORTS).as_bytes())
-        .expect("script");
-    assert!(child.wait().expect("nft").success());
+    host.run_with_input("nft", &["-f", "-"], &stateless_script(PORTS))
+        .expect("nft -f");
 }
 
 fn bench(c: &mut Criterion) {

@@ -227,29 +227,11 @@ mod tests {
         assert_eq!(b.len(), 3 + 1 + 4);
     }
 
-    /// Runs `nft -f -` with `script` inside `ns`.
-    fn nft_script(ns: &Netns, script: &str) {
-        use std::io::Write;
-        use std::process::Stdio;
-        let mut child = ns
-            .command("nft")
-            .args(["-f", "-"])
-            .stdin(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("running nft");
-        child
-            .stdin
-            .take()
-            .expect("nft's stdin")
-            .write_all(script.as_bytes())
-            .expect("writing to nft");
-        let out = child.wait_with_output().expect("waiting for nft");
-        assert!(
-            out.status.success(),
-            "nft: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+    /// Runs `nft -f -` with `script` inside `host`.
+    fn nft_script(host: &berth_testhost::TestHost, script: &str) {
+        if let Err(e) = host.run_with_input("nft", &["-f", "-"], script) {
+            panic!("nft: {e}");
+        }
     }
 
     fn listing(ns: &Netns) -> String {
@@ -288,7 +270,7 @@ mod tests {
             },
         ] {
             install(&Redirect::Stateless, by_netlink.netns(), "sb", ports).unwrap();
-            nft_script(by_nft.netns(), &stateless_script(ports));
+            nft_script(&by_nft, &stateless_script(ports));
             let got = listing(by_netlink.netns());
             assert_eq!(got, listing(by_nft.netns()));
             assert!(

@@ -4,8 +4,6 @@
 
 mod common;
 
-use std::io::Write;
-use std::process::Stdio;
 use std::thread;
 
 use berth_netlink::Error;
@@ -22,26 +20,9 @@ fn nft_handle(h: &TestHost) -> NftHandle {
 
 /// Runs an nft script inside the namespace; panics with nft's message if it fails.
 fn nft_script(h: &TestHost, script: &str) {
-    let mut child = h
-        .command("nft")
-        .args(["-f", "-"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("running nft (is nftables installed?)");
-    child
-        .stdin
-        .take()
-        .expect("nft's stdin")
-        .write_all(script.as_bytes())
-        .expect("writing the script to nft");
-    let out = child.wait_with_output().expect("waiting for nft");
-    assert!(
-        out.status.success(),
-        "nft -f failed: {}\n{script}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    if let Err(e) = h.run_with_input("nft", &["-f", "-"], script) {
+        panic!("nft -f failed: {e}\n{script}");
+    }
 }
 
 /// `nft ARGS...` inside the namespace; stdout, or `None` when nft fails.

@@ -82,12 +82,32 @@ fn create_unique_netns() -> Result<(String, Netns)> {
 }
 
 /// Runs a fixture command and checks it succeeded.
-fn checked(mut cmd: Command) -> Result<Output> {
+fn checked(cmd: Command) -> Result<Output> {
+    checked_with_input(cmd, None)
+}
+
+/// [`checked`], with `input` written to the program's standard input.
+fn checked_with_input(mut cmd: Command, input: Option<&str>) -> Result<Output> {
     let line = format!("{cmd:?}");
-    let out = cmd.output().map_err(|source| Error::Spawn {
+    let spawn_err = |source| Error::Spawn {
         command: line.clone(),
         source,
-    })?;
+    };
+    let out = match input {
+        None => cmd.output().map_err(spawn_err)?,
+        Some(text) => {
+            let mut child = cmd
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .map_err(spawn_err)?;
+            if let Some(mut stdin) = child.stdin.take() {
+                std::io::Write::write_all(&mut stdin, text.as_bytes()).map_err(spawn_err)?;
+            }
+            child.wait_with_output().map_err(spawn_err)?
+        }
+    };
     if out.status.success() {
         Ok(out)
     } else {
@@ -152,6 +172,15 @@ impl TestHost {
         let mut cmd = self.command(program);
         cmd.args(args);
         let out = checked(cmd)?;
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// Runs a program inside the namespace with `input` on its standard input (`nft -f -`,
+    /// `ip -batch -`) and checks it succeeded; returns stdout.
+    pub fn run_with_input(&self, program: &str, args: &[&str], input: &str) -> Result<String> {
+        let mut cmd = self.command(program);
+        cmd.args(args);
+        let out = checked_with_input(cmd, Some(input))?;
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
 

@@ -3,8 +3,7 @@
 
 #![allow(dead_code, unreachable_pub)]
 
-use std::io::Write;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use berth_netlink::Handle;
 use berth_testhost::TestHost;
@@ -97,26 +96,11 @@ pub fn ping_eventually(host: &TestHost, addr: &str, tries: usize) -> bool {
     (0..tries).any(|_| host.ping(addr))
 }
 
-/// Runs `ip -n HOST -batch -` with the given commands (one per line).
+/// Runs `ip -batch -` inside the host with the given commands (one per line).
 pub fn ip_batch(host: &TestHost, lines: &str) {
-    let mut child = Command::new("ip")
-        .args(["-n", host.name(), "-batch", "-"])
-        .stdin(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("running ip -batch");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(lines.as_bytes())
-        .expect("writing the batch");
-    let out = child.wait_with_output().expect("ip -batch");
-    assert!(
-        out.status.success(),
-        "ip -batch failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    if let Err(e) = host.run_with_input("ip", &["-batch", "-"], lines) {
+        panic!("ip -batch failed: {e}");
+    }
 }
 
 /// Whether the kernel knows a link kind, checked with iproute2 in a throwaway link.
