@@ -106,13 +106,16 @@ fn timed(iters: u64, mut op: impl FnMut(), mut undo: impl FnMut()) -> Duration {
 }
 
 fn kernel(c: &mut Criterion) {
-    for backend in [Backend::Iptables, Backend::Nftables] {
-        let name = match backend {
-            Backend::Iptables => "iptables",
-            Backend::Nftables => "nftables",
-        };
+    // `iptables-tool`: the iptables backend with every change through `iptables-restore` (no
+    // netlink appends), as a baseline measured in the same run.
+    for (backend, name) in [
+        (Backend::Iptables, "iptables"),
+        (Backend::Iptables, "iptables-tool"),
+        (Backend::Nftables, "nftables"),
+    ] {
         let host = TestHost::new().expect("a test namespace (run the benchmark as root)");
-        let cfg = config(backend);
+        let mut cfg = config(backend);
+        cfg.iptables_netlink = name != "iptables-tool";
         let started = Instant::now();
         let fw =
             Firewall::with_state(host.netns(), cfg.clone(), loaded_state(&cfg)).expect("firewall");
@@ -123,6 +126,12 @@ fn kernel(c: &mut Criterion) {
             NETWORKS * PORTS_PER_NETWORK,
             started.elapsed()
         );
+        if backend == Backend::Iptables {
+            eprintln!(
+                "firewall/{name}: rules appended over netlink: {}",
+                fw.iptables_over_netlink()
+            );
+        }
         let mut g = c.benchmark_group(format!("firewall/{name}"));
         g.sample_size(30)
             .measurement_time(Duration::from_secs(8))

@@ -173,6 +173,7 @@ pub fn apply_dns_redirect(
                 backend: Backend::Iptables,
                 variant: config.iptables_variant,
                 dir: config.tools_dir.clone(),
+                fast: exec::FastPath::off(),
             };
             exec::apply(
                 netns,

@@ -19,6 +19,7 @@ use crate::model::Family;
 use crate::nftables::{self, Listing};
 use crate::plan::{Observed, Transaction};
 use crate::spec::{Backend, FirewallConfig, IptablesVariant};
+use crate::xtnl;
 
 /// The tools berth found for a configuration.
 #[derive(Debug, Clone)]
@@ -27,6 +28,35 @@ pub(crate) struct Tools {
     pub variant: IptablesVariant,
     /// Where the tools are (`None`: `PATH`).
     pub dir: Option<PathBuf>,
+    /// Whether the iptables binaries are the nf_tables ones, whose rules the netlink fast path
+    /// ([`crate::xtnl`]) can append; probed on first use.
+    pub fast: Arc<FastPath>,
+}
+
+/// The state of the iptables netlink fast path in the namespace the [`Tools`] were found for.
+#[derive(Debug, Default)]
+pub(crate) struct FastPath {
+    /// `None`: not probed yet; `Some(false)`: the legacy variant, or a probe that failed.
+    usable: Mutex<Option<bool>>,
+    /// The families the probe checked.
+    families: Vec<Family>,
+    /// False for the legacy binaries: never probed.
+    candidate: bool,
+}
+
+impl FastPath {
+    fn new(candidate: bool, families: Vec<Family>) -> Arc<FastPath> {
+        Arc::new(FastPath {
+            usable: Mutex::new(if candidate { None } else { Some(false) }),
+            families,
+            candidate,
+        })
+    }
+
+    /// A fast path that is never used.
+    pub(crate) fn off() -> Arc<FastPath> {
+        FastPath::new(false, Vec::new())
+    }
 }
 
 pub(crate) fn describe(netns: &Netns) -> String {
@@ -124,15 +154,18 @@ pub(crate) fn detect(netns: &Netns, config: &FirewallConfig) -> Result<Tools> {
                 backend: Backend::Nftables,
                 variant: config.iptables_variant,
                 dir: config.tools_dir.clone(),
+                fast: FastPath::off(),
             })
         }
         Backend::Iptables => {
             let dir = config.tools_dir.as_deref();
-            iptables_version(netns, dir, config.iptables_variant, &config.families())?;
+            let (legacy, _) =
+                iptables_version(netns, dir, config.iptables_variant, &config.families())?;
             Ok(Tools {
                 backend: Backend::Iptables,
                 variant: config.iptables_variant,
                 dir: config.tools_dir.clone(),
+                fast: FastPath::new(!legacy && config.iptables_netlink, config.families()),
             })
         }
     }
@@ -405,7 +438,62 @@ fn restore(netns: &Netns, tools: &Tools, family: Family, script: &str) -> Result
     )
 }
 
+/// Whether the netlink fast path may be used in `netns`: probes it on first use.
+pub(crate) fn fast_path_usable(netns: &Netns, tools: &Tools) -> bool {
+    let fast = &tools.fast;
+    if !fast.candidate {
+        return false;
+    }
+    let mut usable = fast.usable.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some(u) = *usable {
+        return u;
+    }
+    let verdict = probe(netns, tools, &fast.families);
+    match &verdict {
+        Ok(()) => tracing::debug!("iptables rules are appended over netlink"),
+        Err(why) => tracing::info!(
+            %why,
+            "the iptables netlink fast path is off here; every change runs iptables-restore"
+        ),
+    }
+    *usable = Some(verdict.is_ok());
+    verdict.is_ok()
+}
+
+/// Has the tool append the probe rules, appends them over netlink too, compares the kernel's
+/// listings of both and removes the probe chains.
+fn probe(netns: &Netns, tools: &Tools, families: &[Family]) -> std::result::Result<(), String> {
+    for &f in families {
+        let out = restore(netns, tools, f, &xtnl::probe_script(f)).map_err(|e| e.to_string())?;
+        if !out.status.success() {
+            return Err(format!(
+                "{} refused the probe rules: {}",
+                tools.variant.restore(f),
+                stderr_of(&out)
+            ));
+        }
+    }
+    let socket = nft_socket(netns).map_err(|e| e.to_string())?;
+    match xtnl::probe_compare(&socket, families) {
+        Ok(None) => Ok(()),
+        Ok(Some(why)) => Err(why),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
 fn apply_iptables(netns: &Netns, tools: &Tools, batches: &[IptBatch]) -> Result<()> {
+    if let Some(nl) = xtnl::transaction(batches) {
+        if fast_path_usable(netns, tools) {
+            match apply_netlink(netns, &nl) {
+                Ok(()) => return Ok(()),
+                // Refused as a whole, so nothing changed: the tool says why (or succeeds).
+                Err(Error::Refused { message, .. }) => {
+                    tracing::debug!(%message, "netlink append refused; running iptables-restore");
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
     let mut done: Vec<&IptBatch> = Vec::new();
     for b in batches.iter().filter(|b| !b.is_empty()) {
         let prog = tools.variant.restore(b.family);

@@ -65,6 +65,14 @@ impl Firewall {
         self.planner.config()
     }
 
+    /// Whether this firewall appends iptables rules over netlink (the iptables backend with the
+    /// nf_tables binaries, [`FirewallConfig::iptables_netlink`] on, and the installed tool
+    /// encoding rules as berth does; checked once, on first use). False for the nftables
+    /// backend, which always talks netlink for its element changes.
+    pub fn iptables_over_netlink(&self) -> bool {
+        exec::fast_path_usable(&self.netns, &self.tools)
+    }
+
     /// The pure planner this firewall uses.
     pub fn planner(&self) -> &Planner {
         &self.planner

@@ -74,6 +74,8 @@ pub enum IptOp {
     Policy(String, String),
     /// `-A CHAIN SPEC`.
     Append(String, String),
+    /// `-A CHAIN SPEC` of a rule berth built (so the fast path can encode it for netlink).
+    AppendRule(Rule),
     /// `-I CHAIN N SPEC` (1-based position).
     Insert(String, usize, String),
     /// `-D CHAIN SPEC`.
@@ -89,6 +91,7 @@ impl IptOp {
             IptOp::Declare(c) => format!(":{c} - [0:0]"),
             IptOp::Policy(c, p) => format!(":{c} {p} [0:0]"),
             IptOp::Append(c, s) => format!("-A {c} {s}"),
+            IptOp::AppendRule(r) => r.iptables(),
             IptOp::Insert(c, n, s) => format!("-I {c} {n} {s}"),
             IptOp::Delete(c, s) => format!("-D {c} {s}"),
             IptOp::DeleteChain(c) => format!("-X {c}"),
@@ -392,16 +395,8 @@ pub fn ports_delta(
                 .map(|(c, _)| IptOp::DeleteChain((*c).clone())),
         );
         ops.extend(created.iter().map(|(c, _)| IptOp::Declare((*c).clone())));
-        ops.extend(
-            added
-                .iter()
-                .map(|r| IptOp::Append(r.chain.clone(), r.iptables_spec())),
-        );
-        ops.extend(
-            created
-                .iter()
-                .map(|(_, j)| IptOp::Append(DNAT.into(), j.iptables_spec())),
-        );
+        ops.extend(added.iter().cloned().map(IptOp::AppendRule));
+        ops.extend(created.iter().map(|(_, j)| IptOp::AppendRule(j.clone())));
         let mut undo = Vec::new();
         undo.extend(
             added
@@ -495,7 +490,7 @@ pub fn delta(
                 .iter()
                 .filter(|(f, r)| *f == family && r.table == table)
             {
-                ops.push(IptOp::Append(r.chain.clone(), r.iptables_spec()));
+                ops.push(IptOp::AppendRule(r.clone()));
             }
             for (_, r) in adds
                 .iter()
@@ -1187,6 +1182,11 @@ mod tests {
                     .expect("chain exists")
                     .rules
                     .push(s.clone()),
+                IptOp::AppendRule(r) => chains
+                    .get_mut(&r.chain)
+                    .expect("chain exists")
+                    .rules
+                    .push(r.iptables_spec()),
                 IptOp::Insert(c, n, s) => chains
                     .entry(c.clone())
                     .or_default()

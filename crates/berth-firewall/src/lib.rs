@@ -80,6 +80,7 @@ mod firewall;
 mod plan;
 mod report;
 mod spec;
+mod xtnl;
 
 pub mod dns;
 pub mod iptables;

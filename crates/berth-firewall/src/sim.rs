@@ -46,6 +46,11 @@ impl RuleModel {
                                     .get_mut(&key(c))
                                     .ok_or_else(|| format!("append to missing chain {c}"))?
                                     .push(spec.clone()),
+                                IptOp::AppendRule(r) => self
+                                    .chains
+                                    .get_mut(&key(&r.chain))
+                                    .ok_or_else(|| format!("append to missing chain {}", r.chain))?
+                                    .push(r.iptables_spec()),
                                 IptOp::Delete(c, spec) => {
                                     let rules = self
                                         .chains

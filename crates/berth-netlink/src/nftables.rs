@@ -67,7 +67,10 @@ const NFNL_MSG_BATCH_END: u16 = 17;
 const NFT_MSG_NEWTABLE: u16 = 0;
 const NFT_MSG_DELTABLE: u16 = 2;
 const NFT_MSG_NEWCHAIN: u16 = 3;
+const NFT_MSG_DELCHAIN: u16 = 5;
 const NFT_MSG_NEWRULE: u16 = 6;
+const NFT_MSG_GETRULE: u16 = 7;
+const NFT_MSG_DELRULE: u16 = 8;
 const NFT_MSG_NEWSETELEM: u16 = 12;
 const NFT_MSG_DELSETELEM: u16 = 14;
 
@@ -88,7 +91,12 @@ const NFTA_HOOK_PRIORITY: u16 = 2;
 
 const NFTA_RULE_TABLE: u16 = 1;
 const NFTA_RULE_CHAIN: u16 = 2;
+const NFTA_RULE_HANDLE: u16 = 3;
 const NFTA_RULE_EXPRESSIONS: u16 = 4;
+const NFTA_RULE_COMPAT: u16 = 5;
+const NFTA_RULE_COMPAT_PROTO: u16 = 1;
+const NFTA_RULE_COMPAT_FLAGS: u16 = 2;
+const NFT_RULE_COMPAT_F_INV: u32 = 1 << 1;
 const NFTA_EXPR_NAME: u16 = 1;
 const NFTA_EXPR_DATA: u16 = 2;
 
@@ -116,6 +124,26 @@ const NFTA_META_KEY: u16 = 2;
 const NFTA_IMMEDIATE_DREG: u16 = 1;
 const NFTA_IMMEDIATE_DATA: u16 = 2;
 
+const NFTA_RANGE_SREG: u16 = 1;
+const NFTA_RANGE_OP: u16 = 2;
+const NFTA_RANGE_FROM_DATA: u16 = 3;
+const NFTA_RANGE_TO_DATA: u16 = 4;
+
+const NFTA_BITWISE_SREG: u16 = 1;
+const NFTA_BITWISE_DREG: u16 = 2;
+const NFTA_BITWISE_LEN: u16 = 3;
+const NFTA_BITWISE_MASK: u16 = 4;
+const NFTA_BITWISE_XOR: u16 = 5;
+
+/// `NFTA_MATCH_*` and `NFTA_TARGET_*` (the x_tables compatibility expressions) share numbers.
+const NFTA_XT_NAME: u16 = 1;
+const NFTA_XT_REV: u16 = 2;
+const NFTA_XT_INFO: u16 = 3;
+/// `NFT_COMPAT_NAME_MAX` less the terminating NUL.
+const MAX_XT_NAME_LEN: usize = 31;
+/// The largest x_tables match or target payload berth sends.
+const MAX_XT_INFO_LEN: usize = 4096;
+
 const NFTA_SET_ELEM_LIST_TABLE: u16 = 1;
 const NFTA_SET_ELEM_LIST_SET: u16 = 2;
 const NFTA_SET_ELEM_LIST_ELEMENTS: u16 = 3;
@@ -134,6 +162,10 @@ const MAX_DATA_LEN: usize = 64;
 const HEADER_LEN: usize = 16;
 /// Length of `struct nfgenmsg`.
 const NFGENMSG_LEN: usize = 4;
+/// `NLMSG_DONE`: the end of a dump.
+const NLMSG_DONE: u16 = 3;
+/// `NLM_F_DUMP` (`NLM_F_ROOT | NLM_F_MATCH`).
+const NLM_F_DUMP: u16 = 0x300;
 /// Receive buffer budget per expected reply (the kernel charges a reply's full skb).
 const RX_BUDGET_PER_REPLY: usize = 1024;
 /// Messages per batch that the default socket buffers comfortably hold the replies of.
@@ -555,6 +587,49 @@ pub enum Expr {
     Notrack,
     /// `counter`: packets and bytes.
     Counter,
+    /// `range OP SREG FROM TO`: the rule stops unless the register lies within (`Eq`) or
+    /// outside (`Neq`) `from..=to`, compared as big-endian bytes. Only `Eq` and `Neq` exist.
+    Range {
+        /// [`CmpOp::Eq`] or [`CmpOp::Neq`].
+        op: CmpOp,
+        /// The register compared.
+        sreg: Register,
+        /// The first value of the range.
+        from: Vec<u8>,
+        /// The last value of the range (as long as `from`).
+        to: Vec<u8>,
+    },
+    /// `bitwise DREG = (SREG & MASK) ^ XOR` over `mask.len()` bytes.
+    Bitwise {
+        /// Source register.
+        sreg: Register,
+        /// Destination register.
+        dreg: Register,
+        /// The mask.
+        mask: Vec<u8>,
+        /// What is xored after masking (as long as `mask`).
+        xor: Vec<u8>,
+    },
+    /// `match NAME rev REV`: an x_tables match run by nf_tables' compatibility layer, as
+    /// `iptables-nft` adds for the matches it has no native translation of. `info` is the
+    /// match's own structure, padded to 8 bytes (`XT_ALIGN`).
+    Match {
+        /// The x_tables match name (`conntrack`).
+        name: String,
+        /// Its revision.
+        rev: u32,
+        /// Its structure.
+        info: Vec<u8>,
+    },
+    /// `target NAME rev REV`: an x_tables target (`DNAT`, `MASQUERADE`), as [`Expr::Match`].
+    Target {
+        /// The x_tables target name.
+        name: String,
+        /// Its revision.
+        rev: u32,
+        /// Its structure, padded to 8 bytes.
+        info: Vec<u8>,
+    },
 }
 
 impl Expr {
@@ -575,6 +650,10 @@ impl Expr {
             Expr::Immediate { .. } => "immediate",
             Expr::Notrack => "notrack",
             Expr::Counter => "counter",
+            Expr::Range { .. } => "range",
+            Expr::Bitwise { .. } => "bitwise",
+            Expr::Match { .. } => "match",
+            Expr::Target { .. } => "target",
         }
     }
 }
@@ -628,6 +707,36 @@ impl SetElement {
         self.data = Some(data);
         self
     }
+}
+
+/// The x_tables compatibility information of a rule (`NFTA_RULE_COMPAT`), for
+/// [`Batch::add_rule_compat`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct RuleCompat {
+    /// The layer 4 protocol number the rule matches (`-p`).
+    pub proto: u8,
+    /// True for `! -p`.
+    pub inverted: bool,
+}
+
+/// One rule of a chain as the kernel lists it ([`NftHandle::list_rules`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedRule {
+    /// The rule's handle (what [`Batch::delete_rule`] takes).
+    pub handle: u64,
+    /// Its expressions, in order.
+    pub exprs: Vec<ListedExpr>,
+}
+
+/// One expression of a [`ListedRule`]: its name and its raw `NFTA_EXPR_DATA` attributes as the
+/// kernel dumps them (host byte order headers). Two rules built the same way list the same
+/// bytes, except a counter's values.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedExpr {
+    /// The expression's name (`payload`, `cmp`, `match`, ...).
+    pub name: String,
+    /// The attributes inside `NFTA_EXPR_DATA`.
+    pub data: Vec<u8>,
 }
 
 // ---- attribute encoding -------------------------------------------------------------------------
@@ -763,6 +872,35 @@ impl Attrs {
                 self.end(d)?;
             }
             Expr::Notrack => {}
+            Expr::Range { op, sreg, from, to } => {
+                let d = self.begin(NFTA_EXPR_DATA);
+                self.put_be32(NFTA_RANGE_SREG, sreg.0);
+                self.put_be32(NFTA_RANGE_OP, op.number());
+                self.put_data(NFTA_RANGE_FROM_DATA, &Data::Value(from.clone()))?;
+                self.put_data(NFTA_RANGE_TO_DATA, &Data::Value(to.clone()))?;
+                self.end(d)?;
+            }
+            Expr::Bitwise {
+                sreg,
+                dreg,
+                mask,
+                xor,
+            } => {
+                let d = self.begin(NFTA_EXPR_DATA);
+                self.put_be32(NFTA_BITWISE_SREG, sreg.0);
+                self.put_be32(NFTA_BITWISE_DREG, dreg.0);
+                self.put_be32(NFTA_BITWISE_LEN, mask.len() as u32);
+                self.put_data(NFTA_BITWISE_MASK, &Data::Value(mask.clone()))?;
+                self.put_data(NFTA_BITWISE_XOR, &Data::Value(xor.clone()))?;
+                self.end(d)?;
+            }
+            Expr::Match { name, rev, info } | Expr::Target { name, rev, info } => {
+                let d = self.begin(NFTA_EXPR_DATA);
+                self.put_str(NFTA_XT_NAME, name);
+                self.put_be32(NFTA_XT_REV, *rev);
+                self.put(NFTA_XT_INFO, info);
+                self.end(d)?;
+            }
         }
         self.end(elem)
     }
@@ -976,6 +1114,21 @@ impl Batch {
         chain: &str,
         exprs: &[Expr],
     ) -> &mut Self {
+        self.add_rule_compat(family, table, chain, exprs, None)
+    }
+
+    /// Like [`Batch::add_rule`], with the rule's x_tables compatibility information
+    /// (`NFTA_RULE_COMPAT`: the rule's layer 4 protocol match, which x_tables matches and targets
+    /// in [`Expr::Match`] and [`Expr::Target`] may check), as `iptables-nft` sends it for a rule
+    /// with `-p`.
+    pub fn add_rule_compat(
+        &mut self,
+        family: Family,
+        table: &str,
+        chain: &str,
+        exprs: &[Expr],
+        compat: Option<RuleCompat>,
+    ) -> &mut Self {
         let object = format!("nftables rule in chain {chain:?} of table {family} {table}",);
         self.check_name(&object, "table", table);
         self.check_name(&object, "chain", chain);
@@ -990,6 +1143,61 @@ impl Batch {
                     data: Data::Verdict(v),
                     ..
                 } => self.check_verdict(&object, v),
+                Expr::Range { op, from, to, .. } => {
+                    self.check_data(&object, "range start", from);
+                    self.check_data(&object, "range end", to);
+                    if from.len() != to.len() {
+                        self.refuse(
+                            &object,
+                            format!(
+                                "the range's ends differ in length ({} and {} bytes)",
+                                from.len(),
+                                to.len()
+                            ),
+                        );
+                    }
+                    if !matches!(op, CmpOp::Eq | CmpOp::Neq) {
+                        self.refuse(
+                            &object,
+                            format!("a range compares with == or !=, not {op:?}"),
+                        );
+                    }
+                }
+                Expr::Bitwise { mask, xor, .. } => {
+                    self.check_data(&object, "bitwise mask", mask);
+                    if mask.len() != xor.len() {
+                        self.refuse(
+                            &object,
+                            format!(
+                                "the bitwise mask and xor differ in length ({} and {} bytes)",
+                                mask.len(),
+                                xor.len()
+                            ),
+                        );
+                    }
+                }
+                Expr::Match { name, info, .. } | Expr::Target { name, info, .. } => {
+                    let what = e.name();
+                    if name.is_empty() || name.len() > MAX_XT_NAME_LEN || name.contains('\0') {
+                        self.refuse(
+                            &object,
+                            format!(
+                                "the x_tables {what} name {name:?} must be 1 to \
+                                 {MAX_XT_NAME_LEN} bytes without NUL"
+                            ),
+                        );
+                    }
+                    if info.len() > MAX_XT_INFO_LEN || info.len() % 8 != 0 {
+                        self.refuse(
+                            &object,
+                            format!(
+                                "the x_tables {what} {name:?} has {} bytes of data; it must be a \
+                                 multiple of 8 up to {MAX_XT_INFO_LEN}",
+                                info.len()
+                            ),
+                        );
+                    }
+                }
                 _ => {}
             }
         }
@@ -1002,6 +1210,15 @@ impl Batch {
                 a.put_expr(e)?;
             }
             a.end(list)?;
+            if let Some(c) = compat {
+                let nest = a.begin(NFTA_RULE_COMPAT);
+                a.put_be32(NFTA_RULE_COMPAT_PROTO, u32::from(c.proto));
+                a.put_be32(
+                    NFTA_RULE_COMPAT_FLAGS,
+                    if c.inverted { NFT_RULE_COMPAT_F_INV } else { 0 },
+                );
+                a.end(nest)?;
+            }
             Ok(a)
         };
         self.push_nested(
@@ -1011,6 +1228,50 @@ impl Batch {
             build(),
             object,
         );
+        self
+    }
+
+    /// `flush chain FAMILY TABLE NAME`: deletes every rule of the chain (which must exist).
+    pub fn flush_chain(&mut self, family: Family, table: &str, name: &str) -> &mut Self {
+        let object = chain_object(family, table, name);
+        self.check_name(&object, "table", table);
+        self.check_name(&object, "chain", name);
+        let mut a = Attrs::default();
+        a.put_str(NFTA_RULE_TABLE, table);
+        a.put_str(NFTA_RULE_CHAIN, name);
+        self.push(NFT_MSG_DELRULE, 0, family, a, object);
+        self
+    }
+
+    /// `delete rule FAMILY TABLE CHAIN handle H`.
+    pub fn delete_rule(
+        &mut self,
+        family: Family,
+        table: &str,
+        chain: &str,
+        handle: u64,
+    ) -> &mut Self {
+        let object = format!("nftables rule {handle} in chain {chain:?} of table {family} {table}");
+        self.check_name(&object, "table", table);
+        self.check_name(&object, "chain", chain);
+        let mut a = Attrs::default();
+        a.put_str(NFTA_RULE_TABLE, table);
+        a.put_str(NFTA_RULE_CHAIN, chain);
+        a.put(NFTA_RULE_HANDLE, &handle.to_be_bytes());
+        self.push(NFT_MSG_DELRULE, 0, family, a, object);
+        self
+    }
+
+    /// `delete chain FAMILY TABLE NAME` with its rules: the chain must exist and no rule may
+    /// jump to it.
+    pub fn delete_chain(&mut self, family: Family, table: &str, name: &str) -> &mut Self {
+        let object = chain_object(family, table, name);
+        self.check_name(&object, "table", table);
+        self.check_name(&object, "chain", name);
+        let mut a = Attrs::default();
+        a.put_str(NFTA_CHAIN_TABLE, table);
+        a.put_str(NFTA_CHAIN_NAME, name);
+        self.push(NFT_MSG_DELCHAIN, 0, family, a, object);
         self
     }
 
@@ -1375,6 +1636,177 @@ pub fn fuzz_scan_nftables_replies(data: &[u8]) {
     let _ = replies.outcome(&batch);
 }
 
+/// `NLM_F_DUMP_INTR`: the dump saw the ruleset change.
+const NLM_F_DUMP_INTR: u16 = 0x10;
+/// The type bits of an attribute's type (without `NLA_F_NESTED` and `NLA_F_NET_BYTEORDER`).
+const NLA_TYPE_MASK: u16 = 0x3fff;
+
+/// The messages of one rule dump while they arrive.
+#[derive(Debug)]
+struct RuleDump {
+    seq: u32,
+    rules: Vec<ListedRule>,
+    done: bool,
+    interrupted: bool,
+}
+
+impl RuleDump {
+    fn new(seq: u32) -> Self {
+        RuleDump {
+            seq,
+            rules: Vec::new(),
+            done: false,
+            interrupted: false,
+        }
+    }
+
+    /// Scans one datagram of the dump. Messages of other exchanges are skipped.
+    fn scan(&mut self, datagram: &[u8], object: &str) -> Result<()> {
+        let context = || format!("listing the rules of {object}");
+        let mut offset = 0;
+        while datagram.len().saturating_sub(offset) >= HEADER_LEN && !self.done {
+            let rest = &datagram[offset..];
+            let len = read_u32(rest, 0) as usize;
+            let message_type = read_u16(rest, 4);
+            let flags = read_u16(rest, 6);
+            let seq = read_u32(rest, 8);
+            if len < HEADER_LEN || len > rest.len() {
+                return Err(Error::Protocol {
+                    context: context(),
+                    message: format!(
+                        "a message claims {len} bytes but {} are left in the datagram",
+                        rest.len()
+                    ),
+                });
+            }
+            offset += align4(len);
+            if seq != self.seq {
+                continue;
+            }
+            if flags & NLM_F_DUMP_INTR != 0 {
+                self.interrupted = true;
+            }
+            let payload = &rest[HEADER_LEN..len];
+            match message_type {
+                NLMSG_DONE => self.done = true,
+                NLMSG_ERROR => {
+                    let code = if payload.len() >= 4 {
+                        read_i32(payload, 0)
+                    } else {
+                        return Err(Error::Protocol {
+                            context: context(),
+                            message: "an error message without an error code".into(),
+                        });
+                    };
+                    self.done = true;
+                    if code == -libc::ENOENT {
+                        // No such table or chain: nothing to list.
+                        self.rules.clear();
+                    } else if code != 0 {
+                        return Err(Error::from_errno_with(
+                            code.checked_neg().unwrap_or(i32::MAX),
+                            object,
+                            ack_text(&payload[4..], flags).as_deref(),
+                        ));
+                    }
+                }
+                t if t == (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_NEWRULE => {
+                    let attrs = payload.get(NFGENMSG_LEN..).unwrap_or(&[]);
+                    self.rules
+                        .push(parse_rule(attrs).map_err(|message| Error::Protocol {
+                            context: context(),
+                            message,
+                        })?);
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Splits an attribute stream into (type without flags, value) pairs.
+fn attributes(mut buf: &[u8]) -> std::result::Result<Vec<(u16, &[u8])>, String> {
+    let mut out = Vec::new();
+    while buf.len() >= 4 {
+        let len = usize::from(read_u16(buf, 0));
+        let kind = read_u16(buf, 2) & NLA_TYPE_MASK;
+        if len < 4 || len > buf.len() {
+            return Err(format!(
+                "an attribute claims {len} bytes but {} are left",
+                buf.len()
+            ));
+        }
+        out.push((kind, &buf[4..len]));
+        buf = buf.get(align4(len)..).unwrap_or(&[]);
+    }
+    Ok(out)
+}
+
+/// Parses the attributes of one `NFT_MSG_NEWRULE` message of a dump.
+fn parse_rule(attrs: &[u8]) -> std::result::Result<ListedRule, String> {
+    let mut handle = None;
+    let mut exprs = Vec::new();
+    for (kind, value) in attributes(attrs)? {
+        match kind {
+            NFTA_RULE_HANDLE => {
+                let bytes: [u8; 8] = value
+                    .try_into()
+                    .map_err(|_| format!("a rule handle of {} bytes", value.len()))?;
+                handle = Some(u64::from_be_bytes(bytes));
+            }
+            NFTA_RULE_EXPRESSIONS => {
+                for (elem_kind, elem) in attributes(value)? {
+                    if elem_kind != NFTA_LIST_ELEM {
+                        continue;
+                    }
+                    let mut name = None;
+                    let mut data = Vec::new();
+                    for (k, v) in attributes(elem)? {
+                        match k {
+                            NFTA_EXPR_NAME => {
+                                let text = v.split(|b| *b == 0).next().unwrap_or_default();
+                                name = Some(
+                                    std::str::from_utf8(text)
+                                        .map_err(|_| "an expression name is not UTF-8".to_owned())?
+                                        .to_owned(),
+                                );
+                            }
+                            NFTA_EXPR_DATA => data = v.to_vec(),
+                            _ => {}
+                        }
+                    }
+                    let name = name.ok_or("an expression without a name")?;
+                    exprs.push(ListedExpr { name, data });
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(ListedRule {
+        handle: handle.ok_or("a rule without a handle")?,
+        exprs,
+    })
+}
+
+/// Scans `data` as the datagrams of a rule dump, exactly as [`NftHandle::list_rules`] does.
+/// Only for fuzzing: it must never panic.
+#[doc(hidden)]
+pub fn fuzz_scan_rule_dump(data: &[u8]) {
+    let mut dump = RuleDump::new(1);
+    let mut rest = data;
+    while !rest.is_empty() && !dump.done {
+        let cut = rest
+            .windows(4)
+            .position(|w| w == [0xff; 4])
+            .unwrap_or(rest.len());
+        if dump.scan(&rest[..cut], "fuzz").is_err() {
+            return;
+        }
+        rest = rest.get(cut + 4..).unwrap_or(&[]);
+    }
+}
+
 // ---- the socket ---------------------------------------------------------------------------------
 
 /// A synchronous `NETLINK_NETFILTER` connection bound to one network namespace, committing
@@ -1460,6 +1892,29 @@ impl NftHandle {
     }
 }
 
+impl NftHandle {
+    /// Lists the rules of chain `chain` of table `family table`, in order, with their handles
+    /// and raw expressions. A chain (or table) that does not exist lists no rules.
+    pub fn list_rules(&self, family: Family, table: &str, chain: &str) -> Result<Vec<ListedRule>> {
+        let object = chain_object(family, table, chain);
+        for (what, name) in [("table", table), ("chain", chain)] {
+            if name.is_empty() || name.len() > MAX_NAME_LEN || name.contains('\0') {
+                return Err(Error::InvalidArgument {
+                    object,
+                    message: format!("the {what} name {name:?} is not a valid nftables name"),
+                });
+            }
+        }
+        match self.lock().as_mut() {
+            Some(conn) => conn.list_rules(family, table, chain, &object),
+            None => Err(Error::Protocol {
+                context: format!("listing the rules of {object}"),
+                message: "the handle is being closed".into(),
+            }),
+        }
+    }
+}
+
 impl Drop for NftHandle {
     fn drop(&mut self) {
         let conn = self
@@ -1532,6 +1987,48 @@ impl Conn {
             replies.scan(&self.rx[..n])?;
         }
         replies.outcome(batch)
+    }
+
+    fn list_rules(
+        &mut self,
+        family: Family,
+        table: &str,
+        chain: &str,
+        object: &str,
+    ) -> Result<Vec<ListedRule>> {
+        let mut attrs = Attrs::default();
+        attrs.put_str(NFTA_RULE_TABLE, table);
+        attrs.put_str(NFTA_RULE_CHAIN, chain);
+        // A dump that the ruleset changed under is marked interrupted; it is asked again.
+        for _ in 0..8 {
+            let seq = self.reserve_seqs(1);
+            let mut tx = std::mem::take(&mut self.tx);
+            tx.clear();
+            let put = put_message(
+                &mut tx,
+                (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_GETRULE,
+                NLM_F_REQUEST | NLM_F_DUMP,
+                seq,
+                family.number(),
+                0,
+                &attrs.buf,
+            );
+            self.tx = tx;
+            put?;
+            self.send()?;
+            let mut dump = RuleDump::new(seq);
+            while !dump.done {
+                let n = self.recv()?;
+                dump.scan(&self.rx[..n], object)?;
+            }
+            if !dump.interrupted {
+                return Ok(dump.rules);
+            }
+        }
+        Err(Error::Protocol {
+            context: format!("listing the rules of {object}"),
+            message: "the ruleset kept changing during the listing (8 attempts)".into(),
+        })
     }
 
     fn send(&mut self) -> Result<()> {

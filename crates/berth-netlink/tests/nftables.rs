@@ -9,7 +9,7 @@ use std::thread;
 use berth_netlink::Error;
 use berth_netlink::nftables::{
     BaseChain, Batch, ChainType, Checksum, CmpOp, Data, Expr, Family, Hook, MetaKey, NftHandle,
-    PayloadBase, Policy, Register, SetElement, Verdict, priority,
+    PayloadBase, Policy, Register, RuleCompat, SetElement, Verdict, priority,
 };
 use berth_testhost::TestHost;
 use common::host;
@@ -590,4 +590,149 @@ fn large_batches_and_concurrent_commits() {
         .find_map(|o| o["set"]["elem"].as_array().map(Vec::len))
         .unwrap();
     assert_eq!(count, 5200);
+}
+
+/// Kernel test (root): rules listed back with their handles and expressions; a range, a
+/// bitwise mask and an x_tables target list as `nft` shows them; a rule deleted by handle, a
+/// chain flushed and deleted; a missing chain lists nothing.
+#[test]
+fn rules_list_back_and_go_by_handle_flush_and_chain_delete() {
+    let h = TestHost::new().expect("a test namespace (run as root)");
+    let nft_h = nft_handle(&h);
+    let r1 = Register::R1;
+    let masq = Expr::Target {
+        name: "MASQUERADE".into(),
+        rev: 0,
+        // struct nf_nat_ipv4_multi_range_compat: one empty range.
+        info: {
+            let mut v = 1u32.to_ne_bytes().to_vec();
+            v.resize(24, 0);
+            v
+        },
+    };
+    let mut b = Batch::new();
+    b.add_table(Family::Ip, "nat")
+        .add_base_chain(
+            Family::Ip,
+            "nat",
+            "POSTROUTING",
+            &BaseChain::new(
+                ChainType::Nat,
+                Hook::Postrouting,
+                priority::SRCNAT,
+                Policy::Accept,
+            ),
+        )
+        .add_chain(Family::Ip, "nat", "X")
+        .add_rule(
+            Family::Ip,
+            "nat",
+            "X",
+            &[
+                Expr::PayloadLoad {
+                    base: PayloadBase::Transport,
+                    offset: 2,
+                    len: 2,
+                    dreg: r1,
+                },
+                Expr::Range {
+                    op: CmpOp::Eq,
+                    sreg: r1,
+                    from: be16(8000),
+                    to: be16(8010),
+                },
+                Expr::Counter,
+                Expr::verdict(Verdict::Accept),
+            ],
+        )
+        .add_rule_compat(
+            Family::Ip,
+            "nat",
+            "X",
+            &[
+                Expr::PayloadLoad {
+                    base: PayloadBase::Network,
+                    offset: 12,
+                    len: 4,
+                    dreg: r1,
+                },
+                Expr::Bitwise {
+                    sreg: r1,
+                    dreg: r1,
+                    mask: vec![255, 255, 240, 0],
+                    xor: vec![0; 4],
+                },
+                Expr::Cmp {
+                    op: CmpOp::Eq,
+                    sreg: r1,
+                    data: ipv4("172.31.16.0"),
+                },
+                Expr::Counter,
+                masq,
+            ],
+            Some(RuleCompat {
+                proto: 6,
+                inverted: false,
+            }),
+        );
+    nft_h
+        .commit(&b)
+        .expect("rules with range, bitwise and an x_tables target");
+    let listed = list_table(&h, "ip", "nat");
+    assert!(
+        listed.contains("th dport 8000-8010 counter packets 0 bytes 0 accept"),
+        "{listed}"
+    );
+    assert!(
+        listed.contains("ip saddr 172.31.16.0/20 counter packets 0 bytes 0 masquerade"),
+        "{listed}"
+    );
+
+    let rules = nft_h.list_rules(Family::Ip, "nat", "X").expect("listing");
+    assert_eq!(rules.len(), 2);
+    let names: Vec<&str> = rules[1].exprs.iter().map(|e| e.name.as_str()).collect();
+    assert_eq!(names, ["payload", "bitwise", "cmp", "counter", "target"]);
+    assert!(rules[0].handle != rules[1].handle);
+    assert!(
+        nft_h
+            .list_rules(Family::Ip, "nat", "missing")
+            .expect("listing")
+            .is_empty()
+    );
+    assert!(
+        nft_h
+            .list_rules(Family::Ip6, "nothere", "X")
+            .expect("listing")
+            .is_empty()
+    );
+
+    let mut del = Batch::new();
+    del.delete_rule(Family::Ip, "nat", "X", rules[0].handle);
+    nft_h.commit(&del).expect("delete by handle");
+    let left = nft_h.list_rules(Family::Ip, "nat", "X").expect("listing");
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0], rules[1]);
+
+    // Flushed and deleted in one transaction; a second chain goes with its rules.
+    let mut gone = Batch::new();
+    gone.flush_chain(Family::Ip, "nat", "X")
+        .delete_chain(Family::Ip, "nat", "X")
+        .add_chain(Family::Ip, "nat", "Y")
+        .add_rule(Family::Ip, "nat", "Y", &[Expr::verdict(Verdict::Accept)]);
+    nft_h.commit(&gone).expect("flush and delete");
+    assert_eq!(
+        nft_h
+            .list_rules(Family::Ip, "nat", "Y")
+            .expect("listing")
+            .len(),
+        1
+    );
+    let mut y = Batch::new();
+    y.delete_chain(Family::Ip, "nat", "Y");
+    nft_h.commit(&y).expect("a chain is deleted with its rules");
+    let listed = list_table(&h, "ip", "nat");
+    assert!(
+        !listed.contains("chain X") && !listed.contains("chain Y"),
+        "{listed}"
+    );
 }
