@@ -43,8 +43,11 @@ fn request<'a>(specs: &'a [PortSpec], ipv6: bool) -> MapRequest<'a> {
 }
 
 fn portmap(c: &mut Criterion) {
+    // `portmap-iptables-tool`: every rule change through `iptables-restore` (no netlink
+    // appends), the baseline measured in the same run.
     for (name, backend) in [
         ("portmap-iptables", Backend::Iptables),
+        ("portmap-iptables-tool", Backend::Iptables),
         ("portmap-nftables", Backend::Nftables),
     ] {
         bench_backend(c, name, backend);
@@ -55,6 +58,7 @@ fn bench_backend(c: &mut Criterion, name: &str, backend: Backend) {
     let host = TestHost::new().expect("a test host (run the benches as root)");
     let mut config = FirewallConfig::new(backend);
     config.ipv6 = true;
+    config.iptables_netlink = !name.ends_with("-tool");
     let fw = Arc::new(Firewall::new(host.netns(), config).unwrap());
     fw.add_network(NetworkRules::new(
         "br-bench",
