@@ -171,6 +171,8 @@ impl Firewall {
             tracing::info!(%report, "reconciling firewall drift");
             self.apply("reconcile", &tx)?;
         }
+        // Probe the iptables netlink path now (once), not in the first change a caller times.
+        exec::fast_path_usable(&self.netns, &self.tools);
         Ok(report)
     }
 }

@@ -335,11 +335,6 @@ pub(crate) fn encode(rule: &Rule, family: Family) -> Option<Encoded> {
     Some(Encoded { exprs: out, compat })
 }
 
-/// The nf_tables table iptables-nft keeps a table's chains in.
-fn table_name(table: Table) -> &'static str {
-    table.name()
-}
-
 /// The netlink transaction of `batches` (one per family), when every operation is an append of
 /// an encodable rule or the declaration of a new chain; `None` sends them to the tool.
 pub(crate) fn transaction(batches: &[IptBatch]) -> Option<NlBatch> {
@@ -347,7 +342,7 @@ pub(crate) fn transaction(batches: &[IptBatch]) -> Option<NlBatch> {
     for b in batches {
         let family = nl_family(b.family);
         for section in &b.sections {
-            let table = table_name(section.table);
+            let table = section.table.name();
             for op in &section.ops {
                 match op {
                     IptOp::AppendRule(rule) => {
@@ -527,8 +522,27 @@ pub(crate) fn probe_script(family: Family) -> String {
 }
 
 /// After [`probe_script`] ran: appends the same rules over netlink, lists both chains and
-/// removes both. `Ok(None)` when they match; `Ok(Some(why))` when they differ.
+/// removes the probe chains (also when the comparison fails). `Ok(None)` when the listings match;
+/// `Ok(Some(why))` when they differ.
 pub(crate) fn probe_compare(
+    nft: &NftHandle,
+    families: &[Family],
+) -> berth_netlink::Result<Option<String>> {
+    let verdict = probe_append_and_compare(nft, families);
+    let mut clean = NlBatch::new();
+    for &family in families {
+        let f = nl_family(family);
+        for table in [Table::Filter, Table::Nat] {
+            for chain in [PROBE_TOOL, PROBE_NETLINK, PROBE_TARGET] {
+                clean.delete_chain(f, table.name(), chain);
+            }
+        }
+    }
+    nft.commit(&clean)?;
+    verdict
+}
+
+fn probe_append_and_compare(
     nft: &NftHandle,
     families: &[Family],
 ) -> berth_netlink::Result<Option<String>> {
@@ -550,57 +564,36 @@ pub(crate) fn probe_compare(
             }
         }
     }
-    let added = nft.commit(&add);
-    let mut verdict = None;
-    if let Err(e) = &added {
-        verdict = Some(format!("the kernel refused the netlink rules: {e}"));
+    if let Err(e) = nft.commit(&add) {
+        return Ok(Some(format!("the kernel refused the netlink rules: {e}")));
     }
-    if verdict.is_none() {
-        'cmp: for &family in families {
-            let f = nl_family(family);
-            for table in [Table::Filter, Table::Nat] {
-                let tool = nft.list_rules(f, table.name(), PROBE_TOOL)?;
-                let ours = nft.list_rules(f, table.name(), PROBE_NETLINK)?;
-                let rules = probe_rules(family, table, PROBE_TOOL).unwrap_or_default();
-                if tool.len() != rules.len() || ours.len() != rules.len() {
-                    verdict = Some(format!(
-                        "{} {}: the tool's chain lists {} rules and netlink's {}, of {}",
-                        f,
+    for &family in families {
+        let f = nl_family(family);
+        for table in [Table::Filter, Table::Nat] {
+            let tool = nft.list_rules(f, table.name(), PROBE_TOOL)?;
+            let ours = nft.list_rules(f, table.name(), PROBE_NETLINK)?;
+            let rules = probe_rules(family, table, PROBE_TOOL).unwrap_or_default();
+            if tool.len() != rules.len() || ours.len() != rules.len() {
+                return Ok(Some(format!(
+                    "{f} {}: the tool's chain lists {} rules and netlink's {}, of {}",
+                    table.name(),
+                    tool.len(),
+                    ours.len(),
+                    rules.len()
+                )));
+            }
+            for ((t, o), r) in tool.iter().zip(&ours).zip(&rules) {
+                if !same_rule(t, o) {
+                    return Ok(Some(format!(
+                        "{f} {}: the tool encodes `{}` differently",
                         table.name(),
-                        tool.len(),
-                        ours.len(),
-                        rules.len()
-                    ));
-                    break 'cmp;
-                }
-                for ((t, o), r) in tool.iter().zip(&ours).zip(&rules) {
-                    if !same_rule(t, o) {
-                        verdict = Some(format!(
-                            "{} {}: `{}` is encoded differently by the tool",
-                            f,
-                            table.name(),
-                            r.iptables()
-                        ));
-                        break 'cmp;
-                    }
+                        r.iptables()
+                    )));
                 }
             }
         }
     }
-    let mut clean = NlBatch::new();
-    for &family in families {
-        let f = nl_family(family);
-        for table in [Table::Filter, Table::Nat] {
-            clean
-                .flush_chain(f, table.name(), PROBE_TOOL)
-                .flush_chain(f, table.name(), PROBE_NETLINK)
-                .delete_chain(f, table.name(), PROBE_TOOL)
-                .delete_chain(f, table.name(), PROBE_NETLINK)
-                .delete_chain(f, table.name(), PROBE_TARGET);
-        }
-    }
-    nft.commit(&clean)?;
-    Ok(verdict)
+    Ok(None)
 }
 
 #[cfg(test)]

@@ -230,4 +230,29 @@ fn netlink_appends_list_and_delete_exactly_like_the_tool() {
     }
     let empty = same("removing everything");
     assert!(!empty.contains("172.18.0.0"), "{empty}");
+
+    // A change the kernel refuses (an outside actor removed a chain it appends to) changes
+    // nothing, on the netlink path and then the tool's; reconcile repairs, and the change works.
+    for cmd in [
+        &["-F", "BERTH-FORWARD"][..],
+        &["-F", "BERTH-ACCEPT"],
+        &["-X", "BERTH-ACCEPT"],
+    ] {
+        let o = fast_host.output("iptables", cmd).expect("iptables");
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    let before = listing(&fast_host);
+    let e = fast
+        .add_network(nets[0].clone())
+        .expect_err("appending to a missing chain is refused");
+    assert!(matches!(e, berth_firewall::Error::Refused { .. }), "{e:?}");
+    assert_eq!(
+        listing(&fast_host),
+        before,
+        "a refused change leaves nothing"
+    );
+    assert!(!fast.reconcile().expect("reconcile").is_clean());
+    fast.add_network(nets[0].clone()).expect("firewall change");
+    tool.add_network(nets[0].clone()).expect("firewall change");
+    same("repairing and adding again");
 }
