@@ -34,7 +34,7 @@ pub(crate) struct Tools {
 }
 
 /// The state of the iptables netlink fast path in the namespace the [`Tools`] were found for.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct FastPath {
     /// `None`: not probed yet; `Some(false)`: the legacy variant, or a probe that failed.
     usable: Mutex<Option<bool>>,
@@ -461,19 +461,30 @@ pub(crate) fn fast_path_usable(netns: &Netns, tools: &Tools) -> bool {
 }
 
 /// Has the tool append the probe rules, appends them over netlink too, compares the kernel's
-/// listings of both and removes the probe chains.
+/// listings of both and removes the probe chains (also when a step fails).
 fn probe(netns: &Netns, tools: &Tools, families: &[Family]) -> std::result::Result<(), String> {
+    let socket = nft_socket(netns).map_err(|e| e.to_string())?;
+    let mut ran = Vec::new();
     for &f in families {
-        let out = restore(netns, tools, f, &xtnl::probe_script(f)).map_err(|e| e.to_string())?;
-        if !out.status.success() {
-            return Err(format!(
+        let refused = match restore(netns, tools, f, &xtnl::probe_script(f)) {
+            Ok(out) if out.status.success() => None,
+            Ok(out) => Some(format!(
                 "{} refused the probe rules: {}",
                 tools.variant.restore(f),
                 stderr_of(&out)
-            ));
+            )),
+            Err(e) => Some(e.to_string()),
+        };
+        if let Some(why) = refused {
+            if !ran.is_empty() {
+                if let Err(e) = xtnl::probe_cleanup(&socket, &ran) {
+                    tracing::warn!(error = %e, "removing the probe chains; reconcile will");
+                }
+            }
+            return Err(why);
         }
+        ran.push(f);
     }
-    let socket = nft_socket(netns).map_err(|e| e.to_string())?;
     match xtnl::probe_compare(&socket, families) {
         Ok(None) => Ok(()),
         Ok(Some(why)) => Err(why),

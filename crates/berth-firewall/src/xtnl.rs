@@ -529,6 +529,12 @@ pub(crate) fn probe_compare(
     families: &[Family],
 ) -> berth_netlink::Result<Option<String>> {
     let verdict = probe_append_and_compare(nft, families);
+    probe_cleanup(nft, families)?;
+    verdict
+}
+
+/// Deletes the probe chains (with their rules) of `families`, which [`probe_script`] made.
+pub(crate) fn probe_cleanup(nft: &NftHandle, families: &[Family]) -> berth_netlink::Result<()> {
     let mut clean = NlBatch::new();
     for &family in families {
         let f = nl_family(family);
@@ -538,8 +544,7 @@ pub(crate) fn probe_compare(
             }
         }
     }
-    nft.commit(&clean)?;
-    verdict
+    nft.commit(&clean)
 }
 
 fn probe_append_and_compare(
