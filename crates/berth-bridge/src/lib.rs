@@ -28,9 +28,10 @@
 mod options;
 
 use std::collections::HashMap;
-use std::fs::File;
-use std::io::Read;
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read, Write};
 use std::net::IpAddr;
+use std::os::fd::AsRawFd;
 use std::sync::{Arc, Mutex, RwLock};
 
 use berth_driver::{
@@ -91,6 +92,11 @@ pub struct BridgeDriver {
     ports: PortMapper,
     defaults: BridgeDefaults,
     networks: RwLock<HashMap<NetworkId, Arc<BridgeNetwork>>>,
+    /// `/proc/sys/net/ipv6/conf` of the host namespace, opened once (None: no IPv6 there). Each
+    /// lookup of `/proc/sys/net` walks a dentry per namespace whose sysctls were ever read, so a
+    /// write through the full path costs in proportion to the number of sandboxes; through this
+    /// directory it does not.
+    host_ipv6_conf: Option<File>,
 }
 
 impl BridgeDriver {
@@ -120,6 +126,9 @@ impl BridgeDriver {
         let host = host
             .try_clone()
             .map_err(|e| DriverError::kernel("duplicating the host namespace handle", e))?;
+        let host_ipv6_conf = host
+            .run(|| File::open("/proc/sys/net/ipv6/conf").ok())
+            .map_err(|e| DriverError::kernel("entering the host namespace", e))?;
         Ok(BridgeDriver {
             host,
             netlink,
@@ -127,6 +136,7 @@ impl BridgeDriver {
             ports,
             defaults,
             networks: RwLock::new(HashMap::new()),
+            host_ipv6_conf,
         })
     }
 
@@ -206,7 +216,10 @@ impl BridgeDriver {
             // Ours from an earlier run (berth's naming), or an existing bridge the user named.
             Some(_) => o.bridge_name.is_none() || o.default_bridge,
             None => {
-                let mut link = LinkSpec::bridge(bridge);
+                // A MAC of its own, as Docker gives its bridges: without one, the bridge takes the
+                // lowest MAC of its ports, compares every port's on each join (a pass over all
+                // ports) and changes address whenever a port with a lower one joins or leaves.
+                let mut link = LinkSpec::bridge(bridge).mac(local_mac_from_bytes(random_bytes()));
                 if let Some(mtu) = o.mtu {
                     link = link.mtu(mtu);
                 }
@@ -280,6 +293,53 @@ impl BridgeDriver {
             .get(id)
             .cloned()
             .ok_or_else(|| DriverError::EndpointNotFound(id.to_string()))
+    }
+
+    /// Switches IPv6 off on `ifname` in `ns` (`disable_ipv6`; `place` names `ns` in errors);
+    /// nothing to do where the kernel or the namespace has no IPv6.
+    fn ipv6_off(&self, ns: &Netns, place: &str, ifname: &str) -> Result<()> {
+        let key = format!("net.ipv6.conf.{ifname}.disable_ipv6");
+        match sysctl_set(ns, &key, "1") {
+            Ok(()) => Ok(()),
+            Err(e) if e.is_not_found() => Ok(()),
+            Err(e) => Err(DriverError::kernel(
+                format!("switching IPv6 off on {ifname} in the {place}"),
+                e,
+            )),
+        }
+    }
+
+    /// Switches IPv6 off on the host end `ifname` of a veth pair, through the host's
+    /// `/proc/sys/net/ipv6/conf` opened when the driver was made.
+    fn host_ipv6_off(&self, ifname: &str) -> Result<()> {
+        let Some(conf) = &self.host_ipv6_conf else {
+            return self.ipv6_off(&self.host, "host namespace", ifname);
+        };
+        // `ifname` is berth's own veth name (`berth` + hex digits): one path component.
+        let path = format!("/proc/self/fd/{}/{ifname}/disable_ipv6", conf.as_raw_fd());
+        let written = self
+            .host
+            .run(|| -> io::Result<()> {
+                OpenOptions::new().write(true).open(&path)?.write_all(b"1")
+            })
+            .map_err(|e| DriverError::kernel("entering the host namespace", e))?;
+        match written {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(DriverError::kernel(
+                format!("switching IPv6 off on {ifname} in the host namespace"),
+                e,
+            )),
+        }
+    }
+
+    /// Hairpin mode on the bridge port of an endpoint that publishes ports: with br_netfilter, a
+    /// sandbox reaching its own published port through the host is DNATed at the bridge and
+    /// its frame must go back out of the port it came in on. Other ports do without it.
+    fn hairpin_on(&self, ep: &BridgeEndpoint) -> Result<()> {
+        self.netlink
+            .link_set_hairpin(ep.host_if.as_str(), true)
+            .map_err(|e| DriverError::kernel(format!("hairpin mode on {}", ep.host_if), e))
     }
 
     fn run_undo(&self, undo: Vec<Undo>) {
@@ -483,10 +543,11 @@ impl NetworkDriver for BridgeDriver {
         let sb = req.sandbox.netlink;
         let host_if = ep.host_if.as_str();
         // After a restart the pair may exist already: converge instead of failing.
-        let exists = nl
+        let existing = nl
             .link_get(host_if)
-            .map_err(|e| DriverError::kernel(format!("looking up {host_if}"), e))?
-            .is_some();
+            .map_err(|e| DriverError::kernel(format!("looking up {host_if}"), e))?;
+        let exists = existing.is_some();
+        let host_up = existing.is_some_and(|l| l.up);
         if !exists {
             let mut peer = VethPeer::new(req.ifname)
                 .netns(req.sandbox.netns)
@@ -494,9 +555,11 @@ impl NetworkDriver for BridgeDriver {
             if let Some(mtu) = net.options.mtu {
                 peer = peer.mtu(mtu);
             }
-            let mut link = LinkSpec::veth(host_if, peer)
-                .master(net.bridge.as_str())
-                .up();
+            // The host end stays down until the sandbox end is configured and up: brought up
+            // first, the port would be enabled at once (the bridge re-selects the state of every
+            // port), disabled again when the kernel sees it has no carrier, and enabled once more
+            // when the sandbox end comes up, each time in a pass over all ports of the bridge.
+            let mut link = LinkSpec::veth(host_if, peer).master(net.bridge.as_str());
             if let Some(mtu) = net.options.mtu {
                 link = link.mtu(mtu);
             }
@@ -506,11 +569,14 @@ impl NetworkDriver for BridgeDriver {
                     e,
                 )
             })?;
-            // A container reaching its own published port: with br_netfilter the DNATed frame is
-            // bridged back out of the port it came in on.
-            if let Err(e) = nl.link_set_hairpin(host_if, true) {
+            // The host end is a bridge port and needs no IPv6 of its own (the bridge forwards the
+            // sandbox's IPv6 frames all the same). Off before the sandbox end comes up, it never
+            // gets a link-local address and routes: otherwise each carrier change of each port
+            // makes the kernel walk the host's whole IPv6 routing table, which holds routes of
+            // every other port, under the lock every netlink request waits for.
+            if let Err(e) = self.host_ipv6_off(host_if) {
                 let _ = nl.link_delete(host_if);
-                return Err(DriverError::kernel(format!("hairpin mode on {host_if}"), e));
+                return Err(e);
             }
         }
         let configure = || -> Result<()> {
@@ -537,24 +603,20 @@ impl NetworkDriver for BridgeDriver {
                 // which the bridge would flood to every other port (a cost that grows with the
                 // number of sandboxes on the network). Set when the pair is made; a restart
                 // finds it so.
-                let key = format!("net.ipv6.conf.{}.disable_ipv6", req.ifname);
-                match sysctl_set(req.sandbox.netns, &key, "1") {
-                    Ok(()) => {}
-                    // No IPv6 in this kernel or namespace: nothing to switch off.
-                    Err(e) if e.is_not_found() => {}
-                    Err(e) => {
-                        return Err(DriverError::kernel(
-                            format!("switching IPv6 off on {} in the sandbox", req.ifname),
-                            e,
-                        ));
-                    }
-                }
+                self.ipv6_off(req.sandbox.netns, "sandbox", req.ifname)?;
             }
             sb.link_set_up(req.ifname).map_err(|e| {
                 DriverError::kernel(format!("bringing {} up in the sandbox", req.ifname), e)
             })
         };
-        if let Err(e) = configure() {
+        let host_end_up = || -> Result<()> {
+            if host_up {
+                return Ok(());
+            }
+            nl.link_set_up(host_if)
+                .map_err(|e| DriverError::kernel(format!("bringing {host_if} up"), e))
+        };
+        if let Err(e) = configure().and_then(|()| host_end_up()) {
             let _ = nl.link_delete(host_if);
             return Err(e);
         }
@@ -605,6 +667,7 @@ impl NetworkDriver for BridgeDriver {
             ));
         }
         let ep = self.endpoint(&net, endpoint)?;
+        self.hairpin_on(&ep)?;
         self.ports
             .map(
                 endpoint.as_str(),
@@ -631,6 +694,8 @@ impl NetworkDriver for BridgeDriver {
         }
         let net = self.network(network)?;
         let ep = self.endpoint(&net, endpoint)?;
+        // Set again: the port may have been made anew by this restore.
+        self.hairpin_on(&ep)?;
         self.ports
             .restore(
                 endpoint.as_str(),

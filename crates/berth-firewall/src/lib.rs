@@ -35,9 +35,10 @@
 //! [`FirewallConfig::forward_policy_drop`] if it did, so the FORWARD policy becomes DROP as with
 //! Docker); set `net.ipv4.conf.<bridge>.route_localnet=1` on each bridge for `127.0.0.1:PORT` to
 //! reach containers (a loopback source may otherwise not be routed out of the bridge); turn
-//! `hairpin_mode` on for each container's bridge port (with `br_netfilter`, a container reaching
-//! its own published port is DNATed at the bridge layer and must leave through the port it came
-//! in, which a bridge only does in hairpin mode; Docker's bridge driver does the same). Over IPv6,
+//! `hairpin_mode` on for the bridge port of each container that publishes ports (with
+//! `br_netfilter`, a container reaching its own published port is DNATed at the bridge layer and
+//! must leave through the port it came in, which a bridge only does in hairpin mode; berth's
+//! bridge driver does this when it publishes an endpoint's ports). Over IPv6,
 //! `[::1]:PORT` cannot be DNATed to a container (the kernel never routes `::1`); use a proxy.
 //!
 //! **Direct routing is blocked.** A packet from outside that is routed straight to a container

@@ -342,8 +342,15 @@ impl Handle {
             KindSpec::Bridge => (InfoKind::Bridge, None),
             KindSpec::Dummy => (InfoKind::Dummy, None),
             KindSpec::Veth(peer) => {
+                // One queue each, asked for up front: by default the kernel gives a veth one
+                // queue per possible CPU and then cuts it to one, and the cut waits for an
+                // (expedited) RCU grace period; asking for one skips it (~0.15 ms per pair).
+                msg.attributes.push(LinkAttribute::NumTxQueues(1));
+                msg.attributes.push(LinkAttribute::NumRxQueues(1));
                 let mut p = LinkMessage::default();
                 p.attributes.push(LinkAttribute::IfName(peer.name.clone()));
+                p.attributes.push(LinkAttribute::NumTxQueues(1));
+                p.attributes.push(LinkAttribute::NumRxQueues(1));
                 if let Some(mtu) = peer.mtu.or(spec.mtu) {
                     p.attributes.push(LinkAttribute::Mtu(mtu));
                 }
