@@ -542,43 +542,46 @@ impl NetworkDriver for BridgeDriver {
         let nl = &self.netlink;
         let sb = req.sandbox.netlink;
         let host_if = ep.host_if.as_str();
-        // After a restart the pair may exist already: converge instead of failing.
-        let existing = nl
-            .link_get(host_if)
-            .map_err(|e| DriverError::kernel(format!("looking up {host_if}"), e))?;
-        let exists = existing.is_some();
-        let host_up = existing.is_some_and(|l| l.up);
-        if !exists {
-            let mut peer = VethPeer::new(req.ifname)
-                .netns(req.sandbox.netns)
-                .mac(ep.mac);
-            if let Some(mtu) = net.options.mtu {
-                peer = peer.mtu(mtu);
-            }
-            // The host end stays down until the sandbox end is configured and up: brought up
-            // first, the port would be enabled at once (the bridge re-selects the state of every
-            // port), disabled again when the kernel sees it has no carrier, and enabled once more
-            // when the sandbox end comes up, each time in a pass over all ports of the bridge.
-            let mut link = LinkSpec::veth(host_if, peer).master(net.bridge.as_str());
-            if let Some(mtu) = net.options.mtu {
-                link = link.mtu(mtu);
-            }
-            nl.link_add(&link).map_err(|e| {
-                DriverError::kernel(
-                    format!("creating veth {host_if} with {} in the sandbox", req.ifname),
-                    e,
-                )
-            })?;
-            // The host end is a bridge port and needs no IPv6 of its own (the bridge forwards the
-            // sandbox's IPv6 frames all the same). Off before the sandbox end comes up, it never
-            // gets a link-local address and routes: otherwise each carrier change of each port
-            // makes the kernel walk the host's whole IPv6 routing table, which holds routes of
-            // every other port, under the lock every netlink request waits for.
-            if let Err(e) = self.host_ipv6_off(host_if) {
-                let _ = nl.link_delete(host_if);
-                return Err(e);
-            }
+        let mut peer = VethPeer::new(req.ifname)
+            .netns(req.sandbox.netns)
+            .mac(ep.mac);
+        if let Some(mtu) = net.options.mtu {
+            peer = peer.mtu(mtu);
         }
+        // The host end stays down until the sandbox end is configured and up: brought up
+        // first, the port would be enabled at once (the bridge re-selects the state of every
+        // port), disabled again when the kernel sees it has no carrier, and enabled once more
+        // when the sandbox end comes up, each time in a pass over all ports of the bridge.
+        let mut link = LinkSpec::veth(host_if, peer).master(net.bridge.as_str());
+        if let Some(mtu) = net.options.mtu {
+            link = link.mtu(mtu);
+        }
+        let creating = || format!("creating veth {host_if} with {} in the sandbox", req.ifname);
+        // Created directly; only when the name is taken (after a restart the pair may exist
+        // already) is it looked up, to converge instead of failing. A lookup of a veth costs in
+        // proportion to the number of namespaces (the kernel searches the peer's namespace id).
+        let (exists, host_up) = match nl.link_add(&link) {
+            Ok(()) => {
+                // The host end is a bridge port and needs no IPv6 of its own (the bridge
+                // forwards the sandbox's IPv6 frames all the same). Off before the sandbox end
+                // comes up, it never gets a link-local address and routes: otherwise each
+                // carrier change of each port makes the kernel walk the host's whole IPv6
+                // routing table, which holds routes of every other port, under the lock every
+                // netlink request waits for.
+                if let Err(e) = self.host_ipv6_off(host_if) {
+                    let _ = nl.link_delete(host_if);
+                    return Err(e);
+                }
+                (false, false)
+            }
+            Err(e) if e.is_exists() => match nl.link_get(host_if) {
+                Ok(Some(l)) => (true, l.up),
+                // The name taken is the sandbox end's: nothing of ours to converge with.
+                Ok(None) => return Err(DriverError::kernel(creating(), e)),
+                Err(e) => return Err(DriverError::kernel(format!("looking up {host_if}"), e)),
+            },
+            Err(e) => return Err(DriverError::kernel(creating(), e)),
+        };
         let configure = || -> Result<()> {
             let addrs = ep
                 .ipv4
