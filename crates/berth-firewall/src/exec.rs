@@ -493,13 +493,16 @@ fn probe(netns: &Netns, tools: &Tools, families: &[Family]) -> std::result::Resu
 }
 
 fn apply_iptables(netns: &Netns, tools: &Tools, batches: &[IptBatch]) -> Result<()> {
-    if let Some(nl) = xtnl::transaction(batches) {
-        if fast_path_usable(netns, tools) {
+    if fast_path_usable(netns, tools) {
+        let planned = nft_socket(netns)
+            .ok()
+            .and_then(|socket| xtnl::transaction(batches, &socket));
+        if let Some(nl) = planned {
             match apply_netlink(netns, &nl) {
                 Ok(()) => return Ok(()),
                 // Refused as a whole, so nothing changed: the tool says why (or succeeds).
                 Err(Error::Refused { message, .. }) => {
-                    tracing::debug!(%message, "netlink append refused; running iptables-restore");
+                    tracing::debug!(%message, "netlink change refused; running iptables-restore");
                 }
                 Err(e) => return Err(e),
             }

@@ -80,6 +80,8 @@ pub enum IptOp {
     Insert(String, usize, String),
     /// `-D CHAIN SPEC`.
     Delete(String, String),
+    /// `-D CHAIN SPEC` of a rule berth built (so the fast path can find it over netlink).
+    DeleteRule(Rule),
     /// `-X CHAIN`.
     DeleteChain(String),
 }
@@ -94,6 +96,7 @@ impl IptOp {
             IptOp::AppendRule(r) => r.iptables(),
             IptOp::Insert(c, n, s) => format!("-I {c} {n} {s}"),
             IptOp::Delete(c, s) => format!("-D {c} {s}"),
+            IptOp::DeleteRule(r) => format!("-D {} {}", r.chain, r.iptables_spec()),
             IptOp::DeleteChain(c) => format!("-X {c}"),
         }
     }
@@ -378,17 +381,8 @@ pub fn ports_delta(
         };
         let (added, removed) = (rules(adds), rules(removes));
         let mut ops = Vec::new();
-        ops.extend(
-            removed
-                .iter()
-                .rev()
-                .map(|r| IptOp::Delete(r.chain.clone(), r.iptables_spec())),
-        );
-        ops.extend(
-            emptied
-                .iter()
-                .map(|(_, j)| IptOp::Delete(DNAT.into(), j.iptables_spec())),
-        );
+        ops.extend(removed.iter().rev().cloned().map(IptOp::DeleteRule));
+        ops.extend(emptied.iter().map(|(_, j)| IptOp::DeleteRule(j.clone())));
         ops.extend(
             emptied
                 .iter()
@@ -484,7 +478,7 @@ pub fn delta(
                 .rev()
                 .filter(|(f, r)| *f == family && r.table == table)
             {
-                ops.push(IptOp::Delete(r.chain.clone(), r.iptables_spec()));
+                ops.push(IptOp::DeleteRule(r.clone()));
             }
             for (_, r) in adds
                 .iter()
@@ -1195,6 +1189,12 @@ mod tests {
                 IptOp::Delete(c, s) => {
                     let r = &mut chains.get_mut(c).expect("chain exists").rules;
                     let i = r.iter().position(|x| x == s).expect("rule exists");
+                    r.remove(i);
+                }
+                IptOp::DeleteRule(rule) => {
+                    let s = rule.iptables_spec();
+                    let r = &mut chains.get_mut(&rule.chain).expect("chain exists").rules;
+                    let i = r.iter().position(|x| *x == s).expect("rule exists");
                     r.remove(i);
                 }
                 IptOp::DeleteChain(c) => {

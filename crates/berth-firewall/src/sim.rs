@@ -62,6 +62,18 @@ impl RuleModel {
                                         })?;
                                     rules.remove(i);
                                 }
+                                IptOp::DeleteRule(rule) => {
+                                    let (c, spec) = (&rule.chain, &rule.iptables_spec());
+                                    let rules = self
+                                        .chains
+                                        .get_mut(&key(c))
+                                        .ok_or_else(|| format!("delete from missing chain {c}"))?;
+                                    let i =
+                                        rules.iter().position(|r| r == spec).ok_or_else(|| {
+                                            format!("delete of missing rule {c} {spec}")
+                                        })?;
+                                    rules.remove(i);
+                                }
                                 IptOp::DeleteChain(c) => {
                                     let rules = self
                                         .chains

@@ -23,6 +23,7 @@
 //! or the x_tables target (`DNAT` revision 2, `SNAT` revision 0 for IPv4 and 1 for IPv6,
 //! `MASQUERADE` revision 0).
 
+use std::collections::HashMap;
 use std::net::IpAddr;
 
 use berth_netlink::nftables::{
@@ -335,10 +336,16 @@ pub(crate) fn encode(rule: &Rule, family: Family) -> Option<Encoded> {
     Some(Encoded { exprs: out, compat })
 }
 
-/// The netlink transaction of `batches` (one per family), when every operation is an append of
-/// an encodable rule or the declaration of a new chain; `None` sends them to the tool.
-pub(crate) fn transaction(batches: &[IptBatch]) -> Option<NlBatch> {
+/// A rule of a listed chain: its handle and its expressions read back (`None`: not berth's kind).
+type ListedHandle = (u64, Option<Vec<Expr>>);
+
+/// The netlink transaction of `batches` (one per family), when every operation is an append
+/// of an encodable rule, the deletion of one (found by listing its chain through `nft`), the
+/// declaration of a chain or the deletion of one; `None` sends them to the tool.
+pub(crate) fn transaction(batches: &[IptBatch], nft: &NftHandle) -> Option<NlBatch> {
     let mut nl = NlBatch::new();
+    // Each chain a delete touches is listed once; handles already taken are not taken twice.
+    let mut listed: HashMap<(Family, Table, String), Vec<ListedHandle>> = HashMap::new();
     for b in batches {
         let family = nl_family(b.family);
         for section in &b.sections {
@@ -352,10 +359,32 @@ pub(crate) fn transaction(batches: &[IptBatch]) -> Option<NlBatch> {
                         let e = encode(rule, b.family)?;
                         nl.add_rule_compat(family, table, &rule.chain, &e.exprs, e.compat);
                     }
+                    IptOp::DeleteRule(rule) => {
+                        if rule.table != section.table {
+                            return None;
+                        }
+                        let want = encode(rule, b.family)?.exprs;
+                        let key = (b.family, section.table, rule.chain.clone());
+                        if !listed.contains_key(&key) {
+                            let rules = nft.list_rules(family, table, &rule.chain).ok()?;
+                            let decoded =
+                                rules.iter().map(|r| (r.handle, decode_rule(r))).collect();
+                            listed.insert(key.clone(), decoded);
+                        }
+                        let candidates = listed.get_mut(&key)?;
+                        let i = candidates
+                            .iter()
+                            .position(|(_, exprs)| exprs.as_ref() == Some(&want))?;
+                        let (handle, _) = candidates.remove(i);
+                        nl.delete_rule(family, table, &rule.chain, handle);
+                    }
                     // `:CHAIN - [0:0]` creates the chain or empties the one there.
                     IptOp::Declare(chain) => {
                         nl.add_chain(family, table, chain)
                             .flush_chain(family, table, chain);
+                    }
+                    IptOp::DeleteChain(chain) => {
+                        nl.delete_chain(family, table, chain);
                     }
                     _ => return None,
                 }
@@ -363,6 +392,174 @@ pub(crate) fn transaction(batches: &[IptBatch]) -> Option<NlBatch> {
         }
     }
     Some(nl)
+}
+
+// ---- reading rules back -------------------------------------------------------------------------
+
+/// Splits an attribute stream into (type without flags, value).
+fn attrs(mut buf: &[u8]) -> Option<Vec<(u16, &[u8])>> {
+    let mut out = Vec::new();
+    while buf.len() >= 4 {
+        let len = usize::from(u16::from_ne_bytes([buf[0], buf[1]]));
+        let kind = u16::from_ne_bytes([buf[2], buf[3]]) & 0x3fff;
+        if len < 4 || len > buf.len() {
+            return None;
+        }
+        out.push((kind, &buf[4..len]));
+        buf = buf.get(len.next_multiple_of(4)..).unwrap_or(&[]);
+    }
+    Some(out)
+}
+
+fn be32(v: &[u8]) -> Option<u32> {
+    Some(u32::from_be_bytes(v.try_into().ok()?))
+}
+
+fn find<'a>(list: &[(u16, &'a [u8])], kind: u16) -> Option<&'a [u8]> {
+    list.iter().find(|(k, _)| *k == kind).map(|(_, v)| *v)
+}
+
+/// `NFTA_DATA_VALUE` inside a data nest.
+fn data_value(nest: &[u8]) -> Option<Vec<u8>> {
+    Some(find(&attrs(nest)?, 1)?.to_vec())
+}
+
+fn register(v: &[u8]) -> Option<Register> {
+    match be32(v)? {
+        0 => Some(Register::VERDICT),
+        1 => Some(Register::R1),
+        _ => None,
+    }
+}
+
+fn cmp_op(v: &[u8]) -> Option<CmpOp> {
+    match be32(v)? {
+        0 => Some(CmpOp::Eq),
+        1 => Some(CmpOp::Neq),
+        _ => None,
+    }
+}
+
+/// One listed expression as the [`Expr`] [`encode`] would have built, for the kinds it builds.
+fn decode_expr(e: &ListedExpr) -> Option<Expr> {
+    let a = attrs(&e.data)?;
+    Some(match e.name.as_str() {
+        "counter" => Expr::Counter,
+        "payload" => {
+            if find(&a, 5).is_some() {
+                return None; // a payload write
+            }
+            let base = match be32(find(&a, 2)?)? {
+                1 => PayloadBase::Network,
+                2 => PayloadBase::Transport,
+                _ => return None,
+            };
+            Expr::PayloadLoad {
+                dreg: register(find(&a, 1)?)?,
+                base,
+                offset: be32(find(&a, 3)?)?,
+                len: be32(find(&a, 4)?)?,
+            }
+        }
+        "cmp" => Expr::Cmp {
+            sreg: register(find(&a, 1)?)?,
+            op: cmp_op(find(&a, 2)?)?,
+            data: data_value(find(&a, 3)?)?,
+        },
+        "meta" => Expr::Meta {
+            dreg: register(find(&a, 1)?)?,
+            key: match be32(find(&a, 2)?)? {
+                6 => MetaKey::IifName,
+                7 => MetaKey::OifName,
+                16 => MetaKey::L4Proto,
+                _ => return None,
+            },
+        },
+        "range" => Expr::Range {
+            sreg: register(find(&a, 1)?)?,
+            op: cmp_op(find(&a, 2)?)?,
+            from: data_value(find(&a, 3)?)?,
+            to: data_value(find(&a, 4)?)?,
+        },
+        "bitwise" => {
+            // NFTA_BITWISE_OP: only the mask-and-xor operation (0) is berth's.
+            if find(&a, 6).is_some_and(|v| be32(v) != Some(0)) {
+                return None;
+            }
+            Expr::Bitwise {
+                sreg: register(find(&a, 1)?)?,
+                dreg: register(find(&a, 2)?)?,
+                mask: data_value(find(&a, 4)?)?,
+                xor: data_value(find(&a, 5)?)?,
+            }
+        }
+        "immediate" => {
+            let dreg = register(find(&a, 1)?)?;
+            let data = attrs(find(&a, 2)?)?;
+            let verdict = attrs(find(&data, 2)?)?;
+            let code = be32(find(&verdict, 1)?)? as i32;
+            let chain = || {
+                let raw = find(&verdict, 2)?;
+                let text = raw.split(|b| *b == 0).next()?;
+                Some(std::str::from_utf8(text).ok()?.to_owned())
+            };
+            let v = match code {
+                1 => Verdict::Accept,
+                0 => Verdict::Drop,
+                -5 => Verdict::Return,
+                -3 => Verdict::Jump(chain()?),
+                _ => return None,
+            };
+            if dreg != Register::VERDICT {
+                return None;
+            }
+            Expr::verdict(v)
+        }
+        "match" | "target" => {
+            let raw = find(&a, 1)?;
+            let name = std::str::from_utf8(raw.split(|b| *b == 0).next()?)
+                .ok()?
+                .to_owned();
+            let rev = be32(find(&a, 2)?)?;
+            let info = find(&a, 3)?.to_vec();
+            if e.name == "match" {
+                Expr::Match { name, rev, info }
+            } else {
+                Expr::Target { name, rev, info }
+            }
+        }
+        _ => return None,
+    })
+}
+
+/// A listed rule as [`encode`]'s expressions, or `None` if any expression is of another kind.
+pub(crate) fn decode_rule(rule: &ListedRule) -> Option<Vec<Expr>> {
+    rule.exprs.iter().map(decode_expr).collect()
+}
+
+/// Decodes `data` as the raw attributes of one expression named by its first byte (an index
+/// into the kinds berth reads). Only for fuzzing: it must never panic.
+#[doc(hidden)]
+pub fn fuzz_decode_expr(data: &[u8]) {
+    const NAMES: [&str; 9] = [
+        "counter",
+        "payload",
+        "cmp",
+        "meta",
+        "range",
+        "bitwise",
+        "immediate",
+        "match",
+        "target",
+    ];
+    let Some((first, rest)) = data.split_first() else {
+        return;
+    };
+    let name = NAMES[usize::from(*first) % NAMES.len()];
+    let _ = decode_expr(&ListedExpr {
+        name: name.into(),
+        data: rest.to_vec(),
+    });
 }
 
 /// Whether two listed rules are the same rule: the same expressions with the same data, a
@@ -595,6 +792,16 @@ fn probe_append_and_compare(
                         r.iptables()
                     )));
                 }
+                // Deletes find a rule by reading the kernel's listing back.
+                let mut r = r.clone();
+                r.chain = PROBE_NETLINK.into();
+                if decode_rule(t) != encode(&r, family).map(|e| e.exprs) {
+                    return Ok(Some(format!(
+                        "{f} {}: `{}` does not read back as berth encodes it",
+                        table.name(),
+                        r.iptables()
+                    )));
+                }
             }
         }
     }
@@ -718,9 +925,12 @@ mod tests {
         assert!(encode(&both, Family::V4).is_none());
     }
 
-    /// A transaction with a delete goes to the tool; appends and new chains go to netlink.
+    /// A delete given as text goes to the tool; appends and new chains go to netlink (kernel
+    /// test only for the socket: nothing is listed or sent).
     #[test]
-    fn only_appends_and_new_chains_take_the_fast_path() {
+    fn only_rules_berth_built_take_the_fast_path() {
+        let host = berth_testhost::TestHost::new().expect("a test namespace (run as root)");
+        let nft = NftHandle::open(host.netns()).expect("nf_tables socket");
         use crate::iptables::IptSection;
         let rule = Rule::new(Table::Filter, "X", Target::Drop).out_if("br-x");
         let batch = |ops: Vec<IptOp>| {
@@ -733,19 +943,20 @@ mod tests {
                 }],
             }]
         };
-        let nl = transaction(&batch(vec![
-            IptOp::Declare("X".into()),
-            IptOp::AppendRule(rule.clone()),
-        ]))
+        let nl = transaction(
+            &batch(vec![
+                IptOp::Declare("X".into()),
+                IptOp::AppendRule(rule.clone()),
+            ]),
+            &nft,
+        )
         .unwrap();
         assert_eq!(nl.len(), 3, "add chain, flush chain, add rule");
-        assert!(
-            transaction(&batch(vec![IptOp::Delete(
-                "X".into(),
-                rule.iptables_spec()
-            )]))
-            .is_none()
-        );
-        assert!(transaction(&batch(vec![IptOp::Append("X".into(), "-j DROP".into())])).is_none());
+        let text_delete = IptOp::Delete("X".into(), rule.iptables_spec());
+        assert!(transaction(&batch(vec![text_delete]), &nft).is_none());
+        let text_append = IptOp::Append("X".into(), "-j DROP".into());
+        assert!(transaction(&batch(vec![text_append]), &nft).is_none());
+        // A rule that is not there is not found: the tool runs (and says so).
+        assert!(transaction(&batch(vec![IptOp::DeleteRule(rule)]), &nft).is_none());
     }
 }

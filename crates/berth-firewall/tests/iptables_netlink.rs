@@ -216,7 +216,16 @@ fn netlink_appends_list_and_delete_exactly_like_the_tool() {
         "no drift after netlink appends"
     );
 
-    // The tool deletes what netlink added (its rule comparison finds them).
+    // `iptables -D` finds a rule netlink added (its rule comparison matches it), and netlink
+    // deletes a rule the tool added (reconcile puts it back here).
+    let dnat = "-p tcp -m tcp --dport 8080 -j DNAT --to-destination 172.18.0.2:80";
+    let mut args = vec!["-t", "nat", "-D", "BERTH-DNAT-TCP-31"];
+    args.extend(dnat.split(' '));
+    let o = fast_host.output("iptables", &args).expect("iptables");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(!listing(&fast_host).contains(dnat));
+    assert!(!fast.reconcile().expect("reconcile").is_clean());
+    same("iptables -D of a netlink rule, then reconcile (by the tool)");
     fast.remove_link(&link).expect("firewall change");
     tool.remove_link(&link).expect("firewall change");
     same("removing the link");
