@@ -86,10 +86,10 @@ pub struct FirewallConfig {
     pub forward_policy_drop_v6: bool,
     /// Directory holding the tools (`iptables-restore`, `nft`, ...); `None` searches `PATH`.
     pub tools_dir: Option<std::path::PathBuf>,
-    /// iptables backend with the nf_tables binaries: append rules over netlink, encoded as
-    /// `iptables-nft` encodes them, instead of running `iptables-restore` (which costs 3 to 6 ms
-    /// per family per change). The encoding is checked against the installed tool once per
-    /// namespace; if it differs, the tool is used. Deletes and reconcile always use the tool.
+    /// iptables backend with the nf_tables binaries: append and delete rules over netlink,
+    /// encoded as `iptables-nft` encodes them, instead of running `iptables-restore` (which costs
+    /// 3 to 6 ms per family per change). The encoding is checked against the installed tool once
+    /// per namespace; if it differs, the tool is used. Reconcile always uses the tool.
     #[serde(default = "default_true")]
     pub iptables_netlink: bool,
 }

@@ -1,18 +1,21 @@
-//! The iptables backend's fast path: rules appended over nf_tables netlink, encoded exactly as
-//! `iptables-nft` (1.8.9) encodes them, so that `iptables-save` lists them, `iptables -D`
-//! deletes them and reconcile compares them like any rule the tool made.
+//! The iptables backend's fast path: rules appended and deleted over nf_tables netlink, encoded
+//! exactly as `iptables-nft` (1.8.9) encodes them, so that `iptables-save` lists them,
+//! `iptables -D` deletes them and reconcile compares them like any rule the tool made.
 //!
 //! `iptables-nft-restore` costs 3 to 6 ms per run (a process, a fetch of the table, the rules of
-//! every chain it appends to), and a dual-family change is two runs that cannot overlap (both
+//! every chain it touches), and a dual-family change is two runs that cannot overlap (both
 //! commit against the namespace's nf_tables generation, so one would make the other retry).
-//! Appending the same rules in one netlink transaction for both families costs a fraction of a
-//! millisecond.
+//! The same change as one netlink transaction for both families costs the kernel's commit only.
+//! A delete finds its rule by listing the chain and reading the rules back into expressions
+//! ([`decode_rule`]), then removes it by handle.
 //!
-//! The encoding is checked, not assumed: [`probe`] has the tool append a set of rules covering
-//! every encoding below, appends the same rules over netlink, and compares the kernel's listings
-//! of both, expression by expression. Only when they are identical does the backend use this
-//! path in that namespace (any other iptables version, or the legacy variant, keeps the tool).
-//! Deletes, new chains with rules of their own and reconcile stay with the tool.
+//! The encoding is checked, not assumed: [`probe_compare`] (after the tool ran
+//! [`probe_script`]) appends over netlink the rules the tool appended, covering every encoding
+//! below, and compares the kernel's listings of both, expression by expression, and the read-back
+//! of the tool's rules with berth's encoding. Only when they agree does the backend use this path
+//! in that namespace (any other iptables version, or the legacy variant, keeps the tool).
+//! Reconcile, text-only operations (jump order, policies) and rules it does not encode (sctp
+//! ports, marks, address types) stay with the tool.
 //!
 //! The layout of one rule, in iptables-nft's order: input then output interface
 //! (`meta iifname`/`oifname`, compared with the name and its NUL, or with the prefix before a
