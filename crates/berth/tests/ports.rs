@@ -252,3 +252,43 @@ fn userland_proxy_carries_ipv6_clients_to_an_ipv4_only_container() {
     let r = f.host.exec(|| TcpListener::bind("[::]:8088")).unwrap();
     assert!(r.is_ok(), "the proxy let go of the port: {r:?}");
 }
+
+/// A sandbox reaches its own published port through the host (hairpin) also after a restart
+/// that had to make its veth pair anew (here: removed from outside while berth was down).
+#[test]
+fn a_pair_made_anew_on_restart_keeps_hairpin() {
+    let mut f = Fixture::new();
+    let _peer = f.host.add_lan_peer("192.0.2.1/24", "192.0.2.2/24").unwrap();
+    let ip = publish(&f, "selfie", "bridge", &["8181:80"]);
+    let links = f.host.output("ip", &["-o", "link", "show"]).unwrap();
+    let links = String::from_utf8_lossy(&links.stdout).into_owned();
+    let veth: Vec<&str> = links
+        .lines()
+        .filter_map(|l| l.split(": ").nth(1))
+        .map(|n| n.split('@').next().unwrap_or(n))
+        .filter(|n| n.starts_with("berth"))
+        .collect();
+    assert_eq!(veth.len(), 1, "one host-side veth: {links}");
+    let veth = veth[0].to_owned();
+    let detail = |f: &Fixture| {
+        let o = f.host.output("ip", &["-d", "link", "show", &veth]).unwrap();
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    assert!(detail(&f).contains("hairpin on"), "{}", detail(&f));
+
+    f.host.ip(&["link", "del", &veth]).unwrap();
+    f.restart();
+    assert!(
+        detail(&f).contains("hairpin on"),
+        "remade with hairpin: {}",
+        detail(&f)
+    );
+    let ns = f.sandbox_ns("selfie");
+    let _srv = TcpBanner::start(&ns, sa(&format!("{ip}:80")), "me").unwrap();
+    assert!(
+        tcp_fetch(&ns, sa("192.0.2.1:8181"), TIMEOUT)
+            .unwrap()
+            .starts_with("me from"),
+        "the sandbox reaches its own published port after the restart"
+    );
+}
