@@ -38,10 +38,8 @@ pub(crate) struct Tools {
 pub(crate) struct FastPath {
     /// `None`: not probed yet; `Some(false)`: the legacy variant, or a probe that failed.
     usable: Mutex<Option<bool>>,
-    /// The families the probe checked.
+    /// The families the probe checks.
     families: Vec<Family>,
-    /// False for the legacy binaries: never probed.
-    candidate: bool,
 }
 
 impl FastPath {
@@ -49,7 +47,6 @@ impl FastPath {
         Arc::new(FastPath {
             usable: Mutex::new(if candidate { None } else { Some(false) }),
             families,
-            candidate,
         })
     }
 
@@ -441,9 +438,6 @@ fn restore(netns: &Netns, tools: &Tools, family: Family, script: &str) -> Result
 /// Whether the netlink fast path may be used in `netns`: probes it on first use.
 pub(crate) fn fast_path_usable(netns: &Netns, tools: &Tools) -> bool {
     let fast = &tools.fast;
-    if !fast.candidate {
-        return false;
-    }
     let mut usable = fast.usable.lock().unwrap_or_else(PoisonError::into_inner);
     if let Some(u) = *usable {
         return u;

@@ -87,16 +87,26 @@ pub enum IptOp {
 }
 
 impl IptOp {
+    /// The operation with a built rule written out as text (`AppendRule` as `Append`,
+    /// `DeleteRule` as `Delete`): what the tool and the simulators see.
+    pub fn text(&self) -> std::borrow::Cow<'_, IptOp> {
+        use std::borrow::Cow;
+        match self {
+            IptOp::AppendRule(r) => Cow::Owned(IptOp::Append(r.chain.clone(), r.iptables_spec())),
+            IptOp::DeleteRule(r) => Cow::Owned(IptOp::Delete(r.chain.clone(), r.iptables_spec())),
+            other => Cow::Borrowed(other),
+        }
+    }
+
     /// The restore line.
     pub fn line(&self) -> String {
         match self {
             IptOp::Declare(c) => format!(":{c} - [0:0]"),
             IptOp::Policy(c, p) => format!(":{c} {p} [0:0]"),
             IptOp::Append(c, s) => format!("-A {c} {s}"),
-            IptOp::AppendRule(r) => r.iptables(),
+            IptOp::AppendRule(_) | IptOp::DeleteRule(_) => self.text().line(),
             IptOp::Insert(c, n, s) => format!("-I {c} {n} {s}"),
             IptOp::Delete(c, s) => format!("-D {c} {s}"),
-            IptOp::DeleteRule(r) => format!("-D {} {}", r.chain, r.iptables_spec()),
             IptOp::DeleteChain(c) => format!("-X {c}"),
         }
     }
@@ -1162,7 +1172,7 @@ mod tests {
     pub(crate) fn simulate(dump: &mut Dump, table: Table, ops: &[IptOp]) {
         let chains = dump.tables.entry(table).or_default();
         for op in ops {
-            match op {
+            match &*op.text() {
                 IptOp::Declare(c) => {
                     let e = chains.entry(c.clone()).or_insert_with(|| ChainDump {
                         policy: "-".into(),
@@ -1176,11 +1186,7 @@ mod tests {
                     .expect("chain exists")
                     .rules
                     .push(s.clone()),
-                IptOp::AppendRule(r) => chains
-                    .get_mut(&r.chain)
-                    .expect("chain exists")
-                    .rules
-                    .push(r.iptables_spec()),
+
                 IptOp::Insert(c, n, s) => chains
                     .entry(c.clone())
                     .or_default()
@@ -1191,11 +1197,8 @@ mod tests {
                     let i = r.iter().position(|x| x == s).expect("rule exists");
                     r.remove(i);
                 }
-                IptOp::DeleteRule(rule) => {
-                    let s = rule.iptables_spec();
-                    let r = &mut chains.get_mut(&rule.chain).expect("chain exists").rules;
-                    let i = r.iter().position(|x| *x == s).expect("rule exists");
-                    r.remove(i);
+                IptOp::AppendRule(_) | IptOp::DeleteRule(_) => {
+                    unreachable!("written out as text above")
                 }
                 IptOp::DeleteChain(c) => {
                     assert!(

@@ -98,8 +98,6 @@ pub use spec::{
     Backend, DesiredState, FirewallConfig, IptablesVariant, LinkPort, LinkRule, NetworkRules,
     PortMapping, PortRule,
 };
-#[doc(hidden)]
-pub use xtnl::fuzz_decode_expr;
 
 #[cfg(test)]
 mod tests {

@@ -37,7 +37,7 @@ impl RuleModel {
                     for s in &b.sections {
                         for op in &s.ops {
                             let key = |c: &str| format!("{:?}/{}/{c}", b.family, s.table.name());
-                            match op {
+                            match &*op.text() {
                                 IptOp::Declare(c) => {
                                     self.chains.insert(key(c), Vec::new());
                                 }
@@ -46,24 +46,7 @@ impl RuleModel {
                                     .get_mut(&key(c))
                                     .ok_or_else(|| format!("append to missing chain {c}"))?
                                     .push(spec.clone()),
-                                IptOp::AppendRule(r) => self
-                                    .chains
-                                    .get_mut(&key(&r.chain))
-                                    .ok_or_else(|| format!("append to missing chain {}", r.chain))?
-                                    .push(r.iptables_spec()),
                                 IptOp::Delete(c, spec) => {
-                                    let rules = self
-                                        .chains
-                                        .get_mut(&key(c))
-                                        .ok_or_else(|| format!("delete from missing chain {c}"))?;
-                                    let i =
-                                        rules.iter().position(|r| r == spec).ok_or_else(|| {
-                                            format!("delete of missing rule {c} {spec}")
-                                        })?;
-                                    rules.remove(i);
-                                }
-                                IptOp::DeleteRule(rule) => {
-                                    let (c, spec) = (&rule.chain, &rule.iptables_spec());
                                     let rules = self
                                         .chains
                                         .get_mut(&key(c))
@@ -87,6 +70,9 @@ impl RuleModel {
                                 }
                                 // Built-in chains (jumps, policies) are not modelled.
                                 IptOp::Insert(..) | IptOp::Policy(..) => {}
+                                IptOp::AppendRule(_) | IptOp::DeleteRule(_) => {
+                                    unreachable!("written out as text above")
+                                }
                             }
                         }
                     }

@@ -68,7 +68,9 @@ pub use mac::MacAddr;
 pub use name::{MAX_IFNAME_LEN, validate_ifname, validate_netns_name};
 pub use neigh::{NeighSpec, NeighState, Neighbour};
 pub use netns::{DEFAULT_NETNS_DIR, Netns};
-pub use nftables::{NftHandle, fuzz_scan_nftables_replies, fuzz_scan_rule_dump};
+pub use nftables::{
+    NftHandle, fuzz_decode_listed_expr, fuzz_scan_nftables_replies, fuzz_scan_rule_dump,
+};
 pub use reserve::{HeldPort, PortProtocol, hold_ports};
 pub use route::{MAIN_TABLE, PROTOCOL_BOOT, PROTOCOL_STATIC, Route, RouteKind, RouteSpec};
 pub use socket::{Handle, fuzz_scan_replies};

@@ -55,7 +55,8 @@ use netlink_sys::{Socket, protocols::NETLINK_NETFILTER};
 use crate::Netns;
 use crate::error::{Error, Result};
 use crate::socket::{
-    align4, extended_ack_message, open_socket, read_i32, read_u16, read_u32, recv_datagram,
+    Exchange, Outcome, align4, extended_ack_message, open_socket, read_i32, read_u16, read_u32,
+    recv_datagram,
 };
 
 // ---- nfnetlink.h / nf_tables.h numbers ---------------------------------------------------------
@@ -134,6 +135,7 @@ const NFTA_BITWISE_DREG: u16 = 2;
 const NFTA_BITWISE_LEN: u16 = 3;
 const NFTA_BITWISE_MASK: u16 = 4;
 const NFTA_BITWISE_XOR: u16 = 5;
+const NFTA_BITWISE_OP: u16 = 6;
 
 /// `NFTA_MATCH_*` and `NFTA_TARGET_*` (the x_tables compatibility expressions) share numbers.
 const NFTA_XT_NAME: u16 = 1;
@@ -162,8 +164,6 @@ const MAX_DATA_LEN: usize = 64;
 const HEADER_LEN: usize = 16;
 /// Length of `struct nfgenmsg`.
 const NFGENMSG_LEN: usize = 4;
-/// `NLMSG_DONE`: the end of a dump.
-const NLMSG_DONE: u16 = 3;
 /// `NLM_F_DUMP` (`NLM_F_ROOT | NLM_F_MATCH`).
 const NLM_F_DUMP: u16 = 0x300;
 /// Receive buffer budget per expected reply (the kernel charges a reply's full skb).
@@ -469,6 +469,19 @@ pub enum MetaKey {
 }
 
 impl MetaKey {
+    /// Every key berth knows.
+    const ALL: [MetaKey; 9] = [
+        MetaKey::Len,
+        MetaKey::Protocol,
+        MetaKey::Mark,
+        MetaKey::Iif,
+        MetaKey::Oif,
+        MetaKey::IifName,
+        MetaKey::OifName,
+        MetaKey::NfProto,
+        MetaKey::L4Proto,
+    ];
+
     fn number(self) -> u32 {
         match self {
             MetaKey::Len => 0,
@@ -737,6 +750,130 @@ pub struct ListedExpr {
     pub name: String,
     /// The attributes inside `NFTA_EXPR_DATA`.
     pub data: Vec<u8>,
+}
+
+impl ListedExpr {
+    /// This expression as the [`Expr`] that builds it, for the kinds [`Expr`] has and the
+    /// registers berth uses (the verdict register and [`Register::R1`]); `None` for anything
+    /// else (another kind, another register, a payload write, a non-mask bitwise operation).
+    /// A counter decodes to [`Expr::Counter`] whatever its values.
+    pub fn decode(&self) -> Option<Expr> {
+        let a = attributes(&self.data).ok()?;
+        let find = |kind: u16| a.iter().find(|(k, _)| *k == kind).map(|(_, v)| *v);
+        let be32 = |v: &[u8]| Some(u32::from_be_bytes(v.try_into().ok()?));
+        let register = |v: &[u8]| match be32(v)? {
+            0 => Some(Register::VERDICT),
+            1 => Some(Register::R1),
+            _ => None,
+        };
+        let op = |v: &[u8]| match be32(v)? {
+            0 => Some(CmpOp::Eq),
+            1 => Some(CmpOp::Neq),
+            _ => None,
+        };
+        let value = |nest: &[u8]| {
+            let inner = attributes(nest).ok()?;
+            let (_, v) = inner.iter().find(|(k, _)| *k == NFTA_DATA_VALUE)?;
+            Some(v.to_vec())
+        };
+        let text = |v: &[u8]| {
+            let bytes = v.split(|b| *b == 0).next()?;
+            Some(std::str::from_utf8(bytes).ok()?.to_owned())
+        };
+        Some(match self.name.as_str() {
+            "counter" => Expr::Counter,
+            "payload" if find(NFTA_PAYLOAD_SREG).is_none() => Expr::PayloadLoad {
+                dreg: register(find(NFTA_PAYLOAD_DREG)?)?,
+                base: [
+                    PayloadBase::LinkLayer,
+                    PayloadBase::Network,
+                    PayloadBase::Transport,
+                ]
+                .into_iter()
+                .find(|b| Some(b.number()) == find(NFTA_PAYLOAD_BASE).and_then(be32))?,
+                offset: be32(find(NFTA_PAYLOAD_OFFSET)?)?,
+                len: be32(find(NFTA_PAYLOAD_LEN)?)?,
+            },
+            "cmp" => Expr::Cmp {
+                sreg: register(find(NFTA_CMP_SREG)?)?,
+                op: op(find(NFTA_CMP_OP)?)?,
+                data: value(find(NFTA_CMP_DATA)?)?,
+            },
+            "meta" => Expr::Meta {
+                dreg: register(find(NFTA_META_DREG)?)?,
+                key: MetaKey::ALL
+                    .into_iter()
+                    .find(|k| Some(k.number()) == find(NFTA_META_KEY).and_then(be32))?,
+            },
+            "range" => Expr::Range {
+                sreg: register(find(NFTA_RANGE_SREG)?)?,
+                op: op(find(NFTA_RANGE_OP)?)?,
+                from: value(find(NFTA_RANGE_FROM_DATA)?)?,
+                to: value(find(NFTA_RANGE_TO_DATA)?)?,
+            },
+            // NFTA_BITWISE_OP: only the mask-and-xor operation (0), which is what is sent.
+            "bitwise" if find(NFTA_BITWISE_OP).is_none_or(|v| be32(v) == Some(0)) => {
+                Expr::Bitwise {
+                    sreg: register(find(NFTA_BITWISE_SREG)?)?,
+                    dreg: register(find(NFTA_BITWISE_DREG)?)?,
+                    mask: value(find(NFTA_BITWISE_MASK)?)?,
+                    xor: value(find(NFTA_BITWISE_XOR)?)?,
+                }
+            }
+            "immediate" if register(find(NFTA_IMMEDIATE_DREG)?)? == Register::VERDICT => {
+                let data = attributes(find(NFTA_IMMEDIATE_DATA)?).ok()?;
+                let (_, nest) = data.iter().find(|(k, _)| *k == NFTA_DATA_VERDICT)?;
+                let verdict = attributes(nest).ok()?;
+                let get = |kind: u16| verdict.iter().find(|(k, _)| *k == kind).map(|(_, v)| *v);
+                let chain = || text(get(NFTA_VERDICT_CHAIN)?);
+                Expr::verdict(match be32(get(NFTA_VERDICT_CODE)?)? as i32 {
+                    1 => Verdict::Accept,
+                    0 => Verdict::Drop,
+                    -1 => Verdict::Continue,
+                    -3 => Verdict::Jump(chain()?),
+                    -4 => Verdict::Goto(chain()?),
+                    -5 => Verdict::Return,
+                    _ => return None,
+                })
+            }
+            "match" | "target" => {
+                let name = text(find(NFTA_XT_NAME)?)?;
+                let rev = be32(find(NFTA_XT_REV)?)?;
+                let info = find(NFTA_XT_INFO)?.to_vec();
+                if self.name == "match" {
+                    Expr::Match { name, rev, info }
+                } else {
+                    Expr::Target { name, rev, info }
+                }
+            }
+            _ => return None,
+        })
+    }
+}
+
+/// Decodes `data` as the raw attributes of one listed expression whose kind is chosen by the
+/// first byte. Only for fuzzing: it must never panic.
+#[doc(hidden)]
+pub fn fuzz_decode_listed_expr(data: &[u8]) {
+    const NAMES: [&str; 9] = [
+        "counter",
+        "payload",
+        "cmp",
+        "meta",
+        "range",
+        "bitwise",
+        "immediate",
+        "match",
+        "target",
+    ];
+    let Some((first, rest)) = data.split_first() else {
+        return;
+    };
+    let listed = ListedExpr {
+        name: NAMES[usize::from(*first) % NAMES.len()].into(),
+        data: rest.to_vec(),
+    };
+    let _ = listed.decode();
 }
 
 // ---- attribute encoding -------------------------------------------------------------------------
@@ -1061,14 +1198,21 @@ impl Batch {
             .add_table(family, name)
     }
 
+    /// The checked table and chain names of a chain or rule message, as its first attributes
+    /// (`NFTA_CHAIN_TABLE`/`NFTA_RULE_TABLE` is 1 in both; the chain's is `name_attr`).
+    fn chain_attrs(&mut self, object: &str, table: &str, chain: &str, name_attr: u16) -> Attrs {
+        self.check_name(object, "table", table);
+        self.check_name(object, "chain", chain);
+        let mut a = Attrs::default();
+        a.put_str(NFTA_CHAIN_TABLE, table);
+        a.put_str(name_attr, chain);
+        a
+    }
+
     /// `add chain FAMILY TABLE NAME`: a regular chain (a jump or goto target).
     pub fn add_chain(&mut self, family: Family, table: &str, name: &str) -> &mut Self {
         let object = chain_object(family, table, name);
-        self.check_name(&object, "table", table);
-        self.check_name(&object, "chain", name);
-        let mut a = Attrs::default();
-        a.put_str(NFTA_CHAIN_TABLE, table);
-        a.put_str(NFTA_CHAIN_NAME, name);
+        let a = self.chain_attrs(&object, table, name, NFTA_CHAIN_NAME);
         self.push(NFT_MSG_NEWCHAIN, NLM_F_CREATE, family, a, object);
         self
     }
@@ -1234,11 +1378,7 @@ impl Batch {
     /// `flush chain FAMILY TABLE NAME`: deletes every rule of the chain (which must exist).
     pub fn flush_chain(&mut self, family: Family, table: &str, name: &str) -> &mut Self {
         let object = chain_object(family, table, name);
-        self.check_name(&object, "table", table);
-        self.check_name(&object, "chain", name);
-        let mut a = Attrs::default();
-        a.put_str(NFTA_RULE_TABLE, table);
-        a.put_str(NFTA_RULE_CHAIN, name);
+        let a = self.chain_attrs(&object, table, name, NFTA_RULE_CHAIN);
         self.push(NFT_MSG_DELRULE, 0, family, a, object);
         self
     }
@@ -1252,11 +1392,7 @@ impl Batch {
         handle: u64,
     ) -> &mut Self {
         let object = format!("nftables rule {handle} in chain {chain:?} of table {family} {table}");
-        self.check_name(&object, "table", table);
-        self.check_name(&object, "chain", chain);
-        let mut a = Attrs::default();
-        a.put_str(NFTA_RULE_TABLE, table);
-        a.put_str(NFTA_RULE_CHAIN, chain);
+        let mut a = self.chain_attrs(&object, table, chain, NFTA_RULE_CHAIN);
         a.put(NFTA_RULE_HANDLE, &handle.to_be_bytes());
         self.push(NFT_MSG_DELRULE, 0, family, a, object);
         self
@@ -1266,11 +1402,7 @@ impl Batch {
     /// jump to it.
     pub fn delete_chain(&mut self, family: Family, table: &str, name: &str) -> &mut Self {
         let object = chain_object(family, table, name);
-        self.check_name(&object, "table", table);
-        self.check_name(&object, "chain", name);
-        let mut a = Attrs::default();
-        a.put_str(NFTA_CHAIN_TABLE, table);
-        a.put_str(NFTA_CHAIN_NAME, name);
+        let a = self.chain_attrs(&object, table, name, NFTA_CHAIN_NAME);
         self.push(NFT_MSG_DELCHAIN, 0, family, a, object);
         self
     }
@@ -1636,93 +1768,30 @@ pub fn fuzz_scan_nftables_replies(data: &[u8]) {
     let _ = replies.outcome(&batch);
 }
 
-/// `NLM_F_DUMP_INTR`: the dump saw the ruleset change.
-const NLM_F_DUMP_INTR: u16 = 0x10;
 /// The type bits of an attribute's type (without `NLA_F_NESTED` and `NLA_F_NET_BYTEORDER`).
 const NLA_TYPE_MASK: u16 = 0x3fff;
 
-/// The messages of one rule dump while they arrive.
-#[derive(Debug)]
-struct RuleDump {
-    seq: u32,
-    rules: Vec<ListedRule>,
-    done: bool,
-    interrupted: bool,
-}
-
-impl RuleDump {
-    fn new(seq: u32) -> Self {
-        RuleDump {
-            seq,
-            rules: Vec::new(),
-            done: false,
-            interrupted: false,
+/// Scans one datagram of a rule dump with the shared exchange reader, collecting the rules.
+/// Returns `Some` when the dump is over.
+fn scan_rule_dump(
+    exchange: &mut Exchange,
+    datagram: &[u8],
+    object: &str,
+    rules: &mut Vec<ListedRule>,
+) -> Option<Result<Outcome>> {
+    let describe = || object.to_owned();
+    exchange.scan(datagram, &describe, &mut |message_type, payload| {
+        if message_type != (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_NEWRULE {
+            return Ok(());
         }
-    }
-
-    /// Scans one datagram of the dump. Messages of other exchanges are skipped.
-    fn scan(&mut self, datagram: &[u8], object: &str) -> Result<()> {
-        let context = || format!("listing the rules of {object}");
-        let mut offset = 0;
-        while datagram.len().saturating_sub(offset) >= HEADER_LEN && !self.done {
-            let rest = &datagram[offset..];
-            let len = read_u32(rest, 0) as usize;
-            let message_type = read_u16(rest, 4);
-            let flags = read_u16(rest, 6);
-            let seq = read_u32(rest, 8);
-            if len < HEADER_LEN || len > rest.len() {
-                return Err(Error::Protocol {
-                    context: context(),
-                    message: format!(
-                        "a message claims {len} bytes but {} are left in the datagram",
-                        rest.len()
-                    ),
-                });
-            }
-            offset += align4(len);
-            if seq != self.seq {
-                continue;
-            }
-            if flags & NLM_F_DUMP_INTR != 0 {
-                self.interrupted = true;
-            }
-            let payload = &rest[HEADER_LEN..len];
-            match message_type {
-                NLMSG_DONE => self.done = true,
-                NLMSG_ERROR => {
-                    let code = if payload.len() >= 4 {
-                        read_i32(payload, 0)
-                    } else {
-                        return Err(Error::Protocol {
-                            context: context(),
-                            message: "an error message without an error code".into(),
-                        });
-                    };
-                    self.done = true;
-                    if code == -libc::ENOENT {
-                        // No such table or chain: nothing to list.
-                        self.rules.clear();
-                    } else if code != 0 {
-                        return Err(Error::from_errno_with(
-                            code.checked_neg().unwrap_or(i32::MAX),
-                            object,
-                            ack_text(&payload[4..], flags).as_deref(),
-                        ));
-                    }
-                }
-                t if t == (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_NEWRULE => {
-                    let attrs = payload.get(NFGENMSG_LEN..).unwrap_or(&[]);
-                    self.rules
-                        .push(parse_rule(attrs).map_err(|message| Error::Protocol {
-                            context: context(),
-                            message,
-                        })?);
-                }
-                _ => {}
-            }
-        }
+        let attrs = payload.get(NFGENMSG_LEN..).unwrap_or(&[]);
+        let rule = parse_rule(attrs).map_err(|message| Error::Protocol {
+            context: format!("listing the rules of {object}"),
+            message,
+        })?;
+        rules.push(rule);
         Ok(())
-    }
+    })
 }
 
 /// Splits an attribute stream into (type without flags, value) pairs.
@@ -1793,14 +1862,15 @@ fn parse_rule(attrs: &[u8]) -> std::result::Result<ListedRule, String> {
 /// Only for fuzzing: it must never panic.
 #[doc(hidden)]
 pub fn fuzz_scan_rule_dump(data: &[u8]) {
-    let mut dump = RuleDump::new(1);
+    let mut exchange = Exchange::new(1, true);
+    let mut rules = Vec::new();
     let mut rest = data;
-    while !rest.is_empty() && !dump.done {
+    while !rest.is_empty() {
         let cut = rest
             .windows(4)
             .position(|w| w == [0xff; 4])
             .unwrap_or(rest.len());
-        if dump.scan(&rest[..cut], "fuzz").is_err() {
+        if scan_rule_dump(&mut exchange, &rest[..cut], "fuzz", &mut rules).is_some() {
             return;
         }
         rest = rest.get(cut + 4..).unwrap_or(&[]);
@@ -2016,13 +2086,21 @@ impl Conn {
             self.tx = tx;
             put?;
             self.send()?;
-            let mut dump = RuleDump::new(seq);
-            while !dump.done {
+            let mut exchange = Exchange::new(seq, true);
+            let mut rules = Vec::new();
+            let end = loop {
                 let n = self.recv()?;
-                dump.scan(&self.rx[..n], object)?;
-            }
-            if !dump.interrupted {
-                return Ok(dump.rules);
+                if let Some(end) = scan_rule_dump(&mut exchange, &self.rx[..n], object, &mut rules)
+                {
+                    break end;
+                }
+            };
+            match end {
+                Ok(Outcome::Complete) => return Ok(rules),
+                Ok(Outcome::Interrupted) => {}
+                // No such table or chain: nothing to list.
+                Err(e) if e.is_not_found() => return Ok(Vec::new()),
+                Err(e) => return Err(e),
             }
         }
         Err(Error::Protocol {

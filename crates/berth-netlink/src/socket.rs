@@ -60,7 +60,7 @@ pub(crate) type Decoder<'a, T> = dyn FnMut(u16, &[u8]) -> Result<Option<T>> + 'a
 
 /// Whether a dump completed or was interrupted by concurrent changes and must be restarted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Outcome {
+pub(crate) enum Outcome {
     Complete,
     Interrupted,
 }
@@ -233,12 +233,7 @@ impl Conn {
     ) -> Result<Outcome> {
         let seq = self.send(message_type, flags, body)?;
         let is_dump = flags & NLM_F_DUMP == NLM_F_DUMP;
-        let mut state = Exchange {
-            seq,
-            is_dump,
-            interrupted: false,
-            callback_error: None,
-        };
+        let mut state = Exchange::new(seq, is_dump);
         loop {
             let n = self.recv()?;
             if let Some(end) = state.scan(&self.rx[..n], object, on_message) {
@@ -248,8 +243,9 @@ impl Conn {
     }
 }
 
-/// The state of one request/reply exchange while its datagrams are scanned.
-struct Exchange {
+/// The state of one request/reply exchange while its datagrams are scanned (rtnetlink requests
+/// and dumps, nf_tables dumps).
+pub(crate) struct Exchange {
     seq: u32,
     is_dump: bool,
     interrupted: bool,
@@ -257,8 +253,18 @@ struct Exchange {
 }
 
 impl Exchange {
+    /// The exchange of the request sent with sequence number `seq`.
+    pub(crate) fn new(seq: u32, is_dump: bool) -> Exchange {
+        Exchange {
+            seq,
+            is_dump,
+            interrupted: false,
+            callback_error: None,
+        }
+    }
+
     /// Scans one datagram. Returns `Some` when the exchange is over.
-    fn scan(
+    pub(crate) fn scan(
         &mut self,
         datagram: &[u8],
         object: &dyn Fn() -> String,
@@ -473,12 +479,7 @@ pub(crate) fn read_i32(b: &[u8], at: usize) -> i32 {
 /// byte selects a dump (odd) or a request (even). Only for fuzzing: it must never panic.
 #[doc(hidden)]
 pub fn fuzz_scan_replies(data: &[u8]) {
-    let mut state = Exchange {
-        seq: 1,
-        is_dump: data.first().is_some_and(|b| b & 1 == 1),
-        interrupted: false,
-        callback_error: None,
-    };
+    let mut state = Exchange::new(1, data.first().is_some_and(|b| b & 1 == 1));
     let object = || String::from("fuzzed reply");
     let _ = state.scan(data.get(1..).unwrap_or(&[]), &object, &mut |ty, payload| {
         let _ = crate::link::decode_link(ty, payload);

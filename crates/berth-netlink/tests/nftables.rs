@@ -8,8 +8,8 @@ use std::thread;
 
 use berth_netlink::Error;
 use berth_netlink::nftables::{
-    BaseChain, Batch, ChainType, Checksum, CmpOp, Data, Expr, Family, Hook, MetaKey, NftHandle,
-    PayloadBase, Policy, Register, RuleCompat, SetElement, Verdict, priority,
+    BaseChain, Batch, ChainType, Checksum, CmpOp, Data, Expr, Family, Hook, ListedExpr, MetaKey,
+    NftHandle, PayloadBase, Policy, Register, RuleCompat, SetElement, Verdict, priority,
 };
 use berth_testhost::TestHost;
 use common::host;
@@ -610,6 +610,43 @@ fn rules_list_back_and_go_by_handle_flush_and_chain_delete() {
             v
         },
     };
+    let ranged = vec![
+        Expr::PayloadLoad {
+            base: PayloadBase::Transport,
+            offset: 2,
+            len: 2,
+            dreg: r1,
+        },
+        Expr::Range {
+            op: CmpOp::Eq,
+            sreg: r1,
+            from: be16(8000),
+            to: be16(8010),
+        },
+        Expr::Counter,
+        Expr::verdict(Verdict::Accept),
+    ];
+    let masked = vec![
+        Expr::PayloadLoad {
+            base: PayloadBase::Network,
+            offset: 12,
+            len: 4,
+            dreg: r1,
+        },
+        Expr::Bitwise {
+            sreg: r1,
+            dreg: r1,
+            mask: vec![255, 255, 240, 0],
+            xor: vec![0; 4],
+        },
+        Expr::Cmp {
+            op: CmpOp::Eq,
+            sreg: r1,
+            data: ipv4("172.31.16.0"),
+        },
+        Expr::Counter,
+        masq,
+    ];
     let mut b = Batch::new();
     b.add_table(Family::Ip, "nat")
         .add_base_chain(
@@ -624,52 +661,12 @@ fn rules_list_back_and_go_by_handle_flush_and_chain_delete() {
             ),
         )
         .add_chain(Family::Ip, "nat", "X")
-        .add_rule(
-            Family::Ip,
-            "nat",
-            "X",
-            &[
-                Expr::PayloadLoad {
-                    base: PayloadBase::Transport,
-                    offset: 2,
-                    len: 2,
-                    dreg: r1,
-                },
-                Expr::Range {
-                    op: CmpOp::Eq,
-                    sreg: r1,
-                    from: be16(8000),
-                    to: be16(8010),
-                },
-                Expr::Counter,
-                Expr::verdict(Verdict::Accept),
-            ],
-        )
+        .add_rule(Family::Ip, "nat", "X", &ranged)
         .add_rule_compat(
             Family::Ip,
             "nat",
             "X",
-            &[
-                Expr::PayloadLoad {
-                    base: PayloadBase::Network,
-                    offset: 12,
-                    len: 4,
-                    dreg: r1,
-                },
-                Expr::Bitwise {
-                    sreg: r1,
-                    dreg: r1,
-                    mask: vec![255, 255, 240, 0],
-                    xor: vec![0; 4],
-                },
-                Expr::Cmp {
-                    op: CmpOp::Eq,
-                    sreg: r1,
-                    data: ipv4("172.31.16.0"),
-                },
-                Expr::Counter,
-                masq,
-            ],
+            &masked,
             Some(RuleCompat {
                 proto: 6,
                 inverted: false,
@@ -692,6 +689,11 @@ fn rules_list_back_and_go_by_handle_flush_and_chain_delete() {
     assert_eq!(rules.len(), 2);
     let names: Vec<&str> = rules[1].exprs.iter().map(|e| e.name.as_str()).collect();
     assert_eq!(names, ["payload", "bitwise", "cmp", "counter", "target"]);
+    // Read back into the expressions that were sent.
+    for (listed, sent) in rules.iter().zip([&ranged, &masked]) {
+        let decoded: Option<Vec<Expr>> = listed.exprs.iter().map(ListedExpr::decode).collect();
+        assert_eq!(decoded.as_ref(), Some(sent));
+    }
     assert!(rules[0].handle != rules[1].handle);
     assert!(
         nft_h
