@@ -28,10 +28,9 @@
 mod options;
 
 use std::collections::HashMap;
-use std::fs::{File, OpenOptions};
-use std::io::{self, Read, Write};
+use std::fs::File;
+use std::io::Read;
 use std::net::IpAddr;
-use std::os::fd::AsRawFd;
 use std::sync::{Arc, Mutex, RwLock};
 
 use berth_driver::{
@@ -92,11 +91,6 @@ pub struct BridgeDriver {
     ports: PortMapper,
     defaults: BridgeDefaults,
     networks: RwLock<HashMap<NetworkId, Arc<BridgeNetwork>>>,
-    /// `/proc/sys/net/ipv6/conf` of the host namespace, opened once (None: no IPv6 there). Each
-    /// lookup of `/proc/sys/net` walks a dentry per namespace whose sysctls were ever read, so a
-    /// write through the full path costs in proportion to the number of sandboxes; through this
-    /// directory it does not.
-    host_ipv6_conf: Option<File>,
 }
 
 impl BridgeDriver {
@@ -126,9 +120,6 @@ impl BridgeDriver {
         let host = host
             .try_clone()
             .map_err(|e| DriverError::kernel("duplicating the host namespace handle", e))?;
-        let host_ipv6_conf = host
-            .run(|| File::open("/proc/sys/net/ipv6/conf").ok())
-            .map_err(|e| DriverError::kernel("entering the host namespace", e))?;
         Ok(BridgeDriver {
             host,
             netlink,
@@ -136,7 +127,6 @@ impl BridgeDriver {
             ports,
             defaults,
             networks: RwLock::new(HashMap::new()),
-            host_ipv6_conf,
         })
     }
 
@@ -304,30 +294,6 @@ impl BridgeDriver {
             Err(e) if e.is_not_found() => Ok(()),
             Err(e) => Err(DriverError::kernel(
                 format!("switching IPv6 off on {ifname} in the {place}"),
-                e,
-            )),
-        }
-    }
-
-    /// Switches IPv6 off on the host end `ifname` of a veth pair, through the host's
-    /// `/proc/sys/net/ipv6/conf` opened when the driver was made.
-    fn host_ipv6_off(&self, ifname: &str) -> Result<()> {
-        let Some(conf) = &self.host_ipv6_conf else {
-            return self.ipv6_off(&self.host, "host namespace", ifname);
-        };
-        // `ifname` is berth's own veth name (`berth` + hex digits): one path component.
-        let path = format!("/proc/self/fd/{}/{ifname}/disable_ipv6", conf.as_raw_fd());
-        let written = self
-            .host
-            .run(|| -> io::Result<()> {
-                OpenOptions::new().write(true).open(&path)?.write_all(b"1")
-            })
-            .map_err(|e| DriverError::kernel("entering the host namespace", e))?;
-        match written {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(DriverError::kernel(
-                format!("switching IPv6 off on {ifname} in the host namespace"),
                 e,
             )),
         }
@@ -568,7 +534,7 @@ impl NetworkDriver for BridgeDriver {
                 // carrier change of each port makes the kernel walk the host's whole IPv6
                 // routing table, which holds routes of every other port, under the lock every
                 // netlink request waits for.
-                if let Err(e) = self.host_ipv6_off(host_if) {
+                if let Err(e) = self.ipv6_off(&self.host, "host namespace", host_if) {
                     let _ = nl.link_delete(host_if);
                     return Err(e);
                 }

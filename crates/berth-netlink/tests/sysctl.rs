@@ -121,3 +121,47 @@ fn bad_keys_missing_keys_and_bad_values_are_typed_errors() {
         "nothing was written"
     );
 }
+
+/// A handle keeps its namespace's directories under `/proc/sys/net` open after the first key:
+/// keys of interfaces made later are still found, and each handle reaches its own namespace
+/// only, whichever handle was used first.
+#[test]
+fn kept_directories_see_later_interfaces_and_only_their_own_namespace() {
+    let (h1, h2) = (host(), host());
+    // Opens (and keeps) the ipv6 and ipv4 directories of each namespace.
+    for h in [&h1, &h2] {
+        assert_eq!(
+            sysctl_get(h.netns(), "net.ipv6.conf.all.disable_ipv6").unwrap(),
+            "0"
+        );
+        sysctl_get(h.netns(), "net.ipv4.ip_default_ttl").unwrap();
+    }
+    let e = sysctl_set(h1.netns(), "net.ipv6.conf.later0.disable_ipv6", "1").unwrap_err();
+    assert!(e.is_not_found(), "{e:?}");
+    handle(&h1)
+        .link_add(&berth_netlink::LinkSpec::bridge("later0"))
+        .unwrap();
+    sysctl_set(h1.netns(), "net.ipv6.conf.later0.disable_ipv6", "1").unwrap();
+    assert_eq!(
+        ip_netns_sysctl(&h1, "net.ipv6.conf.later0.disable_ipv6"),
+        "1"
+    );
+    // The other namespace has no such interface, and its own values.
+    let e = sysctl_get(h2.netns(), "net.ipv6.conf.later0.disable_ipv6").unwrap_err();
+    assert!(e.is_not_found(), "{e:?}");
+    sysctl_set(h1.netns(), "net.ipv4.ip_default_ttl", "71").unwrap();
+    sysctl_set(h2.netns(), "net.ipv4.ip_default_ttl", "72").unwrap();
+    assert_eq!(ip_netns_sysctl(&h1, "net.ipv4.ip_default_ttl"), "71");
+    assert_eq!(ip_netns_sysctl(&h2, "net.ipv4.ip_default_ttl"), "72");
+    assert_eq!(
+        sysctl_get(h1.netns(), "net.ipv4.ip_default_ttl").unwrap(),
+        "71"
+    );
+    assert_eq!(
+        sysctl_get(h2.netns(), "net.ipv4.ip_default_ttl").unwrap(),
+        "72"
+    );
+    // A duplicated handle starts without kept directories and reaches the same namespace.
+    let dup = h1.netns().try_clone().unwrap();
+    assert_eq!(sysctl_get(&dup, "net.ipv4.ip_default_ttl").unwrap(), "71");
+}
