@@ -92,7 +92,8 @@ impl SysctlDirs {
         match nix::fcntl::openat(&*handle, rest.as_str(), flags, Mode::empty()) {
             Ok(fd) => Ok(File::from(fd)),
             // A directory kept from before may have gone since (its module unloaded): look it
-            // up once more.
+            // up once more. A key that is simply missing pays that one walk again, which only
+            // misses (an interface already gone) do.
             Err(nix::errno::Errno::ENOENT) if kept => {
                 self.forget(dir);
                 let (handle, _) = self.dir(dir)?;
