@@ -51,6 +51,7 @@ mod name;
 mod neigh;
 mod netns;
 pub mod nftables;
+mod nsid;
 mod reserve;
 mod route;
 mod socket;

@@ -487,6 +487,7 @@ pub fn fuzz_scan_replies(data: &[u8]) {
         let _ = crate::route::decode_route(ty, payload);
         let _ = crate::neigh::decode_neighbour(ty, payload);
         let _ = crate::fdb::decode_fdb(ty, payload);
+        let _ = crate::nsid::decode_nsid(ty, payload);
         Ok(())
     });
 }

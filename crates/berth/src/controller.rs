@@ -4,6 +4,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
 use std::io::Read;
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use berth_bridge::{BridgeDefaults, BridgeDriver, BridgeOptions};
@@ -71,7 +72,18 @@ struct Inner {
     ipam: Mutex<Ipam>,
     networks: RwLock<Registry<Network>>,
     sandboxes: RwLock<Registry<Sandbox>>,
+    /// The next namespace id to give a sandbox in the host namespace (see [`NSID_TOP`]).
+    next_nsid: AtomicI32,
 }
+
+/// The namespace ids berth gives sandboxes in the host namespace count down from here to
+/// [`NSID_FLOOR`], so the newest sandbox has the lowest id. The kernel looks a peer namespace's
+/// id up by walking the ids in ascending order, every time it describes a host veth (each
+/// notification of its creation, bridge port, link state): with ids given in creation order, that
+/// walk passed over every older sandbox on each step of a connect.
+const NSID_TOP: i32 = i32::MAX;
+/// The lowest id of berth's range; ids below it are left to the kernel and other tools.
+const NSID_FLOOR: i32 = 1 << 30;
 
 struct Network {
     record: NetworkRecord,
@@ -373,7 +385,14 @@ impl Controller {
             ipam: Mutex::new(Ipam::new()),
             networks: RwLock::new(Registry::default()),
             sandboxes: RwLock::new(Registry::default()),
+            next_nsid: AtomicI32::new(NSID_TOP),
         };
+        // Below every id of berth's range already given (sandboxes from before a restart).
+        if let Ok(ids) = inner.host_netlink.nsid_list()
+            && let Some(lowest) = ids.into_iter().filter(|id| *id >= NSID_FLOOR).min()
+        {
+            inner.next_nsid.store(lowest - 1, Ordering::Relaxed);
+        }
         if let Some(pools) = &inner.config.default_address_pools {
             *lock(&inner.ipam) = Ipam::with_default_pools(
                 pools.clone(),
@@ -827,6 +846,9 @@ impl Controller {
                 ));
             }
         };
+        if !host_mode {
+            self.give_nsid(&netns);
+        }
         let setup = || -> berth_netlink::Result<Handle> {
             let nl = Handle::open(&netns)?;
             if owned {
@@ -1173,6 +1195,33 @@ impl Controller {
         });
         if let Err(e) = result {
             tracing::warn!(sandbox = %sb.name(), error = %e, "writing hosts/resolv.conf");
+        }
+    }
+
+    /// Gives a sandbox's namespace the next id of berth's range in the host namespace (see
+    /// [`NSID_TOP`]). Best effort: a namespace that has an id already (an adopted one) keeps it,
+    /// and on any failure the kernel numbers it itself as before.
+    fn give_nsid(&self, netns: &Netns) {
+        let nl = &self.inner.host_netlink;
+        for _ in 0..8 {
+            let id = self.inner.next_nsid.fetch_sub(1, Ordering::Relaxed);
+            if id < NSID_FLOOR {
+                self.inner.next_nsid.store(NSID_TOP, Ordering::Relaxed);
+                continue;
+            }
+            match nl.nsid_set(netns, id) {
+                Ok(()) => return,
+                // Taken by another namespace (try the next id), or this one has an id already.
+                Err(e) if e.is_exists() => {
+                    if !matches!(nl.nsid_get(netns), Ok(None)) {
+                        return;
+                    }
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, "namespace id not given; the kernel numbers the sandbox");
+                    return;
+                }
+            }
         }
     }
 

@@ -232,3 +232,60 @@ impl Drop for KillOnDrop {
         let _ = self.0.wait();
     }
 }
+
+/// Each sandbox's namespace gets an id in the host namespace below every earlier sandbox's,
+/// also after a restart, so that the kernel's ascending search of namespace ids (each time it
+/// describes a host veth) meets the newest sandbox first. Traffic still flows between them.
+#[test]
+fn newer_sandboxes_get_lower_namespace_ids_across_restarts() {
+    use berth_testhost::berth_netlink::Handle;
+    let mut f = Fixture::new();
+    f.ctl().create_network(NetworkCreate::new("ids")).unwrap();
+    let nsid = |f: &Fixture, sb: &str| -> i32 {
+        Handle::open(f.host.netns())
+            .unwrap()
+            .nsid_get(&f.sandbox_ns(sb))
+            .unwrap()
+            .unwrap_or_else(|| panic!("{sb} has no namespace id in the host"))
+    };
+    for sb in ["older", "newer"] {
+        f.ctl().create_sandbox(SandboxCreate::new(sb)).unwrap();
+        f.ctl()
+            .connect(sb, "ids", EndpointOptions::default())
+            .unwrap();
+    }
+    let (older, newer) = (nsid(&f, "older"), nsid(&f, "newer"));
+    assert!(newer < older, "newer {newer}, older {older}");
+    assert!(newer >= 1 << 30, "{newer}");
+    // As iproute2 sees them.
+    let listed = f.host.ip(&["netns", "list-id"]).unwrap();
+    for id in [older, newer] {
+        assert!(listed.contains(&format!("nsid {id} ")), "{id} in {listed}");
+    }
+    // More sandboxes than a creation tries ids: after the restart, berth must start below
+    // them rather than find its way down by trial.
+    for i in 0..10 {
+        f.ctl()
+            .create_sandbox(SandboxCreate::new(format!("idle{i}")))
+            .unwrap();
+    }
+    let lowest_idle = (0..10)
+        .map(|i| nsid(&f, &format!("idle{i}")))
+        .min()
+        .unwrap();
+    f.restart();
+    f.ctl()
+        .create_sandbox(SandboxCreate::new("newest"))
+        .unwrap();
+    f.ctl()
+        .connect("newest", "ids", EndpointOptions::default())
+        .unwrap();
+    let newest = nsid(&f, "newest");
+    assert!(
+        (1 << 30..lowest_idle).contains(&newest),
+        "newest {newest}, lowest before the restart {lowest_idle}"
+    );
+    assert_eq!(nsid(&f, "older"), older, "a restart keeps the ids given");
+    let to = f.ip_of("older", "ids");
+    assert!(f.ping("newest", &to), "newest reaches older at {to}");
+}
