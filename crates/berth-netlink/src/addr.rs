@@ -3,7 +3,7 @@
 use std::net::{IpAddr, Ipv4Addr};
 
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
-use netlink_packet_core::{NLM_F_CREATE, NLM_F_EXCL, Parseable};
+use netlink_packet_core::{NLM_F_CREATE, NLM_F_EXCL};
 use netlink_packet_route::AddressFamily;
 use netlink_packet_route::address::{
     AddressAttribute, AddressFlags, AddressHeaderFlags, AddressMessage, AddressScope,
@@ -11,7 +11,7 @@ use netlink_packet_route::address::{
 
 use crate::error::{Error, Result};
 use crate::link::LinkRef;
-use crate::socket::Handle;
+use crate::socket::{Handle, parse_reply};
 
 const RTM_NEWADDR: u16 = 20;
 const RTM_DELADDR: u16 = 21;
@@ -243,13 +243,10 @@ fn address_message(index: u32, net: &IpNet) -> AddressMessage {
 }
 
 pub(crate) fn decode_address(ty: u16, payload: &[u8]) -> Result<Option<Address>> {
-    if ty != RTM_NEWADDR {
+    let Some(msg) = parse_reply::<AddressMessage>(ty, RTM_NEWADDR, payload, "an address message")?
+    else {
         return Ok(None);
-    }
-    let msg = AddressMessage::parse(payload).map_err(|e| Error::Protocol {
-        context: "decoding an address message".into(),
-        message: e.to_string(),
-    })?;
+    };
     if !matches!(
         msg.header.family,
         AddressFamily::Inet | AddressFamily::Inet6

@@ -3,7 +3,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use netlink_packet_core::{NLM_F_APPEND, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE, Parseable};
+use netlink_packet_core::{NLM_F_APPEND, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE};
 use netlink_packet_route::AddressFamily;
 use netlink_packet_route::neighbour::{
     NeighbourAddress, NeighbourAttribute, NeighbourFlags, NeighbourMessage, NeighbourState,
@@ -13,7 +13,7 @@ use crate::error::{Error, Result};
 use crate::link::{LinkRef, MAX_VNI};
 use crate::mac::MacAddr;
 use crate::neigh::{NeighState, RTM_DELNEIGH, RTM_GETNEIGH, RTM_NEWNEIGH};
-use crate::socket::Handle;
+use crate::socket::{Handle, parse_reply};
 
 /// An FDB entry to add, append or delete: `bridge fdb add MAC dev LINK [dst IP] [vni N] self`.
 ///
@@ -167,13 +167,10 @@ pub struct FdbEntry {
 }
 
 pub(crate) fn decode_fdb(ty: u16, payload: &[u8]) -> Result<Option<FdbEntry>> {
-    if ty != RTM_NEWNEIGH {
+    let Some(msg) = parse_reply::<NeighbourMessage>(ty, RTM_NEWNEIGH, payload, "an fdb message")?
+    else {
         return Ok(None);
-    }
-    let msg = NeighbourMessage::parse(payload).map_err(|e| Error::Protocol {
-        context: "decoding an fdb message".into(),
-        message: e.to_string(),
-    })?;
+    };
     if msg.header.family != AddressFamily::Bridge {
         return Ok(None);
     }

@@ -5,7 +5,6 @@ use std::fmt;
 use std::net::IpAddr;
 use std::os::fd::{AsFd, AsRawFd};
 
-use netlink_packet_core::Parseable;
 use netlink_packet_route::link::{
     InfoBridgePort, InfoData, InfoIpVlan, InfoKind, InfoMacVlan, InfoPortData, InfoPortKind,
     InfoVxlan, IpVlanMode as NlIpVlanMode, LinkAttribute, LinkExtentMask, LinkFlags, LinkInfo,
@@ -17,7 +16,7 @@ use crate::error::{Error, Result};
 use crate::link_spec::check_mtu;
 use crate::mac::MacAddr;
 use crate::name::validate_ifname;
-use crate::socket::Handle;
+use crate::socket::{Handle, parse_reply};
 
 pub(crate) const RTM_NEWLINK: u16 = 16;
 pub(crate) const RTM_DELLINK: u16 = 17;
@@ -462,13 +461,9 @@ fn select(msg: &mut LinkMessage, link: &LinkRef) {
 }
 
 pub(crate) fn decode_link(ty: u16, payload: &[u8]) -> Result<Option<Link>> {
-    if ty != RTM_NEWLINK {
+    let Some(msg) = parse_reply::<LinkMessage>(ty, RTM_NEWLINK, payload, "a link message")? else {
         return Ok(None);
-    }
-    let msg = LinkMessage::parse(payload).map_err(|e| Error::Protocol {
-        context: "decoding a link message".into(),
-        message: e.to_string(),
-    })?;
+    };
     Ok(Some(Link::from_message(msg)))
 }
 

@@ -2,17 +2,17 @@
 
 use std::net::IpAddr;
 
-use netlink_packet_core::{NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE, Parseable};
+use netlink_packet_core::{NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE};
 use netlink_packet_route::AddressFamily;
 use netlink_packet_route::neighbour::{
     NeighbourAddress, NeighbourAttribute, NeighbourMessage, NeighbourState,
 };
 
 use crate::addr::IpFamily;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::link::LinkRef;
 use crate::mac::MacAddr;
-use crate::socket::Handle;
+use crate::socket::{Handle, parse_reply};
 
 pub(crate) const RTM_NEWNEIGH: u16 = 28;
 pub(crate) const RTM_DELNEIGH: u16 = 29;
@@ -108,13 +108,11 @@ fn message(index: u32, ip: IpAddr) -> NeighbourMessage {
 }
 
 pub(crate) fn decode_neighbour(ty: u16, payload: &[u8]) -> Result<Option<Neighbour>> {
-    if ty != RTM_NEWNEIGH {
+    let Some(msg) =
+        parse_reply::<NeighbourMessage>(ty, RTM_NEWNEIGH, payload, "a neighbour message")?
+    else {
         return Ok(None);
-    }
-    let msg = NeighbourMessage::parse(payload).map_err(|e| Error::Protocol {
-        context: "decoding a neighbour message".into(),
-        message: e.to_string(),
-    })?;
+    };
     if !matches!(
         msg.header.family,
         AddressFamily::Inet | AddressFamily::Inet6

@@ -8,13 +8,12 @@
 
 use std::os::fd::{AsFd, AsRawFd};
 
-use netlink_packet_core::Parseable;
 use netlink_packet_route::AddressFamily;
 use netlink_packet_route::nsid::{NsidAttribute, NsidMessage};
 
 use crate::Netns;
 use crate::error::{Error, Result};
-use crate::socket::Handle;
+use crate::socket::{Handle, parse_reply};
 
 const RTM_NEWNSID: u16 = 88;
 const RTM_GETNSID: u16 = 90;
@@ -37,13 +36,10 @@ fn fd_attr(peer: &Netns) -> Result<NsidAttribute> {
 /// The `NETNSA_NSID` of a reply (`None` for a namespace without an id, which the kernel reports
 /// as -1).
 pub(crate) fn decode_nsid(ty: u16, payload: &[u8]) -> Result<Option<i32>> {
-    if ty != RTM_NEWNSID {
+    let Some(msg) = parse_reply::<NsidMessage>(ty, RTM_NEWNSID, payload, "a namespace id message")?
+    else {
         return Ok(None);
-    }
-    let msg = NsidMessage::parse(payload).map_err(|e| Error::Protocol {
-        context: "decoding a namespace id message".into(),
-        message: e.to_string(),
-    })?;
+    };
     Ok(msg.attributes.iter().find_map(|a| match a {
         NsidAttribute::Id(id) if *id >= 0 => Some(*id),
         _ => None,

@@ -3,7 +3,7 @@
 use std::net::IpAddr;
 
 use ipnet::IpNet;
-use netlink_packet_core::{NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE, Parseable};
+use netlink_packet_core::{NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE};
 use netlink_packet_route::AddressFamily;
 use netlink_packet_route::route::{
     RouteAddress, RouteAttribute, RouteFlags, RouteHeader, RouteMessage, RouteProtocol, RouteScope,
@@ -13,7 +13,7 @@ use netlink_packet_route::route::{
 use crate::addr::{IpFamily, Scope, cidr};
 use crate::error::{Error, Result};
 use crate::link::LinkRef;
-use crate::socket::Handle;
+use crate::socket::{Handle, parse_reply};
 
 const RTM_NEWROUTE: u16 = 24;
 const RTM_DELROUTE: u16 = 25;
@@ -338,13 +338,10 @@ fn ip_of(a: &RouteAddress) -> Option<IpAddr> {
 }
 
 pub(crate) fn decode_route(ty: u16, payload: &[u8]) -> Result<Option<Route>> {
-    if ty != RTM_NEWROUTE {
+    let Some(msg) = parse_reply::<RouteMessage>(ty, RTM_NEWROUTE, payload, "a route message")?
+    else {
         return Ok(None);
-    }
-    let msg = RouteMessage::parse(payload).map_err(|e| Error::Protocol {
-        context: "decoding a route message".into(),
-        message: e.to_string(),
-    })?;
+    };
     if msg.header.flags.contains(RouteFlags::Cloned) {
         return Ok(None);
     }

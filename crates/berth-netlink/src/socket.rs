@@ -468,6 +468,23 @@ pub(crate) fn read_u32(b: &[u8], at: usize) -> u32 {
     u32::from_ne_bytes(raw)
 }
 
+/// Parses one reply message as `M` if it has type `want`; `None` for other types (a dump's other
+/// messages). A message that does not parse is [`Error::Protocol`] naming `what`.
+pub(crate) fn parse_reply<M: netlink_packet_core::Parseable<[u8]>>(
+    ty: u16,
+    want: u16,
+    payload: &[u8],
+    what: &str,
+) -> Result<Option<M>> {
+    if ty != want {
+        return Ok(None);
+    }
+    M::parse(payload).map(Some).map_err(|e| Error::Protocol {
+        context: format!("decoding {what}"),
+        message: e.to_string(),
+    })
+}
+
 pub(crate) fn read_i32(b: &[u8], at: usize) -> i32 {
     let mut raw = [0u8; 4];
     raw.copy_from_slice(&b[at..at + 4]);

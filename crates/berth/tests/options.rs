@@ -135,9 +135,13 @@ fn ipv4_only_interfaces_have_ipv6_off_and_stay_quiet() {
 fn adopted_namespace_is_used_and_left_alone() {
     let f = Fixture::new();
     let outside = TestHost::new().unwrap();
+    // An id the engine (or `ip netns set`) gave the namespace in the host stays as it is.
+    let host_nl = berth_testhost::berth_netlink::Handle::open(f.host.netns()).unwrap();
+    host_nl.nsid_set(outside.netns(), 77).unwrap();
     let mut req = SandboxCreate::new("adopted");
     req.netns = SandboxNetns::Adopt(outside.path());
     f.ctl().create_sandbox(req).unwrap();
+    assert_eq!(host_nl.nsid_get(outside.netns()).unwrap(), Some(77));
     f.ctl()
         .connect("adopted", "bridge", EndpointOptions::default())
         .unwrap();
