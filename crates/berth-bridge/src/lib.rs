@@ -8,6 +8,14 @@
 //! its endpoint record) is a port of the bridge, the other end is created directly inside the
 //! sandbox under its final name (`eth0`, `eth1`, ...), with the endpoint's addresses and MAC.
 //!
+//! The host end of every veth takes the bridge's own MAC address. The bridge keeps one local
+//! forwarding entry per distinct port address and walks all of them each time a port joins;
+//! sharing the bridge's address keeps that table at one entry whatever the number of ports. The
+//! host end never sends a frame of its own (it has no addresses, IPv6 is off on it), so the
+//! shared address is never seen on the wire, and as an address set by berth (not random)
+//! udev's `MACAddressPolicy` leaves it alone. Bridges berth makes have multicast snooping off
+//! (see [`BridgeOptions::mcast_snooping`]).
+//!
 //! MAC addresses follow Docker's derivation (`02:42` + the IPv4 address), not random addresses
 //! with a gratuitous ARP: when an address is reused by another endpoint, neighbours' ARP caches
 //! already hold the right MAC, and no extra packet is needed on join. IPv6-only endpoints get a
@@ -31,6 +39,7 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::io::Read;
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use berth_driver::{
@@ -39,13 +48,13 @@ use berth_driver::{
     local_mac_from_bytes, mac_from_ipv4,
 };
 use berth_firewall::{Firewall, NetworkRules};
-use berth_netlink::{AddrSpec, Handle, LinkKind, LinkSpec, Netns, VethPeer, sysctl_set};
+use berth_netlink::{AddrSpec, Handle, Link, LinkKind, LinkSpec, Netns, VethPeer, sysctl_set};
 use berth_portmap::{MapRequest, PortBinding, PortMapper, PortSpec};
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 
 pub use options::{
     BRIDGE_NAME, BridgeDefaults, BridgeOptions, DEFAULT_BRIDGE, ENABLE_ICC, ENABLE_IP_MASQUERADE,
-    HOST_BINDING_IPV4, HOST_IPV4, HOST_IPV6, INHIBIT_IPV4, MTU,
+    HOST_BINDING_IPV4, HOST_IPV4, HOST_IPV6, INHIBIT_IPV4, MCAST_SNOOPING, MTU,
 };
 
 /// Prefix of the host end of every endpoint veth.
@@ -66,6 +75,11 @@ pub fn default_bridge_name(network: &NetworkId) -> String {
 #[derive(Debug)]
 struct BridgeNetwork {
     bridge: String,
+    /// The bridge's interface index, so that a join names its master without a lookup; looked
+    /// up again when the kernel refuses it (the bridge was made anew under its name).
+    index: AtomicU32,
+    /// The bridge's MAC address, which the host end of every veth takes (see the crate docs).
+    mac: Option<MacAddr>,
     /// berth made the bridge (or it carries berth's naming): delete it with the network.
     owned: bool,
     options: BridgeOptions,
@@ -191,12 +205,14 @@ impl BridgeDriver {
         o: &BridgeOptions,
         bridge: &str,
         undo: &mut Vec<Undo>,
-    ) -> Result<(bool, Vec<IpNet>)> {
+    ) -> Result<(bool, Link, Vec<IpNet>)> {
         let nl = &self.netlink;
-        let existing = nl
-            .link_get(bridge)
-            .map_err(|e| DriverError::kernel(format!("looking up bridge {bridge}"), e))?;
-        let owned = match existing {
+        let lookup = || {
+            nl.link_get(bridge)
+                .map_err(|e| DriverError::kernel(format!("looking up bridge {bridge}"), e))
+        };
+        let existing = lookup()?;
+        let owned = match &existing {
             Some(link) if link.kind != Some(LinkKind::Bridge) => {
                 return Err(DriverError::InvalidConfig(format!(
                     "cannot use {bridge} as the bridge of network {}: it exists and is not a bridge",
@@ -209,7 +225,9 @@ impl BridgeDriver {
                 // A MAC of its own, as Docker gives its bridges: without one, the bridge takes the
                 // lowest MAC of its ports, compares every port's on each join (a pass over all
                 // ports) and changes address whenever a port with a lower one joins or leaves.
-                let mut link = LinkSpec::bridge(bridge).mac(local_mac_from_bytes(random_bytes()));
+                let mut link = LinkSpec::bridge(bridge)
+                    .mac(local_mac_from_bytes(random_bytes()))
+                    .mcast_snooping(o.mcast_snooping);
                 if let Some(mtu) = o.mtu {
                     link = link.mtu(mtu);
                 }
@@ -219,6 +237,26 @@ impl BridgeDriver {
                 true
             }
         };
+        let link = match existing {
+            Some(link) => link,
+            None => lookup()?.ok_or_else(|| {
+                DriverError::kernel(
+                    format!("looking up bridge {bridge}"),
+                    berth_netlink::Error::NotFound {
+                        object: format!("bridge {bridge}, just created"),
+                    },
+                )
+            })?,
+        };
+        // A bridge berth owns converges to the option (one made by an earlier berth may have
+        // the kernel's default); a bridge the user named and made is left as it is.
+        let snooping = link.bridge.as_ref().and_then(|b| b.mcast_snooping);
+        if owned && snooping.is_some_and(|on| on != o.mcast_snooping) {
+            nl.link_set_mcast_snooping(link.index, o.mcast_snooping)
+                .map_err(|e| {
+                    DriverError::kernel(format!("multicast snooping on bridge {bridge}"), e)
+                })?;
+        }
         let mut gateways = Vec::new();
         let v4 = spec.ipv4.iter().filter(|_| !o.inhibit_ipv4);
         for gw in v4.chain(spec.ipv6.iter()).filter_map(|p| p.gateway) {
@@ -273,7 +311,7 @@ impl BridgeDriver {
                 undo.push(Undo::RemoveRules(bridge.to_owned()));
             }
         }
-        Ok((owned, gateways))
+        Ok((owned, link, gateways))
     }
 
     fn endpoint(&self, net: &BridgeNetwork, id: &EndpointId) -> Result<BridgeEndpoint> {
@@ -396,9 +434,11 @@ impl NetworkDriver for BridgeDriver {
         }
         let mut undo = Vec::new();
         match self.set_up_network(spec, o, &bridge, &mut undo) {
-            Ok((owned, gateways)) => {
+            Ok((owned, link, gateways)) => {
                 let net = BridgeNetwork {
                     bridge,
+                    index: AtomicU32::new(link.index),
+                    mac: link.mac,
                     owned,
                     options: o.clone(),
                     gateways,
@@ -518,15 +558,32 @@ impl NetworkDriver for BridgeDriver {
         // first, the port would be enabled at once (the bridge re-selects the state of every
         // port), disabled again when the kernel sees it has no carrier, and enabled once more
         // when the sandbox end comes up, each time in a pass over all ports of the bridge.
-        let mut link = LinkSpec::veth(host_if, peer).master(net.bridge.as_str());
-        if let Some(mtu) = net.options.mtu {
-            link = link.mtu(mtu);
-        }
+        let pair = |master: u32| {
+            let mut link = LinkSpec::veth(host_if, peer.clone()).master(master);
+            if let Some(mac) = net.mac {
+                link = link.mac(mac);
+            }
+            if let Some(mtu) = net.options.mtu {
+                link = link.mtu(mtu);
+            }
+            link
+        };
         let creating = || format!("creating veth {host_if} with {} in the sandbox", req.ifname);
+        let master = net.index.load(Ordering::Relaxed);
+        let mut added = nl.link_add(&pair(master));
+        if added.as_ref().is_err_and(|e| !e.is_exists()) {
+            // Refused: the bridge may have been made anew under its name, with a new index.
+            if let Ok(Some(now)) = nl.link_get(net.bridge.as_str()) {
+                if now.index != master && now.kind == Some(LinkKind::Bridge) {
+                    net.index.store(now.index, Ordering::Relaxed);
+                    added = nl.link_add(&pair(now.index));
+                }
+            }
+        }
         // Created directly; only when the name is taken (after a restart the pair may exist
         // already) is it looked up, to converge instead of failing. A lookup of a veth costs in
         // proportion to the number of namespaces (the kernel searches the peer's namespace id).
-        let (exists, host_up) = match nl.link_add(&link) {
+        let (exists, host_up) = match added {
             Ok(()) => {
                 // The host end is a bridge port and needs no IPv6 of its own (the bridge
                 // forwards the sandbox's IPv6 frames all the same). Off before the sandbox end

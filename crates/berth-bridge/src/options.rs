@@ -24,6 +24,10 @@ pub const HOST_IPV4: &str = "com.docker.network.host_ipv4";
 /// `com.docker.network.host_ipv6`: SNAT outbound IPv6 traffic to this host address.
 pub const HOST_IPV6: &str = "com.docker.network.host_ipv6";
 
+/// `berth.bridge.mcast_snooping`: IGMP/MLD snooping on the bridge (berth's own key; default
+/// false). Docker leaves the kernel's default (on); berth turns it off, see [`BridgeOptions`].
+pub const MCAST_SNOOPING: &str = "berth.bridge.mcast_snooping";
+
 /// Daemon-wide defaults the options fall back to (dockerd's `--icc`, `--ip-masq`, `--mtu`, `--ip`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BridgeDefaults {
@@ -69,6 +73,13 @@ pub struct BridgeOptions {
     pub host_ipv4: Option<Ipv4Addr>,
     /// SNAT source for outbound IPv6.
     pub host_ipv6: Option<Ipv6Addr>,
+    /// IGMP/MLD snooping on a bridge berth makes. Off by default: a container network has no
+    /// multicast querier, and without one the kernel floods multicast to every port anyway, so
+    /// snooping only adds cost (each port that comes up resets two multicast timers of every
+    /// other port of the bridge, a pass that grows with the network) and the NDP/MLD failures
+    /// snooping is known for on bridges without a querier. Off, multicast and IPv6 neighbour
+    /// discovery reach every port, as broadcast does.
+    pub mcast_snooping: bool,
 }
 
 impl BridgeOptions {
@@ -105,6 +116,7 @@ impl BridgeOptions {
         };
         let host_ipv4 = r.parse::<Ipv4Addr>(HOST_IPV4, "an IPv4 address")?;
         let host_ipv6 = r.parse::<Ipv6Addr>(HOST_IPV6, "an IPv6 address")?;
+        let mcast_snooping = r.bool(MCAST_SNOOPING)?.unwrap_or(false);
         r.finish()?;
         Ok(BridgeOptions {
             bridge_name,
@@ -116,6 +128,7 @@ impl BridgeOptions {
             mtu,
             host_ipv4,
             host_ipv6,
+            mcast_snooping,
         })
     }
 }
@@ -140,6 +153,7 @@ mod tests {
         };
         let o = BridgeOptions::parse(&RawOptions::new(), &d).unwrap();
         assert!(!o.enable_icc && o.enable_ip_masquerade && o.mtu == Some(1400));
+        assert!(!o.mcast_snooping, "snooping is off unless asked for");
         let o = BridgeOptions::parse(
             &raw(&[
                 (ENABLE_ICC, "true"),
@@ -150,11 +164,13 @@ mod tests {
                 (HOST_BINDING_IPV4, "127.0.0.1"),
                 (INHIBIT_IPV4, "false"),
                 (ENABLE_IP_MASQUERADE, "false"),
+                (MCAST_SNOOPING, "true"),
             ]),
             &d,
         )
         .unwrap();
         assert!(o.enable_icc && !o.enable_ip_masquerade && o.default_bridge);
+        assert!(o.mcast_snooping);
         assert_eq!(o.mtu, Some(9001));
         assert_eq!(o.bridge_name.as_deref(), Some("docker0"));
         assert_eq!(o.host_ipv4, Some(Ipv4Addr::new(192, 0, 2, 10)));
@@ -168,6 +184,7 @@ mod tests {
             (ENABLE_ICC, "maybe", ENABLE_ICC),
             (MTU, "12", "between 68 and 65535"),
             (MTU, "big", MTU),
+            (MCAST_SNOOPING, "sometimes", MCAST_SNOOPING),
             (HOST_IPV4, "::1", HOST_IPV4),
             (BRIDGE_NAME, "a-name-that-is-too-long", "at most 15 bytes"),
             (BRIDGE_NAME, "bad/name", "'/'"),

@@ -1,13 +1,18 @@
 //! The bridge ports the driver makes, as root in throwaway namespaces: the host end of every
-//! veth has IPv6 off, only an endpoint that publishes ports gets hairpin mode, and the bridge
-//! keeps its own MAC address as ports join. (That a
+//! veth has IPv6 off and the bridge's MAC address, only an endpoint that publishes ports gets
+//! hairpin mode, the bridge keeps its own MAC address as ports join, and multicast snooping is
+//! off unless asked for while multicast reaches every sandbox. (That a
 //! sandbox reaches its own published port through the host, which needs hairpin mode with
 //! br_netfilter, is proved with traffic in `crates/berth/tests/ports.rs`.)
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeMap;
+use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
+use std::time::Duration;
 
-use berth_bridge::{BridgeDefaults, BridgeDriver, default_bridge_name, host_veth_name};
+use berth_bridge::{
+    BridgeDefaults, BridgeDriver, MCAST_SNOOPING, default_bridge_name, host_veth_name,
+};
 use berth_driver::{
     EndpointId, EndpointSpec, IpamInfo, JoinRequest, NetworkDriver, NetworkId, NetworkSpec,
     SandboxId, SandboxRef,
@@ -44,22 +49,72 @@ fn host_ipv6_disabled(host: &TestHost, name: &str) -> String {
     .to_owned()
 }
 
-#[test]
-fn host_ends_have_ipv6_off_and_hairpin_only_with_published_ports() {
-    let host = TestHost::new().expect("a test host namespace (run the tests as root)");
-    let driver = BridgeDriver::new(host.netns(), None, BridgeDefaults::default()).unwrap();
-    let net = NetworkSpec {
-        id: NetworkId::from_bytes([0x5c; 32]),
-        name: "ports_nw".into(),
+/// Multicast snooping of a bridge, as `ip -d -j link show` reports it (0 or 1).
+fn snooping(host: &TestHost, bridge: &str) -> u64 {
+    let out = host
+        .ip(&["-d", "-j", "link", "show", bridge])
+        .expect("ip -d -j link show");
+    let v: serde_json::Value = serde_json::from_str(&out).expect("ip -j printed JSON");
+    v[0]["linkinfo"]["info_data"]["mcast_snooping"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no mcast_snooping in {out}"))
+}
+
+/// A network `10.<subnet>.0.0/24` with id bytes `id`.
+fn network(id: u8, subnet: u8) -> NetworkSpec {
+    NetworkSpec {
+        id: NetworkId::from_bytes([id; 32]),
+        name: format!("nw{id}"),
         ipv4: vec![IpamInfo {
-            pool: "10.77.0.0/24".parse().unwrap(),
-            gateway: Some("10.77.0.1/24".parse().unwrap()),
+            pool: format!("10.{subnet}.0.0/24").parse().unwrap(),
+            gateway: Some(format!("10.{subnet}.0.1/24").parse().unwrap()),
             aux_addresses: BTreeMap::new(),
         }],
         ipv6: Vec::new(),
         internal: false,
         enable_ipv6: false,
+    }
+}
+
+/// Joins a fresh sandbox to `net` as `10.<subnet>.0.<10 + i>` on `eth0`.
+fn join(driver: &BridgeDriver, net: &NetworkSpec, i: u8) -> (TestHost, EndpointId) {
+    let sandbox = TestHost::new().expect("a sandbox namespace");
+    let netlink = Handle::open(sandbox.netns()).unwrap();
+    let endpoint = EndpointId::from_bytes([0xa0 + i; 32]);
+    let subnet = match net.ipv4[0].pool {
+        ipnet::IpNet::V4(n) => n.addr().octets()[1],
+        ipnet::IpNet::V6(_) => unreachable!("IPv4 test networks"),
     };
+    driver
+        .create_endpoint(&EndpointSpec {
+            network: net.id.clone(),
+            endpoint: endpoint.clone(),
+            ipv4: Some(format!("10.{subnet}.0.{}/24", 10 + i).parse().unwrap()),
+            ipv6: None,
+            mac: None,
+        })
+        .unwrap();
+    let sandbox_id = SandboxId::from_bytes([0xb0 + i; 32]);
+    driver
+        .join(&JoinRequest {
+            network: &net.id,
+            endpoint: &endpoint,
+            sandbox: SandboxRef {
+                id: &sandbox_id,
+                netns: sandbox.netns(),
+                netlink: &netlink,
+            },
+            ifname: "eth0",
+        })
+        .unwrap();
+    (sandbox, endpoint)
+}
+
+#[test]
+fn host_ends_have_ipv6_off_and_hairpin_only_with_published_ports() {
+    let host = TestHost::new().expect("a test host namespace (run the tests as root)");
+    let driver = BridgeDriver::new(host.netns(), None, BridgeDefaults::default()).unwrap();
+    let net = network(0x5c, 77);
     let options = driver.parse_options(&Default::default()).unwrap();
     driver.create_network(&net, &options).unwrap();
     let bridge = default_bridge_name(&net.id);
@@ -68,37 +123,7 @@ fn host_ends_have_ipv6_off_and_hairpin_only_with_published_ports() {
     let first = u8::from_str_radix(&bridge_mac[..2], 16).unwrap();
     assert_eq!(first & 0x03, 0x02, "{bridge_mac}");
 
-    let mut sandboxes = Vec::new();
-    let mut endpoints = Vec::new();
-    for i in 0..2u8 {
-        let sandbox = TestHost::new().expect("a sandbox namespace");
-        let netlink = Handle::open(sandbox.netns()).unwrap();
-        let endpoint = EndpointId::from_bytes([0xa0 + i; 32]);
-        driver
-            .create_endpoint(&EndpointSpec {
-                network: net.id.clone(),
-                endpoint: endpoint.clone(),
-                ipv4: Some(format!("10.77.0.{}/24", 10 + i).parse().unwrap()),
-                ipv6: None,
-                mac: None,
-            })
-            .unwrap();
-        let sandbox_id = SandboxId::from_bytes([0xb0 + i; 32]);
-        driver
-            .join(&JoinRequest {
-                network: &net.id,
-                endpoint: &endpoint,
-                sandbox: SandboxRef {
-                    id: &sandbox_id,
-                    netns: sandbox.netns(),
-                    netlink: &netlink,
-                },
-                ifname: "eth0",
-            })
-            .unwrap();
-        sandboxes.push(sandbox);
-        endpoints.push(endpoint);
-    }
+    let (sandboxes, endpoints): (Vec<_>, Vec<_>) = (0..2).map(|i| join(&driver, &net, i)).unzip();
     assert_eq!(mac_of(&host, &bridge), bridge_mac);
     // The pair works: the two sandboxes reach each other over the bridge.
     assert!(berth_testhost::ping_in(sandboxes[0].netns(), "10.77.0.11"));
@@ -129,4 +154,129 @@ fn host_ends_have_ipv6_off_and_hairpin_only_with_published_ports() {
     }
     driver.delete_network(&net.id).unwrap();
     assert!(host.ip(&["link", "show", &publisher]).is_err());
+}
+
+/// Receives one datagram on `group:port` inside `sandbox` (joined on `eth0`'s address), or None
+/// after a second.
+fn multicast_listener(
+    sandbox: &TestHost,
+    group: Ipv4Addr,
+    iface: Ipv4Addr,
+    port: u16,
+) -> UdpSocket {
+    sandbox
+        .exec(move || {
+            let s = UdpSocket::bind(SocketAddr::from((Ipv4Addr::UNSPECIFIED, port))).unwrap();
+            s.join_multicast_v4(&group, &iface).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+            s
+        })
+        .unwrap()
+}
+
+fn received(s: &UdpSocket) -> Option<String> {
+    let mut buf = [0u8; 64];
+    s.recv_from(&mut buf)
+        .ok()
+        .map(|(n, _)| String::from_utf8_lossy(&buf[..n]).into_owned())
+}
+
+#[test]
+fn ports_share_the_bridge_mac_and_multicast_reaches_every_sandbox_without_snooping() {
+    let host = TestHost::new().expect("a test host namespace (run the tests as root)");
+    let driver = BridgeDriver::new(host.netns(), None, BridgeDefaults::default()).unwrap();
+    let net = network(0x5d, 78);
+    let options = driver.parse_options(&Default::default()).unwrap();
+    driver.create_network(&net, &options).unwrap();
+    let bridge = default_bridge_name(&net.id);
+    assert_eq!(snooping(&host, &bridge), 0, "snooping off by default");
+
+    let joined: Vec<_> = (0..3).map(|i| join(&driver, &net, i)).collect();
+    let bridge_mac = mac_of(&host, &bridge);
+    for (_, endpoint) in &joined {
+        assert_eq!(mac_of(&host, &host_veth_name(endpoint)), bridge_mac);
+    }
+    // One local (permanent) forwarding entry for the bridge and all its ports.
+    let fdb = host.run("bridge", &["fdb", "show", "br", &bridge]).unwrap();
+    let local: Vec<&str> = fdb
+        .lines()
+        .filter(|l| l.contains("permanent") && !l.starts_with("33:33") && !l.starts_with("01:00"))
+        .collect();
+    assert_eq!(local.len(), 1, "{fdb}");
+    assert!(local[0].starts_with(&bridge_mac), "{fdb}");
+
+    // Unicast still flows; multicast from sandbox 0 reaches both listeners.
+    assert!(berth_testhost::ping_in(joined[0].0.netns(), "10.78.0.12"));
+    let group = Ipv4Addr::new(239, 7, 7, 7);
+    let listeners: Vec<UdpSocket> = joined[1..]
+        .iter()
+        .enumerate()
+        .map(|(i, (sb, _))| {
+            multicast_listener(sb, group, Ipv4Addr::new(10, 78, 0, 11 + i as u8), 5999)
+        })
+        .collect();
+    let sender = &joined[0].0;
+    sender
+        .ip(&["route", "add", "224.0.0.0/4", "dev", "eth0"])
+        .unwrap();
+    sender
+        .exec(move || {
+            let s = UdpSocket::bind(SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0))).unwrap();
+            s.send_to(b"hello group", SocketAddr::from((group, 5999)))
+                .unwrap();
+        })
+        .unwrap();
+    for l in &listeners {
+        assert_eq!(received(l).as_deref(), Some("hello group"));
+    }
+
+    for (_, endpoint) in &joined {
+        driver.leave(&net.id, endpoint).unwrap();
+        driver.delete_endpoint(&net.id, endpoint).unwrap();
+    }
+    driver.delete_network(&net.id).unwrap();
+}
+
+#[test]
+fn snooping_on_when_asked_and_owned_bridges_converge_to_the_option() {
+    let host = TestHost::new().expect("a test host namespace (run the tests as root)");
+    let driver = BridgeDriver::new(host.netns(), None, BridgeDefaults::default()).unwrap();
+    let asked = network(0x5e, 79);
+    let on: berth_driver::RawOptions = [(MCAST_SNOOPING.to_owned(), "true".to_owned())].into();
+    driver
+        .create_network(&asked, &driver.parse_options(&on).unwrap())
+        .unwrap();
+    assert_eq!(snooping(&host, &default_bridge_name(&asked.id)), 1);
+
+    // A bridge under berth's naming left by an earlier run, with the kernel's default (on), is
+    // adopted and switched to the option's value.
+    let left = network(0x5f, 80);
+    let bridge = default_bridge_name(&left.id);
+    host.ip(&["link", "add", &bridge, "type", "bridge"])
+        .unwrap();
+    assert_eq!(snooping(&host, &bridge), 1);
+    driver
+        .create_network(&left, &driver.parse_options(&Default::default()).unwrap())
+        .unwrap();
+    assert_eq!(snooping(&host, &bridge), 0);
+    let (sb, ep) = join(&driver, &left, 0);
+    assert!(berth_testhost::ping_in(sb.netns(), "10.80.0.1"));
+    driver.leave(&left.id, &ep).unwrap();
+    driver.delete_endpoint(&left.id, &ep).unwrap();
+
+    // The bridge made anew under its name (a new interface index): a join still finds it.
+    host.ip(&["link", "del", &bridge]).unwrap();
+    host.ip(&["link", "add", &bridge, "type", "bridge"])
+        .unwrap();
+    let (_sb, ep) = join(&driver, &left, 1);
+    let port = host
+        .ip(&["-o", "link", "show", &host_veth_name(&ep)])
+        .unwrap();
+    assert!(port.contains(&format!("master {bridge}")), "{port}");
+    driver.leave(&left.id, &ep).unwrap();
+    driver.delete_endpoint(&left.id, &ep).unwrap();
+    for n in [&asked, &left] {
+        driver.delete_network(&n.id).unwrap();
+    }
+    assert!(host.ip(&["link", "show", &bridge]).is_err());
 }

@@ -61,8 +61,8 @@ pub use addr::{AddrSpec, Address, IpFamily, Scope, cidr};
 pub use error::{Error, Result};
 pub use fdb::{FdbEntry, FdbSpec};
 pub use link::{
-    IpvlanMode, Link, LinkKind, LinkRef, LinkUpdate, MAX_MTU, MAX_VNI, MIN_MTU, MacvlanMode,
-    OperState, VxlanInfo,
+    BridgeInfo, IpvlanMode, Link, LinkKind, LinkRef, LinkUpdate, MAX_MTU, MAX_VNI, MIN_MTU,
+    MacvlanMode, OperState, VxlanInfo,
 };
 pub use link_spec::{LinkSpec, VethPeer, Vxlan};
 pub use mac::MacAddr;

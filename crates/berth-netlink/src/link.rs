@@ -6,9 +6,9 @@ use std::net::IpAddr;
 use std::os::fd::{AsFd, AsRawFd};
 
 use netlink_packet_route::link::{
-    InfoBridgePort, InfoData, InfoIpVlan, InfoKind, InfoMacVlan, InfoPortData, InfoPortKind,
-    InfoVxlan, IpVlanMode as NlIpVlanMode, LinkAttribute, LinkExtentMask, LinkFlags, LinkInfo,
-    LinkMessage, MacVlanMode as NlMacVlanMode, State,
+    InfoBridge, InfoBridgePort, InfoData, InfoIpVlan, InfoKind, InfoMacVlan, InfoPortData,
+    InfoPortKind, InfoVxlan, IpVlanMode as NlIpVlanMode, LinkAttribute, LinkExtentMask, LinkFlags,
+    LinkInfo, LinkMessage, MacVlanMode as NlMacVlanMode, State,
 };
 
 use crate::Netns;
@@ -235,6 +235,14 @@ impl OperState {
     }
 }
 
+/// What the kernel reports about a bridge device.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct BridgeInfo {
+    /// IGMP/MLD snooping (`mcast_snooping`), when the kernel reports it.
+    pub mcast_snooping: Option<bool>,
+}
+
 /// What the kernel reports about a VXLAN device.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -279,6 +287,8 @@ pub struct Link {
     /// `IFLA_LINK_NETNSID`: the id, in this namespace, of the namespace holding the peer or lower
     /// device, when that is another namespace.
     pub link_netnsid: Option<i32>,
+    /// Bridge parameters, for bridges.
+    pub bridge: Option<BridgeInfo>,
     /// VXLAN parameters, for VXLAN devices.
     pub vxlan: Option<VxlanInfo>,
     /// Mode of a macvlan device.
@@ -301,6 +311,7 @@ impl Link {
             oper_state: OperState::Unknown,
             parent: None,
             link_netnsid: None,
+            bridge: None,
             vxlan: None,
             macvlan_mode: None,
             ipvlan_mode: None,
@@ -345,6 +356,17 @@ impl Link {
                         }
                     }
                     self.vxlan = Some(v);
+                }
+                LinkInfo::Data(InfoData::Bridge(attrs)) => {
+                    let mut b = BridgeInfo {
+                        mcast_snooping: None,
+                    };
+                    for a in attrs {
+                        if let InfoBridge::MulticastSnooping(on) = a {
+                            b.mcast_snooping = Some(on);
+                        }
+                    }
+                    self.bridge = Some(b);
                 }
                 LinkInfo::Data(InfoData::MacVlan(attrs)) => {
                     for a in attrs {
@@ -587,6 +609,23 @@ impl Handle {
             )])),
         ]));
         self.request(RTM_NEWLINK, 0, &msg, &|| format!("{link} (hairpin mode)"))
+    }
+
+    /// Turns IGMP/MLD snooping of a bridge on or off (`ip link set dev X type bridge
+    /// mcast_snooping 0|1`). Off, the bridge floods multicast to every port like broadcast and
+    /// keeps no per-port multicast state.
+    pub fn link_set_mcast_snooping(&self, link: impl Into<LinkRef>, on: bool) -> Result<()> {
+        let link = link.into();
+        link.validate()?;
+        let mut msg = LinkMessage::default();
+        select(&mut msg, &link);
+        msg.attributes.push(LinkAttribute::LinkInfo(vec![
+            LinkInfo::Kind(InfoKind::Bridge),
+            LinkInfo::Data(InfoData::Bridge(vec![InfoBridge::MulticastSnooping(on)])),
+        ]));
+        self.request(RTM_NEWLINK, 0, &msg, &|| {
+            format!("{link} (multicast snooping)")
+        })
     }
 
     /// Brings a link up.

@@ -6,8 +6,8 @@ use std::os::fd::{AsFd, AsRawFd};
 
 use netlink_packet_core::{NLM_F_CREATE, NLM_F_EXCL};
 use netlink_packet_route::link::{
-    InfoData, InfoIpVlan, InfoKind, InfoMacVlan, InfoVeth, InfoVxlan, LinkAttribute, LinkInfo,
-    LinkMessage,
+    InfoBridge, InfoData, InfoIpVlan, InfoKind, InfoMacVlan, InfoVeth, InfoVxlan, LinkAttribute,
+    LinkInfo, LinkMessage,
 };
 
 use crate::Netns;
@@ -161,6 +161,7 @@ pub struct LinkSpec<'a> {
     mac: Option<MacAddr>,
     master: Option<LinkRef>,
     up: bool,
+    mcast_snooping: Option<bool>,
 }
 
 impl<'a> LinkSpec<'a> {
@@ -172,6 +173,7 @@ impl<'a> LinkSpec<'a> {
             mac: None,
             master: None,
             up: false,
+            mcast_snooping: None,
         }
     }
 
@@ -235,6 +237,13 @@ impl<'a> LinkSpec<'a> {
         self
     }
 
+    /// For a bridge: IGMP/MLD snooping on or off (`mcast_snooping`; the kernel's default is on).
+    /// Refused for other kinds.
+    pub fn mcast_snooping(mut self, on: bool) -> Self {
+        self.mcast_snooping = Some(on);
+        self
+    }
+
     /// Brings the link up as part of the creation.
     pub fn up(mut self) -> Self {
         self.up = true;
@@ -270,6 +279,12 @@ impl<'a> LinkSpec<'a> {
         }
         if let Some(m) = &self.master {
             m.validate()?;
+        }
+        if self.mcast_snooping.is_some() && !matches!(self.kind, KindSpec::Bridge) {
+            return Err(Error::InvalidArgument {
+                object: self.describe(),
+                message: "multicast snooping is a setting of bridges only".into(),
+            });
         }
         match &self.kind {
             KindSpec::Veth(peer) => {
@@ -339,7 +354,11 @@ impl Handle {
             set_up_flags(&mut msg, true);
         }
         let (kind, data) = match &spec.kind {
-            KindSpec::Bridge => (InfoKind::Bridge, None),
+            KindSpec::Bridge => (
+                InfoKind::Bridge,
+                spec.mcast_snooping
+                    .map(|on| InfoData::Bridge(vec![InfoBridge::MulticastSnooping(on)])),
+            ),
             KindSpec::Dummy => (InfoKind::Dummy, None),
             KindSpec::Veth(peer) => {
                 // One queue each, asked for up front: by default the kernel gives a veth one

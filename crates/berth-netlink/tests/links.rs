@@ -178,6 +178,41 @@ fn veth_peer_name_taken_in_target_namespace_is_exists_and_leaves_nothing() {
 }
 
 #[test]
+fn bridge_multicast_snooping_is_set_read_and_refused_for_other_kinds() {
+    let host = host();
+    let nl = handle(&host);
+    nl.link_add(&LinkSpec::bridge("br-quiet").mcast_snooping(false))
+        .unwrap();
+    let snooping = |name: &str| {
+        link_json(&host, name).unwrap()["linkinfo"]["info_data"]["mcast_snooping"].as_u64()
+    };
+    assert_eq!(snooping("br-quiet"), Some(0));
+    let read = |name: &str| nl.link(name).unwrap().bridge.and_then(|b| b.mcast_snooping);
+    assert_eq!(read("br-quiet"), Some(false));
+    nl.link_set_mcast_snooping("br-quiet", true).unwrap();
+    assert_eq!(snooping("br-quiet"), Some(1));
+    assert_eq!(read("br-quiet"), Some(true));
+    // The kernel's default when nothing is asked.
+    nl.link_add(&LinkSpec::bridge("br-plain")).unwrap();
+    assert_eq!(snooping("br-plain"), Some(1));
+
+    let before = ip_link_names(&host);
+    let e = nl
+        .link_add(&LinkSpec::dummy("dummy-snoop").mcast_snooping(false))
+        .unwrap_err();
+    assert!(matches!(e, Error::InvalidArgument { .. }), "{e:?}");
+    assert!(e.to_string().contains("bridges only"), "{e}");
+    assert_eq!(ip_link_names(&host), before, "nothing made");
+    // On a link that is not a bridge, the kernel refuses the change.
+    nl.link_add(&LinkSpec::veth("vsnoop0", VethPeer::new("vsnoop1")))
+        .unwrap();
+    assert!(nl.link_set_mcast_snooping("vsnoop0", false).is_err());
+    for l in ["br-quiet", "br-plain", "vsnoop0"] {
+        nl.link_delete(l).unwrap();
+    }
+}
+
+#[test]
 fn two_namespaces_on_one_bridge_ping_each_other_and_nomaster_cuts_them_off() {
     let h = host();
     let c1 = host();
