@@ -13,6 +13,11 @@
 //! - `controller/connect_churn/after_10` and `after_1000`: the same, but each sandbox is removed
 //!   right after its connect, so the kernel's teardown of one (namespace cleanup, veth removal
 //!   from a bridge of 250 ports) overlaps the next timed connect, as on a busy host.
+//! - `controller/kernel_bridge_join/ports_3` and `ports_250`: the baseline for the ratio above,
+//!   without berth: the kernel work of a join alone (a veth pair into a bridge by index with its
+//!   peer created in a second namespace, the peer up, the host end up), by raw netlink, into a
+//!   bridge of 3 and then of 250 ports, in rounds of 10 removed after each round. What the
+//!   connect rows grow by beyond what these grow by is berth's.
 //! - `controller/restart_1000`: a new controller on the state of 1000 connected sandboxes, until
 //!   it is fully reconciled (every network, endpoint, route and rule checked or restored).
 //!   Budget: 1 s.
@@ -27,7 +32,7 @@ use berth::{
     SandboxCreate,
 };
 use berth_testhost::TestHost;
-use berth_testhost::berth_netlink::{Handle, Netns};
+use berth_testhost::berth_netlink::{Handle, LinkSpec, MacAddr, Netns, VethPeer};
 use criterion::{Criterion, criterion_group, criterion_main};
 
 /// Sandboxes connected in one round of a `connect` row.
@@ -178,6 +183,85 @@ impl Drop for Bed {
     }
 }
 
+/// Two namespaces and a bridge in the first: raw kernel joins, for the baseline rows.
+struct KernelBed {
+    host_nl: Handle,
+    sandbox_nl: Handle,
+    sandbox: TestHost,
+    _host: TestHost,
+    bridge: u32,
+    ports: usize,
+}
+
+impl KernelBed {
+    const MAC: MacAddr = MacAddr([0x02, 0, 0, 0xbe, 0xe0, 0x01]);
+
+    fn new() -> KernelBed {
+        let host = TestHost::new().expect("a test host (run the benches as root)");
+        let sandbox = TestHost::new().expect("a second test namespace");
+        let host_nl = Handle::open(host.netns()).unwrap();
+        let sandbox_nl = Handle::open(sandbox.netns()).unwrap();
+        // As berth makes its bridges: an own MAC, which ports share, and no multicast snooping.
+        host_nl
+            .link_add(&LinkSpec::bridge("kbr").mac(Self::MAC).mcast_snooping(false))
+            .unwrap();
+        host_nl.link_set_up("kbr").unwrap();
+        let bridge = host_nl.link("kbr").unwrap().index;
+        KernelBed {
+            host_nl,
+            sandbox_nl,
+            sandbox,
+            _host: host,
+            bridge,
+            ports: 0,
+        }
+    }
+
+    /// Joins port `n` (veth `kh<n>` with `ks<n>` in the sandbox namespace).
+    fn join(&self, n: usize) {
+        let (host_if, peer) = (format!("kh{n}"), format!("ks{n}"));
+        self.host_nl
+            .link_add(
+                &LinkSpec::veth(
+                    host_if.as_str(),
+                    VethPeer::new(peer.as_str()).netns(self.sandbox.netns()),
+                )
+                .master(self.bridge)
+                .mac(Self::MAC),
+            )
+            .unwrap();
+        self.sandbox_nl.link_set_up(peer.as_str()).unwrap();
+        self.host_nl.link_set_up(host_if.as_str()).unwrap();
+    }
+
+    fn fill(&mut self, ports: usize) {
+        while self.ports < ports {
+            self.join(self.ports);
+            self.ports += 1;
+        }
+    }
+
+    /// Times `iters` joins in rounds of [`ROUND`], each round's ports removed after it.
+    fn time_joins(&self, iters: u64) -> Duration {
+        let mut total = Duration::ZERO;
+        let mut left = iters;
+        while left > 0 {
+            let round = left.min(ROUND) as usize;
+            left -= round as u64;
+            let ids: Vec<usize> = (self.ports..self.ports + round).collect();
+            for &n in &ids {
+                let start = Instant::now();
+                self.join(n);
+                total += start.elapsed();
+            }
+            for &n in &ids {
+                self.host_nl.link_delete(format!("kh{n}").as_str()).unwrap();
+            }
+        }
+        total
+    }
+}
+
 fn controller(c: &mut Criterion) {
     let mut group = c.benchmark_group("controller");
     group
@@ -205,6 +289,16 @@ fn controller(c: &mut Criterion) {
     group
         .sample_size(40)
         .measurement_time(Duration::from_secs(10));
+    let mut kernel = KernelBed::new();
+    kernel.fill(3);
+    group.bench_function("kernel_bridge_join/ports_3", |b| {
+        b.iter_custom(|n| kernel.time_joins(n))
+    });
+    kernel.fill(250);
+    group.bench_function("kernel_bridge_join/ports_250", |b| {
+        b.iter_custom(|n| kernel.time_joins(n))
+    });
+    drop(kernel);
     bed.fill(10);
     group.bench_function("connect/after_10", |b| {
         b.iter_custom(|n| bed.time_connects(n))

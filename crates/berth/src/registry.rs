@@ -1,19 +1,23 @@
 //! In-memory indexes of live objects: by id and by name, with Docker's lookup order.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-/// Objects by id, with a name index; lookups are O(log n) (plus the matches of an id prefix).
+/// Objects by id, with a name index. Exact ids and names are found by hash (one comparison
+/// whatever the number of objects: every connect looks up a sandbox and a network); the ordered
+/// index serves listings and id prefixes.
 pub(crate) struct Registry<T> {
     by_id: BTreeMap<String, Arc<T>>,
-    by_name: BTreeMap<String, String>,
+    exact: HashMap<String, Arc<T>>,
+    by_name: HashMap<String, String>,
 }
 
 impl<T> Default for Registry<T> {
     fn default() -> Self {
         Registry {
             by_id: BTreeMap::new(),
-            by_name: BTreeMap::new(),
+            exact: HashMap::new(),
+            by_name: HashMap::new(),
         }
     }
 }
@@ -30,23 +34,25 @@ pub(crate) enum Miss {
 impl<T> Registry<T> {
     pub(crate) fn insert(&mut self, id: &str, name: &str, value: Arc<T>) {
         self.by_name.insert(name.to_owned(), id.to_owned());
+        self.exact.insert(id.to_owned(), value.clone());
         self.by_id.insert(id.to_owned(), value);
     }
 
     pub(crate) fn remove(&mut self, id: &str, name: &str) {
         self.by_id.remove(id);
+        self.exact.remove(id);
         if self.by_name.get(name).is_some_and(|i| i == id) {
             self.by_name.remove(name);
         }
     }
 
     pub(crate) fn get(&self, id: &str) -> Option<&Arc<T>> {
-        self.by_id.get(id)
+        self.exact.get(id)
     }
 
     /// The object with exactly this name (no id or prefix matching).
     pub(crate) fn named(&self, name: &str) -> Option<&Arc<T>> {
-        self.by_name.get(name).and_then(|id| self.by_id.get(id))
+        self.by_name.get(name).and_then(|id| self.exact.get(id))
     }
 
     pub(crate) fn values(&self) -> impl Iterator<Item = &Arc<T>> {
@@ -58,10 +64,7 @@ impl<T> Registry<T> {
         if key.is_empty() {
             return Err(Miss::None);
         }
-        if let Some(v) = self.by_id.get(key) {
-            return Ok(v.clone());
-        }
-        if let Some(v) = self.by_name.get(key).and_then(|id| self.by_id.get(id)) {
+        if let Some(v) = self.get(key).or_else(|| self.named(key)) {
             return Ok(v.clone());
         }
         let mut prefixed = self
@@ -98,7 +101,11 @@ mod tests {
         assert_eq!(r.find("zzz").unwrap_err(), Miss::None);
         assert_eq!(r.find("").unwrap_err(), Miss::None);
         r.remove("fff000", "abc");
+        assert!(r.get("fff000").is_none(), "gone from the exact index too");
+        assert!(r.named("abc").is_none());
         assert_eq!(*r.find("abc").unwrap(), 1, "now a unique id prefix");
+        let ids: Vec<i32> = r.values().map(|v| **v).collect();
+        assert_eq!(ids, [1, 2], "listed in id order");
         assert_eq!(r.values().count(), 2);
         assert!(r.named("abd").is_none(), "names never match id prefixes");
         assert_eq!(**r.named("web").unwrap(), 1);
