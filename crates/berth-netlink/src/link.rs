@@ -686,6 +686,20 @@ impl Handle {
 mod tests {
     use super::*;
 
+    /// A real kernel answer (captured from a test namespace into the fuzz corpus): the bridge
+    /// `brz`, made with multicast snooping off.
+    #[test]
+    fn bridge_details_decode_from_a_kernel_reply() {
+        let seed = include_bytes!("../../../fuzz/corpus/netlink_replies/seed-bridge-get-0");
+        let datagram = &seed[1..];
+        let ty = u16::from_ne_bytes([datagram[4], datagram[5]]);
+        let link = decode_link(ty, &datagram[16..]).unwrap().unwrap();
+        assert_eq!(link.name, "brz");
+        assert_eq!(link.kind, Some(LinkKind::Bridge));
+        let bridge = link.bridge.expect("bridge details");
+        assert_eq!(bridge.mcast_snooping, Some(false));
+    }
+
     #[test]
     fn updates_are_validated() {
         assert!(
