@@ -2,7 +2,8 @@
 //!
 //! Everything here is mechanism, not policy: create a namespace, open an rtnetlink socket inside it,
 //! and make links, addresses, routes, neighbours, FDB entries and sysctls exactly as asked. Every
-//! operation happens in a namespace the caller named; the caller's thread never changes namespace.
+//! operation happens in a namespace the caller named; a thread that enters one for a moment
+//! ([`Netns::run`]) always comes back.
 //!
 //! The [`nftables`] module speaks nf_tables over netlink the same way ([`NftHandle`]): one atomic
 //! batch of tables, chains, rules and set elements per commit, with no `nft` process.

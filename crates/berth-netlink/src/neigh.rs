@@ -147,7 +147,7 @@ impl Handle {
         self.request(RTM_NEWNEIGH, flags, &msg, &|| spec.describe())
     }
 
-    /// Adds a permanent neighbour entry. [`Error::Exists`] if there is one for that IP on that
+    /// Adds a permanent neighbour entry. [`Error::Exists`](crate::Error::Exists) if there is one for that IP on that
     /// link (whatever its state).
     pub fn neigh_add(&self, spec: &NeighSpec) -> Result<()> {
         self.neigh_modify(spec, NLM_F_CREATE | NLM_F_EXCL)
@@ -158,7 +158,7 @@ impl Handle {
         self.neigh_modify(spec, NLM_F_CREATE | NLM_F_REPLACE)
     }
 
-    /// Deletes the neighbour entry of `ip` on `link`. [`Error::NotFound`] if there is none.
+    /// Deletes the neighbour entry of `ip` on `link`. [`Error::NotFound`](crate::Error::NotFound) if there is none.
     pub fn neigh_delete(&self, link: impl Into<LinkRef>, ip: IpAddr) -> Result<()> {
         let link = link.into();
         let index = self.resolve(&link)?;

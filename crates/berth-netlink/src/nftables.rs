@@ -1923,8 +1923,8 @@ impl fmt::Debug for Conn {
 }
 
 impl NftHandle {
-    /// Opens a `NETLINK_NETFILTER` socket inside `ns`. The socket is created on a short-lived
-    /// thread that entered `ns`; the caller's thread never changes namespace.
+    /// Opens a `NETLINK_NETFILTER` socket inside `ns` (created with the calling thread inside
+    /// `ns` for the moment, see [`Netns::run`]).
     pub fn open(ns: &Netns) -> Result<NftHandle> {
         let conn = ns.run(Conn::open)??;
         Ok(NftHandle {

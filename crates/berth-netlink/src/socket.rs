@@ -66,8 +66,8 @@ pub(crate) enum Outcome {
 }
 
 impl Handle {
-    /// Opens an rtnetlink socket inside `ns`. The socket is created on a short-lived thread that
-    /// entered `ns`; the caller's thread never changes namespace.
+    /// Opens an rtnetlink socket inside `ns` (created with the calling thread inside `ns` for the
+    /// moment, see [`Netns::run`]).
     pub fn open(ns: &Netns) -> Result<Handle> {
         let conn = ns.run(Conn::open)??;
         Ok(Handle {

@@ -1,7 +1,7 @@
 //! Network sysctls (`/proc/sys/net/...`) of a given namespace.
 //!
 //! `/proc/sys/net` shows the namespace of the thread that opens the file, so every read and write
-//! happens on a thread inside the namespace ([`Netns::run`]). Keys are confined to
+//! happens with the thread inside the namespace ([`Netns::run`]). Keys are confined to
 //! `/proc/sys/net`: the dotted form (`net.ipv4.ip_forward`) and the slashed form
 //! (`net/ipv4/conf/eth0.100/forwarding`, for names containing dots) are accepted; absolute paths,
 //! `.`/`..` and empty components are refused before anything is opened.

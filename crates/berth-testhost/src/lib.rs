@@ -208,7 +208,7 @@ impl TestHost {
         Ok(Background { child })
     }
 
-    /// Runs a closure on a thread inside the namespace.
+    /// Runs a closure with the calling thread inside the namespace (see `Netns::run`).
     pub fn exec<F, T>(&self, f: F) -> Result<T>
     where
         F: FnOnce() -> T + Send,
