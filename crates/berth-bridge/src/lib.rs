@@ -207,11 +207,10 @@ impl BridgeDriver {
         undo: &mut Vec<Undo>,
     ) -> Result<(bool, Link, Vec<IpNet>)> {
         let nl = &self.netlink;
-        let lookup = || {
-            nl.link_get(bridge)
-                .map_err(|e| DriverError::kernel(format!("looking up bridge {bridge}"), e))
-        };
-        let existing = lookup()?;
+        let looking_up = || format!("looking up bridge {bridge}");
+        let existing = nl
+            .link_get(bridge)
+            .map_err(|e| DriverError::kernel(looking_up(), e))?;
         let owned = match &existing {
             Some(link) if link.kind != Some(LinkKind::Bridge) => {
                 return Err(DriverError::InvalidConfig(format!(
@@ -239,14 +238,9 @@ impl BridgeDriver {
         };
         let link = match existing {
             Some(link) => link,
-            None => lookup()?.ok_or_else(|| {
-                DriverError::kernel(
-                    format!("looking up bridge {bridge}"),
-                    berth_netlink::Error::NotFound {
-                        object: format!("bridge {bridge}, just created"),
-                    },
-                )
-            })?,
+            None => nl
+                .link(bridge)
+                .map_err(|e| DriverError::kernel(looking_up(), e))?,
         };
         // A bridge berth owns converges to the option (one made by an earlier berth may have
         // the kernel's default); a bridge the user named and made is left as it is.
@@ -572,12 +566,15 @@ impl NetworkDriver for BridgeDriver {
         let master = net.index.load(Ordering::Relaxed);
         let mut added = nl.link_add(&pair(master));
         if added.as_ref().is_err_and(|e| !e.is_exists()) {
-            // Refused: the bridge may have been made anew under its name, with a new index.
-            if let Ok(Some(now)) = nl.link_get(net.bridge.as_str()) {
-                if now.index != master && now.kind == Some(LinkKind::Bridge) {
+            // Refused: the bridge may have been made anew under its name (a new index), or be
+            // gone, which then is the error to report.
+            match nl.link(net.bridge.as_str()) {
+                Ok(now) if now.index != master && now.kind == Some(LinkKind::Bridge) => {
                     net.index.store(now.index, Ordering::Relaxed);
                     added = nl.link_add(&pair(now.index));
                 }
+                Err(e) if e.is_not_found() => added = Err(e),
+                _ => {}
             }
         }
         // Created directly; only when the name is taken (after a restart the pair may exist

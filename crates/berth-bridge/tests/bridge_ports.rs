@@ -14,8 +14,8 @@ use berth_bridge::{
     BridgeDefaults, BridgeDriver, MCAST_SNOOPING, default_bridge_name, host_veth_name,
 };
 use berth_driver::{
-    EndpointId, EndpointSpec, IpamInfo, JoinRequest, NetworkDriver, NetworkId, NetworkSpec,
-    SandboxId, SandboxRef,
+    EndpointId, EndpointSpec, IpamInfo, JoinInfo, JoinRequest, NetworkDriver, NetworkId,
+    NetworkSpec, SandboxId, SandboxRef,
 };
 use berth_netlink::Handle;
 use berth_portmap::PortSpec;
@@ -76,8 +76,13 @@ fn network(id: u8, subnet: u8) -> NetworkSpec {
     }
 }
 
-/// Joins a fresh sandbox to `net` as `10.<subnet>.0.<10 + i>` on `eth0`.
-fn join(driver: &BridgeDriver, net: &NetworkSpec, i: u8) -> (TestHost, EndpointId) {
+/// Creates endpoint `i` on `net` (`10.<subnet>.0.<10 + i>`) and joins a fresh sandbox to it as
+/// `eth0`; the join's result is returned, not unwrapped.
+fn try_join(
+    driver: &BridgeDriver,
+    net: &NetworkSpec,
+    i: u8,
+) -> (TestHost, EndpointId, berth_driver::Result<JoinInfo>) {
     let sandbox = TestHost::new().expect("a sandbox namespace");
     let netlink = Handle::open(sandbox.netns()).unwrap();
     let endpoint = EndpointId::from_bytes([0xa0 + i; 32]);
@@ -95,28 +100,39 @@ fn join(driver: &BridgeDriver, net: &NetworkSpec, i: u8) -> (TestHost, EndpointI
         })
         .unwrap();
     let sandbox_id = SandboxId::from_bytes([0xb0 + i; 32]);
-    driver
-        .join(&JoinRequest {
-            network: &net.id,
-            endpoint: &endpoint,
-            sandbox: SandboxRef {
-                id: &sandbox_id,
-                netns: sandbox.netns(),
-                netlink: &netlink,
-            },
-            ifname: "eth0",
-        })
-        .unwrap();
+    let joined = driver.join(&JoinRequest {
+        network: &net.id,
+        endpoint: &endpoint,
+        sandbox: SandboxRef {
+            id: &sandbox_id,
+            netns: sandbox.netns(),
+            netlink: &netlink,
+        },
+        ifname: "eth0",
+    });
+    (sandbox, endpoint, joined)
+}
+
+/// [`try_join`], which must succeed.
+fn join(driver: &BridgeDriver, net: &NetworkSpec, i: u8) -> (TestHost, EndpointId) {
+    let (sandbox, endpoint, joined) = try_join(driver, net, i);
+    joined.unwrap();
     (sandbox, endpoint)
+}
+
+/// A test host, a driver in it, and network `10.<subnet>.0.0/24` created with default options.
+fn network_in_host(id: u8, subnet: u8) -> (TestHost, BridgeDriver, NetworkSpec) {
+    let host = TestHost::new().expect("a test host namespace (run the tests as root)");
+    let driver = BridgeDriver::new(host.netns(), None, BridgeDefaults::default()).unwrap();
+    let net = network(id, subnet);
+    let options = driver.parse_options(&Default::default()).unwrap();
+    driver.create_network(&net, &options).unwrap();
+    (host, driver, net)
 }
 
 #[test]
 fn host_ends_have_ipv6_off_and_hairpin_only_with_published_ports() {
-    let host = TestHost::new().expect("a test host namespace (run the tests as root)");
-    let driver = BridgeDriver::new(host.netns(), None, BridgeDefaults::default()).unwrap();
-    let net = network(0x5c, 77);
-    let options = driver.parse_options(&Default::default()).unwrap();
-    driver.create_network(&net, &options).unwrap();
+    let (host, driver, net) = network_in_host(0x5c, 77);
     let bridge = default_bridge_name(&net.id);
     let bridge_mac = mac_of(&host, &bridge);
     // Locally administered (second bit of the first byte), not taken from a port.
@@ -156,8 +172,8 @@ fn host_ends_have_ipv6_off_and_hairpin_only_with_published_ports() {
     assert!(host.ip(&["link", "show", &publisher]).is_err());
 }
 
-/// Receives one datagram on `group:port` inside `sandbox` (joined on `eth0`'s address), or None
-/// after a second.
+/// A socket inside `sandbox` on `port`, joined to `group` on `iface` (the sandbox's address),
+/// that gives up reading after 2 s.
 fn multicast_listener(
     sandbox: &TestHost,
     group: Ipv4Addr,
@@ -183,11 +199,7 @@ fn received(s: &UdpSocket) -> Option<String> {
 
 #[test]
 fn ports_share_the_bridge_mac_and_multicast_reaches_every_sandbox_without_snooping() {
-    let host = TestHost::new().expect("a test host namespace (run the tests as root)");
-    let driver = BridgeDriver::new(host.netns(), None, BridgeDefaults::default()).unwrap();
-    let net = network(0x5d, 78);
-    let options = driver.parse_options(&Default::default()).unwrap();
-    driver.create_network(&net, &options).unwrap();
+    let (host, driver, net) = network_in_host(0x5d, 78);
     let bridge = default_bridge_name(&net.id);
     assert_eq!(snooping(&host, &bridge), 0, "snooping off by default");
 
@@ -274,6 +286,16 @@ fn snooping_on_when_asked_and_owned_bridges_converge_to_the_option() {
         .unwrap();
     assert!(port.contains(&format!("master {bridge}")), "{port}");
     driver.leave(&left.id, &ep).unwrap();
+    driver.delete_endpoint(&left.id, &ep).unwrap();
+
+    // The bridge gone: the join fails naming it, and leaves no veth in either namespace.
+    host.ip(&["link", "del", &bridge]).unwrap();
+    let (sb, ep, joined) = try_join(&driver, &left, 2);
+    let e = joined.unwrap_err().to_string();
+    assert!(e.contains(&bridge), "{e}");
+    assert!(host.ip(&["link", "show", &host_veth_name(&ep)]).is_err());
+    let links = sb.ip(&["-o", "link", "show"]).unwrap();
+    assert_eq!(links.lines().count(), 1, "only lo in the sandbox: {links}");
     driver.delete_endpoint(&left.id, &ep).unwrap();
     for n in [&asked, &left] {
         driver.delete_network(&n.id).unwrap();

@@ -598,34 +598,34 @@ impl Handle {
     /// container reaching its own published port needs when bridged traffic goes through
     /// iptables (`br_netfilter`).
     pub fn link_set_hairpin(&self, link: impl Into<LinkRef>, on: bool) -> Result<()> {
-        let link = link.into();
-        link.validate()?;
-        let mut msg = LinkMessage::default();
-        select(&mut msg, &link);
-        msg.attributes.push(LinkAttribute::LinkInfo(vec![
+        let info = vec![
             LinkInfo::PortKind(InfoPortKind::Bridge),
             LinkInfo::PortData(InfoPortData::BridgePort(vec![InfoBridgePort::HairpinMode(
                 on,
             )])),
-        ]));
-        self.request(RTM_NEWLINK, 0, &msg, &|| format!("{link} (hairpin mode)"))
+        ];
+        self.link_set_info(link.into(), info, "hairpin mode")
     }
 
     /// Turns IGMP/MLD snooping of a bridge on or off (`ip link set dev X type bridge
     /// mcast_snooping 0|1`). Off, the bridge floods multicast to every port like broadcast and
     /// keeps no per-port multicast state.
     pub fn link_set_mcast_snooping(&self, link: impl Into<LinkRef>, on: bool) -> Result<()> {
-        let link = link.into();
+        let info = vec![
+            LinkInfo::Kind(InfoKind::Bridge),
+            LinkInfo::Data(InfoData::Bridge(vec![InfoBridge::MulticastSnooping(on)])),
+        ];
+        self.link_set_info(link.into(), info, "multicast snooping")
+    }
+
+    /// Changes kind- or port-specific settings of an existing link (`IFLA_LINKINFO` in an
+    /// `RTM_NEWLINK` without create flags); `what` names the setting in errors.
+    fn link_set_info(&self, link: LinkRef, info: Vec<LinkInfo>, what: &str) -> Result<()> {
         link.validate()?;
         let mut msg = LinkMessage::default();
         select(&mut msg, &link);
-        msg.attributes.push(LinkAttribute::LinkInfo(vec![
-            LinkInfo::Kind(InfoKind::Bridge),
-            LinkInfo::Data(InfoData::Bridge(vec![InfoBridge::MulticastSnooping(on)])),
-        ]));
-        self.request(RTM_NEWLINK, 0, &msg, &|| {
-            format!("{link} (multicast snooping)")
-        })
+        msg.attributes.push(LinkAttribute::LinkInfo(info));
+        self.request(RTM_NEWLINK, 0, &msg, &|| format!("{link} ({what})"))
     }
 
     /// Brings a link up.

@@ -14,7 +14,6 @@
 use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
-use std::os::unix::fs::MetadataExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -71,8 +70,7 @@ impl Netns {
         }
         let mounted = (|| -> Result<()> {
             // The new namespace is the calling thread's only until the bind mount holds it.
-            let home = File::open("/proc/thread-self/ns/net")
-                .map_err(|e| Error::io("opening the calling thread's network namespace", e))?;
+            let home = thread_netns()?;
             unshare(CloneFlags::CLONE_NEWNET)
                 .map_err(|e| Error::io(format!("unshare for {object}"), e.into()))?;
             let _back = ReturnTo(home);
@@ -127,10 +125,8 @@ impl Netns {
 
     /// The namespace of the calling thread.
     pub fn current() -> Result<Netns> {
-        let file = File::open("/proc/thread-self/ns/net")
-            .map_err(|e| Error::io("opening the current network namespace", e))?;
         Ok(Netns {
-            fd: OwnedFd::from(file),
+            fd: OwnedFd::from(thread_netns()?),
             path: None,
             sysctl_dirs: Default::default(),
         })
@@ -143,11 +139,7 @@ impl Netns {
 
     /// The namespace's inode number: two handles refer to the same namespace iff their ids are equal.
     pub fn id(&self) -> Result<u64> {
-        let file = File::from(self.fd.try_clone().map_err(|e| Error::io("dup", e))?);
-        Ok(file
-            .metadata()
-            .map_err(|e| Error::io("fstat on a namespace handle", e))?
-            .ino())
+        inode(self.fd.as_fd())
     }
 
     /// True if both handles refer to the same namespace.
@@ -177,9 +169,8 @@ impl Netns {
         F: FnOnce() -> T + Send,
         T: Send,
     {
-        let home = File::open("/proc/thread-self/ns/net")
-            .map_err(|e| Error::io("opening the calling thread's network namespace", e))?;
-        if same_namespace(&home, &self.fd)? {
+        let home = thread_netns()?;
+        if inode(home.as_fd())? == self.id()? {
             return Ok(f());
         }
         setns(self.fd.as_fd(), CloneFlags::CLONE_NEWNET)
@@ -263,14 +254,17 @@ impl Drop for ReturnTo {
     }
 }
 
-/// True if both descriptors are on the same namespace (same device and inode).
-fn same_namespace(a: &File, b: &OwnedFd) -> Result<bool> {
-    let stat = |fd: BorrowedFd<'_>| {
-        nix::sys::stat::fstat(fd)
-            .map(|st| (st.st_dev, st.st_ino))
-            .map_err(|e| Error::io("fstat on a namespace handle", io::Error::from(e)))
-    };
-    Ok(stat(a.as_fd())? == stat(b.as_fd())?)
+/// The calling thread's network namespace.
+fn thread_netns() -> Result<File> {
+    File::open("/proc/thread-self/ns/net")
+        .map_err(|e| Error::io("opening the calling thread's network namespace", e))
+}
+
+/// The inode of a namespace descriptor: equal inodes, same namespace (all live on nsfs).
+fn inode(fd: BorrowedFd<'_>) -> Result<u64> {
+    nix::sys::stat::fstat(fd)
+        .map(|st| st.st_ino)
+        .map_err(|e| Error::io("fstat on a namespace handle", io::Error::from(e)))
 }
 
 /// Makes `dir` exist and be a shared mount point, as `ip netns add` does.

@@ -57,10 +57,7 @@ fn names_resolve_on_user_networks_only() {
     assert_eq!(dig(&f, "container3", "container3-alias"), own);
 
     // The default bridge has no embedded DNS: no names there, resolv.conf is the host's.
-    f.ctl().create_sandbox(SandboxCreate::new("b1")).unwrap();
-    f.ctl()
-        .connect("b1", "bridge", EndpointOptions::default())
-        .unwrap();
+    f.sandbox_on("b1", "bridge");
     let insp = f.ctl().inspect_sandbox("b1").unwrap();
     let resolv = std::fs::read_to_string(insp.resolv_conf_path.unwrap()).unwrap();
     assert!(!resolv.contains("127.0.0.11"), "{resolv}");

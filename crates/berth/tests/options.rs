@@ -24,10 +24,7 @@ fn mtu_bridge_name_and_snat_source_options() {
                 .option("com.docker.network.host_ipv4", "192.0.2.50"),
         )
         .unwrap();
-    f.ctl().create_sandbox(SandboxCreate::new("t")).unwrap();
-    f.ctl()
-        .connect("t", "tuned", EndpointOptions::default())
-        .unwrap();
+    f.sandbox_on("t", "tuned");
     let bridge = f.host.ip(&["-o", "link", "show", "br-tuned"]).unwrap();
     assert!(bridge.contains("mtu 1400"), "{bridge}");
     let eth0 = f.links_in("t");
@@ -98,12 +95,7 @@ fn ipv6_dual_stack_network() {
 fn ipv4_only_interfaces_have_ipv6_off_and_stay_quiet() {
     let f = Fixture::new();
     f.ctl().create_network(NetworkCreate::new("quiet")).unwrap();
-    f.ctl()
-        .create_sandbox(SandboxCreate::new("newcomer"))
-        .unwrap();
-    f.ctl()
-        .connect("newcomer", "quiet", EndpointOptions::default())
-        .unwrap();
+    f.sandbox_on("newcomer", "quiet");
     let ns = f.sandbox_ns("newcomer");
     let out = |args: &[&str]| {
         let o = ns.command(args[0]).args(&args[1..]).output().unwrap();
@@ -178,9 +170,6 @@ fn inhibit_ipv4_keeps_the_gateway_off_the_bridge() {
         .ip(&["-o", "-4", "addr", "show", "br-inhibit"])
         .unwrap();
     assert_eq!(addrs.trim(), "", "{addrs}");
-    f.ctl().create_sandbox(SandboxCreate::new("i")).unwrap();
-    f.ctl()
-        .connect("i", "inhibited", EndpointOptions::default())
-        .unwrap();
+    f.sandbox_on("i", "inhibited");
     assert!(!f.ping("i", "10.61.0.1"));
 }

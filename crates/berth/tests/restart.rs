@@ -21,10 +21,7 @@ fn restart_restores_state_and_removes_what_leaked() {
         .create_network(NetworkCreate::new("isolated_nw"))
         .unwrap();
     for (sb, net) in [("a", "isolated_nw"), ("b", "isolated_nw"), ("c", "bridge")] {
-        f.ctl().create_sandbox(SandboxCreate::new(sb)).unwrap();
-        f.ctl()
-            .connect(sb, net, EndpointOptions::default())
-            .unwrap();
+        f.sandbox_on(sb, net);
     }
     let before: Vec<_> = f.ctl().sandboxes();
     let nets_before: Vec<_> = f.ctl().networks();
@@ -105,10 +102,7 @@ fn restart_restores_state_and_removes_what_leaked() {
     assert!(f.ping("a", &ip_b));
     assert!(!f.ping("c", &ip_b));
     // New work after the restart gets fresh addresses.
-    f.ctl().create_sandbox(SandboxCreate::new("d")).unwrap();
-    f.ctl()
-        .connect("d", "isolated_nw", EndpointOptions::default())
-        .unwrap();
+    f.sandbox_on("d", "isolated_nw");
     let ips: BTreeSet<String> = ["a", "b", "d"]
         .iter()
         .map(|s| f.ip_of(s, "isolated_nw"))
@@ -216,10 +210,7 @@ fn kill_9_in_the_middle_of_connects_then_restart() {
     let namespaces = std::fs::read_dir(f.netns_dir()).unwrap().count();
     assert_eq!(namespaces, sandboxes.len());
     // And the next connect gets an address nobody has.
-    f.ctl().create_sandbox(SandboxCreate::new("after")).unwrap();
-    f.ctl()
-        .connect("after", "busy", EndpointOptions::default())
-        .unwrap();
+    f.sandbox_on("after", "busy");
     assert!(!ips.contains(f.ip_of("after", "busy").as_str()));
 }
 
@@ -249,10 +240,7 @@ fn newer_sandboxes_get_lower_namespace_ids_across_restarts() {
             .unwrap_or_else(|| panic!("{sb} has no namespace id in the host"))
     };
     for sb in ["older", "newer"] {
-        f.ctl().create_sandbox(SandboxCreate::new(sb)).unwrap();
-        f.ctl()
-            .connect(sb, "ids", EndpointOptions::default())
-            .unwrap();
+        f.sandbox_on(sb, "ids");
     }
     let (older, newer) = (nsid(&f, "older"), nsid(&f, "newer"));
     assert!(newer < older, "newer {newer}, older {older}");
@@ -274,12 +262,7 @@ fn newer_sandboxes_get_lower_namespace_ids_across_restarts() {
         .min()
         .unwrap();
     f.restart();
-    f.ctl()
-        .create_sandbox(SandboxCreate::new("newest"))
-        .unwrap();
-    f.ctl()
-        .connect("newest", "ids", EndpointOptions::default())
-        .unwrap();
+    f.sandbox_on("newest", "ids");
     let newest = nsid(&f, "newest");
     assert!(
         (1 << 30..lowest_idle).contains(&newest),

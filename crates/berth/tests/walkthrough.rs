@@ -9,14 +9,6 @@ use berth::{EndpointOptions, IpamPoolConfig, NetworkCreate, SandboxCreate, Sandb
 use berth_testhost::traffic::{TcpBanner, tcp_fetch};
 use common::{Fixture, TIMEOUT};
 
-fn sandbox_on(f: &Fixture, name: &str, network: &str) -> String {
-    f.ctl().create_sandbox(SandboxCreate::new(name)).unwrap();
-    f.ctl()
-        .connect(name, network, EndpointOptions::default())
-        .unwrap();
-    f.ip_of(name, network)
-}
-
 #[test]
 fn default_networks_exist_and_cannot_be_removed() {
     let f = Fixture::new();
@@ -53,8 +45,8 @@ fn default_networks_exist_and_cannot_be_removed() {
 #[test]
 fn default_bridge_sandboxes_ping_by_ip_and_isolated_nw_is_isolated() {
     let f = Fixture::new();
-    let ip1 = sandbox_on(&f, "container1", "bridge");
-    let ip2 = sandbox_on(&f, "container2", "bridge");
+    let ip1 = f.sandbox_on("container1", "bridge");
+    let ip2 = f.sandbox_on("container2", "bridge");
     assert_eq!((ip1.as_str(), ip2.as_str()), ("172.17.0.2", "172.17.0.3"));
     assert!(f.ping("container1", &ip2));
     assert!(f.ping("container2", &ip1));
@@ -68,7 +60,7 @@ fn default_bridge_sandboxes_ping_by_ip_and_isolated_nw_is_isolated() {
         .unwrap();
     let nw = f.ctl().inspect_network("isolated_nw").unwrap();
     assert_eq!(nw.ipam.config[0].subnet, "172.18.0.0/16");
-    let ip3 = sandbox_on(&f, "container3", "isolated_nw");
+    let ip3 = f.sandbox_on("container3", "isolated_nw");
     assert_eq!(ip3, "172.18.0.2");
     let nw = f.ctl().inspect_network("isolated_nw").unwrap();
     assert_eq!(nw.containers.len(), 1);
@@ -105,8 +97,8 @@ fn icc_disabled_blocks_traffic_within_the_network() {
             NetworkCreate::new("no_icc").option("com.docker.network.bridge.enable_icc", "false"),
         )
         .unwrap();
-    let a = sandbox_on(&f, "a", "no_icc");
-    let b = sandbox_on(&f, "b", "no_icc");
+    let a = f.sandbox_on("a", "no_icc");
+    let b = f.sandbox_on("b", "no_icc");
     assert!(!f.ping("a", &b));
     assert!(!f.ping("b", &a));
     // The gateway (the host) still answers.
@@ -124,8 +116,8 @@ fn internal_network_cannot_reach_the_lan_while_a_normal_one_is_masqueraded() {
     f.ctl()
         .create_network(NetworkCreate::new("internal_nw").internal())
         .unwrap();
-    sandbox_on(&f, "inside", "internal_nw");
-    sandbox_on(&f, "outside", "bridge");
+    f.sandbox_on("inside", "internal_nw");
+    f.sandbox_on("outside", "bridge");
 
     let got = tcp_fetch(&f.sandbox_ns("outside"), server.addr(), TIMEOUT).unwrap();
     assert_eq!(
@@ -150,10 +142,7 @@ fn internal_network_cannot_reach_the_lan_while_a_normal_one_is_masqueraded() {
 #[test]
 fn none_has_only_loopback_and_host_sees_the_hosts_interfaces() {
     let f = Fixture::new();
-    f.ctl().create_sandbox(SandboxCreate::new("alone")).unwrap();
-    f.ctl()
-        .connect("alone", "none", EndpointOptions::default())
-        .unwrap();
+    f.sandbox_on("alone", "none");
     let links = f.links_in("alone");
     assert_eq!(links.lines().count(), 1, "{links}");
     assert!(links.contains("lo:"));
@@ -251,7 +240,7 @@ fn static_addresses_and_removal_of_networks_in_use() {
         )
         .unwrap();
     assert_eq!(f.ip_of("s1", "static_nw"), "172.28.9.9");
-    let ip2 = sandbox_on(&f, "s2", "static_nw");
+    let ip2 = f.sandbox_on("s2", "static_nw");
     assert_eq!(ip2, "172.28.5.0", "from the ip-range");
     assert!(f.ping("s2", "172.28.9.9"));
     assert!(f.ping("s2", "172.28.5.254"));
@@ -275,8 +264,8 @@ fn published_tcp_service_on_a_sandbox_is_reachable_from_its_network_peers() {
     f.ctl()
         .create_network(NetworkCreate::new("web_nw"))
         .unwrap();
-    let web = sandbox_on(&f, "web", "web_nw");
-    sandbox_on(&f, "client", "web_nw");
+    let web = f.sandbox_on("web", "web_nw");
+    f.sandbox_on("client", "web_nw");
     let addr: SocketAddr = format!("{web}:80").parse().unwrap();
     let _server = TcpBanner::start(&f.sandbox_ns("web"), addr, "web").unwrap();
     let got = tcp_fetch(&f.sandbox_ns("client"), addr, TIMEOUT).unwrap();

@@ -110,6 +110,17 @@ impl Fixture {
         berth_testhost::ping_in(&self.sandbox_ns(from), to)
     }
 
+    /// Creates sandbox `name` and connects it to `network` with default options; its address.
+    pub(crate) fn sandbox_on(&self, name: &str, network: &str) -> String {
+        self.ctl()
+            .create_sandbox(berth::SandboxCreate::new(name))
+            .unwrap();
+        self.ctl()
+            .connect(name, network, berth::EndpointOptions::default())
+            .unwrap();
+        self.ip_of(name, network)
+    }
+
     pub(crate) fn ip_of(&self, sandbox: &str, network: &str) -> String {
         self.ctl().inspect_sandbox(sandbox).unwrap().networks[network]
             .ip_address
