@@ -14,6 +14,7 @@
 use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -97,17 +98,41 @@ impl Netns {
     }
 
     /// Opens an existing namespace by path: a bind mount (`/run/netns/NAME`) or `/proc/PID/ns/net`.
+    ///
+    /// The path is first opened with `O_PATH` (which never blocks and has no side effect on a
+    /// FIFO or a device) and checked to live on the namespace filesystem; only then is it opened
+    /// for real. Anything else (a regular file, a FIFO, a device, a directory) is refused with
+    /// [`Error::InvalidArgument`] without being opened or sent an ioctl. A path that does not
+    /// exist is [`Error::NotFound`]; other failures to open keep their cause (see
+    /// [`Error::is_not_found`]: only that one means the namespace is really gone).
     pub fn open(path: impl AsRef<Path>) -> Result<Netns> {
         let path = path.as_ref();
-        let file = File::open(path).map_err(|e| {
+        let object = || format!("network namespace {}", path.display());
+        let open_err = |e: io::Error| {
             if e.kind() == io::ErrorKind::NotFound {
-                Error::NotFound {
-                    object: format!("network namespace {}", path.display()),
-                }
+                Error::NotFound { object: object() }
             } else {
                 Error::io(format!("opening network namespace {}", path.display()), e)
             }
-        })?;
+        };
+        let probe = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_PATH | libc::O_CLOEXEC)
+            .open(path)
+            .map_err(open_err)?;
+        let on_nsfs = nix::sys::statfs::fstatfs(&probe)
+            .map(|fs| fs.filesystem_type() == nix::sys::statfs::NSFS_MAGIC)
+            .map_err(|e| Error::io(format!("statfs on {}", path.display()), e.into()))?;
+        if !on_nsfs {
+            return Err(Error::InvalidArgument {
+                object: object(),
+                message:
+                    "the file is not a namespace (not a mounted namespace or /proc/PID/ns/net)"
+                        .into(),
+            });
+        }
+        // Reopened through the probe's own descriptor: the same file, whatever the path names now.
+        let file = File::open(format!("/proc/self/fd/{}", probe.as_raw_fd())).map_err(open_err)?;
         let fd = OwnedFd::from(file);
         check_is_netns(&fd, path)?;
         Ok(Netns {
@@ -115,6 +140,43 @@ impl Netns {
             path: Some(path.to_path_buf()),
             sysctl_dirs: Default::default(),
         })
+    }
+
+    /// Bind-mounts this namespace at `dir/name` (as `ip netns attach` does), so that the path
+    /// names it to every process, and returns a handle opened from that path. `dir` is prepared
+    /// as in [`Netns::create_in`]. Fails with [`Error::Exists`] if `dir/name` exists; on failure
+    /// nothing is left behind. Remove it with [`Netns::delete_named_in`] (the namespace itself
+    /// lives on while anything else holds it).
+    pub fn bind_at(&self, dir: &Path, name: &str) -> Result<Netns> {
+        validate_netns_name(name)?;
+        prepare_run_dir(dir)?;
+        let path = dir.join(name);
+        let object = format!("network namespace {}", path.display());
+        match OpenOptions::new().write(true).create_new(true).open(&path) {
+            Ok(f) => drop(f),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                return Err(Error::Exists { object });
+            }
+            Err(e) => return Err(Error::io(format!("creating {}", path.display()), e)),
+        }
+        let source = format!("/proc/self/fd/{}", self.fd.as_raw_fd());
+        if let Err(e) = mount(
+            Some(source.as_str()),
+            &path,
+            None::<&str>,
+            MsFlags::MS_BIND,
+            None::<&str>,
+        ) {
+            let _ = fs::remove_file(&path);
+            return Err(Error::io(format!("bind-mounting {object}"), e.into()));
+        }
+        match Self::open(&path) {
+            Ok(ns) => Ok(ns),
+            Err(e) => {
+                let _ = remove_mount(&path);
+                Err(e)
+            }
+        }
     }
 
     /// Opens the named namespace `name` under [`DEFAULT_NETNS_DIR`].

@@ -73,3 +73,64 @@ fn created_namespace_is_new_and_empty_and_the_caller_stays_home() {
     assert!(!dir.path().join("made-here").exists());
     let _ = nix::mount::umount2(dir.path(), nix::mount::MntFlags::MNT_DETACH);
 }
+
+#[test]
+fn open_refuses_what_is_not_a_namespace_without_blocking_or_touching_it() {
+    let dir = tempfile::tempdir().unwrap();
+    // A FIFO nobody writes to: a blocking open would hang here forever.
+    let fifo = dir.path().join("fifo");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    let plain = dir.path().join("plain");
+    std::fs::write(&plain, b"not a namespace").unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let paths = [fifo.clone(), plain, "/dev/null".into(), dir.path().into()];
+    std::thread::spawn(move || {
+        let results: Vec<String> = paths
+            .iter()
+            .map(|p| match Netns::open(p) {
+                Ok(_) => format!("{} opened", p.display()),
+                Err(e) => e.to_string(),
+            })
+            .collect();
+        let _ = tx.send(results);
+    });
+    let results = rx
+        .recv_timeout(std::time::Duration::from_secs(5))
+        .expect("Netns::open of a FIFO must not block");
+    for r in &results {
+        assert!(
+            r.contains("not a namespace"),
+            "refused with a clear error: {r}"
+        );
+    }
+    let missing = Netns::open(dir.path().join("nothing")).unwrap_err();
+    assert!(missing.is_not_found(), "{missing}");
+    // Only a namespace file opens, also through /proc.
+    let ns = Netns::open("/proc/self/ns/net").unwrap();
+    assert!(ns.same_as(&current()).unwrap());
+}
+
+#[test]
+fn bind_at_names_an_existing_namespace_to_every_process() {
+    let h = host();
+    let dir = tempfile::tempdir().unwrap();
+    let bound = h.netns().bind_at(dir.path(), "default").unwrap();
+    assert!(bound.same_as(h.netns()).unwrap());
+    let path = dir.path().join("default");
+    assert!(Netns::open(&path).unwrap().same_as(h.netns()).unwrap());
+    // Another process that opens the path lands in the test host, not in its own namespace.
+    let via_nsenter = std::process::Command::new("nsenter")
+        .arg(format!("--net={}", path.display()))
+        .args(["readlink", "/proc/self/ns/net"])
+        .output()
+        .unwrap();
+    let want = format!("net:[{}]", h.netns().id().unwrap());
+    assert_eq!(String::from_utf8_lossy(&via_nsenter.stdout).trim(), want);
+    assert!(matches!(
+        h.netns().bind_at(dir.path(), "default"),
+        Err(berth_netlink::Error::Exists { .. })
+    ));
+    assert!(Netns::delete_named_in(dir.path(), "default").unwrap());
+    assert!(!path.exists());
+    let _ = nix::mount::umount2(dir.path(), nix::mount::MntFlags::MNT_DETACH);
+}
