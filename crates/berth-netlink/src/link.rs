@@ -29,6 +29,28 @@ pub const MIN_MTU: u32 = 68;
 pub const MAX_MTU: u32 = 65535;
 /// Largest VXLAN network identifier (24 bits).
 pub const MAX_VNI: u32 = (1 << 24) - 1;
+/// Longest link alias (`IFLA_IFALIAS`) the kernel keeps, in bytes: `IFALIASZ` (256) less the
+/// terminating NUL, which the kernel counts against the limit, less one more.
+pub(crate) const MAX_ALIAS_LEN: usize = 254;
+
+/// Refuses an alias the kernel would refuse or cut: longer than [`MAX_ALIAS_LEN`] bytes, or
+/// with a NUL (which would end it early).
+pub(crate) fn check_alias(alias: &str, object: impl FnOnce() -> String) -> Result<()> {
+    let message = if alias.len() > MAX_ALIAS_LEN {
+        format!(
+            "the alias is {} bytes long; the kernel keeps at most {MAX_ALIAS_LEN}",
+            alias.len()
+        )
+    } else if alias.contains('\0') {
+        "the alias contains NUL".to_owned()
+    } else {
+        return Ok(());
+    };
+    Err(Error::InvalidArgument {
+        object: object(),
+        message,
+    })
+}
 
 /// Names an existing link, by index or by name. Built from a `u32`, a `&str`/`String` or a
 /// [`Link`]. Names are validated before any request is sent.
@@ -295,6 +317,10 @@ pub struct Link {
     pub macvlan_mode: Option<MacvlanMode>,
     /// Mode of an ipvlan device.
     pub ipvlan_mode: Option<IpvlanMode>,
+    /// The alias (`IFLA_IFALIAS`, `ip link set dev X alias TEXT`); `None` when unset or empty.
+    /// A free-form label the kernel keeps and reports but never acts on: berth's drivers mark
+    /// the links they make with it.
+    pub alias: Option<String>,
 }
 
 impl Link {
@@ -315,6 +341,7 @@ impl Link {
             vxlan: None,
             macvlan_mode: None,
             ipvlan_mode: None,
+            alias: None,
         };
         for attr in msg.attributes {
             match attr {
@@ -326,6 +353,7 @@ impl Link {
                 LinkAttribute::Link(p) if p != 0 => link.parent = Some(p),
                 LinkAttribute::LinkNetNsId(id) => link.link_netnsid = Some(id),
                 LinkAttribute::LinkInfo(infos) => link.apply_info(infos),
+                LinkAttribute::IfAlias(a) if !a.is_empty() => link.alias = Some(a),
                 _ => {}
             }
         }
@@ -396,6 +424,7 @@ pub struct LinkUpdate {
     mac: Option<MacAddr>,
     master: Option<Option<LinkRef>>,
     name: Option<String>,
+    alias: Option<String>,
 }
 
 impl LinkUpdate {
@@ -446,6 +475,13 @@ impl LinkUpdate {
         self
     }
 
+    /// Sets the link's alias (`IFLA_IFALIAS`, at most 254 bytes, no NUL); an empty alias
+    /// removes it.
+    pub fn alias(mut self, alias: impl Into<String>) -> Self {
+        self.alias = Some(alias.into());
+        self
+    }
+
     fn validate(&self, object: &dyn Fn() -> String) -> Result<()> {
         check_mtu(self.mtu, object)?;
         if let Some(mac) = &self.mac {
@@ -456,6 +492,9 @@ impl LinkUpdate {
         }
         if let Some(n) = &self.name {
             validate_ifname(n)?;
+        }
+        if let Some(a) = &self.alias {
+            check_alias(a, object)?;
         }
         Ok(())
     }
@@ -585,6 +624,9 @@ impl Handle {
         if let Some(name) = &update.name {
             msg.attributes.push(LinkAttribute::IfName(name.clone()));
         }
+        if let Some(alias) = &update.alias {
+            msg.attributes.push(LinkAttribute::IfAlias(alias.clone()));
+        }
         let object = || match (&update.name, &update.master) {
             (Some(n), _) => format!("{link} (renaming to {n:?})"),
             (None, Some(Some(m))) => format!("{link} (master {m})"),
@@ -662,6 +704,12 @@ impl Handle {
         self.link_update(link, &LinkUpdate::new().no_master())
     }
 
+    /// Sets a link's alias (`ip link set dev X alias TEXT`: at most 254 bytes, no NUL); an
+    /// empty alias removes it.
+    pub fn link_set_alias(&self, link: impl Into<LinkRef>, alias: &str) -> Result<()> {
+        self.link_update(link, &LinkUpdate::new().alias(alias))
+    }
+
     /// Renames a link (it must be down).
     pub fn link_rename(&self, link: impl Into<LinkRef>, new_name: &str) -> Result<()> {
         self.link_update(link, &LinkUpdate::new().rename(new_name))
@@ -719,6 +767,24 @@ mod tests {
             LinkUpdate::new()
                 .up()
                 .mtu(1500)
+                .validate(&|| "l".into())
+                .is_ok()
+        );
+        let long = "a".repeat(MAX_ALIAS_LEN + 1);
+        let e = LinkUpdate::new()
+            .alias(long)
+            .validate(&|| "l".into())
+            .unwrap_err();
+        assert!(e.to_string().contains("at most 254"), "{e}");
+        assert!(
+            LinkUpdate::new()
+                .alias("a\0b")
+                .validate(&|| "l".into())
+                .is_err()
+        );
+        assert!(
+            LinkUpdate::new()
+                .alias("a".repeat(MAX_ALIAS_LEN))
                 .validate(&|| "l".into())
                 .is_ok()
         );

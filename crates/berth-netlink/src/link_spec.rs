@@ -13,7 +13,8 @@ use netlink_packet_route::link::{
 use crate::Netns;
 use crate::error::{Error, Result};
 use crate::link::{
-    IpvlanMode, LinkRef, MAX_MTU, MAX_VNI, MIN_MTU, MacvlanMode, RTM_NEWLINK, set_up_flags,
+    IpvlanMode, LinkRef, LinkUpdate, MAX_MTU, MAX_VNI, MIN_MTU, MacvlanMode, RTM_NEWLINK,
+    check_alias, set_up_flags,
 };
 use crate::mac::MacAddr;
 use crate::name::validate_ifname;
@@ -162,6 +163,7 @@ pub struct LinkSpec<'a> {
     master: Option<LinkRef>,
     up: bool,
     mcast_snooping: Option<bool>,
+    alias: Option<String>,
 }
 
 impl<'a> LinkSpec<'a> {
@@ -174,6 +176,7 @@ impl<'a> LinkSpec<'a> {
             master: None,
             up: false,
             mcast_snooping: None,
+            alias: None,
         }
     }
 
@@ -244,6 +247,17 @@ impl<'a> LinkSpec<'a> {
         self
     }
 
+    /// The link's alias (`IFLA_IFALIAS`: at most 254 bytes, no NUL), e.g. a mark saying who
+    /// made it. For a veth pair, the end in the handle's namespace gets it.
+    ///
+    /// The kernel ignores an alias in the request that creates a link (its creation path never
+    /// reads `IFLA_IFALIAS`; checked on Linux 6.18), so [`Handle::link_add`] sets it with one
+    /// more request right after; if that fails, the new link is deleted again.
+    pub fn alias(mut self, alias: impl Into<String>) -> Self {
+        self.alias = Some(alias.into());
+        self
+    }
+
     /// Brings the link up as part of the creation.
     pub fn up(mut self) -> Self {
         self.up = true;
@@ -279,6 +293,9 @@ impl<'a> LinkSpec<'a> {
         }
         if let Some(m) = &self.master {
             m.validate()?;
+        }
+        if let Some(a) = &self.alias {
+            check_alias(a, || self.describe())?;
         }
         if self.mcast_snooping.is_some() && !matches!(self.kind, KindSpec::Bridge) {
             return Err(Error::InvalidArgument {
@@ -334,9 +351,28 @@ pub(crate) fn check_mtu(mtu: Option<u32>, object: impl FnOnce() -> String) -> Re
 impl Handle {
     /// Creates a link. Fails with [`Error::Exists`] if the name is taken (in either namespace for
     /// a veth pair), and with [`Error::InvalidName`] / [`Error::InvalidArgument`] before sending
-    /// anything when a name, MTU, MAC or VNI is bad.
+    /// anything when a name, MTU, MAC, VNI or alias is bad. With an alias, the link is created
+    /// and then given its alias (see [`LinkSpec::alias`]); a link whose alias cannot be set is
+    /// deleted again, so a link made by this call always carries its alias.
     pub fn link_add(&self, spec: &LinkSpec<'_>) -> Result<()> {
         spec.validate()?;
+        self.link_create(spec)?;
+        let Some(alias) = &spec.alias else {
+            return Ok(());
+        };
+        let marked = self.link_update(spec.name.as_str(), &LinkUpdate::new().alias(alias.as_str()));
+        if let Err(e) = marked {
+            // Deleting one end of a veth pair deletes both.
+            if let Err(undo) = self.link_delete(spec.name.as_str()) {
+                tracing::warn!(link = %spec.name, error = %undo, "deleting a link whose alias could not be set");
+            }
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// The `RTM_NEWLINK` request that creates the link of a checked `spec`.
+    fn link_create(&self, spec: &LinkSpec<'_>) -> Result<()> {
         let mut msg = LinkMessage::default();
         msg.attributes
             .push(LinkAttribute::IfName(spec.name.clone()));
@@ -467,5 +503,16 @@ mod tests {
         let parent = LinkSpec::macvlan("mv0", "has space", MacvlanMode::Bridge);
         assert!(matches!(parent.validate(), Err(Error::InvalidName { .. })));
         assert!(LinkRef::Index(0).validate().is_err());
+        let alias = LinkSpec::bridge("b0").alias("x".repeat(255));
+        let e = alias.validate().unwrap_err();
+        assert!(matches!(e, Error::InvalidArgument { .. }), "{e:?}");
+        assert!(e.to_string().contains("255 bytes"), "{e}");
+        assert!(LinkSpec::bridge("b0").alias("a\0b").validate().is_err());
+        assert!(
+            LinkSpec::bridge("b0")
+                .alias("x".repeat(254))
+                .validate()
+                .is_ok()
+        );
     }
 }

@@ -512,6 +512,79 @@ fn bad_names_and_values_are_refused_before_anything_is_sent() {
 }
 
 #[test]
+fn aliases_are_set_at_creation_read_back_changed_and_cleared() {
+    let a = host();
+    let b = host();
+    let nla = handle(&a);
+    let nlb = handle(&b);
+    let ifalias = |h: &berth_testhost::TestHost, name: &str| {
+        link_json(h, name).expect("the link exists")["ifalias"]
+            .as_str()
+            .map(str::to_owned)
+    };
+
+    // A bridge and a veth pair made with an alias carry it at once, as iproute2 sees it too.
+    nla.link_add(&LinkSpec::bridge("br-alias").alias("berth:test:net"))
+        .unwrap();
+    assert_eq!(ifalias(&a, "br-alias").as_deref(), Some("berth:test:net"));
+    assert_eq!(
+        nla.link("br-alias").unwrap().alias.as_deref(),
+        Some("berth:test:net")
+    );
+    nla.link_add(
+        &LinkSpec::veth("veth-al", VethPeer::new("eth0").netns(b.netns()))
+            .master("br-alias")
+            .alias("berth:test:ep"),
+    )
+    .unwrap();
+    assert_eq!(ifalias(&a, "veth-al").as_deref(), Some("berth:test:ep"));
+    // Only the end in the handle's namespace: the peer has none.
+    assert_eq!(ifalias(&b, "eth0"), None);
+    assert_eq!(nlb.link("eth0").unwrap().alias, None);
+    let listed = nla.link_list().unwrap();
+    let alias_of = |name: &str| {
+        listed
+            .iter()
+            .find(|l| l.name == name)
+            .and_then(|l| l.alias.clone())
+    };
+    assert_eq!(alias_of("br-alias").as_deref(), Some("berth:test:net"));
+    assert_eq!(alias_of("veth-al").as_deref(), Some("berth:test:ep"));
+    assert_eq!(alias_of("lo"), None);
+
+    // Changed alone, or with other changes in one request; an empty alias removes it.
+    nla.link_set_alias("br-alias", "changed").unwrap();
+    assert_eq!(ifalias(&a, "br-alias").as_deref(), Some("changed"));
+    nla.link_update("veth-al", &LinkUpdate::new().up().alias("with-up"))
+        .unwrap();
+    let v = nla.link("veth-al").unwrap();
+    assert!(v.up);
+    assert_eq!(v.alias.as_deref(), Some("with-up"));
+    nla.link_set_alias("br-alias", "").unwrap();
+    assert_eq!(ifalias(&a, "br-alias"), None);
+    assert_eq!(nla.link("br-alias").unwrap().alias, None);
+
+    // The longest alias the kernel keeps is accepted; one byte more is refused before sending.
+    let longest = "x".repeat(254);
+    nla.link_set_alias("br-alias", &longest).unwrap();
+    assert_eq!(nla.link("br-alias").unwrap().alias, Some(longest.clone()));
+    let e = nla
+        .link_set_alias("br-alias", &"y".repeat(255))
+        .unwrap_err();
+    assert!(matches!(e, Error::InvalidArgument { .. }), "{e:?}");
+    let before = ip_link_names(&a);
+    let e = nla
+        .link_add(&LinkSpec::bridge("br-toolong").alias("y".repeat(255)))
+        .unwrap_err();
+    assert!(matches!(e, Error::InvalidArgument { .. }), "{e:?}");
+    assert_eq!(ip_link_names(&a), before, "nothing made");
+    assert_eq!(nla.link("br-alias").unwrap().alias, Some(longest));
+
+    nla.link_delete("veth-al").unwrap();
+    nla.link_delete("br-alias").unwrap();
+}
+
+#[test]
 fn kernel_refusals_carry_the_extended_ack_message() {
     let h = host();
     let nl = handle(&h);
