@@ -16,6 +16,12 @@
 //! udev's `MACAddressPolicy` leaves it alone. Bridges berth makes have multicast snooping off
 //! (see [`BridgeOptions::mcast_snooping`]).
 //!
+//! Every bridge and host-side veth the driver makes carries a link alias naming the berth
+//! instance and the network or endpoint (see [`BridgeDriver::with_instance`]); a restart removes
+//! only unrecorded links with this instance's mark, never Docker's, another berth's or
+//! unmarked ones. With a firewall, bridged traffic is sent through it
+//! (`net.bridge.bridge-nf-call-iptables`, see [`BridgeError`]).
+//!
 //! MAC addresses follow Docker's derivation (`02:42` + the IPv4 address), not random addresses
 //! with a gratuitous ARP: when an address is reused by another endpoint, neighbours' ARP caches
 //! already hold the right MAC, and no extra packet is needed on join. IPv6-only endpoints get a
@@ -29,11 +35,17 @@
 //!
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let host = Netns::current()?;
-//! let driver: Arc<dyn Driver> = Arc::new(BridgeDriver::new(&host, None, BridgeDefaults::default())?);
+//! let driver: Arc<dyn Driver> = Arc::new(
+//!     BridgeDriver::new(&host, None, BridgeDefaults::default())?.with_instance("3f2a9c"),
+//! );
 //! # Ok(()) }
 //! ```
 
+mod marker;
+mod netfilter;
+mod network;
 mod options;
+mod orphans;
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -48,10 +60,16 @@ use berth_driver::{
     local_mac_from_bytes, mac_from_ipv4,
 };
 use berth_firewall::{Firewall, NetworkRules};
-use berth_netlink::{AddrSpec, Handle, Link, LinkKind, LinkSpec, Netns, VethPeer, sysctl_set};
+use berth_netlink::{
+    AddrSpec, Handle, Link, LinkKind, LinkSpec, LinkUpdate, Netns, VethPeer, sysctl_set,
+};
 use berth_portmap::{MapRequest, PortBinding, PortMapper, PortSpec};
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 
+use marker::{Marker, Owner};
+
+pub use marker::{DEFAULT_INSTANCE, MARKER_PREFIX, MAX_INSTANCE_LEN};
+pub use netfilter::{BRIDGE_NF_CALL_IP6TABLES, BRIDGE_NF_CALL_IPTABLES, BridgeError};
 pub use options::{
     BRIDGE_NAME, BridgeDefaults, BridgeOptions, DEFAULT_BRIDGE, ENABLE_ICC, ENABLE_IP_MASQUERADE,
     HOST_BINDING_IPV4, HOST_IPV4, HOST_IPV6, INHIBIT_IPV4, MCAST_SNOOPING, MTU,
@@ -80,7 +98,8 @@ struct BridgeNetwork {
     index: AtomicU32,
     /// The bridge's MAC address, which the host end of every veth takes (see the crate docs).
     mac: Option<MacAddr>,
-    /// berth made the bridge (or it carries berth's naming): delete it with the network.
+    /// berth made the bridge (it carries this instance's mark, or berth's naming and no mark):
+    /// delete it with the network.
     owned: bool,
     options: BridgeOptions,
     gateways: Vec<IpNet>,
@@ -96,7 +115,10 @@ struct BridgeEndpoint {
     ipv6: Option<Ipv6Net>,
 }
 
-/// The bridge driver. One per host namespace; `Send + Sync`.
+/// The bridge driver. One per host namespace and berth instance; `Send + Sync`.
+///
+/// Locks: `bridges` may be held while `networks` is taken, never the other way round; neither
+/// is held over kernel work.
 #[derive(Debug)]
 pub struct BridgeDriver {
     host: Netns,
@@ -104,7 +126,12 @@ pub struct BridgeDriver {
     firewall: Option<Arc<Firewall>>,
     ports: PortMapper,
     defaults: BridgeDefaults,
+    /// The mark of this instance's links, or why the instance id was refused.
+    marker: std::result::Result<Marker, String>,
     networks: RwLock<HashMap<NetworkId, Arc<BridgeNetwork>>>,
+    /// Bridge names claimed by a network: from before the kernel work of its creation until it
+    /// is deleted (or its creation failed). Two networks never share a bridge.
+    bridges: Mutex<HashMap<String, NetworkId>>,
 }
 
 impl BridgeDriver {
@@ -140,8 +167,29 @@ impl BridgeDriver {
             firewall,
             ports,
             defaults,
+            marker: Marker::new(DEFAULT_INSTANCE),
             networks: RwLock::new(HashMap::new()),
+            bridges: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// Names the berth installation this driver belongs to (the controller passes an id it
+    /// keeps in its store, one per data root): 1 to [`MAX_INSTANCE_LEN`] ASCII letters, digits,
+    /// `.`, `_` or `-`. Every bridge and host-side veth the driver makes carries the link alias
+    /// `berth:<instance>:<network or endpoint id>`, and
+    /// [`remove_orphans`](NetworkDriver::remove_orphans) removes only unrecorded links with this
+    /// instance's mark. Without this call the instance is [`DEFAULT_INSTANCE`]; drivers of two
+    /// berth installations in one host namespace must be given different instances. A refused
+    /// id is reported by the first operation that marks or removes links.
+    ///
+    /// Bridges made by berth before links were marked carry no mark: a network record that
+    /// names one (berth's `br-<id>` naming, or the default bridge) adopts and marks it when the
+    /// network is restored; unmarked bridges and veths no record names are never deleted (they
+    /// may be Docker's), only logged by `remove_orphans`. A bridge with another instance's mark
+    /// is not shared: creating a network on it fails with [`DriverError::Exists`].
+    pub fn with_instance(mut self, instance: impl Into<String>) -> Self {
+        self.marker = Marker::new(&instance.into());
+        self
     }
 
     /// The bridge device of a network the driver knows.
@@ -160,6 +208,23 @@ impl BridgeDriver {
 
     fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<NetworkId, Arc<BridgeNetwork>>> {
         self.networks.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn bridges(&self) -> std::sync::MutexGuard<'_, HashMap<String, NetworkId>> {
+        self.bridges.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Gives up `network`'s claim on `bridge` (if it still holds it).
+    fn release_bridge(&self, bridge: &str, network: &NetworkId) {
+        let mut claims = self.bridges();
+        if claims.get(bridge) == Some(network) {
+            claims.remove(bridge);
+        }
+    }
+
+    /// Who made `link`, by its alias.
+    fn marker_owner<'a>(&self, link: &'a Link) -> Result<Owner<'a>> {
+        Ok(marker::checked(&self.marker)?.owner(link.alias.as_deref()))
     }
 
     fn network(&self, id: &NetworkId) -> Result<Arc<BridgeNetwork>> {
@@ -197,117 +262,6 @@ impl BridgeDriver {
         rules
     }
 
-    /// Creates (or adopts, after a restart) the bridge, addresses and rules; undoes its own work
-    /// on failure.
-    fn set_up_network(
-        &self,
-        spec: &NetworkSpec,
-        o: &BridgeOptions,
-        bridge: &str,
-        undo: &mut Vec<Undo>,
-    ) -> Result<(bool, Link, Vec<IpNet>)> {
-        let nl = &self.netlink;
-        let looking_up = || format!("looking up bridge {bridge}");
-        let existing = nl
-            .link_get(bridge)
-            .map_err(|e| DriverError::kernel(looking_up(), e))?;
-        let owned = match &existing {
-            Some(link) if link.kind != Some(LinkKind::Bridge) => {
-                return Err(DriverError::InvalidConfig(format!(
-                    "cannot use {bridge} as the bridge of network {}: it exists and is not a bridge",
-                    spec.name
-                )));
-            }
-            // Ours from an earlier run (berth's naming), or an existing bridge the user named.
-            Some(_) => o.bridge_name.is_none() || o.default_bridge,
-            None => {
-                // A MAC of its own, as Docker gives its bridges: without one, the bridge takes the
-                // lowest MAC of its ports, compares every port's on each join (a pass over all
-                // ports) and changes address whenever a port with a lower one joins or leaves.
-                let mut link = LinkSpec::bridge(bridge)
-                    .mac(local_mac_from_bytes(random_bytes()))
-                    .mcast_snooping(o.mcast_snooping);
-                if let Some(mtu) = o.mtu {
-                    link = link.mtu(mtu);
-                }
-                nl.link_add(&link)
-                    .map_err(|e| DriverError::kernel(format!("creating bridge {bridge}"), e))?;
-                undo.push(Undo::DeleteLink(bridge.to_owned()));
-                true
-            }
-        };
-        let link = match existing {
-            Some(link) => link,
-            None => nl
-                .link(bridge)
-                .map_err(|e| DriverError::kernel(looking_up(), e))?,
-        };
-        // A bridge berth owns converges to the option (one made by an earlier berth may have
-        // the kernel's default); a bridge the user named and made is left as it is.
-        let snooping = link.bridge.as_ref().and_then(|b| b.mcast_snooping);
-        if owned && snooping.is_some_and(|on| on != o.mcast_snooping) {
-            nl.link_set_mcast_snooping(link.index, o.mcast_snooping)
-                .map_err(|e| {
-                    DriverError::kernel(format!("multicast snooping on bridge {bridge}"), e)
-                })?;
-        }
-        let mut gateways = Vec::new();
-        let v4 = spec.ipv4.iter().filter(|_| !o.inhibit_ipv4);
-        for gw in v4.chain(spec.ipv6.iter()).filter_map(|p| p.gateway) {
-            let mut addr = AddrSpec::new(gw);
-            if gw.addr().is_ipv6() {
-                addr = addr.nodad();
-            }
-            match nl.addr_add(bridge, &addr) {
-                Ok(()) => undo.push(Undo::DeleteAddr(bridge.to_owned(), gw)),
-                Err(e) if e.is_exists() => {}
-                Err(e) => {
-                    return Err(DriverError::kernel(
-                        format!("adding gateway {gw} to bridge {bridge}"),
-                        e,
-                    ));
-                }
-            }
-            gateways.push(gw);
-        }
-        if !spec.ipv6.is_empty() {
-            // The gateway address is berth's by IPAM: no duplicate address detection delay.
-            let _ = sysctl_set(
-                &self.host,
-                &format!("net.ipv6.conf.{bridge}.accept_dad"),
-                "0",
-            );
-        }
-        nl.link_set_up(bridge)
-            .map_err(|e| DriverError::kernel(format!("bringing bridge {bridge} up"), e))?;
-        if self.firewall.is_some() && !spec.ipv4.is_empty() {
-            // 127.0.0.1:PORT on the host reaches published ports: the DNATed packets keep their
-            // loopback source and must be routable out of the bridge.
-            sysctl_set(
-                &self.host,
-                &format!("net.ipv4.conf.{bridge}.route_localnet"),
-                "1",
-            )
-            .map_err(|e| DriverError::kernel(format!("route_localnet on {bridge}"), e))?;
-        }
-        if let Some(fw) = &self.firewall {
-            let rules = Self::rules_for(spec, o, bridge);
-            let present = fw.state().network(bridge).cloned();
-            if present.as_ref() != Some(&rules) {
-                if present.is_some() {
-                    fw.remove_network(bridge).map_err(|e| {
-                        DriverError::firewall(format!("replacing the rules of {bridge}"), e)
-                    })?;
-                }
-                fw.add_network(rules).map_err(|e| {
-                    DriverError::firewall(format!("adding the rules of network {}", spec.name), e)
-                })?;
-                undo.push(Undo::RemoveRules(bridge.to_owned()));
-            }
-        }
-        Ok((owned, link, gateways))
-    }
-
     fn endpoint(&self, net: &BridgeNetwork, id: &EndpointId) -> Result<BridgeEndpoint> {
         net.endpoints
             .lock()
@@ -339,38 +293,6 @@ impl BridgeDriver {
             .link_set_hairpin(ep.host_if.as_str(), true)
             .map_err(|e| DriverError::kernel(format!("hairpin mode on {}", ep.host_if), e))
     }
-
-    fn run_undo(&self, undo: Vec<Undo>) {
-        for step in undo.into_iter().rev() {
-            let result = match &step {
-                Undo::DeleteLink(name) => self
-                    .netlink
-                    .link_delete(name.as_str())
-                    .map_err(|e| e.to_string()),
-                Undo::DeleteAddr(link, net) => self
-                    .netlink
-                    .addr_delete(link.as_str(), *net)
-                    .map_err(|e| e.to_string()),
-                Undo::RemoveRules(bridge) => match &self.firewall {
-                    Some(fw) => fw
-                        .remove_network(bridge)
-                        .map(|_| ())
-                        .map_err(|e| e.to_string()),
-                    None => Ok(()),
-                },
-            };
-            if let Err(e) = result {
-                tracing::warn!(?step, error = %e, "bridge driver: rollback step failed");
-            }
-        }
-    }
-}
-
-#[derive(Debug)]
-enum Undo {
-    DeleteLink(String),
-    DeleteAddr(String, IpNet),
-    RemoveRules(String),
 }
 
 fn random_bytes<const N: usize>() -> [u8; N] {
@@ -405,32 +327,46 @@ impl NetworkDriver for BridgeDriver {
             .bridge_name
             .clone()
             .unwrap_or_else(|| default_bridge_name(&spec.id));
-        if let Some(n) = self.read().get(&spec.id) {
-            if n.bridge == bridge {
-                return Ok(());
-            }
-        }
-        if let Some((other, _)) = self
-            .read()
-            .iter()
-            .find(|(id, n)| n.bridge == bridge && **id != spec.id)
-        {
-            return Err(DriverError::Exists(format!(
-                "bridge {bridge} (used by network {})",
-                other.short()
-            )));
-        }
         if spec.ipv4.len() > 1 || spec.ipv6.len() > 1 {
             return Err(DriverError::InvalidConfig(format!(
                 "network {}: the bridge driver takes one IPv4 and one IPv6 subnet at most",
                 spec.name
             )));
         }
+        {
+            // The check and the claim are one step; the kernel work runs after, without the
+            // lock, so creates of different bridges proceed in parallel.
+            let mut claims = self.bridges();
+            if self
+                .read()
+                .get(&spec.id)
+                .is_some_and(|n| n.bridge == bridge)
+            {
+                return Ok(());
+            }
+            match claims.get(&bridge) {
+                Some(other) if *other != spec.id => {
+                    return Err(DriverError::Exists(format!(
+                        "bridge {bridge} (used by network {})",
+                        other.short()
+                    )));
+                }
+                Some(_) => {
+                    return Err(DriverError::Exists(format!(
+                        "network {} (being created on bridge {bridge})",
+                        spec.id.short()
+                    )));
+                }
+                None => {
+                    claims.insert(bridge.clone(), spec.id.clone());
+                }
+            }
+        }
         let mut undo = Vec::new();
         match self.set_up_network(spec, o, &bridge, &mut undo) {
             Ok((owned, link, gateways)) => {
                 let net = BridgeNetwork {
-                    bridge,
+                    bridge: bridge.clone(),
                     index: AtomicU32::new(link.index),
                     mac: link.mac,
                     owned,
@@ -439,11 +375,15 @@ impl NetworkDriver for BridgeDriver {
                     internal: spec.internal,
                     endpoints: Mutex::new(HashMap::new()),
                 };
-                self.write().insert(spec.id.clone(), Arc::new(net));
+                let replaced = self.write().insert(spec.id.clone(), Arc::new(net));
+                if let Some(old) = replaced.filter(|old| old.bridge != bridge) {
+                    self.release_bridge(&old.bridge, &spec.id);
+                }
                 Ok(())
             }
             Err(e) => {
                 self.run_undo(undo);
+                self.release_bridge(&bridge, &spec.id);
                 Err(e)
             }
         }
@@ -474,6 +414,7 @@ impl NetworkDriver for BridgeDriver {
             Ok(())
         };
         self.write().remove(id);
+        self.release_bridge(&net.bridge, id);
         result
     }
 
@@ -542,6 +483,7 @@ impl NetworkDriver for BridgeDriver {
         let nl = &self.netlink;
         let sb = req.sandbox.netlink;
         let host_if = ep.host_if.as_str();
+        let mark = marker::checked(&self.marker)?.endpoint(req.endpoint);
         let mut peer = VethPeer::new(req.ifname)
             .netns(req.sandbox.netns)
             .mac(ep.mac);
@@ -580,7 +522,7 @@ impl NetworkDriver for BridgeDriver {
         // Created directly; only when the name is taken (after a restart the pair may exist
         // already) is it looked up, to converge instead of failing. A lookup of a veth costs in
         // proportion to the number of namespaces (the kernel searches the peer's namespace id).
-        let (exists, host_up) = match added {
+        let (exists, host_up, marked) = match added {
             Ok(()) => {
                 // The host end is a bridge port and needs no IPv6 of its own (the bridge
                 // forwards the sandbox's IPv6 frames all the same). Off before the sandbox end
@@ -592,10 +534,10 @@ impl NetworkDriver for BridgeDriver {
                     let _ = nl.link_delete(host_if);
                     return Err(e);
                 }
-                (false, false)
+                (false, false, false)
             }
             Err(e) if e.is_exists() => match nl.link_get(host_if) {
-                Ok(Some(l)) => (true, l.up),
+                Ok(Some(l)) => (true, l.up, l.alias.as_deref() == Some(mark.as_str())),
                 // The name taken is the sandbox end's: nothing of ours to converge with.
                 Ok(None) => return Err(DriverError::kernel(creating(), e)),
                 Err(e) => return Err(DriverError::kernel(format!("looking up {host_if}"), e)),
@@ -632,12 +574,19 @@ impl NetworkDriver for BridgeDriver {
                 DriverError::kernel(format!("bringing {} up in the sandbox", req.ifname), e)
             })
         };
+        // The mark rides in the request that brings the host end up: the kernel ignores an
+        // alias in the request that creates the pair, and a request of its own would cost
+        // every join one more. Until then the host end is unmarked, so a restart never
+        // deletes it as an orphan; a crash in between leaves it for the sandbox's namespace
+        // to take with it, or for the restored endpoint's join to mark.
         let host_end_up = || -> Result<()> {
-            if host_up {
+            if host_up && marked {
                 return Ok(());
             }
-            nl.link_set_up(host_if)
-                .map_err(|e| DriverError::kernel(format!("bringing {host_if} up"), e))
+            nl.link_update(host_if, &LinkUpdate::new().up().alias(mark.as_str()))
+                .map_err(|e| {
+                    DriverError::kernel(format!("bringing {host_if} up and marking it"), e)
+                })
         };
         if let Err(e) = configure().and_then(|()| host_end_up()) {
             let _ = nl.link_delete(host_if);
@@ -737,87 +686,6 @@ impl NetworkDriver for BridgeDriver {
     }
 
     fn remove_orphans(&self) -> Result<Vec<String>> {
-        let links = self
-            .netlink
-            .link_list()
-            .map_err(|e| DriverError::kernel("listing host links", e))?;
-        let (bridges, veths): (Vec<String>, Vec<String>) = {
-            let nets = self.read();
-            let bridges = nets.values().map(|n| n.bridge.clone()).collect();
-            let veths = nets
-                .values()
-                .flat_map(|n| {
-                    n.endpoints
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .values()
-                        .map(|e| e.host_if.clone())
-                        .collect::<Vec<_>>()
-                })
-                .collect();
-            (bridges, veths)
-        };
-        let mut removed = Vec::new();
-        for link in links {
-            let orphan = match link.kind {
-                Some(LinkKind::Bridge) => {
-                    is_berth_bridge_name(&link.name) && !bridges.contains(&link.name)
-                }
-                Some(LinkKind::Veth) => {
-                    is_berth_veth_name(&link.name) && !veths.contains(&link.name)
-                }
-                _ => false,
-            };
-            if orphan {
-                match self.netlink.link_delete(link.index) {
-                    Ok(()) => removed.push(link.name),
-                    Err(e) if e.is_not_found() => {}
-                    Err(e) => {
-                        return Err(DriverError::kernel(
-                            format!("deleting orphan {}", link.name),
-                            e,
-                        ));
-                    }
-                }
-            }
-        }
-        Ok(removed)
-    }
-}
-
-fn is_hex(s: &str) -> bool {
-    s.bytes()
-        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-}
-
-/// `br-` + 12 lowercase hex digits.
-fn is_berth_bridge_name(name: &str) -> bool {
-    name.strip_prefix(BRIDGE_PREFIX)
-        .is_some_and(|rest| rest.len() == 12 && is_hex(rest))
-}
-
-/// `berth` + 10 lowercase hex digits.
-fn is_berth_veth_name(name: &str) -> bool {
-    name.strip_prefix(VETH_PREFIX)
-        .is_some_and(|rest| rest.len() == 10 && is_hex(rest))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn names_are_traceable_and_recognised() {
-        let net = NetworkId::from_bytes([0x3a; 32]);
-        let ep = EndpointId::from_bytes([0xc5; 32]);
-        assert_eq!(default_bridge_name(&net), "br-3a3a3a3a3a3a");
-        assert_eq!(host_veth_name(&ep), "berthc5c5c5c5c5");
-        assert!(host_veth_name(&ep).len() <= 15);
-        assert!(is_berth_bridge_name("br-3a3a3a3a3a3a"));
-        assert!(!is_berth_bridge_name("br-lan"));
-        assert!(!is_berth_bridge_name("docker0"));
-        assert!(is_berth_veth_name("berthc5c5c5c5c5"));
-        assert!(!is_berth_veth_name("veth1234567"));
-        assert!(!is_berth_veth_name("berthXYZ"));
+        self.remove_unrecorded_links()
     }
 }

@@ -1,0 +1,156 @@
+//! The mark berth puts on the links it makes, so that a restart removes only its own leftovers.
+//!
+//! A name proves nothing: `br-<12 hex digits>` is also Docker's naming for user-defined bridges,
+//! and a second berth (another data root) names its bridges and veths the same way. So every
+//! bridge and host-side veth the driver makes carries a link alias (`IFLA_IFALIAS`, shown by
+//! `ip link` as `alias ...`):
+//!
+//! ```text
+//! berth:<instance>:<full network id>     on a bridge
+//! berth:<instance>:<full endpoint id>    on the host end of a veth
+//! ```
+//!
+//! `<instance>` names one berth installation (the controller passes an id it keeps in its store,
+//! one per data root; see [`BridgeDriver::with_instance`](crate::BridgeDriver::with_instance)).
+//! A driver on which it is not set is instance [`DEFAULT_INSTANCE`]. On start,
+//! [`remove_orphans`](berth_driver::NetworkDriver::remove_orphans) deletes only links that
+//! carry this instance's mark and belong to no record; links of other instances, Docker's and
+//! unmarked ones are left alone.
+
+use berth_driver::{DriverError, EndpointId, NetworkId, Result};
+
+/// The instance of a driver on which [`BridgeDriver::with_instance`](crate::BridgeDriver::with_instance)
+/// was not called. Two drivers working in one host namespace must not both use it.
+pub const DEFAULT_INSTANCE: &str = "default";
+
+/// Every mark starts with this.
+pub const MARKER_PREFIX: &str = "berth:";
+
+/// Longest instance id: the mark (`berth:` + instance + `:` + 64 hex digits) stays well under
+/// the kernel's 254-byte alias limit.
+pub const MAX_INSTANCE_LEN: usize = 64;
+
+/// Who a link's alias says made it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Owner<'a> {
+    /// This instance.
+    Us,
+    /// Another berth instance, by its id.
+    OtherInstance(&'a str),
+    /// No berth mark: made by someone else, or by berth before links were marked.
+    Unmarked,
+}
+
+/// The marks of one instance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Marker {
+    /// `berth:<instance>:`
+    prefix: String,
+}
+
+impl Marker {
+    /// The marks of `instance`: 1 to [`MAX_INSTANCE_LEN`] ASCII letters, digits, `.`, `_`, `-`.
+    pub(crate) fn new(instance: &str) -> std::result::Result<Marker, String> {
+        let valid = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-');
+        if instance.is_empty() || instance.len() > MAX_INSTANCE_LEN || !instance.bytes().all(valid)
+        {
+            return Err(format!(
+                "invalid berth instance id {instance:?} for the bridge driver: use 1 to \
+                 {MAX_INSTANCE_LEN} ASCII letters, digits, '.', '_' or '-'"
+            ));
+        }
+        Ok(Marker {
+            prefix: format!("{MARKER_PREFIX}{instance}:"),
+        })
+    }
+
+    /// The instance id.
+    pub(crate) fn instance(&self) -> &str {
+        &self.prefix[MARKER_PREFIX.len()..self.prefix.len() - 1]
+    }
+
+    /// The mark of a network's bridge.
+    pub(crate) fn network(&self, id: &NetworkId) -> String {
+        format!("{}{}", self.prefix, id.as_str())
+    }
+
+    /// The mark of an endpoint's host-side veth.
+    pub(crate) fn endpoint(&self, id: &EndpointId) -> String {
+        format!("{}{}", self.prefix, id.as_str())
+    }
+
+    /// Who made a link with this alias. The object id is the part after the last `:`.
+    pub(crate) fn owner<'a>(&self, alias: Option<&'a str>) -> Owner<'a> {
+        let Some(rest) = alias.and_then(|a| a.strip_prefix(MARKER_PREFIX)) else {
+            return Owner::Unmarked;
+        };
+        match rest.rsplit_once(':') {
+            Some((instance, id)) if !instance.is_empty() && !id.is_empty() => {
+                if instance == self.instance() {
+                    Owner::Us
+                } else {
+                    Owner::OtherInstance(instance)
+                }
+            }
+            _ => Owner::Unmarked,
+        }
+    }
+}
+
+/// The driver's marker, or the error of an instance id that was refused.
+pub(crate) fn checked(marker: &std::result::Result<Marker, String>) -> Result<&Marker> {
+    marker
+        .as_ref()
+        .map_err(|e| DriverError::InvalidConfig(e.clone()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn marks_name_the_instance_and_the_object() {
+        let m = Marker::new("a1b2-c3").unwrap();
+        assert_eq!(m.instance(), "a1b2-c3");
+        let net = NetworkId::from_bytes([0x3a; 32]);
+        let mark = m.network(&net);
+        assert_eq!(mark, format!("berth:a1b2-c3:{}", "3a".repeat(32)));
+        assert!(mark.len() <= 254);
+        assert_eq!(m.owner(Some(&mark)), Owner::Us);
+        let ep = EndpointId::from_bytes([0xc5; 32]);
+        assert_eq!(m.owner(Some(&m.endpoint(&ep))), Owner::Us);
+
+        let other = Marker::new("other").unwrap();
+        assert_eq!(
+            m.owner(Some(&other.network(&net))),
+            Owner::OtherInstance("other")
+        );
+        for foreign in [
+            None,
+            Some("uplink"),
+            Some("berth:"),
+            Some("berth:x"),
+            Some("berth::id"),
+        ] {
+            assert_eq!(m.owner(foreign), Owner::Unmarked, "{foreign:?}");
+        }
+        // The longest instance still fits the kernel's alias limit.
+        let long = Marker::new(&"i".repeat(MAX_INSTANCE_LEN)).unwrap();
+        assert!(long.network(&net).len() <= 254);
+    }
+
+    #[test]
+    fn bad_instance_ids_are_refused_by_name() {
+        for bad in [
+            "",
+            "has:colon",
+            "sp ace",
+            "nul\0",
+            &"x".repeat(MAX_INSTANCE_LEN + 1),
+        ] {
+            let e = Marker::new(bad).unwrap_err();
+            assert!(e.contains("instance id"), "{bad:?}: {e}");
+        }
+        assert!(Marker::new(DEFAULT_INSTANCE).is_ok());
+    }
+}

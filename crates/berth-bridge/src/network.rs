@@ -1,0 +1,186 @@
+//! A network's kernel side: the bridge (made or adopted, and marked), its gateway addresses,
+//! the bridge netfilter sysctls and the firewall rules; and the rollback of a failed setup.
+
+use berth_driver::{DriverError, NetworkSpec, Result, local_mac_from_bytes};
+use berth_netlink::{AddrSpec, Link, LinkKind, LinkSpec, sysctl_set};
+use ipnet::IpNet;
+
+use crate::marker::{self, Owner};
+use crate::netfilter::{self, BRIDGE_NF_CALL_IP6TABLES, BRIDGE_NF_CALL_IPTABLES};
+use crate::{BridgeDriver, BridgeOptions, random_bytes};
+
+impl BridgeDriver {
+    /// Creates (or adopts, after a restart) the bridge, addresses and rules; undoes its own work
+    /// on failure.
+    pub(crate) fn set_up_network(
+        &self,
+        spec: &NetworkSpec,
+        o: &BridgeOptions,
+        bridge: &str,
+        undo: &mut Vec<Undo>,
+    ) -> Result<(bool, Link, Vec<IpNet>)> {
+        let nl = &self.netlink;
+        let mark = marker::checked(&self.marker)?.network(&spec.id);
+        if let Some(fw) = &self.firewall {
+            // Before anything is made: a network whose isolation cannot be enforced is refused.
+            let mut keys = Vec::new();
+            if !spec.ipv4.is_empty() {
+                keys.push(BRIDGE_NF_CALL_IPTABLES);
+            }
+            if !spec.ipv6.is_empty() && fw.config().ipv6 {
+                keys.push(BRIDGE_NF_CALL_IP6TABLES);
+            }
+            netfilter::ensure(&self.host, &spec.name, &keys, !o.enable_icc)?;
+        }
+        let looking_up = || format!("looking up bridge {bridge}");
+        let existing = nl
+            .link_get(bridge)
+            .map_err(|e| DriverError::kernel(looking_up(), e))?;
+        let owned = match &existing {
+            Some(link) if link.kind != Some(LinkKind::Bridge) => {
+                return Err(DriverError::InvalidConfig(format!(
+                    "cannot use {bridge} as the bridge of network {}: it exists and is not a bridge",
+                    spec.name
+                )));
+            }
+            Some(link) => match self.marker_owner(link)? {
+                // Made by this instance in an earlier run.
+                Owner::Us => true,
+                Owner::OtherInstance(other) => {
+                    return Err(DriverError::Exists(format!(
+                        "bridge {bridge} (made by berth instance {other}; network {} cannot \
+                         share it: choose another bridge name, or delete the bridge if that \
+                         instance is gone)",
+                        spec.name
+                    )));
+                }
+                // Berth's naming (made by berth before links were marked: the record that
+                // names it proves it), or an existing bridge the user named and keeps.
+                Owner::Unmarked => o.bridge_name.is_none() || o.default_bridge,
+            },
+            None => {
+                // A MAC of its own, as Docker gives its bridges: without one, the bridge takes the
+                // lowest MAC of its ports, compares every port's on each join (a pass over all
+                // ports) and changes address whenever a port with a lower one joins or leaves.
+                let mut link = LinkSpec::bridge(bridge)
+                    .mac(local_mac_from_bytes(random_bytes()))
+                    .mcast_snooping(o.mcast_snooping)
+                    .alias(mark.as_str());
+                if let Some(mtu) = o.mtu {
+                    link = link.mtu(mtu);
+                }
+                nl.link_add(&link)
+                    .map_err(|e| DriverError::kernel(format!("creating bridge {bridge}"), e))?;
+                undo.push(Undo::DeleteLink(bridge.to_owned()));
+                true
+            }
+        };
+        let link = match existing {
+            Some(link) => link,
+            None => nl
+                .link(bridge)
+                .map_err(|e| DriverError::kernel(looking_up(), e))?,
+        };
+        if owned && link.alias.as_deref() != Some(mark.as_str()) {
+            // Adopted: marked as this network's from now on.
+            nl.link_set_alias(link.index, &mark)
+                .map_err(|e| DriverError::kernel(format!("marking bridge {bridge}"), e))?;
+        }
+        // A bridge berth owns converges to the option (one made by an earlier berth may have
+        // the kernel's default); a bridge the user named and made is left as it is.
+        let snooping = link.bridge.as_ref().and_then(|b| b.mcast_snooping);
+        if owned && snooping.is_some_and(|on| on != o.mcast_snooping) {
+            nl.link_set_mcast_snooping(link.index, o.mcast_snooping)
+                .map_err(|e| {
+                    DriverError::kernel(format!("multicast snooping on bridge {bridge}"), e)
+                })?;
+        }
+        let mut gateways = Vec::new();
+        let v4 = spec.ipv4.iter().filter(|_| !o.inhibit_ipv4);
+        for gw in v4.chain(spec.ipv6.iter()).filter_map(|p| p.gateway) {
+            let mut addr = AddrSpec::new(gw);
+            if gw.addr().is_ipv6() {
+                addr = addr.nodad();
+            }
+            match nl.addr_add(bridge, &addr) {
+                Ok(()) => undo.push(Undo::DeleteAddr(bridge.to_owned(), gw)),
+                Err(e) if e.is_exists() => {}
+                Err(e) => {
+                    return Err(DriverError::kernel(
+                        format!("adding gateway {gw} to bridge {bridge}"),
+                        e,
+                    ));
+                }
+            }
+            gateways.push(gw);
+        }
+        if !spec.ipv6.is_empty() {
+            // The gateway address is berth's by IPAM: no duplicate address detection delay.
+            let _ = sysctl_set(
+                &self.host,
+                &format!("net.ipv6.conf.{bridge}.accept_dad"),
+                "0",
+            );
+        }
+        nl.link_set_up(bridge)
+            .map_err(|e| DriverError::kernel(format!("bringing bridge {bridge} up"), e))?;
+        if self.firewall.is_some() && !spec.ipv4.is_empty() {
+            // 127.0.0.1:PORT on the host reaches published ports: the DNATed packets keep their
+            // loopback source and must be routable out of the bridge.
+            sysctl_set(
+                &self.host,
+                &format!("net.ipv4.conf.{bridge}.route_localnet"),
+                "1",
+            )
+            .map_err(|e| DriverError::kernel(format!("route_localnet on {bridge}"), e))?;
+        }
+        if let Some(fw) = &self.firewall {
+            let rules = Self::rules_for(spec, o, bridge);
+            let present = fw.state().network(bridge).cloned();
+            if present.as_ref() != Some(&rules) {
+                if present.is_some() {
+                    fw.remove_network(bridge).map_err(|e| {
+                        DriverError::firewall(format!("replacing the rules of {bridge}"), e)
+                    })?;
+                }
+                fw.add_network(rules).map_err(|e| {
+                    DriverError::firewall(format!("adding the rules of network {}", spec.name), e)
+                })?;
+                undo.push(Undo::RemoveRules(bridge.to_owned()));
+            }
+        }
+        Ok((owned, link, gateways))
+    }
+
+    pub(crate) fn run_undo(&self, undo: Vec<Undo>) {
+        for step in undo.into_iter().rev() {
+            let result = match &step {
+                Undo::DeleteLink(name) => self
+                    .netlink
+                    .link_delete(name.as_str())
+                    .map_err(|e| e.to_string()),
+                Undo::DeleteAddr(link, net) => self
+                    .netlink
+                    .addr_delete(link.as_str(), *net)
+                    .map_err(|e| e.to_string()),
+                Undo::RemoveRules(bridge) => match &self.firewall {
+                    Some(fw) => fw
+                        .remove_network(bridge)
+                        .map(|_| ())
+                        .map_err(|e| e.to_string()),
+                    None => Ok(()),
+                },
+            };
+            if let Err(e) = result {
+                tracing::warn!(?step, error = %e, "bridge driver: rollback step failed");
+            }
+        }
+    }
+}
+
+#[derive(Debug)]
+pub(crate) enum Undo {
+    DeleteLink(String),
+    DeleteAddr(String, IpNet),
+    RemoveRules(String),
+}
