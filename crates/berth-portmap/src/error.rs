@@ -45,6 +45,14 @@ pub enum Error {
         /// Why.
         reason: String,
     },
+    /// A limit of the userland proxy that makes no sense (see `ProxyLimits::validate`).
+    #[error("invalid userland proxy limit {limit}: {reason}")]
+    InvalidProxyLimits {
+        /// The field of `ProxyLimits`.
+        limit: String,
+        /// Why it is refused.
+        reason: String,
+    },
     /// Programming the NAT rules failed; nothing was published.
     #[error("programming the rules for published ports: {0}")]
     Firewall(#[from] berth_firewall::Error),

@@ -8,6 +8,12 @@
 //! sets `route_localnet` on its bridges), and a container reaches its own published port through
 //! the host (hairpin).
 //!
+//! Publications NAT cannot carry (a host address of a family the container has no address of)
+//! can be relayed by an optional in-process userland proxy ([`PortMapper::with_proxy_limits`]),
+//! which keeps to [`ProxyLimits`]: caps on TCP connections and UDP flows per published port,
+//! idle timeouts, and a back-off when accepting fails for lack of descriptors. A restored
+//! mapping ([`PortMapper::restore`]) starts the proxy again for the ports it served.
+//!
 //! ```no_run
 //! use std::sync::Arc;
 //! use berth_portmap::{MapRequest, PortMapper, PortSpec};
@@ -43,6 +49,8 @@ use berth_firewall::{Firewall, PortRule};
 use berth_netlink::{HeldPort, Netns, PortProtocol, hold_ports, sysctl_get};
 use proxy::{Proxy, ProxyTask};
 use serde::{Deserialize, Serialize};
+
+pub use proxy::ProxyLimits;
 
 pub use alloc::HostPortAllocator;
 pub use berth_firewall::{PortRange, Protocol};
@@ -84,6 +92,13 @@ struct Owned {
     rules: Vec<PortRule>,
     _held: Vec<HeldPort>,
     _proxied: Vec<ProxyTask>,
+}
+
+/// What became of one held host socket: held only (NAT carries its traffic, or nothing can), or
+/// served by the userland proxy.
+enum Served {
+    Held(HeldPort),
+    Proxied(ProxyTask),
 }
 
 struct State {
@@ -154,12 +169,26 @@ impl PortMapper {
     /// Like [`PortMapper::new`]; with `userland_proxy`, publications NAT cannot carry (a host
     /// address of a family the container has no address of, such as `[::]:8080` for an IPv4-only
     /// container) are relayed by an in-process proxy (one runtime, one task per published port,
-    /// never a process per port) instead of being refused or only reserved.
+    /// never a process per port) instead of being refused or only reserved. The proxy keeps to
+    /// [`ProxyLimits::default`].
     pub fn with_proxy(
         netns: &Netns,
         firewall: Option<Arc<Firewall>>,
         userland_proxy: bool,
     ) -> Result<PortMapper> {
+        Self::with_proxy_limits(netns, firewall, userland_proxy, ProxyLimits::default())
+    }
+
+    /// Like [`PortMapper::with_proxy`], with the userland proxy keeping to `limits` (caps on TCP
+    /// connections and UDP flows per published port, idle timeouts, accept back-off). `limits`
+    /// are checked ([`ProxyLimits::validate`]) even when `userland_proxy` is off.
+    pub fn with_proxy_limits(
+        netns: &Netns,
+        firewall: Option<Arc<Firewall>>,
+        userland_proxy: bool,
+        limits: ProxyLimits,
+    ) -> Result<PortMapper> {
+        limits.validate()?;
         let kernel = |context: &str| {
             let context = context.to_owned();
             move |source| Error::Kernel { context, source }
@@ -178,7 +207,7 @@ impl PortMapper {
             .unwrap_or_default();
         raise_fd_limit();
         let proxy = if userland_proxy {
-            Some(Proxy::new(netns)?)
+            Some(Proxy::new(netns, limits)?)
         } else {
             None
         };
@@ -315,25 +344,15 @@ impl PortMapper {
                     match hold_ports(&self.netns, &sockets) {
                         Ok(h) => {
                             for port in h {
-                                let nat = match port.addr().ip() {
-                                    IpAddr::V4(_) => req.container_v4.is_some(),
-                                    IpAddr::V6(_) => req.container_v6.is_some(),
-                                };
-                                match (&self.proxy, any_target) {
-                                    (Some(proxy), Some(target)) if !nat => {
-                                        let offset = port.addr().port() - range.start();
-                                        let cport = if container.len() == range.len() {
-                                            container.start() + offset
-                                        } else {
-                                            container.start()
-                                        };
-                                        proxied.push(self.start_proxy(
-                                            proxy,
-                                            port,
-                                            SocketAddr::new(target, cport),
-                                        )?);
-                                    }
-                                    _ => held.push(port),
+                                match self.serve(
+                                    port,
+                                    range,
+                                    container,
+                                    req.container_v4,
+                                    req.container_v6,
+                                )? {
+                                    Served::Held(port) => held.push(port),
+                                    Served::Proxied(task) => proxied.push(task),
                                 }
                             }
                             if host.is_none() {
@@ -394,8 +413,10 @@ impl PortMapper {
         Ok(bindings)
     }
 
-    /// After a restart: takes the same host ports again, holds their sockets, and adds the rules
-    /// the firewall does not already have.
+    /// After a restart: takes the same host ports again, holds their sockets, starts the userland
+    /// proxy again for the ports it served (a host address of a family the container has no
+    /// address of, when this mapper has the proxy), and adds the rules the firewall does not
+    /// already have. All or nothing.
     pub fn restore(
         &self,
         owner: &str,
@@ -417,7 +438,7 @@ impl PortMapper {
                 state.alloc.release(b.proto, &[b.host_ip], b.host_ports);
             }
         };
-        let held = match hold_ports(&self.netns, &sockets) {
+        let ports = match hold_ports(&self.netns, &sockets) {
             Ok(h) => h,
             Err(source) => {
                 release(&mut state);
@@ -427,6 +448,42 @@ impl PortMapper {
                 });
             }
         };
+        let mut held = Vec::new();
+        let mut proxied = Vec::new();
+        for port in ports {
+            let addr = port.addr();
+            let proto = match port.protocol() {
+                PortProtocol::Tcp => Protocol::Tcp,
+                PortProtocol::Udp => Protocol::Udp,
+                PortProtocol::Sctp => Protocol::Sctp,
+            };
+            let binding = bindings.iter().find(|b| {
+                b.proto == proto
+                    && b.host_ip == addr.ip()
+                    && (b.host_ports.start()..=b.host_ports.end()).contains(&addr.port())
+            });
+            let served = match binding {
+                Some(b) => self.serve(
+                    port,
+                    b.host_ports,
+                    b.container_ports,
+                    container_v4,
+                    container_v6,
+                ),
+                None => Ok(Served::Held(port)),
+            };
+            match served {
+                Ok(Served::Held(port)) => held.push(port),
+                Ok(Served::Proxied(task)) => proxied.push(task),
+                Err(e) => {
+                    // Stop what was started before giving the ports back.
+                    drop(proxied);
+                    drop(held);
+                    release(&mut state);
+                    return Err(e);
+                }
+            }
+        }
         let rules = Self::rules_for(bindings, container_v4, container_v6, bridge);
         if let Some(fw) = &self.firewall {
             let have = fw.state();
@@ -437,6 +494,8 @@ impl PortMapper {
                 .collect();
             if !missing.is_empty() {
                 if let Err(e) = fw.add_ports(&missing) {
+                    drop(proxied);
+                    drop(held);
                     release(&mut state);
                     return Err(e.into());
                 }
@@ -448,10 +507,38 @@ impl PortMapper {
                 bindings: bindings.to_vec(),
                 rules,
                 _held: held,
-                _proxied: Vec::new(),
+                _proxied: proxied,
             },
         );
         Ok(())
+    }
+
+    /// Decides what serves one held host socket of a binding `host -> container`: NAT when the
+    /// container has an address of the socket's family; else the userland proxy (to the
+    /// container's other address) if this mapper has one; else the socket is only held.
+    fn serve(
+        &self,
+        port: HeldPort,
+        host: PortRange,
+        container: PortRange,
+        container_v4: Option<Ipv4Addr>,
+        container_v6: Option<Ipv6Addr>,
+    ) -> Result<Served> {
+        let nat = match port.addr().ip() {
+            IpAddr::V4(_) => container_v4.is_some(),
+            IpAddr::V6(_) => container_v6.is_some(),
+        };
+        let any_target = container_v4
+            .map(IpAddr::V4)
+            .or(container_v6.map(IpAddr::V6));
+        match (&self.proxy, any_target) {
+            (Some(proxy), Some(target)) if !nat => {
+                let cport = container_port(host, container, port.addr().port());
+                let task = self.start_proxy(proxy, port, SocketAddr::new(target, cport))?;
+                Ok(Served::Proxied(task))
+            }
+            _ => Ok(Served::Held(port)),
+        }
     }
 
     fn start_proxy(&self, proxy: &Proxy, port: HeldPort, target: SocketAddr) -> Result<ProxyTask> {
@@ -516,6 +603,16 @@ impl PortMapper {
     }
 }
 
+/// The container port `host_port` of a binding `host -> container` goes to: the same offset in
+/// equally long ranges, else the first container port (Docker's `8000-8010:80`).
+fn container_port(host: PortRange, container: PortRange, host_port: u16) -> u16 {
+    if container.len() == host.len() {
+        container.start() + host_port.saturating_sub(host.start())
+    } else {
+        container.start()
+    }
+}
+
 fn port_addr(port: &HeldPort) -> String {
     alloc::addr_text(port.addr().ip(), port.addr().port())
 }
@@ -549,6 +646,14 @@ mod tests {
                 PortRange::new(9000, 9002).unwrap()
             ]
         );
+    }
+
+    #[test]
+    fn container_ports_follow_the_host_port() {
+        let r = |a, b| PortRange::new(a, b).unwrap();
+        assert_eq!(container_port(r(8000, 8002), r(80, 82), 8001), 81);
+        assert_eq!(container_port(r(8000, 8002), r(80, 80), 8002), 80);
+        assert_eq!(container_port(r(8080, 8080), r(80, 80), 8080), 80);
     }
 
     #[test]
