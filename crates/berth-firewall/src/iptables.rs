@@ -18,6 +18,9 @@
 //!                  -p tcp -m tcp --dport 8192:8447 -j BERTH-DNAT-TCP-32
 //! BERTH-DNAT-TCP-32  the DNAT rules whose host ports lie in that block
 //! nat POSTROUTING  -j BERTH-POSTROUTING  (hairpin, localhost and outbound masquerade / SNAT)
+//! raw PREROUTING   1: -j BERTH-RAW        (IPv4 only)
+//! BERTH-RAW        -d 127.0.0.0/8 ! -i lo -j DROP   (loopback destinations from outside: see
+//!                                       [`crate::model::loopback_from_outside_drop`])
 //! ```
 //!
 //! Every berth chain except BERTH-FORWARD holds rules of a single verdict (or disjoint DNATs), so
@@ -34,7 +37,10 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 
 use crate::error::{Error, Result};
-use crate::model::{AddrType, CtState, Family, PortRange, Rule, Table, Target};
+use crate::model::{
+    AddrType, CtState, Family, PortRange, Rule, Table, Target, ipv4_loopback,
+    loopback_from_outside_drop,
+};
 use crate::report::DriftReport;
 use crate::spec::{DesiredState, FirewallConfig, LinkRule, NetworkRules, PortMapping, PortRule};
 
@@ -57,6 +63,9 @@ pub const DROP: &str = "BERTH-DROP";
 pub const DNAT: &str = "BERTH-DNAT";
 /// Masquerade and SNAT.
 pub const POSTROUTING: &str = "BERTH-POSTROUTING";
+/// Drops before conntrack, jumped to first from raw PREROUTING (IPv4): packets addressed to
+/// 127.0.0.0/8 that did not come in on `lo`.
+pub const RAW: &str = "BERTH-RAW";
 /// Prefix of the sandbox-side DNS chains (owned by [`crate::dns`], never by host reconcile).
 pub const DNS_PREFIX: &str = "BERTH-DNS-";
 
@@ -188,19 +197,21 @@ fn host(addr: IpAddr) -> IpNet {
     IpNet::from(addr)
 }
 
-fn loopback_v4() -> IpNet {
-    IpNet::V4(ipnet::Ipv4Net::new_assert(
-        std::net::Ipv4Addr::new(127, 0, 0, 0),
-        8,
-    ))
-}
-
 /// The rules of BERTH-FORWARD (fixed, in this order).
 pub fn base_rules() -> Vec<Rule> {
     [ISOLATION, LINKS, ACCEPT, DROP]
         .into_iter()
         .map(|c| Rule::new(Table::Filter, FORWARD, Target::Jump(c.into())))
         .collect()
+}
+
+/// The rules of BERTH-RAW in `family` (fixed): the drop of loopback destinations from outside,
+/// for IPv4; none for IPv6, whose loopback address the kernel never accepts from outside.
+pub fn raw_rules(family: Family) -> Vec<Rule> {
+    match family {
+        Family::V4 => vec![loopback_from_outside_drop(Table::Raw, RAW)],
+        Family::V6 => Vec::new(),
+    }
 }
 
 /// The rules a network owns in `family` (none if it has no subnet of that family).
@@ -266,7 +277,7 @@ pub fn network_rules(config: &FirewallConfig, net: &NetworkRules, family: Family
     if family == Family::V4 {
         r.push(
             Rule::new(n, POSTROUTING, Target::Masquerade)
-                .src(loopback_v4())
+                .src(ipv4_loopback())
                 .out_if(br),
         );
     }
@@ -524,6 +535,7 @@ pub fn delta(
 /// Every rule of the desired state in `family`, grouped by object, base first.
 pub fn all_rules(config: &FirewallConfig, state: &DesiredState, family: Family) -> Vec<Rule> {
     let mut r = base_rules();
+    r.extend(raw_rules(family));
     for net in state.networks().values() {
         r.extend(network_rules(config, net, family));
     }
@@ -663,7 +675,7 @@ pub(crate) fn host_layout(config: &FirewallConfig, state: &DesiredState, family:
     let local = Rule::new(Table::Nat, "PREROUTING", Target::Jump(DNAT.into()))
         .dst_type(AddrType::Local)
         .iptables_spec();
-    let jumps = vec![
+    let mut jumps = vec![
         Jump {
             table: Table::Filter,
             chain: "FORWARD",
@@ -689,6 +701,16 @@ pub(crate) fn host_layout(config: &FirewallConfig, state: &DesiredState, family:
             strict: false,
         },
     ];
+    if !raw_rules(family).is_empty() {
+        chains.entry((Table::Raw, RAW.to_owned())).or_default();
+        // First, so that no ACCEPT someone puts in raw PREROUTING lets such a packet past.
+        jumps.push(Jump {
+            table: Table::Raw,
+            chain: "PREROUTING",
+            specs: vec![format!("-j {RAW}")],
+            strict: true,
+        });
+    }
     let policies = if config.drops_forward(family) {
         vec![(Table::Filter, "FORWARD", "DROP")]
     } else {
@@ -1121,6 +1143,39 @@ mod tests {
             simulate(&mut undone, s.table, &s.undo);
         }
         assert_eq!(normalised(&undone), normalised(&empty));
+    }
+
+    #[test]
+    fn raw_chain_is_ipv4_only_and_jumped_to_first() {
+        let c = cfg();
+        let s = state();
+        let v4 = host_layout(&c, &s, Family::V4);
+        assert_eq!(
+            v4.chains[&(Table::Raw, RAW.to_owned())],
+            vec!["-d 127.0.0.0/8 ! -i lo -j DROP"]
+        );
+        let v6 = host_layout(&c, &s, Family::V6);
+        assert!(!v6.chains.keys().any(|(t, _)| *t == Table::Raw));
+        // A user's raw rule stays; berth's jump goes (back) in front of it.
+        let dump = Dump::parse(
+            "*raw\n:PREROUTING ACCEPT [0:0]\n-A PREROUTING -s 10.0.0.1/32 -j ACCEPT\nCOMMIT\n",
+        )
+        .unwrap();
+        let (sections, report) = converge(&v4, Family::V4, &dump);
+        assert!(
+            report.structure.iter().any(|s| s.contains("BERTH-RAW")),
+            "{report}"
+        );
+        let mut after = dump.clone();
+        for s in &sections {
+            simulate(&mut after, s.table, &s.ops);
+        }
+        assert_eq!(
+            after.chain(Table::Raw, "PREROUTING").unwrap().rules,
+            vec!["-j BERTH-RAW", "-s 10.0.0.1/32 -j ACCEPT"]
+        );
+        let (again, report) = converge(&v4, Family::V4, &after);
+        assert!(again.is_empty() && report.is_clean(), "{report}");
     }
 
     #[test]

@@ -41,6 +41,18 @@
 //! bridge driver does this when it publishes an endpoint's ports). Over IPv6,
 //! `[::1]:PORT` cannot be DNATed to a container (the kernel never routes `::1`); use a proxy.
 //!
+//! **Loopback stays local.** `route_localnet=1` on a bridge also lets a container send packets
+//! to `127.0.0.1` through its gateway and reach the host's loopback-only services, and berth's
+//! DNAT of a port published on `127.0.0.1` (`-p 127.0.0.1:8080:80`) would rewrite such a packet
+//! from the LAN before the kernel's martian check could drop it. One static rule in the base
+//! ruleset drops, before conntrack and NAT, every IPv4 packet addressed to 127.0.0.0/8 that did
+//! not come in on `lo` (iptables: `raw PREROUTING -j BERTH-RAW`, first; nftables: chain
+//! `prerouting_raw` at the raw priority), whatever `route_localnet` says on any interface. It
+//! replaces Docker 28's per-port raw rules (`-d 127.0.0.1/32 ! -i lo -p tcp --dport 8080 -j DROP`
+//! for each loopback-published port), which leave the host's own loopback services open to
+//! containers; it costs nothing per port or network. `127.0.0.1:PORT` from the host itself
+//! keeps working (see [`model::loopback_from_outside_drop`]).
+//!
 //! **Direct routing is blocked.** A packet from outside that is routed straight to a container
 //! address (not to a published host port) is dropped when it enters the bridge, whatever port it
 //! is for, unless it comes in through one of [`FirewallConfig::trusted_interfaces`]. berth decides

@@ -7,10 +7,10 @@
 //! comparison.
 
 use std::fmt;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::str::FromStr;
 
-use ipnet::IpNet;
+use ipnet::{IpNet, Ipv4Net};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -867,6 +867,29 @@ impl Rule {
     }
 }
 
+/// `127.0.0.0/8`, the IPv4 loopback network.
+pub fn ipv4_loopback() -> IpNet {
+    IpNet::V4(Ipv4Net::new_assert(Ipv4Addr::new(127, 0, 0, 0), 8))
+}
+
+/// The drop of every packet addressed to the IPv4 loopback network that did not come in on
+/// `lo`: `-d 127.0.0.0/8 ! -i lo -j DROP`, nft `iifname != "lo" ip daddr 127.0.0.0/8 drop`.
+///
+/// Meant for a chain at prerouting's raw priority, which sees a packet before conntrack and NAT:
+/// a packet from a bridge (`route_localnet=1` lets the kernel deliver it to the host's
+/// `127.0.0.1` services) or from the LAN (berth's DNAT of a port published on `127.0.0.1`
+/// would rewrite it before the kernel's martian check) is dropped there, whatever the host's
+/// `route_localnet` settings. Legitimate loopback traffic never matches: packets the host sends
+/// to itself come in on `lo`, and the answers to `127.0.0.1:PORT` connections berth sent into a
+/// bridge come back addressed to the bridge's gateway (masqueraded) and only get their loopback
+/// address back after this priority. IPv6 needs no such rule: the kernel drops `::1` arriving on
+/// any other interface before netfilter sees it.
+pub fn loopback_from_outside_drop(table: Table, chain: &str) -> Rule {
+    Rule::new(table, chain, Target::Drop)
+        .dst(ipv4_loopback())
+        .not_in_if("lo")
+}
+
 fn into_trunc(net: impl Into<IpNet>) -> IpNet {
     net.into().trunc()
 }
@@ -1007,6 +1030,14 @@ mod tests {
             m.nft(),
             "meta mark 0x00000007 fib saddr type local masquerade"
         );
+    }
+
+    #[test]
+    fn loopback_drop_renders_as_the_tools_list_it() {
+        let r = loopback_from_outside_drop(Table::Raw, "BERTH-RAW");
+        assert_eq!(r.iptables(), "-A BERTH-RAW -d 127.0.0.0/8 ! -i lo -j DROP");
+        assert_eq!(r.nft(), "iifname != \"lo\" ip daddr 127.0.0.0/8 drop");
+        assert_eq!(r.validate().unwrap(), Some(Family::V4));
     }
 
     #[test]

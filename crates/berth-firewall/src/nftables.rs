@@ -21,6 +21,9 @@
 //!                      range kept as is), and the same for IPv6
 //! chain postrouting    hook postrouting (srcnat): hairpin and localhost masquerade, SNAT (snat4/6
 //!                      maps), masquerade (masq4/6 sets)
+//! chain prerouting_raw hook prerouting (raw, before conntrack): drop of packets addressed to
+//!                      127.0.0.0/8 that did not come in on lo (see
+//!                      [`crate::model::loopback_from_outside_drop`]), with IPv4 on
 //! ```
 //!
 //! Users add their own forward rules with e.g.
@@ -33,7 +36,7 @@ use berth_netlink::nftables::{
 };
 
 use crate::error::{Error, Result};
-use crate::model::Family;
+use crate::model::{Family, Table, loopback_from_outside_drop};
 use crate::report::DriftReport;
 use crate::spec::{DesiredState, FirewallConfig, LinkRule, NetworkRules, PortMapping, PortRule};
 
@@ -43,6 +46,8 @@ pub const TABLE: &str = "inet berth";
 const TABLE_NAME: &str = "berth";
 /// The user's chain in berth's table (the counterpart of DOCKER-USER).
 pub const USER_CHAIN: &str = "user_forward";
+/// berth's chain at prerouting's raw priority (drops before conntrack and NAT).
+pub const RAW_CHAIN: &str = "prerouting_raw";
 
 /// A set or map declaration.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -239,6 +244,10 @@ pub fn chain_defs(config: &FirewallConfig) -> Vec<ChainDef> {
         "ip6 saddr @masq6 masquerade".into(),
     ];
     let local = "fib daddr type local jump published".to_owned();
+    let mut raw = Vec::new();
+    if config.ipv4 {
+        raw.push(loopback_from_outside_drop(Table::Raw, RAW_CHAIN).nft());
+    }
     vec![
         ChainDef {
             name: "forward".into(),
@@ -264,6 +273,11 @@ pub fn chain_defs(config: &FirewallConfig) -> Vec<ChainDef> {
             name: "postrouting".into(),
             hook: Some("type nat hook postrouting priority srcnat; policy accept;".into()),
             rules: postrouting,
+        },
+        ChainDef {
+            name: RAW_CHAIN.into(),
+            hook: Some("type filter hook prerouting priority raw; policy accept;".into()),
+            rules: raw,
         },
     ]
 }

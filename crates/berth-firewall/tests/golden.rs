@@ -265,3 +265,64 @@ fn reference_behaviours_are_all_present() {
         "internal networks are not masqueraded"
     );
 }
+
+/// The drop of loopback destinations from outside is one static rule of the base ruleset (in
+/// place of Docker 28's raw drop per loopback-published port): the full ruleset has it once,
+/// and no network or port operation touches it, so connecting and publishing cost the same as
+/// without it.
+#[test]
+fn loopback_drop_is_static() {
+    for (backend, rule, jump) in [
+        (
+            Backend::Iptables,
+            "-A BERTH-RAW -d 127.0.0.0/8 ! -i lo -j DROP",
+            "-I PREROUTING 1 -j BERTH-RAW",
+        ),
+        (
+            Backend::Nftables,
+            "add rule inet berth prerouting_raw iifname != \"lo\" ip daddr 127.0.0.0/8 drop",
+            "add chain inet berth prerouting_raw { type filter hook prerouting priority raw; policy accept; }",
+        ),
+    ] {
+        let cfg = config(backend);
+        let planner = Planner::new(cfg.clone()).expect("planner");
+        let state = reference_state(&cfg);
+        let full = planner.full(&state).expect("full").render();
+        for needle in [rule, jump] {
+            assert_eq!(full.matches(needle).count(), 1, "{needle:?} in\n{full}");
+        }
+        let empty = planner.full(&DesiredState::new()).expect("empty").render();
+        assert!(empty.contains(rule), "a base rule, there without networks");
+        let on_loopback = PortRule {
+            host_ip: Some("127.0.0.1".parse().expect("ip")),
+            host_ports: PortRange::single(7070).expect("port"),
+            ..web_port()
+        };
+        let ops = [
+            planner
+                .add_network(&state, &network("br-0123456789ab", "10.10.0.0/24"))
+                .expect("add"),
+            planner
+                .remove_network(&state, "br-a04509d26c99")
+                .expect("remove"),
+            planner.add_ports(&state, &[on_loopback]).expect("publish"),
+            planner
+                .remove_ports(&state, &[web_port()])
+                .expect("unpublish"),
+        ];
+        for tx in ops {
+            let text = tx.render();
+            assert!(
+                ![
+                    "-d 127.0.0.0/8",
+                    "daddr 127.0.0.0/8",
+                    "BERTH-RAW",
+                    "prerouting_raw"
+                ]
+                .iter()
+                .any(|n| text.contains(n)),
+                "{backend:?}: an operation touches the loopback drop:\n{text}"
+            );
+        }
+    }
+}

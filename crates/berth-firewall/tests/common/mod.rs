@@ -3,8 +3,10 @@
 
 #![allow(dead_code, unreachable_pub)]
 
-use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::io::Write;
+use std::net::{SocketAddr, TcpListener, UdpSocket};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use berth_firewall::{Backend, Firewall, FirewallConfig};
@@ -285,4 +287,136 @@ pub fn assert_same(before: &str, after: &str, what: &str) {
     panic!(
         "{what}:\n  lines gone: {gone:#?}\n  lines added: {new:#?}\n(or the same lines in another order)"
     );
+}
+
+/// True if a UDP datagram from `ns` to `to` gets no answer within 700 ms.
+pub fn udp_blocked(ns: &Netns, to: &str) -> bool {
+    udp_exchange(ns, addr(to), Duration::from_millis(700)).is_err()
+}
+
+/// Makes `ns` send what it addresses to 127.0.0.1 out of `dev` to the gateway `gw`, and accept
+/// answers from 127.0.0.1 there: the frames an attacker writes by hand (to the gateway's MAC,
+/// IP destination 127.0.0.1), made by the namespace's own stack so that real TCP and UDP
+/// sockets can use them. A route to 127.0.0.1 is looked up after the local table, so the rule
+/// for it goes first; `route_localnet` lets the answers (from 127.0.0.1) in.
+pub fn route_loopback_via(ns: &Netns, dev: &str, gw: &str) {
+    let sysctl = format!("net.ipv4.conf.{dev}.route_localnet=1");
+    let steps: [&[&str]; 5] = [
+        &["sysctl", "-qw", &sysctl],
+        &[
+            "ip",
+            "route",
+            "add",
+            "127.0.0.1/32",
+            "via",
+            gw,
+            "dev",
+            dev,
+            "table",
+            "100",
+        ],
+        &[
+            "ip",
+            "rule",
+            "add",
+            "to",
+            "127.0.0.1/32",
+            "lookup",
+            "100",
+            "pref",
+            "10",
+        ],
+        &["ip", "rule", "add", "pref", "100", "lookup", "local"],
+        &["ip", "rule", "del", "pref", "0"],
+    ];
+    for step in steps {
+        let out = ns
+            .command(step[0])
+            .args(&step[1..])
+            .output()
+            .expect("run a routing step");
+        assert!(
+            out.status.success(),
+            "{step:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+/// A TCP listener and a UDP socket that count what reaches them (and answer like [`serve`] and
+/// [`serve_udp`]): "the listener gets nothing" is a count that does not move. Stops on drop.
+pub struct Catch {
+    tcp: Arc<AtomicUsize>,
+    udp: Arc<AtomicUsize>,
+    stop: Arc<AtomicBool>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Catch {
+    pub fn start(ns: &Netns, tcp_at: &str, udp_at: &str, banner: &str) -> Catch {
+        let (tcp_at, udp_at) = (addr(tcp_at), addr(udp_at));
+        let (listener, socket) = ns
+            .run(|| (TcpListener::bind(tcp_at), UdpSocket::bind(udp_at)))
+            .expect("namespace thread");
+        let listener = listener.expect("tcp listener");
+        let socket = socket.expect("udp socket");
+        listener.set_nonblocking(true).expect("nonblocking");
+        socket
+            .set_read_timeout(Some(Duration::from_millis(20)))
+            .expect("timeout");
+        let (tcp, udp) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut threads = Vec::new();
+        {
+            let (hits, stop, banner) = (tcp.clone(), stop.clone(), banner.to_owned());
+            threads.push(std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    match listener.accept() {
+                        Ok((mut s, peer)) => {
+                            hits.fetch_add(1, Ordering::SeqCst);
+                            let _ = s.set_nonblocking(false);
+                            let _ = s.write_all(format!("{banner} from {}", peer.ip()).as_bytes());
+                        }
+                        Err(_) => std::thread::sleep(Duration::from_millis(5)),
+                    }
+                }
+            }));
+        }
+        {
+            let (hits, stop, banner) = (udp.clone(), stop.clone(), banner.to_owned());
+            threads.push(std::thread::spawn(move || {
+                let mut buf = [0u8; 2048];
+                while !stop.load(Ordering::Relaxed) {
+                    if let Ok((_, from)) = socket.recv_from(&mut buf) {
+                        hits.fetch_add(1, Ordering::SeqCst);
+                        let _ =
+                            socket.send_to(format!("{banner} from {}", from.ip()).as_bytes(), from);
+                    }
+                }
+            }));
+        }
+        Catch {
+            tcp,
+            udp,
+            stop,
+            threads,
+        }
+    }
+
+    /// Connections accepted and datagrams received so far.
+    pub fn hits(&self) -> (usize, usize) {
+        (
+            self.tcp.load(Ordering::SeqCst),
+            self.udp.load(Ordering::SeqCst),
+        )
+    }
+}
+
+impl Drop for Catch {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
 }
