@@ -331,10 +331,21 @@ fn sets_ndots(options: &[String]) -> Result<bool> {
     Ok(true)
 }
 
+/// The upstreams among `servers`: IPv4 ones, on port 53, at most [`MAX_UPSTREAMS`]. The embedded
+/// resolver's own address is not one (forwarding to it would loop): it is dropped with a
+/// warning, as Docker 26.1 and later do.
 fn upstreams_of(servers: &[String]) -> Vec<SocketAddr> {
     servers
         .iter()
         .filter_map(|s| s.parse::<Ipv4Addr>().ok())
+        .filter(|&a| {
+            if a == EMBEDDED_DNS_ADDRESS {
+                tracing::warn!(
+                    "berth-dns: DNS server {a} is the embedded resolver itself; it is not used as an upstream (forwarding to it would loop)"
+                );
+            }
+            a != EMBEDDED_DNS_ADDRESS
+        })
         .take(MAX_UPSTREAMS)
         .map(|a| SocketAddr::new(IpAddr::V4(a), 53))
         .collect()
@@ -351,6 +362,10 @@ fn upstreams_of(servers: &[String]) -> Vec<SocketAddr> {
 ///   IPv6 nameservers, and `ndots:0` appended unless an `ndots` option is set. The upstreams are
 ///   the IPv4 servers of `--dns`, or else the host's non-loopback IPv4 nameservers (Google's when
 ///   there are none), at most three.
+///
+/// `127.0.0.11` (the embedded resolver itself) is never an upstream: given in `--dns`, it is
+/// dropped with a warning, and if nothing is left the sandbox has no upstream (unknown names get
+/// SERVFAIL at once), as in Docker 26.1 and later.
 pub fn plan_resolv_conf(
     host: &str,
     settings: &DnsSettings,

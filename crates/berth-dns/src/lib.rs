@@ -13,6 +13,14 @@
 //!   is attached to. Other names go to the upstream servers from inside the sandbox's namespace
 //!   (at most three, timeouts, TCP retry on truncation, SERVFAIL when all fail); sandboxes only on
 //!   internal networks get NXDOMAIN instead.
+//! - Forwarding loops: 127.0.0.11 is never an upstream (dropped with a warning, as in Docker);
+//!   a forward that comes back to a sandbox it has been through (a DNAT back to this or another
+//!   sandbox's resolver) is recognised by its source port, id and question and answered SERVFAIL
+//!   at once, logged at most once per 10 s per sandbox. Each sandbox's forwarding is bounded (its
+//!   in-flight forwards and so its sockets, [`ResolverConfig::max_forwards_per_sandbox`]), its
+//!   forwards run in one task of its own (so the runtime's scheduler is fair between sandboxes,
+//!   not between queries), and the namespace socket thread serves sandboxes in turns: one
+//!   sandbox's storm does not hold up another's lookups.
 //! - Files ([`HostsFile`], [`plan_resolv_conf`], [`SandboxFiles`]): pure renderers and an atomic
 //!   writer. Legacy links: [`link_env`].
 //!
@@ -60,11 +68,14 @@
 mod error;
 mod files;
 mod forward;
+mod lane;
 mod links;
+mod loops;
 mod names;
 mod redirect;
 mod server;
 mod table;
+mod udp_batch;
 mod wire;
 
 pub use error::{Error, Result};

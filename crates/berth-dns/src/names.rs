@@ -49,6 +49,28 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// The upstreams a sandbox forwards to: `upstreams` without the embedded resolver's own
+/// address (a forward to it is a forward to itself: dropped, with a warning), at most
+/// [`MAX_UPSTREAMS`].
+fn usable_upstreams(sandbox: &str, upstreams: &[SocketAddr]) -> Arc<[SocketAddr]> {
+    upstreams
+        .iter()
+        .filter(|u| {
+            let own = crate::loops::is_embedded_resolver(u);
+            if own {
+                tracing::warn!(
+                    sandbox,
+                    upstream = %u,
+                    "berth-dns: upstream DNS server {u} is the embedded resolver itself; dropped (forwarding to it would loop)"
+                );
+            }
+            !own
+        })
+        .take(MAX_UPSTREAMS)
+        .copied()
+        .collect()
+}
+
 fn check_name(what: &'static str, name: &str) -> Result<()> {
     let bad = |reason: &str| {
         Err(Error::Invalid {
@@ -243,7 +265,9 @@ impl Names {
     }
 
     /// Adds a sandbox named `name` (its DNS name on every user-defined network it joins), whose
-    /// embedded server forwards to `upstreams` (at most [`MAX_UPSTREAMS`] are used).
+    /// embedded server forwards to `upstreams` (at most [`MAX_UPSTREAMS`] are used). An upstream
+    /// on the embedded resolver's own address (127.0.0.11, any port) is dropped with a warning,
+    /// as Docker does: forwarding to it would loop.
     pub fn add_sandbox(
         &self,
         id: &str,
@@ -257,7 +281,7 @@ impl Names {
                 object: format!("sandbox {id:?}"),
             });
         }
-        let upstreams: Arc<[SocketAddr]> = upstreams.iter().take(MAX_UPSTREAMS).copied().collect();
+        let upstreams = usable_upstreams(id, upstreams);
         let sb = Arc::new(SandboxNames {
             view: Arc::new(ArcSwap::from_pointee(View {
                 nets: Vec::new(),
@@ -284,11 +308,12 @@ impl Names {
         })
     }
 
-    /// Replaces a sandbox's upstream servers.
+    /// Replaces a sandbox's upstream servers (the embedded resolver's own address is dropped,
+    /// as in [`Self::add_sandbox`]).
     pub fn set_upstreams(&self, sandbox: &str, upstreams: &[SocketAddr]) -> Result<()> {
         let sb = self.sandbox(sandbox)?;
         let mut st = lock(&sb.state);
-        st.upstreams = upstreams.iter().take(MAX_UPSTREAMS).copied().collect();
+        st.upstreams = usable_upstreams(sandbox, upstreams);
         sb.rebuild(&st);
         Ok(())
     }

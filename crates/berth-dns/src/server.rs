@@ -2,15 +2,14 @@
 
 use std::collections::HashMap;
 use std::io;
-use std::io::{IoSlice, IoSliceMut};
 use std::net::{IpAddr, SocketAddr, SocketAddrV4};
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use berth_netlink::Netns;
-use nix::sys::socket::{ControlMessage, MsgFlags, MultiHeaders, SockaddrIn, recvmmsg, sendmmsg};
 use rand::SeedableRng;
 use rand::rngs::SmallRng;
 use tokio::io::Interest;
@@ -23,10 +22,13 @@ use crate::files::EMBEDDED_DNS_ADDRESS;
 use crate::forward::{
     ForwardTimeouts, Forwarder, SocketFactory, read_tcp_message, write_tcp_message,
 };
+use crate::lane::{Lane, LaneDriver};
+use crate::loops::{ForwardPath, Hop, InFlight, LoopLog};
 use crate::names::{EndpointDns, Names, NetworkDns, SandboxHandle};
 use crate::redirect::{self, Redirect};
 use crate::table::View;
-use crate::wire::{self, Action, MAX_QUERY_LEN, MAX_UDP_QUERY_LEN, Transport};
+use crate::udp_batch::{FlushState, UDP_SEND_BATCH, flush, recv_batch};
+use crate::wire::{self, Action, ForwardInfo, MAX_QUERY_LEN, MAX_UDP_QUERY_LEN, Transport};
 
 /// How the embedded server runs. [`ResolverConfig::default`] gives berth's defaults.
 #[derive(Debug, Clone)]
@@ -41,7 +43,9 @@ pub struct ResolverConfig {
     /// How long a forwarded query may take in all (then SERVFAIL). Keep it below the clients'
     /// own timeout (5 s for glibc, musl and dig), so they see the SERVFAIL.
     pub forward_timeout: Duration,
-    /// Forwarded queries in flight per sandbox; more get SERVFAIL at once.
+    /// Forwarded queries in flight per sandbox; more get SERVFAIL at once. This also bounds the
+    /// sockets a sandbox's forwarding holds (one per forwarded query at a time), whatever its
+    /// clients or a forwarding loop do.
     pub max_forwards_per_sandbox: usize,
     /// Open TCP connections per sandbox; more are closed at once.
     pub max_tcp_connections_per_sandbox: usize,
@@ -97,6 +101,10 @@ pub struct Resolver {
     names: Names,
     runtime: Option<tokio::runtime::Runtime>,
     factory: Arc<SocketFactory>,
+    /// Every sandbox's forwards in flight, to recognise one that comes back (a loop).
+    inflight: Arc<InFlight>,
+    /// The serial number of the next server started.
+    next_serial: AtomicU32,
     sandboxes: RwLock<HashMap<String, Arc<Mutex<SandboxRuntime>>>>,
 }
 
@@ -115,6 +123,9 @@ impl Resolver {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(config.worker_threads.max(1))
             .thread_name("berth-dns")
+            // Polls are long (a batch of datagrams, a lane's turn of forwards): look for I/O
+            // events every few polls, so a quiet sandbox's query is seen while busy ones work.
+            .event_interval(EVENT_INTERVAL)
             .enable_io()
             .enable_time()
             .build()
@@ -131,6 +142,8 @@ impl Resolver {
             names: Names::new(),
             runtime: Some(runtime),
             factory: Arc::new(factory),
+            inflight: Arc::new(InFlight::default()),
+            next_serial: AtomicU32::new(1),
             sandboxes: RwLock::new(HashMap::new()),
         })
     }
@@ -167,6 +180,12 @@ impl Resolver {
     /// Adds a sandbox: `name` is its DNS name, `netns` its namespace (the server's sockets and
     /// forwarded queries live there), `upstreams` where unknown names go (from
     /// [`crate::plan_resolv_conf`]). No socket is opened yet.
+    ///
+    /// An upstream on the embedded resolver's own address (127.0.0.11, any port: the sandbox's
+    /// own server) is dropped with a warning rather than refused, as Docker does, so that a
+    /// sandbox created with `--dns 127.0.0.11` still starts; without other upstreams, names the
+    /// sandbox does not know get SERVFAIL at once. Loops no address shows (a DNAT back to this
+    /// or another sandbox's resolver) are cut when they close: see the crate documentation.
     pub fn add_sandbox(
         &self,
         id: &str,
@@ -196,7 +215,8 @@ impl Resolver {
         Ok(())
     }
 
-    /// Replaces a sandbox's upstream servers (e.g. after the host's resolv.conf changed).
+    /// Replaces a sandbox's upstream servers (e.g. after the host's resolv.conf changed). The
+    /// embedded resolver's own address is dropped with a warning, as in [`Self::add_sandbox`].
     pub fn set_upstreams(&self, sandbox: &str, upstreams: &[SocketAddr]) -> Result<()> {
         self.names.set_upstreams(sandbox, upstreams)
     }
@@ -305,11 +325,17 @@ impl Resolver {
         let tcp = TcpListener::from_std(tcp).map_err(socket_err("TCP"))?;
         let (shutdown, shutdown_rx) = watch::channel(false);
         let alive = Arc::new(());
+        let (lane, lane_driver) = Lane::new();
         let ctx = Arc::new(ServeCtx {
+            lane,
             view: rt.handle.view().clone(),
+            sandbox: sandbox.to_owned(),
+            loop_log: LoopLog::default(),
             forwarder: Forwarder {
                 factory: self.factory.clone(),
                 netns: rt.netns.clone(),
+                serial: self.next_serial.fetch_add(1, Ordering::Relaxed),
+                inflight: self.inflight.clone(),
                 timeouts: ForwardTimeouts {
                     attempt: self.config.upstream_timeout,
                     total: self.config.forward_timeout,
@@ -321,6 +347,11 @@ impl Resolver {
             shutdown: shutdown_rx,
             alive: alive.clone(),
         });
+        runtime.spawn(run_lane(
+            lane_driver,
+            ctx.shutdown.clone(),
+            ctx.alive.clone(),
+        ));
         runtime.spawn(serve_udp(ctx.clone(), udp));
         runtime.spawn(serve_tcp(ctx, tcp));
         tracing::debug!(
@@ -381,6 +412,12 @@ impl Drop for Resolver {
 
 /// What a sandbox's server tasks share.
 struct ServeCtx {
+    /// The sandbox's id (for logs).
+    sandbox: String,
+    /// Its loop warnings.
+    loop_log: LoopLog,
+    /// Where its UDP forwards run (one task for all of them).
+    lane: Lane,
     view: Arc<ArcSwap<View>>,
     forwarder: Forwarder,
     forwards: Arc<Semaphore>,
@@ -390,196 +427,29 @@ struct ServeCtx {
     alive: Arc<()>,
 }
 
+impl ServeCtx {
+    /// What to do with a query to forward that came from `from`: forward it (with its path), or
+    /// answer SERVFAIL at once because it is this resolver's own forward come back to a sandbox
+    /// it has been through (a loop), or has been through too many.
+    fn hop(&self, from: SocketAddr, info: &ForwardInfo) -> Hop {
+        let came = self.forwarder.inflight.path_of(from.port(), info);
+        let hop = ForwardPath::next(came, self.forwarder.serial);
+        if !matches!(hop, Hop::Forward(_)) {
+            self.loop_log.cut(&self.sandbox, hop, info, from);
+        }
+        hop
+    }
+}
+
+/// Task polls between two looks for I/O events by a busy worker (tokio's default is 61).
+const EVENT_INTERVAL: u32 = 8;
+
 /// Datagrams received (and answers sent) per system call.
 const UDP_BATCH: usize = 32;
 /// A sandbox's UDP buffers are released after this long without a query.
 const UDP_IDLE_RELEASE: Duration = Duration::from_secs(30);
-/// Answers sent per system call (at most).
-const UDP_SEND_BATCH: usize = 128;
 /// Batches received per wake-up before other tasks get a turn.
 const UDP_ROUNDS: usize = 8;
-
-/// Receives up to `bufs.len()` datagrams in one `recvmmsg`; `got` gets (length, sender) of each,
-/// with length `usize::MAX` for a datagram that did not fit its buffer.
-fn recv_batch(
-    fd: RawFd,
-    bufs: &mut [Vec<u8>],
-    got: &mut Vec<(usize, SocketAddrV4)>,
-) -> io::Result<()> {
-    got.clear();
-    let mut headers = MultiHeaders::<SockaddrIn>::preallocate(bufs.len(), None);
-    let mut iovs: Vec<[IoSliceMut<'_>; 1]> = bufs
-        .iter_mut()
-        .map(|b| [IoSliceMut::new(&mut b[..])])
-        .collect();
-    let results = recvmmsg(
-        fd,
-        &mut headers,
-        iovs.iter_mut(),
-        MsgFlags::MSG_DONTWAIT,
-        None,
-    )
-    .map_err(io::Error::from)?;
-    for r in results {
-        let Some(from) = r.address else { continue };
-        let len = if r.flags.contains(MsgFlags::MSG_TRUNC) {
-            usize::MAX
-        } else {
-            r.bytes
-        };
-        got.push((len, SocketAddrV4::from(from)));
-    }
-    Ok(())
-}
-
-/// Answers coalesced into one segmented (UDP GSO) datagram at most; older kernels take 64.
-const GSO_MAX_SEGMENTS: usize = 64;
-/// Bytes of answers in one segmented datagram at most (an IPv4 packet holds 65507).
-const GSO_MAX_BYTES: usize = 60_000;
-
-/// One message of a flush: `count` answers `order[first..first + count]` for `to`, each `len`
-/// bytes long but the last (which may be shorter). With `count > 1` it goes out as one
-/// segmented (UDP GSO) datagram, which the kernel carries through routing, the redirect's
-/// nftables chain and the loopback device once, and cuts into `count` datagrams only when it
-/// queues them on the client's socket (so each answer still arrives as its own datagram).
-#[derive(Debug, Clone, Copy)]
-struct UdpMessage {
-    first: usize,
-    count: usize,
-    len: usize,
-    to: SocketAddrV4,
-}
-
-/// Groups the answers `outs[..targets.len()]` into messages: a client's answers of one length,
-/// plus one shorter answer at the end, become one segmented message (when `gso`); the rest go
-/// as single ones. Segmented messages come first, ordered by segment length (each length is one
-/// `sendmmsg`), then the single ones (one `sendmmsg` for all). `order` gets the answers' indices
-/// in message order.
-fn plan_flush(
-    outs: &[Vec<u8>],
-    targets: &[SocketAddrV4],
-    gso: bool,
-    order: &mut Vec<usize>,
-    msgs: &mut Vec<UdpMessage>,
-) {
-    order.clear();
-    msgs.clear();
-    order.extend(0..targets.len());
-    if !gso {
-        msgs.extend(order.iter().map(|&i| UdpMessage {
-            first: i,
-            count: 1,
-            len: outs[i].len(),
-            to: targets[i],
-        }));
-        return;
-    }
-    // By client, longest answers first; stable, so a client's answers of one length keep
-    // their order.
-    order.sort_by_key(|&i| {
-        (
-            u32::from(*targets[i].ip()),
-            targets[i].port(),
-            std::cmp::Reverse(outs[i].len()),
-        )
-    });
-    let mut k = 0;
-    while k < order.len() {
-        let (len, to) = (outs[order[k]].len(), targets[order[k]]);
-        let limit = if len == 0 || len > usize::from(u16::MAX) {
-            1
-        } else {
-            GSO_MAX_SEGMENTS.min((GSO_MAX_BYTES / len).max(1))
-        };
-        let mut count = 1;
-        while k + count < order.len() && count < limit && targets[order[k + count]] == to {
-            let next = outs[order[k + count]].len();
-            if next == 0 {
-                break;
-            }
-            count += 1;
-            if next < len {
-                // only the last segment may be shorter
-                break;
-            }
-        }
-        msgs.push(UdpMessage {
-            first: k,
-            count,
-            len,
-            to,
-        });
-        k += count;
-    }
-    // segmented messages by segment length, single answers last
-    msgs.sort_by_key(|m| (m.count == 1, m.len));
-}
-
-/// Sends `msgs` in one `sendmmsg`, each as one datagram of its answers, cut by the kernel into
-/// datagrams of `segment` bytes when given (UDP GSO); returns how many messages went out.
-fn send_batch(
-    fd: RawFd,
-    outs: &[Vec<u8>],
-    order: &[usize],
-    msgs: &[UdpMessage],
-    segment: Option<u16>,
-) -> io::Result<usize> {
-    if msgs.is_empty() {
-        return Ok(0);
-    }
-    let iovs: Vec<IoSlice<'_>> = msgs
-        .iter()
-        .flat_map(|m| order[m.first..m.first + m.count].iter())
-        .map(|&i| IoSlice::new(&outs[i]))
-        .collect();
-    let mut slices: Vec<&[IoSlice<'_>]> = Vec::with_capacity(msgs.len());
-    let mut at = 0;
-    for m in msgs {
-        slices.push(&iovs[at..at + m.count]);
-        at += m.count;
-    }
-    let addrs: Vec<Option<SockaddrIn>> =
-        msgs.iter().map(|m| Some(SockaddrIn::from(m.to))).collect();
-    let segment_size = segment.unwrap_or(0);
-    let gso = [ControlMessage::UdpGsoSegments(&segment_size)];
-    let cmsgs: &[ControlMessage<'_>] = if segment.is_some() { &gso } else { &[] };
-    let mut headers =
-        MultiHeaders::<SockaddrIn>::preallocate(msgs.len(), segment.map(|_| nix::cmsg_space!(u16)));
-    let sent = sendmmsg(
-        fd,
-        &mut headers,
-        slices.iter(),
-        &addrs,
-        cmsgs,
-        MsgFlags::MSG_DONTWAIT,
-    )
-    .map_err(io::Error::from)?;
-    Ok(sent.count())
-}
-
-/// Whether the kernel segments UDP datagrams (Linux 4.18 and later know `UDP_SEGMENT`; older
-/// ones would ignore the control message and send the answers glued into one datagram).
-fn gso_supported(sock: &UdpSocket) -> bool {
-    nix::sys::socket::getsockopt(sock, nix::sys::socket::sockopt::UdpGsoSegment).is_ok()
-}
-
-/// Whether a send error says the kernel cannot segment UDP datagrams (then answers go out one
-/// by one).
-fn gso_refused(e: &io::Error) -> bool {
-    use nix::errno::Errno;
-    let Some(code) = e.raw_os_error() else {
-        return false;
-    };
-    [
-        Errno::EIO,
-        Errno::EINVAL,
-        Errno::ENOPROTOOPT,
-        Errno::EOPNOTSUPP,
-        Errno::EMSGSIZE,
-    ]
-    .iter()
-    .any(|&x| x as i32 == code)
-}
 
 async fn serve_udp(ctx: Arc<ServeCtx>, sock: Arc<UdpSocket>) {
     let _alive = ctx.alive.clone();
@@ -591,10 +461,7 @@ async fn serve_udp(ctx: Arc<ServeCtx>, sock: Arc<UdpSocket>) {
     let mut outs: Vec<Vec<u8>> = Vec::new();
     let mut got: Vec<(usize, SocketAddrV4)> = Vec::with_capacity(UDP_BATCH);
     let mut targets: Vec<SocketAddrV4> = Vec::with_capacity(UDP_SEND_BATCH);
-    let mut flush_state = FlushState {
-        gso: gso_supported(&sock),
-        ..FlushState::default()
-    };
+    let mut flush_state = FlushState::new(&sock);
     loop {
         tokio::select! {
             biased;
@@ -632,9 +499,20 @@ async fn serve_udp(ctx: Arc<ServeCtx>, sock: Arc<UdpSocket>) {
                 match wire::respond(&bufs[k][..n], Transport::Udp, &view, &mut rng, out) {
                     Action::Reply => targets.push(from),
                     Action::Drop => {}
-                    Action::Forward(info) => {
-                        spawn_forward(&ctx, &view, &sock, bufs[k][..n].to_vec(), info, from.into());
-                    }
+                    Action::Forward(info) => match ctx.hop(from.into(), &info) {
+                        Hop::Forward(path) => spawn_forward(
+                            &ctx,
+                            &view,
+                            &sock,
+                            bufs[k][..n].to_vec(),
+                            (info, path),
+                            from.into(),
+                        ),
+                        Hop::Loop(_) | Hop::TooLong(_) => {
+                            wire::servfail(&info, out);
+                            targets.push(from);
+                        }
+                    },
                 }
             }
             // Answers go out in large bursts: fewer system calls, fewer wake-ups of the
@@ -654,81 +532,13 @@ async fn serve_udp(ctx: Arc<ServeCtx>, sock: Arc<UdpSocket>) {
     }
 }
 
-/// What [`flush`] reuses from one call to the next.
-#[derive(Default)]
-struct FlushState {
-    /// Whether answers to one client may be coalesced (UDP GSO); off after the kernel refused.
-    gso: bool,
-    order: Vec<usize>,
-    msgs: Vec<UdpMessage>,
-}
-
-/// Replaces message `k` of a flush by single answers, appended at the end (sent last).
-fn split_message(outs: &[Vec<u8>], order: &[usize], msgs: &mut Vec<UdpMessage>, k: usize) {
-    let m = msgs[k];
-    msgs[k].count = 0;
-    msgs.extend((m.first..m.first + m.count).map(|first| UdpMessage {
-        first,
-        count: 1,
-        len: outs[order[first]].len(),
-        to: m.to,
-    }));
-}
-
-/// Sends the answers `outs[..targets.len()]` to `targets`; false if the socket is gone.
-async fn flush(
-    sock: &UdpSocket,
-    fd: RawFd,
-    outs: &[Vec<u8>],
-    targets: &[SocketAddrV4],
-    st: &mut FlushState,
-) -> bool {
-    let FlushState { gso, order, msgs } = st;
-    plan_flush(outs, targets, *gso, order, msgs);
-    let mut done = 0;
-    while done < msgs.len() {
-        let m = msgs[done];
-        let segment = match (m.count > 1, u16::try_from(m.len)) {
-            (false, _) => None,
-            (true, Ok(size)) => Some(size),
-            // (plan_flush coalesces only answers whose length fits a segment size)
-            (true, Err(_)) => {
-                split_message(outs, order, msgs, done);
-                done += 1;
-                continue;
-            }
-        };
-        // the run of messages that share this segment length (or are all single answers)
-        let run = msgs[done..]
-            .iter()
-            .take_while(|n| (n.count > 1) == (m.count > 1) && (m.count == 1 || n.len == m.len))
-            .count();
-        let batch = &msgs[done..done + run.min(UDP_SEND_BATCH)];
-        match sock.try_io(Interest::WRITABLE, || {
-            send_batch(fd, outs, order, batch, segment)
-        }) {
-            Ok(0) => break,
-            Ok(n) => done += n,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                if sock.writable().await.is_err() {
-                    return false;
-                }
-            }
-            Err(e) if segment.is_some() && gso_refused(&e) => {
-                // This kernel (or route) cannot segment: from now on, answers go out one by one.
-                tracing::debug!(
-                    error = %e,
-                    "berth-dns: UDP GSO refused, sending answers one by one"
-                );
-                *gso = false;
-                split_message(outs, order, msgs, done);
-                done += 1;
-            }
-            // One unreachable sender must not cost the others their answers.
-            Err(_) => done += 1,
-        }
+/// Runs a sandbox's forwarding lane until its server stops (then every forward left is
+/// cancelled).
+async fn run_lane(driver: LaneDriver, mut shutdown: watch::Receiver<bool>, _alive: Arc<()>) {
+    tokio::select! {
+        _ = shutdown.changed() => {}
+        () = driver => {}
     }
-    true
 }
 
 fn spawn_forward(
@@ -736,7 +546,7 @@ fn spawn_forward(
     view: &View,
     sock: &Arc<UdpSocket>,
     query: Vec<u8>,
-    info: wire::ForwardInfo,
+    (info, path): (ForwardInfo, ForwardPath),
     from: SocketAddr,
 ) {
     let Ok(permit) = ctx.forwards.clone().try_acquire_owned() else {
@@ -746,18 +556,20 @@ fn spawn_forward(
         return;
     };
     let upstreams = view.upstreams.clone();
-    let ctx = ctx.clone();
     let sock = sock.clone();
-    tokio::spawn(async move {
+    let job_ctx = ctx.clone();
+    let job = async move {
+        let ctx = job_ctx;
         let _alive = ctx.alive.clone();
         let _permit = permit;
         let mut shutdown = ctx.shutdown.clone();
         let answer = tokio::select! {
             _ = shutdown.changed() => return,
-            a = ctx.forwarder.forward(&upstreams, &query, &info, Transport::Udp) => a,
+            a = ctx.forwarder.forward(&upstreams, &query, &info, Transport::Udp, path) => a,
         };
         let _ = sock.send_to(&answer, from).await;
-    });
+    };
+    ctx.lane.push(job);
 }
 
 async fn serve_tcp(ctx: Arc<ServeCtx>, listener: TcpListener) {
@@ -804,19 +616,34 @@ async fn serve_tcp_connection(ctx: Arc<ServeCtx>, mut stream: TcpStream) {
             Action::Reply => std::mem::take(&mut out),
             Action::Drop => return,
             Action::Forward(info) => {
-                let Ok(_permit) = ctx.forwards.clone().try_acquire_owned() else {
+                let Ok(peer) = stream.peer_addr() else {
+                    return;
+                };
+                let admitted = match ctx.hop(peer, &info) {
+                    Hop::Forward(path) => ctx
+                        .forwards
+                        .clone()
+                        .try_acquire_owned()
+                        .ok()
+                        .map(|permit| (permit, path)),
+                    Hop::Loop(_) | Hop::TooLong(_) => None,
+                };
+                let Some((permit, path)) = admitted else {
                     wire::servfail(&info, &mut out);
-                    if write_tcp_message(&mut stream, &out, ctx.tcp_idle)
+                    let answer = std::mem::take(&mut out);
+                    if write_tcp_message(&mut stream, &answer, ctx.tcp_idle)
                         .await
                         .is_err()
                     {
                         return;
                     }
+                    out = answer;
                     continue;
                 };
+                let _permit = permit;
                 tokio::select! {
                     _ = shutdown.changed() => return,
-                    a = ctx.forwarder.forward(&view.upstreams, &buf, &info, Transport::Tcp) => a,
+                    a = ctx.forwarder.forward(&view.upstreams, &buf, &info, Transport::Tcp, path) => a,
                 }
             }
         };
@@ -827,130 +654,5 @@ async fn serve_tcp_connection(ctx: Arc<ServeCtx>, mut stream: TcpStream) {
             return;
         }
         out = answer;
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn to(port: u16) -> SocketAddrV4 {
-        SocketAddrV4::new(std::net::Ipv4Addr::LOCALHOST, port)
-    }
-
-    /// The answers of each message, as (segment length, client, lengths in send order).
-    fn plan(
-        lens: &[usize],
-        ports: &[u16],
-        gso: bool,
-    ) -> (Vec<UdpMessage>, Vec<usize>, Vec<Vec<u8>>) {
-        let outs: Vec<Vec<u8>> = lens
-            .iter()
-            .enumerate()
-            .map(|(i, &n)| vec![u8::try_from(i).unwrap(); n])
-            .collect();
-        let targets: Vec<SocketAddrV4> = ports.iter().map(|&p| to(p)).collect();
-        let (mut order, mut msgs) = (Vec::new(), Vec::new());
-        plan_flush(&outs, &targets, gso, &mut order, &mut msgs);
-        (msgs, order, outs)
-    }
-
-    /// Every answer is in exactly one message, for its own client; in a segmented message all
-    /// answers but the last are exactly the segment length, the last at most that.
-    fn check(lens: &[usize], ports: &[u16], msgs: &[UdpMessage], order: &[usize]) {
-        let mut seen = vec![0; lens.len()];
-        for m in msgs {
-            let members = &order[m.first..m.first + m.count];
-            for (j, &i) in members.iter().enumerate() {
-                seen[i] += 1;
-                assert_eq!(to(ports[i]), m.to);
-                if j + 1 < members.len() {
-                    assert_eq!(lens[i], m.len);
-                } else {
-                    assert!(lens[i] <= m.len);
-                }
-            }
-            assert!(m.count <= GSO_MAX_SEGMENTS);
-            assert!(m.count == 1 || m.count * m.len <= GSO_MAX_BYTES);
-        }
-        assert!(seen.iter().all(|&n| n == 1), "{seen:?}");
-    }
-
-    #[test]
-    fn answers_to_one_client_are_coalesced_by_length_with_one_shorter_last() {
-        // client 1: 40, 41, 41, 40, 41; client 2: 41, 41; client 3: 30
-        let lens = [40, 41, 41, 40, 41, 41, 41, 30];
-        let ports = [1, 1, 1, 1, 1, 2, 2, 3];
-        let (msgs, order, _) = plan(&lens, &ports, true);
-        check(&lens, &ports, &msgs, &order);
-        let shape: Vec<(usize, u16, usize)> =
-            msgs.iter().map(|m| (m.count, m.to.port(), m.len)).collect();
-        // client 1: three 41s and one 40 in one message, the other 40 alone; client 2: two
-        // 41s; segmented messages first (by segment length), single answers last
-        assert_eq!(shape, vec![(4, 1, 41), (2, 2, 41), (1, 3, 30), (1, 1, 40)]);
-        // a client's answers of one length keep their order
-        assert_eq!(&order[msgs[0].first..msgs[0].first + 4], &[1, 2, 4, 0]);
-    }
-
-    #[test]
-    fn without_gso_every_answer_is_its_own_message_in_order() {
-        let lens = [40, 41, 41, 40];
-        let ports = [1, 1, 2, 1];
-        let (msgs, order, _) = plan(&lens, &ports, false);
-        check(&lens, &ports, &msgs, &order);
-        assert_eq!(msgs.len(), 4);
-        assert!(msgs.iter().all(|m| m.count == 1));
-        let firsts: Vec<usize> = msgs.iter().map(|m| order[m.first]).collect();
-        assert_eq!(firsts, vec![0, 1, 2, 3]);
-    }
-
-    #[test]
-    fn segmented_messages_respect_the_kernels_limits() {
-        // 200 small answers to one client: at most 64 segments per message
-        let lens = vec![50; 200];
-        let ports = vec![7; 200];
-        let (msgs, order, _) = plan(&lens, &ports, true);
-        check(&lens, &ports, &msgs, &order);
-        assert_eq!(
-            msgs.iter().map(|m| m.count).collect::<Vec<_>>(),
-            vec![64, 64, 64, 8]
-        );
-        // 40 answers of 4096 bytes: at most 60000 bytes per message
-        let lens = vec![4096; 40];
-        let ports = vec![7; 40];
-        let (msgs, order, _) = plan(&lens, &ports, true);
-        check(&lens, &ports, &msgs, &order);
-        assert!(msgs.iter().all(|m| m.count <= 14));
-        assert_eq!(msgs.iter().map(|m| m.count).sum::<usize>(), 40);
-    }
-
-    #[test]
-    fn a_refused_segmented_message_becomes_single_answers_sent_last() {
-        let lens = [41, 41, 40, 30];
-        let ports = [1, 1, 1, 2];
-        let (mut msgs, order, outs) = plan(&lens, &ports, true);
-        assert_eq!(msgs[0].count, 3);
-        split_message(&outs, &order, &mut msgs, 0);
-        assert_eq!(msgs[0].count, 0);
-        let tail: Vec<(usize, u16, usize)> = msgs[2..]
-            .iter()
-            .map(|m| (order[m.first], m.to.port(), m.len))
-            .collect();
-        assert_eq!(tail, vec![(0, 1, 41), (1, 1, 41), (2, 1, 40)]);
-        // every answer is still sent exactly once
-        let live: Vec<UdpMessage> = msgs.iter().copied().filter(|m| m.count > 0).collect();
-        check(&lens, &ports, &live, &order);
-    }
-
-    #[test]
-    fn send_errors_that_mean_no_gso_are_recognised() {
-        assert!(gso_refused(&io::Error::from_raw_os_error(nix::libc::EIO)));
-        assert!(gso_refused(&io::Error::from_raw_os_error(
-            nix::libc::EINVAL
-        )));
-        assert!(!gso_refused(&io::Error::from_raw_os_error(
-            nix::libc::ECONNREFUSED
-        )));
-        assert!(!gso_refused(&io::Error::other("x")));
     }
 }
