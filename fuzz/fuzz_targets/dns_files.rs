@@ -25,6 +25,7 @@ fuzz_target!(|data: &[u8]| {
                 Ok(plan) => {
                     assert!(plan.upstreams.len() <= 3);
                     assert!(plan.upstreams.iter().all(|u| u.port() == 53));
+                    assert!(plan.upstreams.iter().all(|u| u.ip() != std::net::IpAddr::V4(berth_dns::EMBEDDED_DNS_ADDRESS)));
                     if mode == ResolvMode::Embedded {
                         let first_ns = plan.content.lines().find(|l| l.starts_with("nameserver"));
                         assert_eq!(first_ns, Some("nameserver 127.0.0.11"), "{}", plan.content);

@@ -17,6 +17,9 @@ pub const DEFAULT_SOCKET: &str = "/run/berth/berth.sock";
 pub const DEFAULT_DATA_ROOT: &str = "/var/lib/berth";
 /// The default `exec-root`.
 pub const DEFAULT_EXEC_ROOT: &str = "/run/berth";
+/// The socket's group when neither `--group` nor `group` says otherwise (dockerd's default). When
+/// no such group exists, the socket belongs to the daemon's own group and a warning says so.
+pub const DEFAULT_SOCKET_GROUP: &str = "docker";
 /// The configuration file read when `--config-file` is not given (only if it exists).
 pub const DEFAULT_CONFIG_FILE: &str = "/etc/berth/daemon.json";
 
@@ -80,6 +83,9 @@ pub struct DaemonFlags {
     /// Log level: error, warn, info, debug or trace
     #[arg(long, value_name = "LEVEL")]
     pub log_level: Option<String>,
+    /// Group for the unix socket, a name or a numeric gid (default: docker, if that group exists)
+    #[arg(short = 'G', long, value_name = "GROUP")]
+    pub group: Option<String>,
 }
 
 /// Everything the daemon needs to start.
@@ -89,6 +95,9 @@ pub struct DaemonSettings {
     pub config: Config,
     /// The unix socket path.
     pub socket: PathBuf,
+    /// The group that owns the socket, as given (a name, a numeric gid, or empty for the daemon's
+    /// own group); [`DEFAULT_SOCKET_GROUP`] when not given.
+    pub socket_group: String,
     /// `userland-proxy` as given.
     pub userland_proxy: Option<bool>,
     /// The log level.
@@ -117,6 +126,7 @@ const KNOWN_KEYS: &[&str] = &[
     "exec-root",
     "netns",
     "log-level",
+    "group",
 ];
 
 /// Parses the host option: `unix:///path` or a plain absolute path.
@@ -426,6 +436,13 @@ pub fn resolve(host: Option<&str>, flags: DaemonFlags) -> Result<DaemonSettings>
         f(&|fc| fc.string("log-level"))?,
         &mut conflicts,
     );
+    let socket_group = pick(
+        "group",
+        flags.group,
+        f(&|fc| fc.string("group"))?,
+        &mut conflicts,
+    )
+    .unwrap_or_else(|| DEFAULT_SOCKET_GROUP.into());
     if !conflicts.is_empty() {
         return Err(Error::usage(format!(
             "the following directives are specified both as a flag and in the configuration file{}: {}",
@@ -556,6 +573,7 @@ pub fn resolve(host: Option<&str>, flags: DaemonFlags) -> Result<DaemonSettings>
     Ok(DaemonSettings {
         config,
         socket,
+        socket_group,
         userland_proxy,
         log_level,
         notes,
@@ -654,5 +672,36 @@ mod tests {
         )
         .unwrap();
         assert_eq!(s.config.firewall, None);
+    }
+
+    #[test]
+    fn socket_group_from_flag_or_file_defaults_to_docker() {
+        let s = resolve(Some("/tmp/x.sock"), DaemonFlags::default()).unwrap();
+        assert_eq!(s.socket_group, "docker");
+        let f = file(r#"{"group":"adm"}"#);
+        let flags = DaemonFlags {
+            config_file: Some(f.path().to_path_buf()),
+            ..Default::default()
+        };
+        assert_eq!(resolve(None, flags).unwrap().socket_group, "adm");
+        let flags = DaemonFlags {
+            group: Some("".into()),
+            ..Default::default()
+        };
+        assert_eq!(resolve(None, flags).unwrap().socket_group, "");
+        let flags = DaemonFlags {
+            config_file: Some(f.path().to_path_buf()),
+            group: Some("daemon".into()),
+            ..Default::default()
+        };
+        let e = resolve(None, flags).unwrap_err().to_string();
+        assert!(e.contains("group: (from flag"), "{e}");
+        let f = file(r#"{"group":4}"#);
+        let flags = DaemonFlags {
+            config_file: Some(f.path().to_path_buf()),
+            ..Default::default()
+        };
+        let e = resolve(None, flags).unwrap_err().to_string();
+        assert!(e.contains("\"group\" must be a string"), "{e}");
     }
 }

@@ -2,14 +2,19 @@
 //!
 //! hyper 1 (HTTP/1.1) on a tokio runtime that lives only inside the daemon; the blocking
 //! controller runs on tokio's blocking pool. Bodies are capped at [`api::MAX_BODY_BYTES`], headers
-//! must arrive within [`HEADER_TIMEOUT`] and bodies within [`BODY_TIMEOUT`], and at most
-//! [`MAX_CONNECTIONS`] connections are served at once, so no client can make the daemon die or
-//! hang. SIGTERM and SIGINT stop the listener, let requests in flight finish, and leave networks,
+//! must arrive within [`HEADER_TIMEOUT`] (also between requests on a kept-alive connection),
+//! bodies within [`BODY_TIMEOUT`], and each response must be taken by its client within
+//! [`WRITE_TIMEOUT`]; at most [`MAX_CONNECTIONS`] connections are served at once, so no client can
+//! make the daemon die or hang. The socket is owned by root and the `--group` (dockerd's rule:
+//! `docker` when it exists), mode 0660, from the moment it appears (see [`listen::bind`]).
+//! SIGTERM and SIGINT stop the listener, let requests in flight finish, and leave networks,
 //! sandboxes and rules in place for the next start to reconcile.
 
+mod deadline;
+mod listen;
+
 use std::convert::Infallible;
-use std::os::unix::fs::{FileTypeExt, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -34,6 +39,10 @@ use crate::error::{Error, Result};
 pub(crate) const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a client may take to send its request body.
 pub(crate) const BODY_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a client may take to read a response (all of it, from its first byte); a connection
+/// whose client takes longer is closed. Debug builds read `BERTH_TEST_WRITE_TIMEOUT_MS` instead,
+/// for tests.
+pub(crate) const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Connections served at once; more wait in the listen backlog.
 pub(crate) const MAX_CONNECTIONS: usize = 256;
 /// How long a stop waits for requests in flight.
@@ -48,8 +57,8 @@ struct State {
 /// Runs the daemon until SIGTERM or SIGINT.
 ///
 /// # Errors
-/// When the socket is served by another daemon, the data root is locked by another daemon, the
-/// controller cannot start, or the socket cannot be bound.
+/// When the socket group does not exist, the socket is served by another daemon, the data root is
+/// locked by another daemon, the controller cannot start, or the socket cannot be bound.
 pub(crate) fn run(settings: DaemonSettings) -> Result<()> {
     let _ = tracing_subscriber::fmt()
         .with_max_level(settings.log_level)
@@ -60,6 +69,8 @@ pub(crate) fn run(settings: DaemonSettings) -> Result<()> {
     for note in &settings.notes {
         tracing::warn!("{note}");
     }
+    // Before anything is started or created: a group that does not exist stops the daemon here.
+    let gid = listen::socket_gid(&settings.socket_group)?;
     let socket = settings.socket.clone();
     if std::os::unix::net::UnixStream::connect(&socket).is_ok() {
         return Err(Error::AlreadyServing { socket });
@@ -80,42 +91,30 @@ pub(crate) fn run(settings: DaemonSettings) -> Result<()> {
         .build()
         .map_err(|e| Error::io("starting the daemon's runtime", e))?;
     let state = Arc::new(State { ctl });
-    let result = runtime.block_on(serve(state.clone(), socket.clone()));
+    let result = runtime.block_on(serve(state.clone(), socket.clone(), gid));
     runtime.shutdown_timeout(SHUTDOWN_GRACE);
     drop(state);
     tracing::info!("stopped; networks, sandboxes and rules stay in place");
     result
 }
 
-/// Binds the socket, replacing a stale socket file (no one answers on it).
-fn bind(socket: &Path) -> Result<UnixListener> {
-    if let Some(dir) = socket.parent() {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
+/// [`WRITE_TIMEOUT`], or in debug builds `BERTH_TEST_WRITE_TIMEOUT_MS` when set (for tests).
+fn write_timeout() -> Duration {
+    #[cfg(debug_assertions)]
+    if let Some(ms) = std::env::var("BERTH_TEST_WRITE_TIMEOUT_MS")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        return Duration::from_millis(ms);
     }
-    match std::fs::symlink_metadata(socket) {
-        Ok(m) if m.file_type().is_socket() => {
-            std::fs::remove_file(socket).map_err(|e| {
-                Error::io(format!("removing the stale socket {}", socket.display()), e)
-            })?;
-        }
-        Ok(_) => {
-            return Err(Error::usage(format!(
-                "{} exists and is not a socket: remove it or choose another --host",
-                socket.display()
-            )));
-        }
-        Err(_) => {}
-    }
-    let listener = UnixListener::bind(socket)
-        .map_err(|e| Error::io(format!("listening on unix://{}", socket.display()), e))?;
-    std::fs::set_permissions(socket, std::fs::Permissions::from_mode(0o660))
-        .map_err(|e| Error::io(format!("setting the mode of {}", socket.display()), e))?;
-    Ok(listener)
+    WRITE_TIMEOUT
 }
 
-async fn serve(state: Arc<State>, socket: PathBuf) -> Result<()> {
-    let listener = bind(&socket)?;
+async fn serve(state: Arc<State>, socket: PathBuf, gid: nix::unistd::Gid) -> Result<()> {
+    let listener = listen::bind(&socket, gid)?;
+    let listener = UnixListener::from_std(listener)
+        .map_err(|e| Error::io(format!("serving unix://{}", socket.display()), e))?;
+    let write_limit = write_timeout();
     let mut term = signal(SignalKind::terminate())
         .map_err(|e| Error::io("installing a SIGTERM handler", e))?;
     let mut int =
@@ -150,10 +149,15 @@ async fn serve(state: Arc<State>, socket: PathBuf) -> Result<()> {
             .timer(TokioTimer::new())
             .header_read_timeout(HEADER_TIMEOUT)
             .max_buf_size(64 * 1024)
-            .serve_connection(TokioIo::new(stream), service);
+            .serve_connection(
+                TokioIo::new(deadline::WriteDeadline::new(stream, write_limit)),
+                service,
+            );
         let conn = graceful.watch(conn);
         tokio::spawn(async move {
-            let _ = conn.await;
+            if let Err(e) = conn.await {
+                tracing::debug!(error = %e, "connection closed on an error");
+            }
             drop(permit);
         });
     }

@@ -400,3 +400,87 @@ pub(crate) fn stdout(o: &Output) -> String {
 pub(crate) fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
+
+// ----- daemon start with extra environment (the kill matrix arms fail points this way) -----
+
+impl Fixture {
+    /// Starts the daemon with `env` added to its environment and waits until it answers
+    /// `/_ping`. When the daemon exits before answering, returns its exit status and leaves no
+    /// daemon (a fail point may kill it while it restores).
+    pub(crate) fn try_start_with_env(
+        &mut self,
+        env: &[(&str, &str)],
+    ) -> Result<(), std::process::ExitStatus> {
+        assert!(self.daemon.is_none(), "daemon already running");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_path())
+            .unwrap();
+        let mut cmd = self.daemon_command();
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("spawning berth daemon");
+        self.daemon = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(status) = self.daemon.as_mut().unwrap().try_wait().unwrap() {
+                self.daemon = None;
+                return Err(status);
+            }
+            if let Ok(r) = self.try_http("GET", "/_ping", None, None) {
+                if r.status == 200 {
+                    return Ok(());
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "berth daemon did not answer within 60 s:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Waits up to `t` for the daemon to exit by itself (it is not killed): its exit status, or
+    /// `None` if it still runs (or none was running).
+    pub(crate) fn wait_exit(&mut self, t: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + t;
+        loop {
+            let status = self.daemon.as_mut()?.try_wait().ok().flatten();
+            if let Some(s) = status {
+                self.daemon = None;
+                return Some(s);
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// The daemon's process id, if one runs.
+    pub(crate) fn daemon_pid(&self) -> Option<u32> {
+        self.daemon.as_ref().map(Child::id)
+    }
+}
+
+impl Fixture {
+    /// A test host and a fixture whose daemon is not started yet: call `start` or
+    /// `try_start_with_env`.
+    pub(crate) fn unstarted(args: &[&str]) -> Fixture {
+        let host = TestHost::new().expect("a test host (run the tests as root)");
+        Fixture {
+            daemon: None,
+            dir: tempfile::tempdir().unwrap(),
+            extra_args: args.iter().map(|s| s.to_string()).collect(),
+            host,
+        }
+    }
+}
