@@ -28,13 +28,15 @@ use serde::de::DeserializeOwned;
 use crate::config::Config;
 use crate::drivers::{HostDriver, NullDriver};
 use crate::error::{Error, Result};
+use crate::failpoint::hit;
 use crate::inspect::{
     ConfigFrom, ContainerInspect, IpamConfigInspect, IpamInspect, NetworkInspect,
     PortBindingInspect, SandboxInspect, SandboxNetworkInspect,
 };
 use crate::records::{
-    EndpointRecord, EndpointState, LegacyLink, NetworkRecord, PoolRecord, SandboxRecord,
-    endpoint_key, network_key, network_name_key, sandbox_key, sandbox_name_key,
+    EndpointRecord, EndpointState, FORWARDING_KEY, ForwardingRecord, INSTANCE_KEY, LegacyLink,
+    NetworkRecord, PoolRecord, SandboxRecord, endpoint_key, network_key, network_name_key,
+    quarantine_key, sandbox_key, sandbox_name_key,
 };
 use crate::registry::{Miss, Registry};
 use crate::requests::{
@@ -60,9 +62,15 @@ impl std::fmt::Debug for Controller {
     }
 }
 
+/// Lock order: a sandbox's `state`, then (briefly) a registry, a network's `members` or IPAM.
+/// Nothing takes a sandbox's `state` while it holds a registry lock, so listings and renames
+/// never wait on each other in a cycle.
 struct Inner {
     config: Config,
     host: Netns,
+    /// `<exec_root>/netns/default`: the host namespace bind-mounted, the `SandboxKey` of
+    /// host-mode sandboxes (a path that means the same namespace to every process).
+    host_key: std::path::PathBuf,
     host_netlink: Handle,
     store: RedbStore,
     firewall: Option<Arc<Firewall>>,
@@ -95,7 +103,8 @@ struct Network {
 
 #[derive(Default)]
 struct Members {
-    endpoints: BTreeSet<EndpointId>,
+    /// Each endpoint on the network (from the start of its connect) and its sandbox.
+    endpoints: BTreeMap<EndpointId, SandboxId>,
     removed: bool,
 }
 
@@ -108,6 +117,7 @@ struct Sandbox {
     netlink: Handle,
     /// `/etc/hosts` and `/etc/resolv.conf` for the sandbox (none in host mode).
     files: Option<SandboxFiles>,
+    /// Serialises connect, disconnect, rename and remove of this sandbox; held over kernel work.
     state: Mutex<SandboxState>,
 }
 
@@ -275,23 +285,47 @@ impl Controller {
         .map_err(|e| Error::kernel("opening the host namespace", e))?;
         let host_netlink =
             Handle::open(&host).map_err(|e| Error::kernel("netlink in the host namespace", e))?;
+        let host_key = bind_host_key(&host, &config.netns_dir())?;
+        let instance = instance_id(&store)?;
 
-        let mut forward_switched_on = false;
+        // Docker sets the forward policy to DROP when it switched forwarding on. berth keeps what
+        // it switched on in the store, so the policy stays after a restart finds forwarding on.
+        let mut forwarding: ForwardingRecord = match store.get(FORWARDING_KEY)? {
+            Some(e) => decode(FORWARDING_KEY, &e.value).unwrap_or_default(),
+            None => ForwardingRecord::default(),
+        };
+        let before = forwarding;
         if config.ip_forward {
             let cur = sysctl_get(&host, "net.ipv4.ip_forward")
                 .map_err(|e| Error::kernel("reading ip_forward", e))?;
             if cur.trim() != "1" {
                 sysctl_set(&host, "net.ipv4.ip_forward", "1")
                     .map_err(|e| Error::kernel("enabling ip_forward", e))?;
-                forward_switched_on = true;
+                forwarding.ipv4 = true;
             }
             if config.ipv6 {
-                sysctl_set(&host, "net.ipv6.conf.all.forwarding", "1")
-                    .map_err(|e| Error::kernel("enabling IPv6 forwarding", e))?;
+                let cur = sysctl_get(&host, "net.ipv6.conf.all.forwarding")
+                    .map_err(|e| Error::kernel("reading IPv6 forwarding", e))?;
+                if cur.trim() != "1" {
+                    sysctl_set(&host, "net.ipv6.conf.all.forwarding", "1")
+                        .map_err(|e| Error::kernel("enabling IPv6 forwarding", e))?;
+                    forwarding.ipv6 = true;
+                }
             }
+        }
+        if forwarding != before {
+            store.put(FORWARDING_KEY, &encode(&forwarding))?;
         }
 
         let networks: Vec<NetworkRecord> = load(&store, "network/")?;
+        let sandbox_records: Vec<SandboxRecord> = load(&store, "sandbox/")?;
+        // Sandboxes whose endpoints the firewall keeps: not being removed, and with a namespace
+        // that still exists (after a reboot /run is empty: their ports must not come back).
+        let live_sandboxes: BTreeSet<SandboxId> = sandbox_records
+            .iter()
+            .filter(|r| !r.removing && (r.host_mode || r.netns.exists()))
+            .map(|r| r.id.clone())
+            .collect();
         // dockerd's --icc, --ip-masq and --mtu shape the default bridge only (they become its
         // explicit options); user-defined networks keep Docker's defaults unless their own
         // options say otherwise. --ip is the default host address of every network.
@@ -306,12 +340,17 @@ impl Controller {
                 let mut fw_config = FirewallConfig::new(backend);
                 fw_config.ipv6 = config.ipv6;
                 fw_config.trusted_interfaces = config.trusted_interfaces.clone();
-                // Docker sets the policy to DROP when it switched forwarding on; berth remembers it
-                // did across restarts by keeping the policy it finds (never resetting it).
-                fw_config.forward_policy_drop = forward_switched_on;
+                fw_config.forward_policy_drop = forwarding.ipv4;
+                fw_config.forward_policy_drop_v6 = forwarding.ipv6;
                 let mut desired = DesiredState::new();
-                let endpoints: Vec<EndpointRecord> = load(&store, "endpoint/")?;
-                for rec in networks.iter().filter(|r| r.driver == "bridge") {
+                let endpoints: Vec<EndpointRecord> = load(&store, "endpoint/")?
+                    .into_iter()
+                    .filter(|e: &EndpointRecord| live_sandboxes.contains(&e.sandbox))
+                    .collect();
+                for rec in networks
+                    .iter()
+                    .filter(|r| r.driver == "bridge" && !r.removing)
+                {
                     let opts = BridgeOptions::parse(&rec.options, &bridge_defaults)?;
                     let rules = BridgeDriver::network_rules(&spec_of(rec), &opts);
                     let bridge = rules.bridge.clone();
@@ -360,12 +399,15 @@ impl Controller {
             }
         };
 
-        let bridge = Arc::new(BridgeDriver::with_userland_proxy(
-            &host,
-            firewall.clone(),
-            bridge_defaults.clone(),
-            config.userland_proxy,
-        )?);
+        let bridge = Arc::new(
+            BridgeDriver::with_userland_proxy(
+                &host,
+                firewall.clone(),
+                bridge_defaults.clone(),
+                config.userland_proxy,
+            )?
+            .with_instance(instance),
+        );
         let mut drivers: BTreeMap<&'static str, Arc<dyn Driver>> = BTreeMap::new();
         drivers.insert("bridge", bridge);
         drivers.insert("null", Arc::new(NullDriver));
@@ -376,6 +418,7 @@ impl Controller {
         let inner = Inner {
             config,
             host,
+            host_key,
             host_netlink,
             store,
             firewall,
@@ -402,7 +445,7 @@ impl Controller {
         let controller = Controller {
             inner: Arc::new(inner),
         };
-        controller.restore(networks)?;
+        controller.restore(networks, sandbox_records)?;
         controller.ensure_predefined()?;
         Ok(controller)
     }
@@ -474,6 +517,7 @@ impl Controller {
             labels: req.labels.clone(),
             pools_v4,
             pools_v6,
+            removing: false,
         };
         let release_pools = |c: &Controller| {
             let mut ipam = lock(&c.inner.ipam);
@@ -492,6 +536,7 @@ impl Controller {
                 other => other.into(),
             });
         }
+        hit("network.create.recorded")?;
         if let Err(e) = driver.create_network(&spec_of(&record), &options) {
             release_pools(self);
             let _ = self.inner.store.commit(
@@ -501,6 +546,7 @@ impl Controller {
             );
             return Err(e.into());
         }
+        hit("network.create.driver")?;
         if let Err(e) = self.dns_network(&record) {
             let _ = driver.delete_network(&id);
             release_pools(self);
@@ -644,10 +690,28 @@ impl Controller {
             }
             members.removed = true;
         }
-        if let Err(e) = net.driver.delete_network(&net.record.id) {
+        // Intent first: a restart finishes a removal that a crash cut short.
+        let mut intent = net.record.clone();
+        intent.removing = true;
+        if let Err(e) = self
+            .inner
+            .store
+            .put(&network_key(&intent.id), &encode(&intent))
+        {
             lock(&net.members).removed = false;
             return Err(e.into());
         }
+        hit("network.remove.intent")?;
+        match net.driver.delete_network(&net.record.id) {
+            Ok(()) | Err(berth_driver::DriverError::NetworkNotFound(_)) => {}
+            Err(e) => {
+                // Asking again finishes it (the driver's removal is idempotent), and so does
+                // a restart.
+                lock(&net.members).removed = false;
+                return Err(e.into());
+            }
+        }
+        hit("network.remove.driver")?;
         {
             let mut ipam = lock(&self.inner.ipam);
             for p in &net.pools {
@@ -721,38 +785,39 @@ impl Controller {
                     .collect(),
             })
             .collect();
-        let members: Vec<EndpointId> = lock(&net.members).endpoints.iter().cloned().collect();
+        let members: Vec<(EndpointId, SandboxId)> = lock(&net.members)
+            .endpoints
+            .iter()
+            .map(|(e, s)| (e.clone(), s.clone()))
+            .collect();
+        // The registry's lock is let go before any sandbox's lock is taken (lock order: a
+        // sandbox's state, then a registry; never the other way round).
+        let sandboxes: Vec<(EndpointId, Arc<Sandbox>)> = {
+            let reg = self.read_sandboxes();
+            members
+                .into_iter()
+                .filter_map(|(e, s)| reg.get(s.as_str()).map(|sb| (e, sb.clone())))
+                .collect()
+        };
         let mut containers = BTreeMap::new();
-        if !members.is_empty() {
-            for sb in self.read_sandboxes().values() {
-                let st = lock(&sb.state);
-                if let Some(att) = st.endpoints.get(&r.id) {
-                    if members.contains(&att.record.id) {
-                        containers.insert(
-                            sb.record.id.to_string(),
-                            ContainerInspect {
-                                name: sb.name(),
-                                endpoint_id: att.record.id.to_string(),
-                                mac_address: att
-                                    .record
-                                    .mac
-                                    .map(|m| m.to_string())
-                                    .unwrap_or_default(),
-                                ipv4_address: att
-                                    .record
-                                    .ipv4
-                                    .map(|a| a.to_string())
-                                    .unwrap_or_default(),
-                                ipv6_address: att
-                                    .record
-                                    .ipv6
-                                    .map(|a| a.to_string())
-                                    .unwrap_or_default(),
-                            },
-                        );
-                    }
-                }
+        for (endpoint, sb) in sandboxes {
+            let st = lock(&sb.state);
+            let Some(att) = st.endpoints.get(&r.id) else {
+                continue;
+            };
+            if att.record.id != endpoint {
+                continue;
             }
+            containers.insert(
+                sb.record.id.to_string(),
+                ContainerInspect {
+                    name: sb.name(),
+                    endpoint_id: att.record.id.to_string(),
+                    mac_address: att.record.mac.map(|m| m.to_string()).unwrap_or_default(),
+                    ipv4_address: att.record.ipv4.map(|a| a.to_string()).unwrap_or_default(),
+                    ipv6_address: att.record.ipv6.map(|a| a.to_string()).unwrap_or_default(),
+                },
+            );
         }
         NetworkInspect {
             name: r.name.clone(),
@@ -789,15 +854,7 @@ impl Controller {
         let (path, owned, host_mode) = match &req.netns {
             SandboxNetns::Create => (self.inner.config.netns_dir().join(id.as_str()), true, false),
             SandboxNetns::Adopt(p) => (p.clone(), false, false),
-            SandboxNetns::Host => (
-                self.inner
-                    .config
-                    .host_netns
-                    .clone()
-                    .unwrap_or_else(|| "/proc/self/ns/net".into()),
-                false,
-                true,
-            ),
+            SandboxNetns::Host => (self.inner.host_key.clone(), false, true),
         };
         let record = SandboxRecord {
             id: id.clone(),
@@ -816,6 +873,7 @@ impl Controller {
                 .iter()
                 .map(|h| (h.names.clone(), h.addr))
                 .collect(),
+            removing: false,
         };
         let claim = Txn::new()
             .when(sandbox_name_key(&req.name), Expect::Absent)
@@ -824,6 +882,7 @@ impl Controller {
         if let Err(e) = self.inner.store.commit(claim) {
             return Err(self.sandbox_claim_error(e, &req.name));
         }
+        hit("sandbox.create.recorded")?;
         let unclaim = |c: &Controller| {
             let _ = c.inner.store.commit(
                 Txn::new()
@@ -846,9 +905,16 @@ impl Controller {
                 ));
             }
         };
+        if let SandboxNetns::Adopt(p) = &req.netns {
+            if let Err(e) = self.refuse_host_namespace(&netns, p) {
+                unclaim(self);
+                return Err(e);
+            }
+        }
         if !host_mode {
             self.give_nsid(&netns);
         }
+        hit("sandbox.create.netns")?;
         let setup = || -> berth_netlink::Result<Handle> {
             let nl = Handle::open(&netns)?;
             if owned {
@@ -899,6 +965,27 @@ impl Controller {
         Ok(id)
     }
 
+    /// Refuses to adopt a namespace that is the host's: the controller's host namespace, the
+    /// process's own, or init's (compared by namespace inode; all namespaces share nsfs's
+    /// device). Adopting one would let connect replace the host's default route and remove
+    /// delete it.
+    fn refuse_host_namespace(&self, netns: &Netns, path: &std::path::Path) -> Result<()> {
+        let own = Netns::open("/proc/self/ns/net").ok();
+        let init = Netns::open("/proc/1/ns/net").ok();
+        let hosts = std::iter::once(Some(&self.inner.host))
+            .chain([own.as_ref(), init.as_ref()])
+            .flatten();
+        for host in hosts {
+            if netns.same_as(host).unwrap_or(true) {
+                return Err(Error::InvalidRequest(format!(
+                    "{} is the host's network namespace: berth never adopts it as a sandbox (use the host network for a sandbox in the host's namespace)",
+                    path.display()
+                )));
+            }
+        }
+        Ok(())
+    }
+
     /// The error of a failed claim of sandbox name `name`: [`Error::SandboxExists`] naming the
     /// holder when another sandbox has it, else the store's error.
     fn sandbox_claim_error(&self, e: berth_store::Error, name: &str) -> Error {
@@ -927,10 +1014,19 @@ impl Controller {
         if st.removed {
             return Err(Error::SandboxNotFound(name_or_id.to_owned()));
         }
+        // Intent first: a restart finishes a removal that a crash or a failure cut short.
+        let mut intent = sb.record.clone();
+        intent.name = sb.name();
+        intent.removing = true;
+        self.inner
+            .store
+            .put(&sandbox_key(&intent.id), &encode(&intent))?;
+        hit("sandbox.remove.intent")?;
         let nets: Vec<NetworkId> = st.endpoints.keys().cloned().collect();
         for net in nets {
             self.disconnect_locked(&sb, &mut st, &net)?;
         }
+        hit("sandbox.remove.endpoints")?;
         st.removed = true;
         drop(st);
         if let Some(files) = &sb.files {
@@ -952,6 +1048,7 @@ impl Controller {
                 })?;
             }
         }
+        hit("sandbox.remove.netns")?;
         self.inner.store.commit(
             Txn::new()
                 .delete(sandbox_name_key(&sb.name()))
@@ -973,6 +1070,11 @@ impl Controller {
             return Err(Error::SandboxNotFound(name_or_id.to_owned()));
         }
         let old = sb.name();
+        // A rename that lost a race to another rename of the same sandbox: the name it was
+        // asked by is gone.
+        if old == new_name && name_or_id != new_name && name_or_id != sb.record.id.as_str() {
+            return Err(Error::SandboxNotFound(name_or_id.to_owned()));
+        }
         if old == new_name {
             return Err(Error::InvalidRequest(format!(
                 "renaming sandbox {old} to the name it already has"
@@ -989,6 +1091,7 @@ impl Controller {
         if let Err(e) = self.inner.store.commit(txn) {
             return Err(self.sandbox_claim_error(e, new_name));
         }
+        hit("sandbox.rename.recorded")?;
         {
             let mut reg = self.write_sandboxes();
             reg.remove(id.as_str(), &old);
@@ -1086,7 +1189,11 @@ impl Controller {
             name: sb.name(),
             id: sb.record.id.to_string(),
             created: sb.record.created.clone(),
-            sandbox_key: sb.record.netns.display().to_string(),
+            sandbox_key: if sb.record.host_mode {
+                self.inner.host_key.display().to_string()
+            } else {
+                sb.record.netns.display().to_string()
+            },
             networks,
             ports,
             link_env: link_env_of(&sb.name(), &st),
@@ -1417,7 +1524,7 @@ impl Controller {
             if members.removed {
                 return Err(Error::NetworkNotFound(network.to_owned()));
             }
-            members.endpoints.insert(id.clone());
+            members.endpoints.insert(id.clone(), sb.record.id.clone());
         }
         let mut undo = Undo::default();
         let req = ConnectRequest { opts, legacy_links };
@@ -1471,6 +1578,14 @@ impl Controller {
                     .into(),
             ));
         }
+        let user_subnet = |pools: &[PoolRecord]| pools.iter().any(|p| p.user_subnet);
+        if (opts.ipv4.is_some() && !user_subnet(&net.record.pools_v4))
+            || (opts.ipv6.is_some() && net.record.enable_ipv6 && !user_subnet(&net.record.pools_v6))
+        {
+            return Err(Error::InvalidRequest(
+                "user specified IP address is supported only when connecting to networks with user configured subnets".into(),
+            ));
+        }
         if opts.ipv6.is_some() && !net.record.enable_ipv6 {
             return Err(Error::InvalidRequest(format!(
                 "network {} has no IPv6 subnet for --ip6",
@@ -1517,6 +1632,7 @@ impl Controller {
         // Intent first: the addresses are taken in the store before the kernel is touched.
         self.inner.store.put(&endpoint_key(id), &encode(&record))?;
         undo.record = true;
+        hit("connect.pending")?;
         let info = net.driver.create_endpoint(&EndpointSpec {
             network: net.record.id.clone(),
             endpoint: id.clone(),
@@ -1525,6 +1641,7 @@ impl Controller {
             mac: opts.mac,
         })?;
         undo.driver_endpoint = true;
+        hit("connect.endpoint")?;
         record.mac = info.mac;
         let join = net.driver.join(&JoinRequest {
             network: &net.record.id,
@@ -1537,6 +1654,7 @@ impl Controller {
             ifname: ifname.as_deref().unwrap_or(""),
         })?;
         undo.joined = true;
+        hit("connect.joined")?;
         st.endpoints.insert(
             net.record.id.clone(),
             Attachment {
@@ -1547,6 +1665,7 @@ impl Controller {
         );
         undo.attached = true;
         self.update_default_routes(sb, st)?;
+        hit("connect.routes")?;
         let mut specs = opts.ports.clone();
         if opts.publish_all {
             specs.extend(opts.exposed.iter().map(|e| PortSpec {
@@ -1562,8 +1681,10 @@ impl Controller {
                 .driver
                 .program_external_connectivity(&net.record.id, id, &specs)?;
         }
+        hit("connect.ports")?;
         self.dns_connect(sb, net, &record)?;
         undo.dns = true;
+        hit("connect.dns")?;
         if !record.legacy_links.is_empty()
             && let Some(fw) = &self.inner.firewall
             && let Some(bridge) = self.icc_off_bridge(&net.record)?
@@ -1573,8 +1694,10 @@ impl Controller {
                 undo.links.push(rule);
             }
         }
+        hit("connect.links")?;
         record.state = EndpointState::Active;
         self.inner.store.put(&endpoint_key(id), &encode(&record))?;
+        hit("connect.active")?;
         if let Some(a) = st.endpoints.get_mut(&net.record.id) {
             a.record = record;
         }
@@ -1672,15 +1795,28 @@ impl Controller {
         self.disconnect_locked(&sb, &mut st, &net.record.id)
     }
 
+    /// Disconnects one endpoint. The intent is recorded first (the endpoint's record turns
+    /// `Removing`), then every step is idempotent, so a failed disconnect can be asked again
+    /// and a restart finishes one that a crash cut short (it never restores a `Removing`
+    /// endpoint).
     fn disconnect_locked(
         &self,
         sb: &Sandbox,
         st: &mut SandboxState,
         network: &NetworkId,
     ) -> Result<()> {
-        let Some(att) = st.endpoints.get(network) else {
+        let Some(att) = st.endpoints.get_mut(network) else {
             return Ok(());
         };
+        if att.record.state != EndpointState::Removing {
+            let mut intent = att.record.clone();
+            intent.state = EndpointState::Removing;
+            self.inner
+                .store
+                .put(&endpoint_key(&intent.id), &encode(&intent))?;
+            att.record = intent;
+        }
+        hit("disconnect.intent")?;
         let net = att.network.clone();
         let id = att.record.id.clone();
         let addrs: Vec<IpAddr> = att
@@ -1696,13 +1832,24 @@ impl Controller {
                 .dns
                 .disconnect(sb.record.id.as_str(), network.as_str());
         }
+        hit("disconnect.dns")?;
         self.remove_link_rules(&net.record, &addrs)?;
         net.driver.revoke_external_connectivity(network, &id)?;
-        net.driver.leave(network, &id)?;
+        hit("disconnect.ports")?;
+        match net.driver.leave(network, &id) {
+            Ok(()) | Err(berth_driver::DriverError::EndpointNotFound(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
         let _ = net.driver.delete_endpoint(network, &id);
+        hit("disconnect.leave")?;
         st.endpoints.remove(network);
         self.write_sandbox_files(sb, st);
-        self.update_default_routes(sb, st)?;
+        // The interface is gone, and its routes with it: a failure to point the default route
+        // elsewhere does not undo the disconnect (the next change of the sandbox tries again).
+        if let Err(e) = self.update_default_routes(sb, st) {
+            tracing::warn!(sandbox = %sb.name(), error = %e, "default route after a disconnect");
+        }
+        hit("disconnect.routes")?;
         {
             let mut ipam = lock(&self.inner.ipam);
             for addr in addrs {
@@ -1713,8 +1860,9 @@ impl Controller {
                 }
             }
         }
-        self.inner.store.delete(&endpoint_key(&id))?;
         lock(&net.members).endpoints.remove(&id);
+        hit("disconnect.released")?;
+        self.inner.store.delete(&endpoint_key(&id))?;
         Ok(())
     }
 
@@ -1789,10 +1937,24 @@ impl Controller {
 
     // ----- restore -----
 
-    fn restore(&self, networks: Vec<NetworkRecord>) -> Result<()> {
+    fn restore(&self, networks: Vec<NetworkRecord>, sandboxes: Vec<SandboxRecord>) -> Result<()> {
         for rec in networks {
             let driver = self.driver(&rec.driver)?;
             let options = driver.parse_options(&rec.options)?;
+            if rec.removing {
+                // A removal that a crash cut short: the driver takes the network back (its
+                // kernel objects may be half gone) and removes it; then the records go.
+                tracing::info!(network = %rec.name, "finishing an interrupted network removal");
+                if driver.create_network(&spec_of(&rec), &options).is_ok() {
+                    let _ = driver.delete_network(&rec.id);
+                }
+                self.inner.store.commit(
+                    Txn::new()
+                        .delete(network_name_key(&rec.name))
+                        .delete(network_key(&rec.id)),
+                )?;
+                continue;
+            }
             let mut pools = Vec::new();
             {
                 let mut ipam = lock(&self.inner.ipam);
@@ -1825,10 +1987,9 @@ impl Controller {
 
         // Sandboxes are independent of each other: their namespaces, endpoints, files and routes
         // are restored on a few threads at once (most of the time is spent waiting on the kernel).
-        let sandboxes: Vec<SandboxRecord> = load(&self.inner.store, "sandbox/")?;
-        let dead = Mutex::new(BTreeSet::new());
-        in_parallel(sandboxes, |rec| self.restore_sandbox(rec, &dead))?;
-        let dead = dead.into_inner().unwrap_or_else(|p| p.into_inner());
+        let outcome = Mutex::new(RestoreOutcome::default());
+        in_parallel(sandboxes, |rec| self.restore_sandbox(rec, &outcome))?;
+        let outcome = outcome.into_inner().unwrap_or_else(|p| p.into_inner());
 
         let endpoints: Vec<EndpointRecord> = load(&self.inner.store, "endpoint/")?;
         // Every stored address is taken again before anything else is handed out.
@@ -1856,7 +2017,7 @@ impl Controller {
         }
         in_parallel(by_sandbox.into_values().collect(), |eps| {
             eps.into_iter()
-                .try_for_each(|ep| self.restore_endpoint(ep, &dead))
+                .try_for_each(|ep| self.restore_endpoint(ep, &outcome))
         })?;
         let sandboxes: Vec<Arc<Sandbox>> = self.read_sandboxes().values().cloned().collect();
         in_parallel(sandboxes, |sb| {
@@ -1873,47 +2034,105 @@ impl Controller {
                 tracing::info!(driver = name, ?removed, "removed orphaned kernel objects");
             }
         }
-        self.remove_orphan_namespaces();
+        self.remove_orphan_namespaces(&outcome.kept);
         Ok(())
     }
 
-    /// Opens a stored sandbox's namespace and registers it again; a sandbox whose namespace is
-    /// gone is removed from the store and noted in `dead`.
-    fn restore_sandbox(&self, rec: SandboxRecord, dead: &Mutex<BTreeSet<SandboxId>>) -> Result<()> {
-        let opened = if rec.host_mode {
-            self.inner.host.try_clone()
-        } else {
-            Netns::open(&rec.netns)
+    /// Opens a stored sandbox's namespace and registers it again. A sandbox whose namespace is
+    /// really gone (it does not exist), or whose removal a crash cut short, is removed from the
+    /// store and noted as dead. A sandbox that cannot be opened for any other reason (too many
+    /// open files, out of memory, ...) is left as it is in the store and in the kernel, noted as
+    /// kept, and logged: it is never destroyed for a transient error.
+    fn restore_sandbox(&self, rec: SandboxRecord, outcome: &Mutex<RestoreOutcome>) -> Result<()> {
+        let forget = |c: &Controller, rec: &SandboxRecord| {
+            lock(outcome).dead.insert(rec.id.clone());
+            c.inner.store.commit(
+                Txn::new()
+                    .delete(sandbox_name_key(&rec.name))
+                    .delete(sandbox_key(&rec.id)),
+            )
         };
-        match opened.and_then(|ns| Handle::open(&ns).map(|h| (ns, h))) {
-            Ok((netns, netlink)) => {
-                let files = self.register_sandbox_dns(&rec, &netns)?;
-                let sb = Sandbox {
-                    name: RwLock::new(rec.name.clone()),
-                    record: rec,
-                    netns,
-                    netlink,
-                    files,
-                    state: Mutex::new(SandboxState::default()),
-                };
-                let (id, name) = (sb.record.id.to_string(), sb.name());
-                self.write_sandboxes().insert(&id, &name, Arc::new(sb));
+        if rec.removing {
+            tracing::info!(sandbox = %rec.name, "finishing an interrupted sandbox removal");
+            if rec.owned {
+                if let Some(dir) = rec.netns.parent() {
+                    let _ = Netns::delete_named_in(dir, rec.id.as_str());
+                }
+            }
+            let _ = std::fs::remove_dir_all(
+                self.inner
+                    .config
+                    .exec_root
+                    .join("sandboxes")
+                    .join(rec.id.as_str()),
+            );
+            forget(self, &rec)?;
+            return Ok(());
+        }
+        let opened = hit("restore.netns_open")
+            .map_err(|e| berth_netlink::Error::io("injected", std::io::Error::other(e.to_string())))
+            .and_then(|()| {
+                if rec.host_mode {
+                    self.inner.host.try_clone()
+                } else {
+                    Netns::open(&rec.netns)
+                }
+            })
+            .and_then(|ns| Handle::open(&ns).map(|h| (ns, h)));
+        let (netns, netlink) = match opened {
+            Ok(p) => p,
+            Err(e) if e.is_not_found() => {
+                tracing::warn!(sandbox = %rec.name, error = %e, "sandbox namespace is gone; removing the sandbox");
+                forget(self, &rec)?;
+                return Ok(());
             }
             Err(e) => {
-                tracing::warn!(sandbox = %rec.name, error = %e, "sandbox namespace is gone; removing the sandbox");
-                lock(dead).insert(rec.id.clone());
-                self.inner.store.commit(
-                    Txn::new()
-                        .delete(sandbox_name_key(&rec.name))
-                        .delete(sandbox_key(&rec.id)),
-                )?;
+                tracing::error!(sandbox = %rec.name, error = %e, "sandbox not restored (kept as it is for the next start)");
+                lock(outcome).kept.insert(rec.id.clone());
+                return Ok(());
+            }
+        };
+        if rec.owned {
+            // A crash between making the namespace and bringing loopback up leaves it down.
+            if let Err(e) = netlink.link_set_up("lo") {
+                tracing::warn!(sandbox = %rec.name, error = %e, "loopback of a restored sandbox");
             }
         }
+        let files = match self.register_sandbox_dns(&rec, &netns) {
+            Ok(f) => f,
+            Err(e) => {
+                tracing::error!(sandbox = %rec.name, error = %e, "sandbox not restored (kept as it is for the next start)");
+                lock(outcome).kept.insert(rec.id.clone());
+                return Ok(());
+            }
+        };
+        let sb = Sandbox {
+            name: RwLock::new(rec.name.clone()),
+            record: rec,
+            netns,
+            netlink,
+            files,
+            state: Mutex::new(SandboxState::default()),
+        };
+        let (id, name) = (sb.record.id.to_string(), sb.name());
+        self.write_sandboxes().insert(&id, &name, Arc::new(sb));
         Ok(())
     }
 
-    fn restore_endpoint(&self, ep: EndpointRecord, dead: &BTreeSet<SandboxId>) -> Result<()> {
+    /// Restores one stored endpoint. An active endpoint of a live sandbox is joined again; one
+    /// whose restore fails is rolled back and logged (the rest of the start goes on); an
+    /// unfinished connect or disconnect, or an endpoint of a dead sandbox, is rolled back; an
+    /// endpoint of a kept sandbox is left as it is.
+    fn restore_endpoint(&self, ep: EndpointRecord, outcome: &RestoreOutcome) -> Result<()> {
         let net = self.lookup_network(ep.network.as_str()).ok();
+        if outcome.kept.contains(&ep.sandbox) {
+            if let Some(net) = net {
+                lock(&net.members)
+                    .endpoints
+                    .insert(ep.id.clone(), ep.sandbox.clone());
+            }
+            return Ok(());
+        }
         let sb = self.read_sandboxes().get(ep.sandbox.as_str()).cloned();
         let spec = EndpointSpec {
             network: ep.network.clone(),
@@ -1922,7 +2141,53 @@ impl Controller {
             ipv6: ep.ipv6,
             mac: ep.mac,
         };
-        let release = |net: &Network| {
+        let dead = outcome.dead.contains(&ep.sandbox);
+        if let (Some(net), Some(sb)) = (&net, &sb) {
+            if ep.state == EndpointState::Active && !dead {
+                match self.rejoin(net, sb, &ep, &spec) {
+                    Ok(join) => {
+                        lock(&net.members)
+                            .endpoints
+                            .insert(ep.id.clone(), sb.record.id.clone());
+                        lock(&sb.state).endpoints.insert(
+                            net.record.id.clone(),
+                            Attachment {
+                                record: ep,
+                                join,
+                                network: net.clone(),
+                            },
+                        );
+                        return Ok(());
+                    }
+                    Err(e) => {
+                        tracing::error!(sandbox = %sb.name(), network = %net.record.name, error = %e, "endpoint not restored; rolled back");
+                        let _ = self
+                            .inner
+                            .dns
+                            .disconnect(sb.record.id.as_str(), net.record.id.as_str());
+                        let _ = net
+                            .driver
+                            .revoke_external_connectivity(&net.record.id, &ep.id);
+                        self.remove_port_rules(net, &ep);
+                        let addrs: Vec<IpAddr> = ep
+                            .ipv4
+                            .map(|a| IpAddr::V4(a.addr()))
+                            .into_iter()
+                            .chain(ep.ipv6.map(|a| IpAddr::V6(a.addr())))
+                            .collect();
+                        let _ = self.remove_link_rules(&net.record, &addrs);
+                    }
+                }
+            }
+        }
+        // A connect that never completed, a disconnect that did not finish, a sandbox that is
+        // gone or an endpoint that could not be restored: undo what may exist.
+        tracing::info!(endpoint = %ep.id.short(), state = ?ep.state, "rolling back an unfinished or orphaned endpoint");
+        if let Some(net) = net {
+            if net.driver.create_endpoint(&spec).is_ok() {
+                let _ = net.driver.leave(&ep.network, &ep.id);
+                let _ = net.driver.delete_endpoint(&ep.network, &ep.id);
+            }
             let mut ipam = lock(&self.inner.ipam);
             for addr in ep
                 .ipv4
@@ -1934,55 +2199,94 @@ impl Controller {
                     let _ = ipam.release_address(pool, addr);
                 }
             }
-        };
-        match (net, sb) {
-            (Some(net), Some(sb))
-                if ep.state == EndpointState::Active && !dead.contains(&ep.sandbox) =>
-            {
-                net.driver.create_endpoint(&spec)?;
-                let join = net.driver.join(&JoinRequest {
-                    network: &net.record.id,
-                    endpoint: &ep.id,
-                    sandbox: SandboxRef {
-                        id: &sb.record.id,
-                        netns: &sb.netns,
-                        netlink: &sb.netlink,
-                    },
-                    ifname: ep.ifname.as_deref().unwrap_or(""),
-                })?;
-                net.driver
-                    .restore_external_connectivity(&net.record.id, &ep.id, &ep.ports)?;
-                self.dns_connect(&sb, &net, &ep)?;
-                lock(&net.members).endpoints.insert(ep.id.clone());
-                lock(&sb.state).endpoints.insert(
-                    net.record.id.clone(),
-                    Attachment {
-                        record: ep,
-                        join,
-                        network: net.clone(),
-                    },
-                );
+        }
+        self.inner.store.delete(&endpoint_key(&ep.id))?;
+        Ok(())
+    }
+
+    /// The kernel half of restoring an endpoint: the driver's endpoint, the join, the published
+    /// ports and the DNS names. On failure what it did is undone by the caller.
+    fn rejoin(
+        &self,
+        net: &Network,
+        sb: &Sandbox,
+        ep: &EndpointRecord,
+        spec: &EndpointSpec,
+    ) -> Result<JoinInfo> {
+        hit("restore.endpoint")?;
+        net.driver.create_endpoint(spec)?;
+        let joined = net.driver.join(&JoinRequest {
+            network: &net.record.id,
+            endpoint: &ep.id,
+            sandbox: SandboxRef {
+                id: &sb.record.id,
+                netns: &sb.netns,
+                netlink: &sb.netlink,
+            },
+            ifname: ep.ifname.as_deref().unwrap_or(""),
+        });
+        let join = match joined {
+            Ok(j) => j,
+            Err(e) => {
+                let _ = net.driver.delete_endpoint(&net.record.id, &ep.id);
+                return Err(e.into());
             }
-            (net, _) => {
-                // A connect that never completed, or a sandbox that is gone: undo what may exist.
-                tracing::info!(endpoint = %ep.id.short(), state = ?ep.state, "rolling back an unfinished or orphaned endpoint");
-                if let Some(net) = net {
-                    if net.driver.create_endpoint(&spec).is_ok() {
-                        let _ = net.driver.leave(&ep.network, &ep.id);
-                        let _ = net.driver.delete_endpoint(&ep.network, &ep.id);
-                    }
-                    release(&net);
-                }
-                self.inner.store.delete(&endpoint_key(&ep.id))?;
+        };
+        let rest = net
+            .driver
+            .restore_external_connectivity(&net.record.id, &ep.id, &ep.ports)
+            .map_err(Error::from)
+            .and_then(|()| self.dns_connect(sb, net, ep));
+        if let Err(e) = rest {
+            let _ = net.driver.leave(&net.record.id, &ep.id);
+            let _ = net.driver.delete_endpoint(&net.record.id, &ep.id);
+            return Err(e);
+        }
+        Ok(join)
+    }
+
+    /// Removes the NAT rules a stored endpoint's published ports would have (start-up puts them
+    /// in place before restoring endpoints; one that is not restored must not keep them).
+    fn remove_port_rules(&self, net: &Network, ep: &EndpointRecord) {
+        let Some(fw) = &self.inner.firewall else {
+            return;
+        };
+        let Ok(Some(bridge)) = self.bridge_of(&net.record) else {
+            return;
+        };
+        let have = fw.state();
+        let rules: Vec<_> = PortMapper::rules_for(
+            &ep.ports,
+            ep.ipv4.map(|a| a.addr()),
+            ep.ipv6.map(|a| a.addr()),
+            &bridge,
+        )
+        .into_iter()
+        .filter(|r| have.has_port(r))
+        .collect();
+        if !rules.is_empty() {
+            if let Err(e) = fw.remove_ports(&rules) {
+                tracing::warn!(endpoint = %ep.id.short(), error = %e, "removing the rules of an endpoint not restored");
             }
         }
-        Ok(())
+    }
+
+    /// The bridge device of a bridge network.
+    fn bridge_of(&self, rec: &NetworkRecord) -> Result<Option<String>> {
+        if rec.driver != "bridge" {
+            return Ok(None);
+        }
+        let opts = BridgeOptions::parse(&rec.options, &self.inner.bridge_defaults)
+            .map_err(Error::Driver)?;
+        Ok(Some(
+            BridgeDriver::network_rules(&spec_of(rec), &opts).bridge,
+        ))
     }
 
     /// Deletes namespaces under the exec root that no sandbox record names (a crash between
     /// creating one and recording it cannot happen, since the record comes first, but a crash
     /// during removal can leave one).
-    fn remove_orphan_namespaces(&self) {
+    fn remove_orphan_namespaces(&self, kept: &BTreeSet<SandboxId>) {
         let dir = self.inner.config.netns_dir();
         let Ok(entries) = std::fs::read_dir(&dir) else {
             return;
@@ -1992,6 +2296,8 @@ impl Controller {
             .values()
             .filter(|s| s.record.owned)
             .map(|s| s.record.id.to_string())
+            .chain(kept.iter().map(ToString::to_string))
+            .chain(std::iter::once(HOST_KEY.to_owned()))
             .collect();
         for entry in entries.flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
@@ -2133,6 +2439,15 @@ where
     }
 }
 
+/// What restoring the sandboxes found (see [`Controller::restore_sandbox`]).
+#[derive(Default)]
+struct RestoreOutcome {
+    /// Sandboxes that are gone (or whose removal was finished): their endpoints are rolled back.
+    dead: BTreeSet<SandboxId>,
+    /// Sandboxes that could not be opened for a transient reason: left as they are.
+    kept: BTreeSet<SandboxId>,
+}
+
 /// A connect's options with its legacy links resolved.
 struct ConnectRequest {
     opts: EndpointOptions,
@@ -2271,13 +2586,67 @@ fn spec_of(rec: &NetworkRecord) -> NetworkSpec {
     }
 }
 
+/// Every record under `prefix`. A record that cannot be read is moved to `quarantine/<key>`
+/// (logged with the reason) instead of stopping start-up: one bad record must not take every
+/// other network and sandbox down with it.
 fn load<T: DeserializeOwned>(store: &RedbStore, prefix: &str) -> Result<Vec<T>> {
-    store
-        .list(prefix)?
-        .into_iter()
-        .map(|e| decode(&e.key, &e.value))
-        .collect()
+    let mut out = Vec::new();
+    for e in store.list(prefix)? {
+        match decode(&e.key, &e.value) {
+            Ok(v) => out.push(v),
+            Err(err) => {
+                tracing::error!(key = %e.key, error = %err, "unreadable record moved to quarantine");
+                store.commit(
+                    Txn::new()
+                        .put(quarantine_key(&e.key), e.value.clone())
+                        .delete(e.key.clone()),
+                )?;
+            }
+        }
+    }
+    Ok(out)
 }
+
+/// This state's instance id (kept in the store; made on first start): the mark the bridge
+/// driver puts on every link it makes, so that only berth's own links are ever removed.
+fn instance_id(store: &RedbStore) -> Result<String> {
+    if let Some(e) = store.get(INSTANCE_KEY)? {
+        if let Ok(id) = String::from_utf8(e.value) {
+            return Ok(id);
+        }
+    }
+    let id: String = random_id()[..8]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    match store.commit(
+        Txn::new()
+            .when(INSTANCE_KEY, Expect::Absent)
+            .put(INSTANCE_KEY, id.as_bytes().to_vec()),
+    ) {
+        Ok(_) => Ok(id),
+        Err(berth_store::Error::Conflict { .. }) => instance_id(store),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Bind-mounts the host namespace at `netns_dir/default` (as Docker does under its exec root),
+/// replacing a leftover that names another namespace; returns the path.
+fn bind_host_key(host: &Netns, netns_dir: &std::path::Path) -> Result<std::path::PathBuf> {
+    let path = netns_dir.join(HOST_KEY);
+    if let Ok(existing) = Netns::open(&path) {
+        if existing.same_as(host).unwrap_or(false) {
+            return Ok(path);
+        }
+    }
+    let _ = Netns::delete_named_in(netns_dir, HOST_KEY);
+    host.bind_at(netns_dir, HOST_KEY)
+        .map_err(|e| Error::kernel("naming the host namespace under the exec root", e))?;
+    Ok(path)
+}
+
+/// The name of the host namespace's bind mount in the namespace directory.
+const HOST_KEY: &str = "default";
 
 #[cfg(test)]
 mod tests {

@@ -80,6 +80,17 @@ pub enum Error {
     /// Setting up the firewall failed.
     #[error("firewall: {0}")]
     Firewall(#[from] berth_firewall::Error),
+    /// A fail point armed by a test made this step fail (see `BERTH_FAILPOINTS`).
+    #[error("injected failure at {0}")]
+    Injected(&'static str),
+    /// The sandbox could not be restored on start and waits for a retry; the reason says why.
+    #[error("sandbox {name} is degraded: {reason}")]
+    Degraded {
+        /// The sandbox's name.
+        name: String,
+        /// Why it could not be restored.
+        reason: String,
+    },
     /// A stored record could not be read back (corrupt or from an incompatible version).
     #[error("stored record {key} is unreadable: {message}")]
     CorruptRecord {

@@ -24,6 +24,7 @@ mod config;
 mod controller;
 mod drivers;
 mod error;
+pub mod failpoint;
 mod inspect;
 mod records;
 mod registry;

@@ -27,6 +27,25 @@ pub(crate) fn sandbox_key(id: &SandboxId) -> String {
 pub(crate) fn sandbox_name_key(name: &str) -> String {
     format!("sandbox-name/{name}")
 }
+/// Where an unreadable record is moved on start, so that it stops blocking start-up and stays
+/// for an operator to inspect.
+pub(crate) fn quarantine_key(key: &str) -> String {
+    format!("quarantine/{key}")
+}
+/// Which kinds of forwarding berth switched on in the host namespace (so the forward drop
+/// policy that goes with it survives restarts).
+pub(crate) const FORWARDING_KEY: &str = "meta/forwarding";
+/// This state's instance id: the mark on every kernel object berth makes from it.
+pub(crate) const INSTANCE_KEY: &str = "meta/instance";
+
+/// What berth switched on in the host namespace, kept under [`FORWARDING_KEY`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct ForwardingRecord {
+    /// berth set `net.ipv4.ip_forward` to 1 (it was 0).
+    pub ipv4: bool,
+    /// berth set `net.ipv6.conf.all.forwarding` to 1 (it was 0).
+    pub ipv6: bool,
+}
 
 /// One IPAM configuration entry of a network, as requested and as allocated.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -59,6 +78,9 @@ pub(crate) struct NetworkRecord {
     pub labels: BTreeMap<String, String>,
     pub pools_v4: Vec<PoolRecord>,
     pub pools_v6: Vec<PoolRecord>,
+    /// A removal was asked for and may not have finished: a restart finishes it.
+    #[serde(default)]
+    pub removing: bool,
 }
 
 /// Where a connect stands: written as `Pending` before the kernel is touched, `Active` after.
@@ -66,6 +88,8 @@ pub(crate) struct NetworkRecord {
 pub(crate) enum EndpointState {
     Pending,
     Active,
+    /// A disconnect was asked for and may not have finished: it is finished, never restored.
+    Removing,
 }
 
 /// An endpoint: one sandbox on one network.
@@ -123,6 +147,9 @@ pub(crate) struct SandboxRecord {
     /// `--add-host` entries as (names, address).
     #[serde(default)]
     pub extra_hosts: Vec<(String, IpAddr)>,
+    /// A removal was asked for and may not have finished: a restart finishes it.
+    #[serde(default)]
+    pub removing: bool,
 }
 
 /// A legacy link (`--link name:alias` on the default bridge), resolved when the linking sandbox

@@ -17,9 +17,13 @@ use common::{Fixture, StateDir};
 #[test]
 fn restart_restores_state_and_removes_what_leaked() {
     let mut f = Fixture::new();
-    f.ctl()
-        .create_network(NetworkCreate::new("isolated_nw"))
-        .unwrap();
+    // A subnet of its own: the test takes an address with --ip below.
+    let mut req = NetworkCreate::new("isolated_nw");
+    req.ipam.push(berth::IpamPoolConfig {
+        subnet: Some("172.18.0.0/16".parse().unwrap()),
+        ..Default::default()
+    });
+    f.ctl().create_network(req).unwrap();
     for (sb, net) in [("a", "isolated_nw"), ("b", "isolated_nw"), ("c", "bridge")] {
         f.sandbox_on(sb, net);
     }
@@ -53,6 +57,35 @@ fn restart_restores_state_and_removes_what_leaked() {
     // taken in the store. A restart must undo all three.
     let pending_ip = "172.18.0.99";
     let pending_veth = "berth0fedcba987";
+    // Leaked links that carry this state's mark (berth made them, no record names them) go;
+    // Docker's or another berth's links under the same naming stay.
+    let instance = {
+        let store = berth_store::RedbStore::open(f.dir.path().join("data/berth.redb")).unwrap();
+        let e = store.get("meta/instance").unwrap().expect("an instance id");
+        String::from_utf8(e.value).unwrap()
+    };
+    let mark = format!("berth:{instance}:{}", "ab".repeat(32));
+    f.host
+        .ip(&["link", "add", "br-0aaaaaaaaaaa", "type", "bridge"])
+        .unwrap();
+    f.host
+        .ip(&["link", "set", "dev", "br-0aaaaaaaaaaa", "alias", &mark])
+        .unwrap();
+    f.host
+        .ip(&[
+            "link",
+            "add",
+            "berth0aaaaaaaaa",
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "tmp-peer3",
+        ])
+        .unwrap();
+    f.host
+        .ip(&["link", "set", "dev", "berth0aaaaaaaaa", "alias", &mark])
+        .unwrap();
     {
         let store = berth_store::RedbStore::open(f.dir.path().join("data/berth.redb")).unwrap();
         let any = store.list("endpoint/").unwrap().remove(0);
@@ -86,8 +119,16 @@ fn restart_restores_state_and_removes_what_leaked() {
     assert_eq!(f.ctl().sandboxes(), before);
     assert_eq!(f.ctl().networks(), nets_before);
     let links = f.berth_links();
-    assert!(!links.contains(&"br-0123456789ab".to_owned()), "{links:?}");
-    assert!(!links.contains(&"berth0123456789".to_owned()), "{links:?}");
+    assert!(
+        links.contains(&"br-0123456789ab".to_owned()),
+        "not berth's: {links:?}"
+    );
+    assert!(
+        links.contains(&"berth0123456789".to_owned()),
+        "not berth's: {links:?}"
+    );
+    assert!(!links.contains(&"br-0aaaaaaaaaaa".to_owned()), "{links:?}");
+    assert!(!links.contains(&"berth0aaaaaaaaa".to_owned()), "{links:?}");
     assert!(!links.contains(&pending_veth.to_owned()), "{links:?}");
     assert_eq!(
         f.iptables_save()
@@ -207,7 +248,11 @@ fn kill_9_in_the_middle_of_connects_then_restart() {
         .filter(|l| l.starts_with("berth"))
         .count();
     assert_eq!(veths, connected.len());
-    let namespaces = std::fs::read_dir(f.netns_dir()).unwrap().count();
+    // `default` is the host namespace's key.
+    let namespaces = std::fs::read_dir(f.netns_dir())
+        .unwrap()
+        .filter(|e| e.as_ref().is_ok_and(|e| e.file_name() != "default"))
+        .count();
     assert_eq!(namespaces, sandboxes.len());
     // And the next connect gets an address nobody has.
     f.sandbox_on("after", "busy");

@@ -170,3 +170,4 @@ impl Drop for Fixture {
 }
 
 pub(crate) const TIMEOUT: Duration = Duration::from_secs(2);
+pub(crate) mod consistency;
