@@ -119,11 +119,32 @@ struct Sandbox {
     files: Option<SandboxFiles>,
     /// Serialises connect, disconnect, rename and remove of this sandbox; held over kernel work.
     state: Mutex<SandboxState>,
+    /// What listings, inspect and links read: the sandbox's endpoints as of its last finished
+    /// change, published by [`Controller::publish`], so they never wait behind kernel work.
+    view: Mutex<Arc<SandboxView>>,
+}
+
+/// A sandbox's endpoints as listings see them (see [`Sandbox::view`]).
+#[derive(Default)]
+struct SandboxView {
+    endpoints: BTreeMap<NetworkId, EndpointView>,
+}
+
+/// One endpoint as listings see it.
+struct EndpointView {
+    record: EndpointRecord,
+    join: JoinInfo,
+    network_name: String,
 }
 
 impl Sandbox {
     fn name(&self) -> String {
         read(&self.name).clone()
+    }
+
+    /// The last published view (see [`Sandbox::view`]).
+    fn view(&self) -> Arc<SandboxView> {
+        lock(&self.view).clone()
     }
 }
 
@@ -790,8 +811,7 @@ impl Controller {
             .iter()
             .map(|(e, s)| (e.clone(), s.clone()))
             .collect();
-        // The registry's lock is let go before any sandbox's lock is taken (lock order: a
-        // sandbox's state, then a registry; never the other way round).
+        // The registry's lock is let go before any sandbox's view is read.
         let sandboxes: Vec<(EndpointId, Arc<Sandbox>)> = {
             let reg = self.read_sandboxes();
             members
@@ -801,7 +821,7 @@ impl Controller {
         };
         let mut containers = BTreeMap::new();
         for (endpoint, sb) in sandboxes {
-            let st = lock(&sb.state);
+            let st = sb.view();
             let Some(att) = st.endpoints.get(&r.id) else {
                 continue;
             };
@@ -952,6 +972,7 @@ impl Controller {
             netlink,
             files,
             state: Mutex::new(SandboxState::default()),
+            view: Mutex::default(),
         });
         self.write_sandbox_files(&sb, &lock(&sb.state));
         self.write_sandboxes()
@@ -1023,9 +1044,11 @@ impl Controller {
             .put(&sandbox_key(&intent.id), &encode(&intent))?;
         hit("sandbox.remove.intent")?;
         let nets: Vec<NetworkId> = st.endpoints.keys().cloned().collect();
-        for net in nets {
-            self.disconnect_locked(&sb, &mut st, &net)?;
-        }
+        let left = nets
+            .iter()
+            .try_for_each(|net| self.disconnect_locked(&sb, &mut st, net));
+        self.publish(&sb, &st);
+        left?;
         hit("sandbox.remove.endpoints")?;
         st.removed = true;
         drop(st);
@@ -1133,7 +1156,7 @@ impl Controller {
     }
 
     fn inspect_sb(&self, sb: &Sandbox) -> SandboxInspect {
-        let st = lock(&sb.state);
+        let st = sb.view();
         let mut ports: BTreeMap<String, Vec<PortBindingInspect>> = BTreeMap::new();
         for a in st.endpoints.values() {
             for e in &a.record.exposed {
@@ -1164,7 +1187,7 @@ impl Controller {
             .map(|a| {
                 let r = &a.record;
                 (
-                    a.network.record.name.clone(),
+                    a.network_name.clone(),
                     SandboxNetworkInspect {
                         network_id: r.network.to_string(),
                         endpoint_id: r.id.to_string(),
@@ -1198,6 +1221,26 @@ impl Controller {
             ports,
             link_env: link_env_of(&sb.name(), &st),
         }
+    }
+
+    /// Publishes the sandbox's endpoints for listings (called with its state lock held, after
+    /// every change and on every way out of one).
+    fn publish(&self, sb: &Sandbox, st: &SandboxState) {
+        let view = SandboxView {
+            endpoints: st
+                .endpoints
+                .iter()
+                .map(|(id, a)| {
+                    let v = EndpointView {
+                        record: a.record.clone(),
+                        join: a.join.clone(),
+                        network_name: a.network.record.name.clone(),
+                    };
+                    (id.clone(), v)
+                })
+                .collect(),
+        };
+        *lock(&sb.view) = Arc::new(view);
     }
 
     // ----- DNS and the sandbox's files -----
@@ -1413,7 +1456,7 @@ impl Controller {
                     "conflicting link alias {alias}: given twice"
                 )));
             }
-            let st = lock(&child.state);
+            let st = child.view();
             let Some(att) = st.endpoints.get(&net.record.id) else {
                 return Err(Error::InvalidRequest(format!(
                     "cannot link to /{name}, as it does not belong to the default network"
@@ -1493,8 +1536,7 @@ impl Controller {
     pub fn link_env(&self, sandbox: &str) -> Result<Vec<String>> {
         let sb = self.lookup_sandbox(sandbox)?;
         let name = sb.name();
-        let st = lock(&sb.state);
-        Ok(link_env_of(&name, &st))
+        Ok(link_env_of(&name, &sb.view()))
     }
 
     // ----- endpoints -----
@@ -1528,13 +1570,15 @@ impl Controller {
         }
         let mut undo = Undo::default();
         let req = ConnectRequest { opts, legacy_links };
-        match self.connect_steps(&sb, &mut st, &net, &id, req, &mut undo) {
+        let result = match self.connect_steps(&sb, &mut st, &net, &id, req, &mut undo) {
             Ok(()) => Ok(id),
             Err(e) => {
                 self.rollback_connect(&sb, &mut st, &net, &id, undo);
                 Err(e)
             }
-        }
+        };
+        self.publish(&sb, &st);
+        result
     }
 
     fn check_connect(
@@ -1792,7 +1836,9 @@ impl Controller {
                 network: net.record.name.clone(),
             });
         }
-        self.disconnect_locked(&sb, &mut st, &net.record.id)
+        let result = self.disconnect_locked(&sb, &mut st, &net.record.id);
+        self.publish(&sb, &st);
+        result
     }
 
     /// Disconnects one endpoint. The intent is recorded first (the endpoint's record turns
@@ -2022,6 +2068,7 @@ impl Controller {
         let sandboxes: Vec<Arc<Sandbox>> = self.read_sandboxes().values().cloned().collect();
         in_parallel(sandboxes, |sb| {
             let mut st = lock(&sb.state);
+            self.publish(&sb, &st);
             self.write_sandbox_files(&sb, &st);
             if let Err(e) = self.update_default_routes(&sb, &mut st) {
                 tracing::warn!(sandbox = %sb.name(), error = %e, "restoring default routes");
@@ -2113,6 +2160,7 @@ impl Controller {
             netlink,
             files,
             state: Mutex::new(SandboxState::default()),
+            view: Mutex::default(),
         };
         let (id, name) = (sb.record.id.to_string(), sb.name());
         self.write_sandboxes().insert(&id, &name, Arc::new(sb));
@@ -2468,8 +2516,8 @@ struct Undo {
 }
 
 /// The environment of a sandbox's legacy links (see [`Controller::link_env`]).
-fn link_env_of(name: &str, st: &SandboxState) -> Vec<String> {
-    let mut attached: Vec<&Attachment> = st.endpoints.values().collect();
+fn link_env_of(name: &str, st: &SandboxView) -> Vec<String> {
+    let mut attached: Vec<&EndpointView> = st.endpoints.values().collect();
     attached.sort_by(|a, b| a.record.ifname.cmp(&b.record.ifname));
     let mut env = Vec::new();
 

@@ -43,4 +43,6 @@ pub use inspect::{
     ConfigFrom, ContainerInspect, IpamConfigInspect, IpamInspect, NetworkInspect,
     PortBindingInspect, SandboxInspect, SandboxNetworkInspect,
 };
+#[doc(hidden)]
+pub use records::check_stored_record;
 pub use requests::{EndpointOptions, IpamPoolConfig, NetworkCreate, SandboxCreate, SandboxNetns};

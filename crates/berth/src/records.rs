@@ -169,3 +169,31 @@ pub(crate) struct LegacyLink {
     /// Its exposed ports (exposed and published container ports), one per port.
     pub ports: Vec<LinkPort>,
 }
+
+/// Decodes a stored value the way start-up does for its key's prefix and, when it decodes,
+/// checks that it encodes back to a value that decodes to the same record. Returns whether it
+/// decoded. For the `stored_records` fuzz target; not part of berth's API.
+#[doc(hidden)]
+pub fn check_stored_record(key: &str, bytes: &[u8]) -> bool {
+    fn round_trip<T>(bytes: &[u8]) -> bool
+    where
+        T: Serialize + serde::de::DeserializeOwned + PartialEq + std::fmt::Debug,
+    {
+        let Ok(first) = serde_json::from_slice::<T>(bytes) else {
+            return false;
+        };
+        let again: T = serde_json::to_vec(&first)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_else(|| panic!("a decoded record does not encode back: {first:?}"));
+        assert_eq!(first, again, "a record changes in a round trip");
+        true
+    }
+    match key.split('/').next().unwrap_or_default() {
+        "network" => round_trip::<NetworkRecord>(bytes),
+        "sandbox" => round_trip::<SandboxRecord>(bytes),
+        "endpoint" => round_trip::<EndpointRecord>(bytes),
+        "meta" => round_trip::<ForwardingRecord>(bytes),
+        _ => false,
+    }
+}
