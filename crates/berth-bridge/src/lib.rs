@@ -154,9 +154,27 @@ impl BridgeDriver {
         defaults: BridgeDefaults,
         userland_proxy: bool,
     ) -> Result<BridgeDriver> {
+        Self::with_proxy_limits(
+            host,
+            firewall,
+            defaults,
+            userland_proxy,
+            berth_portmap::ProxyLimits::default(),
+        )
+    }
+
+    /// Like [`BridgeDriver::with_userland_proxy`], with the proxy's limits (connections and
+    /// flows per port, idle timeouts, accept back-off) given.
+    pub fn with_proxy_limits(
+        host: &Netns,
+        firewall: Option<Arc<Firewall>>,
+        defaults: BridgeDefaults,
+        userland_proxy: bool,
+        limits: berth_portmap::ProxyLimits,
+    ) -> Result<BridgeDriver> {
         let netlink = Handle::open(host)
             .map_err(|e| DriverError::kernel("opening netlink in the host namespace", e))?;
-        let ports = PortMapper::with_proxy(host, firewall.clone(), userland_proxy)
+        let ports = PortMapper::with_proxy_limits(host, firewall.clone(), userland_proxy, limits)
             .map_err(|e| DriverError::kernel("setting up the port mapper", e))?;
         let host = host
             .try_clone()

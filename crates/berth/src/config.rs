@@ -47,6 +47,9 @@ pub struct Config {
     /// through an in-process proxy (`--userland-proxy`). Off by default: berth publishes with NAT
     /// only, like dockerd's `--userland-proxy=false`, and keeps clients' source addresses.
     pub userland_proxy: bool,
+    /// Limits of the userland proxy (connections and UDP flows per port, idle timeouts, accept
+    /// back-off); Docker-like defaults.
+    pub userland_proxy_limits: berth_portmap::ProxyLimits,
     /// Default `--dns` servers (dockerd's `--dns`) of sandboxes that give none.
     pub dns: Vec<IpAddr>,
 }
@@ -70,6 +73,7 @@ impl Config {
             default_bind_ip: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
             trusted_interfaces: Vec::new(),
             userland_proxy: false,
+            userland_proxy_limits: berth_portmap::ProxyLimits::default(),
             dns: Vec::new(),
         }
     }

@@ -421,11 +421,12 @@ impl Controller {
         };
 
         let bridge = Arc::new(
-            BridgeDriver::with_userland_proxy(
+            BridgeDriver::with_proxy_limits(
                 &host,
                 firewall.clone(),
                 bridge_defaults.clone(),
                 config.userland_proxy,
+                config.userland_proxy_limits,
             )?
             .with_instance(instance),
         );
