@@ -2,6 +2,8 @@
 //! host's namespace, `--ip` without a user subnet, published ports after a reboot, quarantined
 //! records and the forward drop policy across restarts. Each test failed before its fix.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use berth::{

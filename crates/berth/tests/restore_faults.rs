@@ -4,6 +4,8 @@
 //! endpoint that failed is rolled back with its published port. Fail points make the errors
 //! (`BERTH_FAILPOINTS`, read once per process: this file holds one test).
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use berth::{IpamPoolConfig, NetworkCreate, SandboxCreate};
