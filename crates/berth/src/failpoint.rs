@@ -97,6 +97,13 @@ fn parse(spec: &str) -> Vec<Armed> {
         .collect()
 }
 
+/// Arms fail points from `spec` (the format of [`FAILPOINTS_ENV`]) for this process, for tests
+/// that run the controller in-process. Takes effect only before the first fail point is passed
+/// (and before the environment variable is read); returns whether it did.
+pub fn arm(spec: &str) -> bool {
+    ARMED.set(parse(spec)).is_ok()
+}
+
 /// Passes the fail point `name`: kills the process or fails when a test armed it for this pass.
 pub(crate) fn hit(name: &'static str) -> Result<()> {
     debug_assert!(POINTS.contains(&name), "unlisted fail point {name}");

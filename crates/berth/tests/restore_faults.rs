@@ -2,7 +2,7 @@
 //! restore an endpoint, as root in throwaway namespaces: start-up goes on, the sandbox hit by
 //! the transient error is kept (records and namespace) and comes back at the next start, the
 //! endpoint that failed is rolled back with its published port. Fail points make the errors
-//! (`BERTH_FAILPOINTS`, read once per process: this file holds one test).
+//! (armed once per process: this file holds one test).
 
 #![allow(clippy::unwrap_used)]
 
@@ -13,14 +13,11 @@ use common::*;
 
 #[test]
 fn transient_errors_on_restart_keep_sandboxes_and_do_not_stop_the_start() {
-    // SAFETY-free: set before any controller exists in this process (the only test here).
-    // The first pass of each point fails: one sandbox's namespace open, one endpoint's restore.
-    unsafe {
-        std::env::set_var(
-            berth::failpoint::FAILPOINTS_ENV,
-            "restore.netns_open=error@1,restore.endpoint=error@1",
-        );
-    }
+    // Armed before any controller exists in this process (the only test here): the first pass
+    // of each point fails, one sandbox's namespace open and one endpoint's restore.
+    assert!(berth::failpoint::arm(
+        "restore.netns_open=error@1,restore.endpoint=error@1"
+    ));
     let mut f = Fixture::new();
     let mut req = NetworkCreate::new("app_nw");
     req.ipam.push(IpamPoolConfig {
