@@ -4,8 +4,9 @@
 //!
 //! Inert unless the environment variable [`FAILPOINTS_ENV`] is set when the first point is
 //! passed: then it is read once, as a comma-separated list of `NAME=ACTION[@N]`, where `ACTION`
-//! is `kill` (the process sends itself SIGKILL) or `error` (the step fails with
-//! [`Error::Injected`]), and `@N` picks the N-th time that point is passed (1-based; default 1).
+//! is `kill` (the process sends itself SIGKILL), `error` (the step fails with
+//! [`Error::Injected`]) or `sleep:MS` (the step waits MS milliseconds, holding whatever locks
+//! it holds), and `@N` picks the N-th time that point is passed (1-based; default 1).
 //! When it is not set, passing a point costs one relaxed atomic load.
 //!
 //! `kill` is meant for every point; `error` for the `restore.*` points, whose callers treat a
@@ -63,6 +64,7 @@ pub const POINTS: &[&str] = &[
 enum Action {
     Kill,
     Error,
+    Sleep(u64),
 }
 
 struct Armed {
@@ -85,7 +87,7 @@ fn parse(spec: &str) -> Vec<Armed> {
             let action = match action {
                 "kill" => Action::Kill,
                 "error" => Action::Error,
-                _ => return None,
+                other => Action::Sleep(other.strip_prefix("sleep:")?.parse().ok()?),
             };
             Some(Armed {
                 name: name.to_owned(),
@@ -123,6 +125,7 @@ pub(crate) fn hit(name: &'static str) -> Result<()> {
                     std::process::abort();
                 }
                 Action::Error => return Err(Error::Injected(name)),
+                Action::Sleep(ms) => std::thread::sleep(std::time::Duration::from_millis(ms)),
             }
         }
     }
@@ -135,8 +138,11 @@ mod tests {
 
     #[test]
     fn specs_parse_with_default_and_explicit_pass() {
-        let a = parse("connect.joined=kill@3, disconnect.leave=error,bad,x=nope@1,y=kill@z");
-        assert_eq!(a.len(), 2);
+        let a = parse(
+            "connect.joined=kill@3, disconnect.leave=error,bad,x=nope@1,y=kill@z,connect.dns=sleep:250@2",
+        );
+        assert_eq!(a.len(), 3);
+        assert_eq!((a[2].action, a[2].nth), (Action::Sleep(250), 2));
         assert_eq!(
             (a[0].name.as_str(), a[0].action, a[0].nth),
             ("connect.joined", Action::Kill, 3)
