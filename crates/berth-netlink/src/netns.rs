@@ -62,13 +62,7 @@ impl Netns {
         prepare_run_dir(dir)?;
         let path = dir.join(name);
         let object = format!("network namespace {}", path.display());
-        match OpenOptions::new().write(true).create_new(true).open(&path) {
-            Ok(f) => drop(f),
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                return Err(Error::Exists { object });
-            }
-            Err(e) => return Err(Error::io(format!("creating {}", path.display()), e)),
-        }
+        create_mount_point(&path, &object)?;
         let mounted = (|| -> Result<()> {
             // The new namespace is the calling thread's only until the bind mount holds it.
             let home = thread_netns()?;
@@ -152,13 +146,7 @@ impl Netns {
         prepare_run_dir(dir)?;
         let path = dir.join(name);
         let object = format!("network namespace {}", path.display());
-        match OpenOptions::new().write(true).create_new(true).open(&path) {
-            Ok(f) => drop(f),
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                return Err(Error::Exists { object });
-            }
-            Err(e) => return Err(Error::io(format!("creating {}", path.display()), e)),
-        }
+        create_mount_point(&path, &object)?;
         let source = format!("/proc/self/fd/{}", self.fd.as_raw_fd());
         if let Err(e) = mount(
             Some(source.as_str()),
@@ -327,6 +315,17 @@ fn inode(fd: BorrowedFd<'_>) -> Result<u64> {
     nix::sys::stat::fstat(fd)
         .map(|st| st.st_ino)
         .map_err(|e| Error::io("fstat on a namespace handle", io::Error::from(e)))
+}
+
+/// Creates the empty file a namespace is bind-mounted on; [`Error::Exists`] if `path` exists.
+fn create_mount_point(path: &Path, object: &str) -> Result<()> {
+    match OpenOptions::new().write(true).create_new(true).open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Err(Error::Exists {
+            object: object.to_owned(),
+        }),
+        Err(e) => Err(Error::io(format!("creating {}", path.display()), e)),
+    }
 }
 
 /// Makes `dir` exist and be a shared mount point, as `ip netns add` does.
