@@ -25,102 +25,8 @@ use berth_testhost::LanPeer;
 use berth_testhost::berth_netlink::{DEFAULT_NETNS_DIR, Netns};
 use berth_testhost::traffic::{TcpBanner, tcp_fetch};
 use common::consistency::{self, HostBaseline};
+use common::soak_model::*;
 use common::{Fixture, TIMEOUT};
-
-/// No call may take longer.
-const CALL_LIMIT: Duration = Duration::from_secs(5);
-/// User-defined networks `soak-n0..`; index `NETWORKS` stands for the default `bridge`.
-const NETWORKS: usize = 6;
-/// Sandbox names `soak-s0..` (renames move sandboxes between these names).
-const SANDBOXES: usize = 12;
-/// Published host ports come from `PORT_BASE..PORT_BASE + PORTS` (collisions are wanted).
-const PORT_BASE: u16 = 20000;
-const PORTS: u64 = 24;
-const ICC: &str = "com.docker.network.bridge.enable_icc";
-
-// ----- settings and randomness -----
-
-struct Settings {
-    seed: u64,
-    threads: usize,
-    ops: usize,
-}
-
-fn env_number(name: &str, default: u64) -> u64 {
-    match std::env::var(name) {
-        Ok(v) => v
-            .trim()
-            .parse()
-            .unwrap_or_else(|_| panic!("{name}={v:?}: expected a whole number")),
-        Err(_) => default,
-    }
-}
-
-impl Settings {
-    fn from_env() -> Settings {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default();
-        let fresh = (now.as_nanos() as u64) ^ u64::from(std::process::id()).rotate_left(32);
-        Settings {
-            seed: env_number("BERTH_SOAK_SEED", fresh),
-            threads: env_number("BERTH_SOAK_THREADS", 8) as usize,
-            ops: env_number("BERTH_SOAK_OPS", 500) as usize,
-        }
-    }
-}
-
-/// splitmix64: small, seedable, good enough to pick operations.
-struct Rng(u64);
-
-impl Rng {
-    fn new(seed: u64, stream: u64) -> Rng {
-        Rng(seed ^ stream.wrapping_mul(0xA076_1D64_78BD_642F))
-    }
-
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-
-    fn chance(&mut self, percent: u64) -> bool {
-        self.below(100) < percent
-    }
-}
-
-// ----- operations -----
-
-fn net_name(i: usize) -> String {
-    if i == NETWORKS {
-        "bridge".into()
-    } else {
-        format!("soak-n{i}")
-    }
-}
-
-fn sb_name(i: u64) -> String {
-    format!("soak-s{i}")
-}
-
-/// Networks 0, 3 and 5 have a fixed subnet (10.210.i.0/24) and take `--ip`.
-fn fixed_subnet(i: usize) -> bool {
-    matches!(i, 0 | 3 | 5)
-}
-
-fn icc_off(i: usize) -> bool {
-    matches!(i, 1 | 3)
-}
-
-fn internal(i: usize) -> bool {
-    matches!(i, 2 | 5)
-}
 
 fn network_request(i: usize) -> NetworkCreate {
     let mut req = NetworkCreate::new(net_name(i));
@@ -208,7 +114,7 @@ enum Op {
 
 impl Op {
     fn random(rng: &mut Rng) -> Op {
-        let sandbox = |rng: &mut Rng| sb_name(rng.below(SANDBOXES as u64));
+        let sandbox = |rng: &mut Rng| sb_name(rng.below(SANDBOXES));
         let user_net = |rng: &mut Rng| rng.below(NETWORKS as u64) as usize;
         match rng.below(100) {
             0..4 => Op::CreateNetwork(user_net(rng)),
@@ -222,8 +128,8 @@ impl Op {
             26..50 => Op::Connect(sandbox(rng), Attach::random(rng)),
             50..62 => Op::Disconnect(sandbox(rng), rng.below(NETWORKS as u64 + 1) as usize),
             62..72 => {
-                let from = rng.below(SANDBOXES as u64);
-                let to = (from + 1 + rng.below(SANDBOXES as u64 - 1)) % SANDBOXES as u64;
+                let from = rng.below(SANDBOXES);
+                let to = (from + 1 + rng.below(SANDBOXES - 1)) % SANDBOXES;
                 Op::Rename(sb_name(from), sb_name(to))
             }
             72..80 => Op::ListNetworks,

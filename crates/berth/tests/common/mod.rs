@@ -171,3 +171,4 @@ impl Drop for Fixture {
 
 pub(crate) const TIMEOUT: Duration = Duration::from_secs(2);
 pub(crate) mod consistency;
+pub(crate) mod soak_model;
