@@ -18,13 +18,12 @@ mod consistency;
 #[path = "../../berth/tests/common/soak_model.rs"]
 mod soak_model;
 
+use std::collections::BTreeMap;
 use std::collections::btree_map::Entry;
-use std::collections::{BTreeMap, VecDeque};
-use std::io::Write;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use berth::FirewallBackend;
@@ -254,116 +253,6 @@ fn message(r: &HttpReply) -> String {
         .unwrap_or_else(|| String::from_utf8_lossy(&r.body).into_owned())
 }
 
-// ----- the watchdog -----
-
-#[derive(Default)]
-struct Slot {
-    current: Option<(String, Instant)>,
-    recent: VecDeque<String>,
-}
-
-/// Times every request; one that runs past [`CALL_LIMIT`] aborts the process (a thread waiting
-/// on a deadlocked daemon is not worth joining) after printing every thread's request in flight
-/// and its last requests, the seed, the daemon's threads and log, and cleaning up.
-struct Watchdog {
-    seed: u64,
-    slots: Vec<Mutex<Slot>>,
-    stop: AtomicBool,
-    /// Set when the watchdog aborts: calls that return meanwhile (failing, as it cleans up) wait
-    /// for the end instead of reporting their failure.
-    fired: AtomicBool,
-    cleanup: Box<dyn Fn() -> String + Send + Sync>,
-}
-
-impl Watchdog {
-    fn start(
-        seed: u64,
-        threads: usize,
-        cleanup: Box<dyn Fn() -> String + Send + Sync>,
-    ) -> Arc<Watchdog> {
-        let wd = Arc::new(Watchdog {
-            seed,
-            slots: (0..threads).map(|_| Mutex::default()).collect(),
-            stop: AtomicBool::new(false),
-            fired: AtomicBool::new(false),
-            cleanup,
-        });
-        let w = wd.clone();
-        std::thread::spawn(move || {
-            while !w.stop.load(Ordering::Relaxed) {
-                std::thread::sleep(Duration::from_millis(100));
-                w.inspect();
-            }
-        });
-        wd
-    }
-
-    /// Runs `f` as request `what` of thread `thread`.
-    fn call<T>(&self, thread: usize, what: &str, f: impl FnOnce() -> T) -> T {
-        {
-            let mut slot = self.slots[thread].lock().unwrap_or_else(|p| p.into_inner());
-            slot.current = Some((what.to_owned(), Instant::now()));
-        }
-        let out = f();
-        while self.fired.load(Ordering::SeqCst) {
-            std::thread::park();
-        }
-        let mut slot = self.slots[thread].lock().unwrap_or_else(|p| p.into_inner());
-        slot.current = None;
-        if slot.recent.len() == 5 {
-            slot.recent.pop_front();
-        }
-        slot.recent.push_back(what.to_owned());
-        out
-    }
-
-    fn inspect(&self) {
-        let late = self.slots.iter().enumerate().find_map(|(t, s)| {
-            let s = s.lock().unwrap_or_else(|p| p.into_inner());
-            s.current
-                .as_ref()
-                .filter(|(_, since)| since.elapsed() > CALL_LIMIT)
-                .map(|(what, since)| (t, what.clone(), since.elapsed()))
-        });
-        let Some((thread, what, took)) = late else {
-            return;
-        };
-        self.fired.store(true, Ordering::SeqCst);
-        // Straight to stderr: the test harness's captured output dies with the process.
-        let mut msg = format!(
-            "\nsoak_api: DEADLOCK OR STALL: thread {thread}'s request {what} has not been answered \
-             for {:.1} s (limit {} s). Seed {seed}: replay with BERTH_SOAK_SEED={seed}.\nEvery thread:\n",
-            took.as_secs_f64(),
-            CALL_LIMIT.as_secs(),
-            seed = self.seed
-        );
-        for (t, s) in self.slots.iter().enumerate() {
-            let Ok(s) = s.try_lock() else { continue };
-            let current = s.current.as_ref().map_or("idle".to_owned(), |(w, since)| {
-                format!("IN {w} for {:.1} s", since.elapsed().as_secs_f64())
-            });
-            msg.push_str(&format!(
-                "  thread {t}: {current}; before: {:?}\n",
-                s.recent
-            ));
-        }
-        let _ = std::io::stderr().write_all(msg.as_bytes());
-        let _ = std::io::stderr().write_all((self.cleanup)().as_bytes());
-        let _ = std::io::stderr().write_all(b"soak_api: aborting the test process\n");
-        std::process::exit(1);
-    }
-
-    fn stop(&self) {
-        self.stop.store(true, Ordering::Relaxed);
-    }
-}
-
-impl Drop for Watchdog {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
 /// What the watchdog does before it aborts: describes the daemon's threads (what each waits in)
 /// and the end of its log, kills it, and removes the sandbox namespaces' mounts, the test host's
 /// and LAN peer's namespaces and the state directory. Returns the description.
@@ -454,7 +343,7 @@ fn eight_threads_of_random_requests_to_one_daemon() {
     let peer = f.host.add_lan_peer("192.0.2.1/24", "192.0.2.2/24").unwrap();
     let baseline = HostBaseline::take(f.host.netns()).unwrap();
     let main = s.threads;
-    let wd = Watchdog::start(seed, s.threads + 1, cleanup_of(&f, &peer));
+    let wd = Watchdog::start("soak_api", seed, s.threads + 1, cleanup_of(&f, &peer));
     let failures: Mutex<Vec<String>> = Mutex::new(Vec::new());
     let stop = AtomicBool::new(false);
     let counts = Counts::default();

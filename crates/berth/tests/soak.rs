@@ -11,14 +11,13 @@
 
 mod common;
 
+use std::collections::BTreeMap;
 use std::collections::btree_map::Entry;
-use std::collections::{BTreeMap, VecDeque};
-use std::io::Write;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::Path;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use berth::{Controller, EndpointOptions, Error, IpamPoolConfig, NetworkCreate, SandboxCreate};
 use berth_testhost::LanPeer;
@@ -215,121 +214,17 @@ impl Op {
     }
 }
 
-// ----- the watchdog -----
-
-#[derive(Default)]
-struct Slot {
-    current: Option<(String, Instant)>,
-    recent: VecDeque<String>,
-}
-
-/// Times every call; one that runs past [`CALL_LIMIT`] aborts the process (a deadlocked thread
-/// cannot be joined) after printing every thread's call in flight and its last calls, the seed,
-/// and cleaning up the namespaces and mounts the test made.
-struct Watchdog {
-    seed: u64,
-    slots: Vec<Mutex<Slot>>,
-    stop: AtomicBool,
-    /// Set when the watchdog aborts: calls that return meanwhile (failing, as it cleans up) wait
-    /// for the end instead of reporting their failure.
-    fired: AtomicBool,
-    cleanup: Box<dyn Fn() + Send + Sync>,
-}
-
-impl Watchdog {
-    fn start(seed: u64, threads: usize, cleanup: Box<dyn Fn() + Send + Sync>) -> Arc<Watchdog> {
-        let wd = Arc::new(Watchdog {
-            seed,
-            slots: (0..threads).map(|_| Mutex::default()).collect(),
-            stop: AtomicBool::new(false),
-            fired: AtomicBool::new(false),
-            cleanup,
-        });
-        let w = wd.clone();
-        std::thread::spawn(move || {
-            while !w.stop.load(Ordering::Relaxed) {
-                std::thread::sleep(Duration::from_millis(100));
-                w.inspect();
-            }
-        });
-        wd
-    }
-
-    /// Runs `f` as call `what` of thread `thread`.
-    fn call<T>(&self, thread: usize, what: &str, f: impl FnOnce() -> T) -> T {
-        {
-            let mut slot = self.slots[thread].lock().unwrap_or_else(|p| p.into_inner());
-            slot.current = Some((what.to_owned(), Instant::now()));
-        }
-        let out = f();
-        while self.fired.load(Ordering::SeqCst) {
-            std::thread::park();
-        }
-        let mut slot = self.slots[thread].lock().unwrap_or_else(|p| p.into_inner());
-        slot.current = None;
-        if slot.recent.len() == 5 {
-            slot.recent.pop_front();
-        }
-        slot.recent.push_back(what.to_owned());
-        out
-    }
-
-    fn inspect(&self) {
-        let late = self.slots.iter().enumerate().find_map(|(t, s)| {
-            let s = s.lock().unwrap_or_else(|p| p.into_inner());
-            s.current
-                .as_ref()
-                .filter(|(_, since)| since.elapsed() > CALL_LIMIT)
-                .map(|(what, since)| (t, what.clone(), since.elapsed()))
-        });
-        let Some((thread, what, took)) = late else {
-            return;
-        };
-        self.fired.store(true, Ordering::SeqCst);
-        // Straight to stderr: the test harness's captured output dies with the process.
-        let mut msg = format!(
-            "\nsoak: DEADLOCK OR STALL: thread {thread}'s call {what} has not answered for {:.1} s \
-             (limit {} s). Seed {seed}: replay with BERTH_SOAK_SEED={seed}.\nEvery thread:\n",
-            took.as_secs_f64(),
-            CALL_LIMIT.as_secs(),
-            seed = self.seed
-        );
-        for (t, s) in self.slots.iter().enumerate() {
-            // A thread may hold its slot only for an instant: never wait for it here.
-            let Ok(s) = s.try_lock() else { continue };
-            let current = s.current.as_ref().map_or("idle".to_owned(), |(w, since)| {
-                format!("IN {w} for {:.1} s", since.elapsed().as_secs_f64())
-            });
-            msg.push_str(&format!(
-                "  thread {t}: {current}; before: {:?}\n",
-                s.recent
-            ));
-        }
-        let _ = std::io::stderr().write_all(msg.as_bytes());
-        (self.cleanup)();
-        let _ = std::io::stderr().write_all(b"soak: aborting the test process\n");
-        std::process::exit(1);
-    }
-
-    fn stop(&self) {
-        self.stop.store(true, Ordering::Relaxed);
-    }
-}
-
-impl Drop for Watchdog {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
 /// What the watchdog removes before it aborts the process: the sandbox namespaces' mounts under
 /// the exec root, the test host's and LAN peer's namespaces, and the state directory. (The kernel
 /// objects inside the namespaces go with them once the process exits.)
-fn cleanup_of(f: &Fixture, peer: &LanPeer) -> Box<dyn Fn() + Send + Sync> {
+fn cleanup_of(f: &Fixture, peer: &LanPeer) -> Box<dyn Fn() -> String + Send + Sync> {
     let netns_dir = f.netns_dir();
     let state_dir = f.dir.path().to_path_buf();
     let namespaces = [f.host.name().to_owned(), peer.host().name().to_owned()];
-    Box::new(move || cleanup_paths(&netns_dir, &state_dir, &namespaces))
+    Box::new(move || {
+        cleanup_paths(&netns_dir, &state_dir, &namespaces);
+        String::new()
+    })
 }
 
 fn cleanup_paths(netns_dir: &Path, state_dir: &Path, namespaces: &[String]) {
@@ -365,7 +260,7 @@ fn eight_threads_of_random_operations_on_one_controller() {
     let peer = f.host.add_lan_peer("192.0.2.1/24", "192.0.2.2/24").unwrap();
     let baseline = HostBaseline::take(f.host.netns()).unwrap();
     let main = s.threads;
-    let wd = Watchdog::start(seed, s.threads + 1, cleanup_of(&f, &peer));
+    let wd = Watchdog::start("soak", seed, s.threads + 1, cleanup_of(&f, &peer));
     let failures: Mutex<Vec<String>> = Mutex::new(Vec::new());
     let stop = AtomicBool::new(false);
     let counts = Counts::default();

@@ -3,7 +3,11 @@
 //! the names and kinds of the networks and sandboxes they make.
 #![allow(dead_code)]
 
-use std::time::Duration;
+use std::collections::VecDeque;
+use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 /// No call (or request) may take longer.
 pub(crate) const CALL_LIMIT: Duration = Duration::from_secs(5);
@@ -98,4 +102,123 @@ pub(crate) fn icc_off(i: usize) -> bool {
 
 pub(crate) fn internal(i: usize) -> bool {
     matches!(i, 2 | 5)
+}
+
+// ----- the watchdog -----
+
+#[derive(Default)]
+pub(crate) struct Slot {
+    current: Option<(String, Instant)>,
+    recent: VecDeque<String>,
+}
+
+/// Times every call (an API request is a call too); one that runs past [`CALL_LIMIT`] aborts the process (a deadlocked thread
+/// cannot be joined) after printing every thread's call in flight and its last calls, the seed,
+/// and cleaning up the namespaces and mounts the test made.
+pub(crate) struct Watchdog {
+    seed: u64,
+    slots: Vec<Mutex<Slot>>,
+    stop: AtomicBool,
+    /// Set when the watchdog aborts: calls that return meanwhile (failing, as it cleans up) wait
+    /// for the end instead of reporting their failure.
+    fired: AtomicBool,
+    cleanup: Box<dyn Fn() -> String + Send + Sync>,
+    /// `soak` or `soak_api`, in the messages.
+    label: &'static str,
+}
+
+impl Watchdog {
+    /// Starts watching `threads` threads; `cleanup` runs before the abort and returns what to
+    /// print of it.
+    pub(crate) fn start(
+        label: &'static str,
+        seed: u64,
+        threads: usize,
+        cleanup: Box<dyn Fn() -> String + Send + Sync>,
+    ) -> Arc<Watchdog> {
+        let wd = Arc::new(Watchdog {
+            seed,
+            slots: (0..threads).map(|_| Mutex::default()).collect(),
+            stop: AtomicBool::new(false),
+            fired: AtomicBool::new(false),
+            cleanup,
+            label,
+        });
+        let w = wd.clone();
+        std::thread::spawn(move || {
+            while !w.stop.load(Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(100));
+                w.inspect();
+            }
+        });
+        wd
+    }
+
+    /// Runs `f` as call `what` of thread `thread`.
+    pub(crate) fn call<T>(&self, thread: usize, what: &str, f: impl FnOnce() -> T) -> T {
+        {
+            let mut slot = self.slots[thread].lock().unwrap_or_else(|p| p.into_inner());
+            slot.current = Some((what.to_owned(), Instant::now()));
+        }
+        let out = f();
+        while self.fired.load(Ordering::SeqCst) {
+            std::thread::park();
+        }
+        let mut slot = self.slots[thread].lock().unwrap_or_else(|p| p.into_inner());
+        slot.current = None;
+        if slot.recent.len() == 5 {
+            slot.recent.pop_front();
+        }
+        slot.recent.push_back(what.to_owned());
+        out
+    }
+
+    pub(crate) fn inspect(&self) {
+        let late = self.slots.iter().enumerate().find_map(|(t, s)| {
+            let s = s.lock().unwrap_or_else(|p| p.into_inner());
+            s.current
+                .as_ref()
+                .filter(|(_, since)| since.elapsed() > CALL_LIMIT)
+                .map(|(what, since)| (t, what.clone(), since.elapsed()))
+        });
+        let Some((thread, what, took)) = late else {
+            return;
+        };
+        self.fired.store(true, Ordering::SeqCst);
+        // Straight to stderr: the test harness's captured output dies with the process.
+        let mut msg = format!(
+            "\n{label}: DEADLOCK OR STALL: thread {thread}'s call {what} has not answered for {:.1} s \
+             (limit {} s). Seed {seed}: replay with BERTH_SOAK_SEED={seed}.\nEvery thread:\n",
+            took.as_secs_f64(),
+            CALL_LIMIT.as_secs(),
+            seed = self.seed,
+            label = self.label,
+        );
+        for (t, s) in self.slots.iter().enumerate() {
+            // A thread may hold its slot only for an instant: never wait for it here.
+            let Ok(s) = s.try_lock() else { continue };
+            let current = s.current.as_ref().map_or("idle".to_owned(), |(w, since)| {
+                format!("IN {w} for {:.1} s", since.elapsed().as_secs_f64())
+            });
+            msg.push_str(&format!(
+                "  thread {t}: {current}; before: {:?}\n",
+                s.recent
+            ));
+        }
+        let _ = std::io::stderr().write_all(msg.as_bytes());
+        let _ = std::io::stderr().write_all((self.cleanup)().as_bytes());
+        let _ = std::io::stderr()
+            .write_all(format!("{}: aborting the test process\n", self.label).as_bytes());
+        std::process::exit(1);
+    }
+
+    pub(crate) fn stop(&self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+impl Drop for Watchdog {
+    fn drop(&mut self) {
+        self.stop();
+    }
 }
