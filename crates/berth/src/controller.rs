@@ -1494,17 +1494,21 @@ impl Controller {
 
     /// The bridge of a bridge network whose icc is off (where links need firewall rules).
     fn icc_off_bridge(&self, rec: &NetworkRecord) -> Result<Option<String>> {
+        Ok(self
+            .bridge_of(rec)?
+            .filter(|(opts, _)| !opts.enable_icc)
+            .map(|(_, bridge)| bridge))
+    }
+
+    /// The options and bridge device of a bridge network (`None` for other drivers).
+    fn bridge_of(&self, rec: &NetworkRecord) -> Result<Option<(BridgeOptions, String)>> {
         if rec.driver != "bridge" {
             return Ok(None);
         }
         let opts = BridgeOptions::parse(&rec.options, &self.inner.bridge_defaults)
             .map_err(Error::Driver)?;
-        if opts.enable_icc {
-            return Ok(None);
-        }
-        Ok(Some(
-            BridgeDriver::network_rules(&spec_of(rec), &opts).bridge,
-        ))
+        let bridge = BridgeDriver::network_rules(&spec_of(rec), &opts).bridge;
+        Ok(Some((opts, bridge)))
     }
 
     /// Removes the link rules on `net`'s bridge in which any of `addrs` takes part (as the linking

@@ -325,7 +325,7 @@ impl Controller {
         let Some(fw) = &self.inner.firewall else {
             return;
         };
-        let Ok(Some(bridge)) = self.bridge_of(&net.record) else {
+        let Ok(Some((_, bridge))) = self.bridge_of(&net.record) else {
             return;
         };
         let have = fw.state();
@@ -343,18 +343,6 @@ impl Controller {
                 tracing::warn!(endpoint = %ep.id.short(), error = %e, "removing the rules of an endpoint not restored");
             }
         }
-    }
-
-    /// The bridge device of a bridge network.
-    fn bridge_of(&self, rec: &NetworkRecord) -> Result<Option<String>> {
-        if rec.driver != "bridge" {
-            return Ok(None);
-        }
-        let opts = BridgeOptions::parse(&rec.options, &self.inner.bridge_defaults)
-            .map_err(Error::Driver)?;
-        Ok(Some(
-            BridgeDriver::network_rules(&spec_of(rec), &opts).bridge,
-        ))
     }
 
     /// Deletes namespaces under the exec root that no sandbox record names (a crash between
