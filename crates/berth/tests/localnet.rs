@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use berth::{EndpointOptions, FirewallBackend, NetworkCreate, PortSpec, SandboxCreate};
+use berth::{FirewallBackend, NetworkCreate};
 use berth_testhost::berth_netlink::Netns;
 use berth_testhost::traffic::{TcpBanner, UdpEcho, tcp_fetch, udp_exchange};
 use common::{Fixture, TIMEOUT};
@@ -30,20 +30,6 @@ const SHORT: Duration = Duration::from_millis(700);
 
 fn sa(s: &str) -> SocketAddr {
     s.parse().unwrap()
-}
-
-fn publish(f: &Fixture, name: &str, network: &str, specs: &[&str]) -> String {
-    let mut req = SandboxCreate::new(name);
-    req.network = Some(network.into());
-    req.endpoint = EndpointOptions {
-        ports: specs
-            .iter()
-            .map(|s| s.parse::<PortSpec>().unwrap())
-            .collect(),
-        ..Default::default()
-    };
-    f.ctl().create_sandbox(req).unwrap();
-    f.ip_of(name, network)
 }
 
 fn tcp_reaches(ns: &Netns, to: &str) -> bool {
@@ -185,8 +171,7 @@ impl Scene {
         let f = Fixture::with(|c| c.firewall = Some(backend));
         let peer = f.host.add_lan_peer("192.0.2.1/24", "192.0.2.2/24").unwrap();
         f.ctl().create_network(NetworkCreate::new("lo_nw")).unwrap();
-        let ip = publish(
-            &f,
+        let ip = f.publish(
             "web",
             "lo_nw",
             &["127.0.0.1:8080:80", "127.0.0.1:5353:53/udp", "8081:80"],
@@ -197,7 +182,7 @@ impl Scene {
             UdpEcho::start(&web, sa(&format!("{ip}:53")), "dns").unwrap(),
             TcpBanner::start(peer.netns(), sa("192.0.2.2:80"), "peer").unwrap(),
         );
-        publish(&f, "client", "lo_nw", &[]);
+        f.publish("client", "lo_nw", &[]);
         let secret = Catch::start(f.host.netns(), "127.0.0.1:2222", "127.0.0.1:2223", "secret");
         let scene = Scene {
             f,

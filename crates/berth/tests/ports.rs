@@ -7,23 +7,9 @@ mod common;
 
 use std::net::{SocketAddr, TcpListener};
 
-use berth::{EndpointOptions, IpamPoolConfig, NetworkCreate, PortSpec, SandboxCreate};
+use berth::{IpamPoolConfig, NetworkCreate, SandboxCreate};
 use berth_testhost::traffic::{TcpBanner, UdpEcho, tcp_fetch, udp_exchange};
 use common::{Fixture, TIMEOUT};
-
-fn publish(f: &Fixture, name: &str, network: &str, specs: &[&str]) -> String {
-    let mut req = SandboxCreate::new(name);
-    req.network = Some(network.into());
-    req.endpoint = EndpointOptions {
-        ports: specs
-            .iter()
-            .map(|s| s.parse::<PortSpec>().unwrap())
-            .collect(),
-        ..Default::default()
-    };
-    f.ctl().create_sandbox(req).unwrap();
-    f.ip_of(name, network)
-}
 
 fn sa(s: &str) -> SocketAddr {
     s.parse().unwrap()
@@ -43,7 +29,7 @@ fn tcp_and_udp_reach_the_sandbox_from_everywhere() {
     f.ctl()
         .create_network(NetworkCreate::new("web_nw"))
         .unwrap();
-    let ip = publish(&f, "web", "web_nw", &["8080:80", "5353:53/udp"]);
+    let ip = f.publish("web", "web_nw", &["8080:80", "5353:53/udp"]);
     let web = f.sandbox_ns("web");
     let _tcp = TcpBanner::start(&web, sa(&format!("{ip}:80")), "web").unwrap();
     let _udp = UdpEcho::start(&web, sa(&format!("{ip}:53")), "dns").unwrap();
@@ -66,7 +52,7 @@ fn tcp_and_udp_reach_the_sandbox_from_everywhere() {
     );
     // From another sandbox of the network, through the host's address (hairpin), and from itself.
     // (A sandbox on another network is isolated from it, published port or not, as with Docker.)
-    publish(&f, "client", "web_nw", &[]);
+    f.publish("client", "web_nw", &[]);
     assert!(
         tcp_fetch(&f.sandbox_ns("client"), sa("192.0.2.1:8080"), TIMEOUT)
             .unwrap()
@@ -103,7 +89,7 @@ fn tcp_and_udp_reach_the_sandbox_from_everywhere() {
 fn automatic_ports_conflicts_and_loopback_only() {
     let f = Fixture::new();
     let peer = f.host.add_lan_peer("192.0.2.1/24", "192.0.2.2/24").unwrap();
-    publish(&f, "auto", "bridge", &["80"]);
+    f.publish("auto", "bridge", &["80"]);
     let port: u16 = f.ctl().inspect_sandbox("auto").unwrap().ports["80/tcp"][0]
         .host_port
         .parse()
@@ -116,7 +102,7 @@ fn automatic_ports_conflicts_and_loopback_only() {
     let (lo, hi) = (it.next().unwrap(), it.next().unwrap());
     assert!((lo..=hi).contains(&port), "{port} in {lo}-{hi}");
 
-    publish(&f, "first", "bridge", &["8080:80"]);
+    f.publish("first", "bridge", &["8080:80"]);
     let rules = f.iptables_save();
     let mut req = SandboxCreate::new("second");
     req.network = Some("bridge".into());
@@ -154,7 +140,7 @@ fn automatic_ports_conflicts_and_loopback_only() {
     assert!(err.to_string().contains("0.0.0.0:9090"), "{err}");
 
     // Published on 127.0.0.1 only: the host reaches it, the LAN does not.
-    let ip = publish(&f, "local", "bridge", &["127.0.0.1:7070:80"]);
+    let ip = f.publish("local", "bridge", &["127.0.0.1:7070:80"]);
     let _srv = TcpBanner::start(&f.sandbox_ns("local"), sa(&format!("{ip}:80")), "local").unwrap();
     assert!(tcp_fetch(f.host.netns(), sa("127.0.0.1:7070"), TIMEOUT).is_ok());
     assert!(tcp_fetch(peer.netns(), sa("192.0.2.1:7070"), TIMEOUT).is_err());
@@ -168,7 +154,7 @@ fn a_range_is_one_rule_and_survives_a_restart() {
     let mut f = Fixture::new();
     let peer = f.host.add_lan_peer("192.0.2.1/24", "192.0.2.2/24").unwrap();
     let before = dnat_rules(&f);
-    let ip = publish(&f, "ranged", "bridge", &["9000-9009:9000-9009"]);
+    let ip = f.publish("ranged", "bridge", &["9000-9009:9000-9009"]);
     let after = dnat_rules(&f);
     assert_eq!(
         after - before,
@@ -212,7 +198,7 @@ fn ipv6_publication() {
         });
     req.enable_ipv6 = true;
     f.ctl().create_network(req).unwrap();
-    publish(&f, "six", "v6", &["8086:80"]);
+    f.publish("six", "v6", &["8086:80"]);
     let v6 = f.ctl().inspect_sandbox("six").unwrap().networks["v6"]
         .ipv6_address
         .clone();
@@ -236,7 +222,7 @@ fn userland_proxy_carries_ipv6_clients_to_an_ipv4_only_container() {
         .host
         .add_lan_peer("2001:db8:1::1/64", "2001:db8:1::2/64")
         .unwrap();
-    let ip = publish(&f, "v4only", "bridge", &["8088:80", "5300:53/udp"]);
+    let ip = f.publish("v4only", "bridge", &["8088:80", "5300:53/udp"]);
     let ns = f.sandbox_ns("v4only");
     let _tcp = TcpBanner::start(&ns, sa(&format!("{ip}:80")), "v4").unwrap();
     let _udp = UdpEcho::start(&ns, sa(&format!("{ip}:53")), "u4").unwrap();
@@ -259,7 +245,7 @@ fn userland_proxy_carries_ipv6_clients_to_an_ipv4_only_container() {
 fn a_pair_made_anew_on_restart_keeps_hairpin() {
     let mut f = Fixture::new();
     let _peer = f.host.add_lan_peer("192.0.2.1/24", "192.0.2.2/24").unwrap();
-    let ip = publish(&f, "selfie", "bridge", &["8181:80"]);
+    let ip = f.publish("selfie", "bridge", &["8181:80"]);
     let links = f.host.output("ip", &["-o", "link", "show"]).unwrap();
     let links = String::from_utf8_lossy(&links.stdout).into_owned();
     let veth: Vec<&str> = links

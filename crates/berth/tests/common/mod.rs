@@ -121,6 +121,21 @@ impl Fixture {
         self.ip_of(name, network)
     }
 
+    /// Creates sandbox `name` on `network` with the `-p` specs published; returns its address.
+    pub(crate) fn publish(&self, name: &str, network: &str, specs: &[&str]) -> String {
+        let mut req = berth::SandboxCreate::new(name);
+        req.network = Some(network.into());
+        req.endpoint = berth::EndpointOptions {
+            ports: specs
+                .iter()
+                .map(|s| s.parse::<berth::PortSpec>().unwrap())
+                .collect(),
+            ..Default::default()
+        };
+        self.ctl().create_sandbox(req).unwrap();
+        self.ip_of(name, network)
+    }
+
     pub(crate) fn ip_of(&self, sandbox: &str, network: &str) -> String {
         self.ctl().inspect_sandbox(sandbox).unwrap().networks[network]
             .ip_address
