@@ -1,0 +1,477 @@
+//! Connect and disconnect, with the undo of a failed connect and the intent-first steps of a
+//! disconnect; the sandbox's default routes.
+
+use super::*;
+
+impl Controller {
+    /// Connects a sandbox to a network, live; returns the endpoint id.
+    pub fn connect(
+        &self,
+        sandbox: &str,
+        network: &str,
+        opts: EndpointOptions,
+    ) -> Result<EndpointId> {
+        let sb = self.lookup_sandbox(sandbox)?;
+        let net = self.lookup_network(network)?;
+        let span = tracing::info_span!("connect", sandbox = %sb.name(), network = %net.record.name);
+        let _enter = span.enter();
+        // Linked sandboxes are read before this sandbox's lock is taken: two sandboxes linking
+        // each other at once never wait on each other's lock.
+        let legacy_links = self.resolve_legacy_links(&sb, &net, &opts)?;
+        let mut st = lock(&sb.state);
+        if st.removed {
+            return Err(Error::SandboxNotFound(sandbox.to_owned()));
+        }
+        self.check_connect(&sb, &st, &net, &opts)?;
+        let id = EndpointId::from_bytes(random_id());
+        {
+            let mut members = lock(&net.members);
+            if members.removed {
+                return Err(Error::NetworkNotFound(network.to_owned()));
+            }
+            members.endpoints.insert(id.clone(), sb.record.id.clone());
+        }
+        let mut undo = Undo::default();
+        let req = ConnectRequest { opts, legacy_links };
+        let result = match self.connect_steps(&sb, &mut st, &net, &id, req, &mut undo) {
+            Ok(()) => Ok(id),
+            Err(e) => {
+                self.rollback_connect(&sb, &mut st, &net, &id, undo);
+                Err(e)
+            }
+        };
+        self.publish(&sb, &st);
+        result
+    }
+
+    pub(super) fn check_connect(
+        &self,
+        sb: &Sandbox,
+        st: &SandboxState,
+        net: &Network,
+        opts: &EndpointOptions,
+    ) -> Result<()> {
+        let name = &sb.name();
+        if st.endpoints.contains_key(&net.record.id) {
+            return Err(Error::AlreadyConnected {
+                sandbox: name.clone(),
+                network: net.record.name.clone(),
+            });
+        }
+        let driver = net.record.driver.as_str();
+        if sb.record.host_mode != (driver == "host") {
+            return Err(Error::InvalidRequest(format!(
+                "sandbox {name}: the host network is only for sandboxes created in the host's namespace, and those cannot join other networks"
+            )));
+        }
+        let has_null = st
+            .endpoints
+            .values()
+            .any(|a| a.network.record.driver == "null");
+        if (driver == "null" && !st.endpoints.is_empty()) || has_null {
+            return Err(Error::InvalidRequest(format!(
+                "sandbox {name} cannot be connected to multiple networks with one of the networks in private (none) mode"
+            )));
+        }
+        let user_defined = !PREDEFINED_NETWORKS.contains(&net.record.name.as_str());
+        if (opts.ipv4.is_some() || opts.ipv6.is_some()) && !user_defined {
+            return Err(Error::InvalidRequest(
+                "user specified IP address is supported on user defined networks only".into(),
+            ));
+        }
+        if !opts.aliases.is_empty() && !user_defined {
+            return Err(Error::InvalidRequest(
+                "network-scoped alias is supported only for containers in user defined networks"
+                    .into(),
+            ));
+        }
+        let user_subnet = |pools: &[PoolRecord]| pools.iter().any(|p| p.user_subnet);
+        if (opts.ipv4.is_some() && !user_subnet(&net.record.pools_v4))
+            || (opts.ipv6.is_some() && net.record.enable_ipv6 && !user_subnet(&net.record.pools_v6))
+        {
+            return Err(Error::InvalidRequest(
+                "user specified IP address is supported only when connecting to networks with user configured subnets".into(),
+            ));
+        }
+        if opts.ipv6.is_some() && !net.record.enable_ipv6 {
+            return Err(Error::InvalidRequest(format!(
+                "network {} has no IPv6 subnet for --ip6",
+                net.record.name
+            )));
+        }
+        Ok(())
+    }
+
+    pub(super) fn connect_steps(
+        &self,
+        sb: &Sandbox,
+        st: &mut SandboxState,
+        net: &Arc<Network>,
+        id: &EndpointId,
+        req: ConnectRequest,
+        undo: &mut Undo,
+    ) -> Result<()> {
+        let ConnectRequest { opts, legacy_links } = req;
+        let creates = net.driver.capabilities().creates_interfaces;
+        let (ipv4, ipv6) = if creates {
+            self.allocate_addresses(net, &opts, undo)?
+        } else {
+            (None, None)
+        };
+        let ifname = creates.then(|| next_ifname(st));
+        let mut record = EndpointRecord {
+            id: id.clone(),
+            network: net.record.id.clone(),
+            sandbox: sb.record.id.clone(),
+            ifname: ifname.clone(),
+            ipv4,
+            ipv6,
+            mac: opts.mac,
+            aliases: opts.aliases.clone(),
+            links: opts.links.clone(),
+            user_ipv4: opts.ipv4.is_some(),
+            user_ipv6: opts.ipv6.is_some(),
+            ports: Vec::new(),
+            exposed: opts.exposed.clone(),
+            legacy_links,
+            state: EndpointState::Pending,
+        };
+        // Intent first: the addresses are taken in the store before the kernel is touched.
+        self.inner.store.put(&endpoint_key(id), &encode(&record))?;
+        undo.record = true;
+        hit("connect.pending")?;
+        let info = net.driver.create_endpoint(&EndpointSpec {
+            network: net.record.id.clone(),
+            endpoint: id.clone(),
+            ipv4,
+            ipv6,
+            mac: opts.mac,
+        })?;
+        undo.driver_endpoint = true;
+        hit("connect.endpoint")?;
+        record.mac = info.mac;
+        let join = net.driver.join(&JoinRequest {
+            network: &net.record.id,
+            endpoint: id,
+            sandbox: SandboxRef {
+                id: &sb.record.id,
+                netns: &sb.netns,
+                netlink: &sb.netlink,
+            },
+            ifname: ifname.as_deref().unwrap_or(""),
+        })?;
+        undo.joined = true;
+        hit("connect.joined")?;
+        st.endpoints.insert(
+            net.record.id.clone(),
+            Attachment {
+                record: record.clone(),
+                join,
+                network: net.clone(),
+            },
+        );
+        undo.attached = true;
+        self.update_default_routes(sb, st)?;
+        hit("connect.routes")?;
+        let mut specs = opts.ports.clone();
+        if opts.publish_all {
+            specs.extend(opts.exposed.iter().map(|e| PortSpec {
+                host_ip: None,
+                host_ports: None,
+                container_ports: e.ports,
+                proto: e.proto,
+            }));
+        }
+        if !specs.is_empty() {
+            undo.ports = true;
+            record.ports = net
+                .driver
+                .program_external_connectivity(&net.record.id, id, &specs)?;
+        }
+        hit("connect.ports")?;
+        self.dns_connect(sb, net, &record)?;
+        undo.dns = true;
+        hit("connect.dns")?;
+        if !record.legacy_links.is_empty()
+            && let Some(fw) = &self.inner.firewall
+            && let Some(bridge) = self.icc_off_bridge(&net.record)?
+        {
+            for rule in link_rules(&bridge, &record) {
+                fw.add_link(rule.clone())?;
+                undo.links.push(rule);
+            }
+        }
+        hit("connect.links")?;
+        record.state = EndpointState::Active;
+        self.inner.store.put(&endpoint_key(id), &encode(&record))?;
+        hit("connect.active")?;
+        if let Some(a) = st.endpoints.get_mut(&net.record.id) {
+            a.record = record;
+        }
+        self.write_sandbox_files(sb, st);
+        Ok(())
+    }
+
+    pub(super) fn allocate_addresses(
+        &self,
+        net: &Network,
+        opts: &EndpointOptions,
+        undo: &mut Undo,
+    ) -> Result<(Option<ipnet::Ipv4Net>, Option<ipnet::Ipv6Net>)> {
+        let mut ipam = lock(&self.inner.ipam);
+        let mut v4 = None;
+        let mut v6 = None;
+        for pool in &net.pools {
+            let family = family_of(&pool.subnet());
+            let (taken, preferred) = match family {
+                IpFamily::V4 => (v4.is_some(), opts.ipv4.map(IpAddr::V4)),
+                IpFamily::V6 => (v6.is_some(), opts.ipv6.map(IpAddr::V6)),
+            };
+            if taken {
+                continue;
+            }
+            let req = preferred.map_or(AddressRequest::Next, AddressRequest::Preferred);
+            let got = ipam.request_address(pool, req)?;
+            undo.addresses.push((*pool, got.addr()));
+            match got {
+                IpNet::V4(a) => v4 = Some(a),
+                IpNet::V6(a) => v6 = Some(a),
+            }
+        }
+        Ok((v4, v6))
+    }
+
+    pub(super) fn rollback_connect(
+        &self,
+        sb: &Sandbox,
+        st: &mut SandboxState,
+        net: &Network,
+        id: &EndpointId,
+        undo: Undo,
+    ) {
+        if let Some(fw) = &self.inner.firewall {
+            for rule in undo.links.iter().rev() {
+                let _ = fw.remove_link(rule);
+            }
+        }
+        if undo.dns {
+            let _ = self
+                .inner
+                .dns
+                .disconnect(sb.record.id.as_str(), net.record.id.as_str());
+        }
+        if undo.ports {
+            let _ = net.driver.revoke_external_connectivity(&net.record.id, id);
+        }
+        if undo.attached {
+            st.endpoints.remove(&net.record.id);
+            let _ = self.update_default_routes(sb, st);
+        }
+        if undo.joined {
+            let _ = net.driver.leave(&net.record.id, id);
+        }
+        if undo.driver_endpoint {
+            let _ = net.driver.delete_endpoint(&net.record.id, id);
+        }
+        {
+            let mut ipam = lock(&self.inner.ipam);
+            for (pool, addr) in &undo.addresses {
+                let _ = ipam.release_address(pool, *addr);
+            }
+        }
+        if undo.record {
+            let _ = self.inner.store.delete(&endpoint_key(id));
+        }
+        lock(&net.members).endpoints.remove(id);
+    }
+
+    /// Disconnects a sandbox from a network, live.
+    pub fn disconnect(&self, sandbox: &str, network: &str) -> Result<()> {
+        let sb = self.lookup_sandbox(sandbox)?;
+        let net = self.lookup_network(network)?;
+        let span =
+            tracing::info_span!("disconnect", sandbox = %sb.name(), network = %net.record.name);
+        let _enter = span.enter();
+        let mut st = lock(&sb.state);
+        if !st.endpoints.contains_key(&net.record.id) {
+            return Err(Error::NotConnected {
+                sandbox: sb.name(),
+                network: net.record.name.clone(),
+            });
+        }
+        let result = self.disconnect_locked(&sb, &mut st, &net.record.id);
+        self.publish(&sb, &st);
+        result
+    }
+
+    /// Disconnects one endpoint. The intent is recorded first (the endpoint's record turns
+    /// `Removing`), then every step is idempotent, so a failed disconnect can be asked again
+    /// and a restart finishes one that a crash cut short (it never restores a `Removing`
+    /// endpoint).
+    pub(super) fn disconnect_locked(
+        &self,
+        sb: &Sandbox,
+        st: &mut SandboxState,
+        network: &NetworkId,
+    ) -> Result<()> {
+        let Some(att) = st.endpoints.get_mut(network) else {
+            return Ok(());
+        };
+        if att.record.state != EndpointState::Removing {
+            let mut intent = att.record.clone();
+            intent.state = EndpointState::Removing;
+            self.inner
+                .store
+                .put(&endpoint_key(&intent.id), &encode(&intent))?;
+            att.record = intent;
+        }
+        hit("disconnect.intent")?;
+        let net = att.network.clone();
+        let id = att.record.id.clone();
+        let addrs: Vec<IpAddr> = att
+            .record
+            .ipv4
+            .map(|a| IpAddr::V4(a.addr()))
+            .into_iter()
+            .chain(att.record.ipv6.map(|a| IpAddr::V6(a.addr())))
+            .collect();
+        if sb.files.is_some() {
+            let _ = self
+                .inner
+                .dns
+                .disconnect(sb.record.id.as_str(), network.as_str());
+        }
+        hit("disconnect.dns")?;
+        self.remove_link_rules(&net.record, &addrs)?;
+        net.driver.revoke_external_connectivity(network, &id)?;
+        hit("disconnect.ports")?;
+        match net.driver.leave(network, &id) {
+            Ok(()) | Err(berth_driver::DriverError::EndpointNotFound(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
+        let _ = net.driver.delete_endpoint(network, &id);
+        hit("disconnect.leave")?;
+        st.endpoints.remove(network);
+        self.write_sandbox_files(sb, st);
+        // The interface is gone, and its routes with it: a failure to point the default route
+        // elsewhere does not undo the disconnect (the next change of the sandbox tries again).
+        if let Err(e) = self.update_default_routes(sb, st) {
+            tracing::warn!(sandbox = %sb.name(), error = %e, "default route after a disconnect");
+        }
+        hit("disconnect.routes")?;
+        {
+            let mut ipam = lock(&self.inner.ipam);
+            for addr in addrs {
+                for pool in &net.pools {
+                    if pool.subnet().contains(&addr) {
+                        let _ = ipam.release_address(pool, addr);
+                    }
+                }
+            }
+        }
+        lock(&net.members).endpoints.remove(&id);
+        hit("disconnect.released")?;
+        self.inner.store.delete(&endpoint_key(&id))?;
+        Ok(())
+    }
+
+    /// Points the sandbox's default routes at the first non-internal network, in lexical order of
+    /// network name, that offers a gateway; removes them when there is none.
+    pub(super) fn update_default_routes(&self, sb: &Sandbox, st: &mut SandboxState) -> Result<()> {
+        let pick = |v6: bool| -> Option<(NetworkId, String, IpAddr)> {
+            let mut candidates: Vec<&Attachment> = st
+                .endpoints
+                .values()
+                .filter(|a| !a.network.record.internal)
+                .filter(|a| {
+                    if v6 {
+                        a.join.gateway_v6.is_some()
+                    } else {
+                        a.join.gateway_v4.is_some()
+                    }
+                })
+                .collect();
+            candidates.sort_by(|a, b| a.network.record.name.cmp(&b.network.record.name));
+            candidates.first().map(|a| {
+                let gw = if v6 {
+                    a.join.gateway_v6.map(IpAddr::V6)
+                } else {
+                    a.join.gateway_v4.map(IpAddr::V4)
+                };
+                (
+                    a.record.network.clone(),
+                    a.join.ifname.clone(),
+                    gw.unwrap_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED)),
+                )
+            })
+        };
+        for v6 in [false, true] {
+            let want = pick(v6);
+            let current = if v6 { &st.gateway_v6 } else { &st.gateway_v4 };
+            let want_id = want.as_ref().map(|w| w.0.clone());
+            if *current == want_id {
+                continue;
+            }
+            let base = if v6 {
+                RouteSpec::default_v6()
+            } else {
+                RouteSpec::default_v4()
+            };
+            match want {
+                Some((_, ifname, gw)) => sb
+                    .netlink
+                    .route_replace(&base.via(gw).dev(ifname.as_str()))
+                    .map_err(|e| {
+                        Error::kernel(format!("default route of sandbox {}", sb.name()), e)
+                    })?,
+                None => match sb.netlink.route_delete(&base) {
+                    Ok(()) => {}
+                    Err(e) if e.is_not_found() => {}
+                    Err(e) => {
+                        return Err(Error::kernel(
+                            format!("removing the default route of sandbox {}", sb.name()),
+                            e,
+                        ));
+                    }
+                },
+            }
+            if v6 {
+                st.gateway_v6 = want_id;
+            } else {
+                st.gateway_v4 = want_id;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A connect's options with its legacy links resolved.
+pub(super) struct ConnectRequest {
+    opts: EndpointOptions,
+    legacy_links: Vec<LegacyLink>,
+}
+
+/// What a failed connect must undo, in reverse order.
+#[derive(Default)]
+pub(super) struct Undo {
+    addresses: Vec<(PoolId, IpAddr)>,
+    record: bool,
+    driver_endpoint: bool,
+    joined: bool,
+    attached: bool,
+    ports: bool,
+    dns: bool,
+    links: Vec<LinkRule>,
+}
+
+pub(super) fn next_ifname(st: &SandboxState) -> String {
+    let used: BTreeSet<&str> = st
+        .endpoints
+        .values()
+        .filter_map(|a| a.record.ifname.as_deref())
+        .collect();
+    (0..)
+        .map(|i| format!("eth{i}"))
+        .find(|n| !used.contains(n.as_str()))
+        .unwrap_or_else(|| "eth0".into())
+}

@@ -1,0 +1,195 @@
+//! What listings and inspect show: networks and sandboxes in Docker's inspect shapes, built
+//! from each sandbox's published view (never from its locked state).
+
+use super::*;
+
+impl Controller {
+    /// Every network, in name order.
+    pub fn networks(&self) -> Vec<NetworkInspect> {
+        let nets: Vec<Arc<Network>> = self.read_networks().values().cloned().collect();
+        let mut out: Vec<NetworkInspect> = nets.iter().map(|n| self.inspect(n)).collect();
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        out
+    }
+
+    /// One network, by name, id or unique id prefix.
+    pub fn inspect_network(&self, name_or_id: &str) -> Result<NetworkInspect> {
+        let net = self.lookup_network(name_or_id)?;
+        Ok(self.inspect(&net))
+    }
+
+    pub(super) fn inspect(&self, net: &Network) -> NetworkInspect {
+        let r = &net.record;
+        let config = r
+            .pools_v4
+            .iter()
+            .chain(r.pools_v6.iter())
+            .map(|p| IpamConfigInspect {
+                subnet: p.subnet.to_string(),
+                ip_range: p.ip_range.map(|x| x.to_string()),
+                gateway: p.gateway.map(|g| g.addr().to_string()),
+                aux_addresses: p
+                    .aux_addresses
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.to_string()))
+                    .collect(),
+            })
+            .collect();
+        let members: Vec<(EndpointId, SandboxId)> = lock(&net.members)
+            .endpoints
+            .iter()
+            .map(|(e, s)| (e.clone(), s.clone()))
+            .collect();
+        // The registry's lock is let go before any sandbox's view is read.
+        let sandboxes: Vec<(EndpointId, Arc<Sandbox>)> = {
+            let reg = self.read_sandboxes();
+            members
+                .into_iter()
+                .filter_map(|(e, s)| reg.get(s.as_str()).map(|sb| (e, sb.clone())))
+                .collect()
+        };
+        let mut containers = BTreeMap::new();
+        for (endpoint, sb) in sandboxes {
+            let st = sb.view();
+            let Some(att) = st.endpoints.get(&r.id) else {
+                continue;
+            };
+            if att.record.id != endpoint {
+                continue;
+            }
+            containers.insert(
+                sb.record.id.to_string(),
+                ContainerInspect {
+                    name: sb.name(),
+                    endpoint_id: att.record.id.to_string(),
+                    mac_address: att.record.mac.map(|m| m.to_string()).unwrap_or_default(),
+                    ipv4_address: att.record.ipv4.map(|a| a.to_string()).unwrap_or_default(),
+                    ipv6_address: att.record.ipv6.map(|a| a.to_string()).unwrap_or_default(),
+                },
+            );
+        }
+        NetworkInspect {
+            name: r.name.clone(),
+            id: r.id.to_string(),
+            created: r.created.clone(),
+            scope: Scope::Local.to_string(),
+            driver: r.driver.clone(),
+            enable_ipv6: r.enable_ipv6,
+            ipam: IpamInspect {
+                driver: "default".into(),
+                options: BTreeMap::new(),
+                config,
+            },
+            internal: r.internal,
+            attachable: r.attachable,
+            ingress: false,
+            config_from: ConfigFrom::default(),
+            config_only: false,
+            containers,
+            options: r.options.clone(),
+            labels: r.labels.clone(),
+        }
+    }
+
+    /// Every sandbox, in name order.
+    pub fn sandboxes(&self) -> Vec<SandboxInspect> {
+        let sbs: Vec<Arc<Sandbox>> = self.read_sandboxes().values().cloned().collect();
+        let mut out: Vec<SandboxInspect> = sbs.iter().map(|s| self.inspect_sb(s)).collect();
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        out
+    }
+
+    /// One sandbox, by name, id or unique id prefix.
+    pub fn inspect_sandbox(&self, name_or_id: &str) -> Result<SandboxInspect> {
+        let sb = self.lookup_sandbox(name_or_id)?;
+        Ok(self.inspect_sb(&sb))
+    }
+
+    pub(super) fn inspect_sb(&self, sb: &Sandbox) -> SandboxInspect {
+        let st = sb.view();
+        let mut ports: BTreeMap<String, Vec<PortBindingInspect>> = BTreeMap::new();
+        for a in st.endpoints.values() {
+            for e in &a.record.exposed {
+                for p in e.ports.start()..=e.ports.end() {
+                    ports.entry(format!("{p}/{}", e.proto)).or_default();
+                }
+            }
+            for b in &a.record.ports {
+                for (i, p) in (b.container_ports.start()..=b.container_ports.end()).enumerate() {
+                    let host = if b.host_ports.len() == b.container_ports.len() {
+                        b.host_ports.start() + i as u16
+                    } else {
+                        b.host_ports.start()
+                    };
+                    ports
+                        .entry(format!("{p}/{}", b.proto))
+                        .or_default()
+                        .push(PortBindingInspect {
+                            host_ip: b.host_ip.to_string(),
+                            host_port: host.to_string(),
+                        });
+                }
+            }
+        }
+        let networks = st
+            .endpoints
+            .values()
+            .map(|a| {
+                let r = &a.record;
+                (
+                    a.network_name.clone(),
+                    SandboxNetworkInspect {
+                        network_id: r.network.to_string(),
+                        endpoint_id: r.id.to_string(),
+                        ip_address: r.ipv4.map(|n| n.addr().to_string()).unwrap_or_default(),
+                        ip_prefix_len: r.ipv4.map_or(0, |n| n.prefix_len()),
+                        gateway: a.join.gateway_v4.map(|g| g.to_string()).unwrap_or_default(),
+                        ipv6_address: r.ipv6.map(|n| n.addr().to_string()).unwrap_or_default(),
+                        ipv6_prefix_len: r.ipv6.map_or(0, |n| n.prefix_len()),
+                        ipv6_gateway: a.join.gateway_v6.map(|g| g.to_string()).unwrap_or_default(),
+                        mac_address: r.mac.map(|m| m.to_string()).unwrap_or_default(),
+                        aliases: r.aliases.clone(),
+                        links: r.links.iter().map(|(n, a)| format!("{n}:{a}")).collect(),
+                        interface: r.ifname.clone().unwrap_or_default(),
+                    },
+                )
+            })
+            .collect();
+        let path = |p: std::path::PathBuf| p.display().to_string();
+        SandboxInspect {
+            hosts_path: sb.files.as_ref().map(|f| path(f.hosts_path())),
+            resolv_conf_path: sb.files.as_ref().map(|f| path(f.resolv_conf_path())),
+            name: sb.name(),
+            id: sb.record.id.to_string(),
+            created: sb.record.created.clone(),
+            sandbox_key: if sb.record.host_mode {
+                self.inner.host_key.display().to_string()
+            } else {
+                sb.record.netns.display().to_string()
+            },
+            networks,
+            ports,
+            link_env: link_env_of(&sb.name(), &st),
+        }
+    }
+
+    /// Publishes the sandbox's endpoints for listings (called with its state lock held, after
+    /// every change and on every way out of one).
+    pub(super) fn publish(&self, sb: &Sandbox, st: &SandboxState) {
+        let view = SandboxView {
+            endpoints: st
+                .endpoints
+                .iter()
+                .map(|(id, a)| {
+                    let v = EndpointView {
+                        record: a.record.clone(),
+                        join: a.join.clone(),
+                        network_name: a.network.record.name.clone(),
+                    };
+                    (id.clone(), v)
+                })
+                .collect(),
+        };
+        *lock(&sb.view) = Arc::new(view);
+    }
+}

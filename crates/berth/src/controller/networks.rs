@@ -1,0 +1,337 @@
+//! Networks: create (pools first, then the record, then the driver), remove (intent first),
+//! prune, and the predefined `bridge`, `host` and `none`.
+
+use super::*;
+
+impl Controller {
+    /// Creates a network; returns its id.
+    pub fn create_network(&self, req: NetworkCreate) -> Result<NetworkId> {
+        let span = tracing::info_span!("create_network", name = %req.name, driver = %req.driver);
+        let _enter = span.enter();
+        validate_name("network", &req.name)?;
+        let driver = self.driver(&req.driver)?;
+        if !driver.capabilities().user_creatable {
+            return Err(Error::InvalidRequest(format!(
+                "only one instance of \"{}\" network is allowed",
+                req.driver
+            )));
+        }
+        // Only an existing *name* conflicts: a new name may well be a prefix of some network's id.
+        if self.read_networks().named(&req.name).is_some() {
+            return Err(Error::NetworkExists(req.name));
+        }
+        self.create_network_inner(req, driver)
+    }
+
+    pub(super) fn create_network_inner(
+        &self,
+        req: NetworkCreate,
+        driver: Arc<dyn Driver>,
+    ) -> Result<NetworkId> {
+        let options = driver.parse_options(&req.options)?;
+        if req.enable_ipv6 && !self.inner.config.ipv6 && self.inner.firewall.is_some() {
+            return Err(Error::InvalidRequest(format!(
+                "network {}: IPv6 networks need the daemon's ipv6 setting (berth programs ip6tables only then)",
+                req.name
+            )));
+        }
+        let creates_interfaces = driver.capabilities().creates_interfaces;
+        let (pools_v4, pools_v6, pool_ids) = if creates_interfaces {
+            self.allocate_pools(&req)?
+        } else {
+            (Vec::new(), Vec::new(), Vec::new())
+        };
+        let id = NetworkId::from_bytes(random_id());
+        let record = NetworkRecord {
+            id: id.clone(),
+            name: req.name.clone(),
+            driver: driver.name().to_owned(),
+            created: now_rfc3339(),
+            internal: req.internal,
+            attachable: req.attachable,
+            enable_ipv6: req.enable_ipv6,
+            options: req.options.clone(),
+            labels: req.labels.clone(),
+            pools_v4,
+            pools_v6,
+            removing: false,
+        };
+        let release_pools = |c: &Controller| {
+            let mut ipam = lock(&c.inner.ipam);
+            for p in &pool_ids {
+                let _ = ipam.release_pool(p);
+            }
+        };
+        let txn = Txn::new()
+            .when(network_name_key(&req.name), Expect::Absent)
+            .put(network_name_key(&req.name), id.as_str().as_bytes().to_vec())
+            .put(network_key(&id), encode(&record));
+        if let Err(e) = self.inner.store.commit(txn) {
+            release_pools(self);
+            return Err(match e {
+                berth_store::Error::Conflict { .. } => Error::NetworkExists(req.name),
+                other => other.into(),
+            });
+        }
+        hit("network.create.recorded")?;
+        if let Err(e) = driver.create_network(&spec_of(&record), &options) {
+            release_pools(self);
+            let _ = self.inner.store.commit(
+                Txn::new()
+                    .delete(network_name_key(&req.name))
+                    .delete(network_key(&id)),
+            );
+            return Err(e.into());
+        }
+        hit("network.create.driver")?;
+        if let Err(e) = self.dns_network(&record) {
+            let _ = driver.delete_network(&id);
+            release_pools(self);
+            let _ = self.inner.store.commit(
+                Txn::new()
+                    .delete(network_name_key(&req.name))
+                    .delete(network_key(&id)),
+            );
+            return Err(e);
+        }
+        let net = Arc::new(Network {
+            record,
+            driver,
+            pools: pool_ids,
+            members: Mutex::new(Members::default()),
+        });
+        self.write_networks()
+            .insert(id.as_str(), &net.record.name, net.clone());
+        tracing::info!(id = %id.short(), "network created");
+        Ok(id)
+    }
+
+    /// Requests the network's pools and gateways from IPAM; all or nothing.
+    pub(super) fn allocate_pools(
+        &self,
+        req: &NetworkCreate,
+    ) -> Result<(Vec<PoolRecord>, Vec<PoolRecord>, Vec<PoolId>)> {
+        let mut wanted: Vec<(IpFamily, IpamPoolConfig)> = Vec::new();
+        for p in &req.ipam {
+            let family = match (p.subnet, p.gateway, p.ip_range) {
+                (Some(s), _, _) => family_of(&s),
+                (None, Some(g), _) => family_of_addr(g),
+                (None, None, Some(r)) => family_of(&r),
+                (None, None, None) => IpFamily::V4,
+            };
+            if family == IpFamily::V6 && !req.enable_ipv6 {
+                return Err(Error::InvalidRequest(format!(
+                    "network {}: an IPv6 subnet needs --ipv6",
+                    req.name
+                )));
+            }
+            wanted.push((family, p.clone()));
+        }
+        if !wanted.iter().any(|(f, _)| *f == IpFamily::V4) {
+            wanted.insert(0, (IpFamily::V4, IpamPoolConfig::default()));
+        }
+        if req.enable_ipv6 && !wanted.iter().any(|(f, _)| *f == IpFamily::V6) {
+            wanted.push((IpFamily::V6, IpamPoolConfig::default()));
+        }
+        let exclude = self.host_exclusions();
+        let mut ipam = lock(&self.inner.ipam);
+        let mut ids = Vec::new();
+        let mut v4 = Vec::new();
+        let mut v6 = Vec::new();
+        let result = (|| -> Result<()> {
+            for (family, p) in &wanted {
+                let mut pr = match p.subnet {
+                    Some(s) => PoolRequest::new(AddressSpace::Local, s),
+                    None => PoolRequest::from_defaults(AddressSpace::Local, *family)
+                        .with_exclude(exclude.clone()),
+                };
+                if let Some(r) = p.ip_range {
+                    pr = pr.with_ip_range(r);
+                }
+                for (name, addr) in &p.aux_addresses {
+                    pr = pr.with_aux_address(name.clone(), *addr);
+                }
+                let id = ipam.request_pool(&pr)?;
+                ids.push(id);
+                let gateway = ipam.request_address(&id, AddressRequest::Gateway(p.gateway))?;
+                let rec = PoolRecord {
+                    subnet: id.subnet(),
+                    ip_range: id.range(),
+                    gateway: Some(gateway),
+                    aux_addresses: p.aux_addresses.clone(),
+                    user_subnet: p.subnet.is_some(),
+                    user_gateway: p.gateway.is_some(),
+                };
+                match family {
+                    IpFamily::V4 => v4.push(rec),
+                    IpFamily::V6 => v6.push(rec),
+                }
+            }
+            Ok(())
+        })();
+        match result {
+            Ok(()) => Ok((v4, v6, ids)),
+            Err(e) => {
+                for id in &ids {
+                    let _ = ipam.release_pool(id);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// The host's routes (and IPv4 nameservers), which default pools must not overlap.
+    pub(super) fn host_exclusions(&self) -> Vec<IpNet> {
+        let mut out = Vec::new();
+        for family in [NlFamily::V4, NlFamily::V6] {
+            if let Ok(routes) = self.inner.host_netlink.route_list(family, None) {
+                out.extend(
+                    routes
+                        .into_iter()
+                        .map(|r| r.dst)
+                        .filter(|d| d.prefix_len() > 0),
+                );
+            }
+        }
+        if let Ok(resolv) = std::fs::read_to_string("/etc/resolv.conf") {
+            for line in resolv.lines() {
+                let mut words = line.split_whitespace();
+                if words.next() == Some("nameserver") {
+                    if let Some(Ok(ip)) = words.next().map(str::parse::<IpAddr>) {
+                        out.push(IpNet::from(ip));
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// Removes a network (by name, id or unique id prefix).
+    pub fn remove_network(&self, name_or_id: &str) -> Result<()> {
+        let net = self.lookup_network(name_or_id)?;
+        let span = tracing::info_span!("remove_network", name = %net.record.name);
+        let _enter = span.enter();
+        if PREDEFINED_NETWORKS.contains(&net.record.name.as_str()) {
+            return Err(Error::PredefinedNetwork(net.record.name.clone()));
+        }
+        {
+            let mut members = lock(&net.members);
+            if members.removed {
+                return Err(Error::NetworkNotFound(name_or_id.to_owned()));
+            }
+            if !members.endpoints.is_empty() {
+                return Err(Error::ActiveEndpoints {
+                    name: net.record.name.clone(),
+                    id: net.record.id.short().to_owned(),
+                });
+            }
+            members.removed = true;
+        }
+        // Intent first: a restart finishes a removal that a crash cut short.
+        let mut intent = net.record.clone();
+        intent.removing = true;
+        if let Err(e) = self
+            .inner
+            .store
+            .put(&network_key(&intent.id), &encode(&intent))
+        {
+            lock(&net.members).removed = false;
+            return Err(e.into());
+        }
+        hit("network.remove.intent")?;
+        match net.driver.delete_network(&net.record.id) {
+            Ok(()) | Err(berth_driver::DriverError::NetworkNotFound(_)) => {}
+            Err(e) => {
+                // Asking again finishes it (the driver's removal is idempotent), and so does
+                // a restart.
+                lock(&net.members).removed = false;
+                return Err(e.into());
+            }
+        }
+        hit("network.remove.driver")?;
+        {
+            let mut ipam = lock(&self.inner.ipam);
+            for p in &net.pools {
+                let _ = ipam.release_pool(p);
+            }
+        }
+        self.inner.store.commit(
+            Txn::new()
+                .delete(network_name_key(&net.record.name))
+                .delete(network_key(&net.record.id)),
+        )?;
+        self.write_networks()
+            .remove(net.record.id.as_str(), &net.record.name);
+        let _ = self.inner.dns.remove_network(net.record.id.as_str());
+        Ok(())
+    }
+
+    /// Removes every user-defined network without endpoints; returns their names.
+    pub fn prune_networks(&self) -> Result<Vec<String>> {
+        let candidates: Vec<String> = self
+            .read_networks()
+            .values()
+            .filter(|n| !PREDEFINED_NETWORKS.contains(&n.record.name.as_str()))
+            .filter(|n| lock(&n.members).endpoints.is_empty())
+            .map(|n| n.record.id.to_string())
+            .collect();
+        let mut removed = Vec::new();
+        for id in candidates {
+            let name = match self.lookup_network(&id) {
+                Ok(n) => n.record.name.clone(),
+                Err(_) => continue,
+            };
+            match self.remove_network(&id) {
+                Ok(()) => removed.push(name),
+                Err(Error::ActiveEndpoints { .. } | Error::NetworkNotFound(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        removed.sort();
+        Ok(removed)
+    }
+
+    pub(super) fn ensure_predefined(&self) -> Result<()> {
+        let cfg = &self.inner.config;
+        if self.read_networks().named("bridge").is_none() {
+            let mut opts = RawOptions::new();
+            let mut set = |k: &str, v: String| {
+                opts.insert(k.to_owned(), v);
+            };
+            set(berth_bridge::DEFAULT_BRIDGE, "true".into());
+            set(berth_bridge::ENABLE_ICC, cfg.icc.to_string());
+            set(berth_bridge::ENABLE_IP_MASQUERADE, cfg.ip_masq.to_string());
+            set(
+                berth_bridge::HOST_BINDING_IPV4,
+                cfg.default_bind_ip.to_string(),
+            );
+            set(berth_bridge::BRIDGE_NAME, "docker0".into());
+            set(berth_bridge::MTU, cfg.mtu.unwrap_or(1500).to_string());
+            let mut req = NetworkCreate::new("bridge");
+            req.options = opts;
+            req.ipam.push(IpamPoolConfig {
+                subnet: cfg.bip.map(|b| IpNet::V4(b.trunc())),
+                gateway: cfg.bip.map(|b| IpAddr::V4(b.addr())),
+                ..Default::default()
+            });
+            if cfg.ipv6 {
+                if let Some(v6) = cfg.fixed_cidr_v6 {
+                    req.enable_ipv6 = true;
+                    req.ipam.push(IpamPoolConfig {
+                        subnet: Some(IpNet::V6(v6)),
+                        ..Default::default()
+                    });
+                }
+            }
+            self.create_network_inner(req, self.driver("bridge")?)?;
+        }
+        for (name, driver) in [("host", "host"), ("none", "null")] {
+            if self.read_networks().named(name).is_none() {
+                let mut req = NetworkCreate::new(name);
+                req.driver = driver.into();
+                self.create_network_inner(req, self.driver(driver)?)?;
+            }
+        }
+        Ok(())
+    }
+}
