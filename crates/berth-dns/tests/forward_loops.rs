@@ -9,65 +9,22 @@
 
 mod common;
 
-use std::fmt::Write as _;
 use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use berth_dns::{DnsSettings, ResolvMode, plan_resolv_conf};
-use berth_testhost::TestHost;
+use berth_testhost::{TestHost, logs};
 use common::{Mode, UPSTREAM, World};
 use hickory_proto::op::{Message, Query, ResponseCode};
 use hickory_proto::rr::{Name, RData, RecordType};
 
-// ---------------------------------------------------------------------------------------------
-// Log capture: the resolver's warnings, from whatever thread logs them.
-
-static LOGS: Mutex<Vec<String>> = Mutex::new(Vec::new());
-
-struct Capture;
-
-struct Fields<'a>(&'a mut String);
-
-impl tracing::field::Visit for Fields<'_> {
-    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
-        let _ = write!(self.0, "{}={:?} ", field.name(), value);
-    }
-}
-
-impl tracing::Subscriber for Capture {
-    fn enabled(&self, meta: &tracing::Metadata<'_>) -> bool {
-        *meta.level() <= tracing::Level::WARN
-    }
-    fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
-        tracing::span::Id::from_u64(1)
-    }
-    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
-    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
-    fn event(&self, event: &tracing::Event<'_>) {
-        let mut line = format!("{} ", event.metadata().level());
-        event.record(&mut Fields(&mut line));
-        LOGS.lock().unwrap().push(line);
-    }
-    fn enter(&self, _: &tracing::span::Id) {}
-    fn exit(&self, _: &tracing::span::Id) {}
-}
-
-fn capture_logs() {
-    static ONCE: OnceLock<()> = OnceLock::new();
-    ONCE.get_or_init(|| {
-        tracing::subscriber::set_global_default(Capture).expect("the only subscriber");
-    });
-}
-
 /// The captured warnings that contain every one of `words`.
 fn warnings_with(words: &[&str]) -> Vec<String> {
-    LOGS.lock()
-        .unwrap()
-        .iter()
-        .filter(|l| l.starts_with("WARN") && words.iter().all(|w| l.contains(w)))
-        .cloned()
+    logs::matching(words)
+        .into_iter()
+        .filter(|l| l.starts_with("WARN"))
         .collect()
 }
 
@@ -203,7 +160,7 @@ fn upstream() -> SocketAddr {
 
 #[test]
 fn dns_127_0_0_11_is_never_an_upstream_and_answers_servfail_at_once() {
-    capture_logs();
+    logs::capture();
     // The planner drops it from `--dns` (the file still names only 127.0.0.11).
     let plan = plan_resolv_conf(
         "nameserver 10.0.0.1\n",
@@ -227,7 +184,7 @@ fn dns_127_0_0_11_is_never_an_upstream_and_answers_servfail_at_once() {
     assert!(
         !warnings_with(&["sb-selfie", "127.0.0.11"]).is_empty(),
         "the dropped upstream is logged: {:?}",
-        LOGS.lock().unwrap()
+        logs::lines()
     );
 
     let sock = client(sa, Duration::from_secs(6));
@@ -257,7 +214,7 @@ fn dns_127_0_0_11_is_never_an_upstream_and_answers_servfail_at_once() {
 
 #[test]
 fn a_loop_through_another_sandbox_is_cut_at_the_first_return_and_logged() {
-    capture_logs();
+    logs::capture();
     let mut w = World::new(Mode::Answer);
     w.network("loopnet2", 12, false, true);
     let a = w.sandbox("ringa", &[]);
@@ -298,7 +255,7 @@ fn a_loop_through_another_sandbox_is_cut_at_the_first_return_and_logged() {
     assert!(
         !logged.is_empty(),
         "the loop is logged: {:?}",
-        LOGS.lock().unwrap()
+        logs::lines()
     );
     assert!(
         logged.iter().any(|l| l.contains("loop.example")),
@@ -407,7 +364,7 @@ fn p99(mut v: Vec<Duration>) -> Duration {
 
 #[test]
 fn one_sandboxs_looping_storm_does_not_slow_another_sandboxs_lookups() {
-    capture_logs();
+    logs::capture();
     let mut w = World::new(Mode::Answer);
     w.network("loopnet3", 13, false, true);
     let b = w.sandbox("victim", &[]);

@@ -16,6 +16,7 @@
 //! // host and peer are deleted when they go out of scope
 //! ```
 
+pub mod logs;
 pub mod traffic;
 
 use std::ffi::OsStr;
