@@ -130,8 +130,10 @@ fn loopback_stays_local(backend: Backend) {
         "127.0.0.1:2223",
         "secret",
     );
-    route_loopback_via(c.netns(), "eth0", "172.16.11.1");
-    route_loopback_via(lab.peer.netns(), "eth0", "192.0.2.1");
+    berth_testhost::route_loopback_via(c.netns(), "eth0", "172.16.11.1")
+        .expect("routing 127.0.0.1 to the gateway");
+    berth_testhost::route_loopback_via(lab.peer.netns(), "eth0", "192.0.2.1")
+        .expect("routing 127.0.0.1 to the gateway");
 
     let fw = lab.firewall(config(backend));
     fw.add_network(NetworkRules::new(

@@ -344,6 +344,43 @@ pub fn ping_in(ns: &Netns, addr: &str) -> bool {
     cmd.status().map(|s| s.success()).unwrap_or(false)
 }
 
+/// Makes `ns` send what it addresses to 127.0.0.1 out of `dev` to the gateway `gw`, and accept
+/// answers from 127.0.0.1 there: the frames an attacker writes by hand (to the gateway's MAC,
+/// IP destination 127.0.0.1), made by the namespace's own stack so that real TCP and UDP sockets
+/// can use them. The route to 127.0.0.1 sits in a table looked up before the local one;
+/// `route_localnet` lets the answers (from 127.0.0.1) in.
+pub fn route_loopback_via(ns: &Netns, dev: &str, gw: &str) -> Result<()> {
+    let sysctl = format!("net.ipv4.conf.{dev}.route_localnet=1");
+    let table = ["table", "100"];
+    let steps: [Vec<&str>; 5] = [
+        vec!["sysctl", "-qw", &sysctl],
+        [
+            &["ip", "route", "add", "127.0.0.1/32", "via", gw, "dev", dev][..],
+            &table,
+        ]
+        .concat(),
+        vec![
+            "ip",
+            "rule",
+            "add",
+            "to",
+            "127.0.0.1/32",
+            "lookup",
+            "100",
+            "pref",
+            "10",
+        ],
+        vec!["ip", "rule", "add", "pref", "100", "lookup", "local"],
+        vec!["ip", "rule", "del", "pref", "0"],
+    ];
+    for step in steps {
+        let mut cmd = ns.command(step[0]);
+        cmd.args(&step[1..]);
+        checked(cmd)?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

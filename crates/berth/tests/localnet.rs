@@ -40,51 +40,6 @@ fn udp_reaches(ns: &Netns, to: &str) -> bool {
     udp_exchange(ns, sa(to), SHORT).is_ok()
 }
 
-/// Makes `ns` send what it addresses to 127.0.0.1 out of `dev` to the gateway `gw`, and accept
-/// answers from 127.0.0.1 there: the frames an attacker writes by hand (to the gateway's MAC,
-/// IP destination 127.0.0.1), made by the namespace's own stack so that real TCP and UDP
-/// sockets can use them. The route to 127.0.0.1 sits in a table looked up before the local
-/// one; `route_localnet` lets the answers (from 127.0.0.1) in.
-fn route_loopback_via(ns: &Netns, dev: &str, gw: &str) {
-    let sysctl = format!("net.ipv4.conf.{dev}.route_localnet=1");
-    let steps: [&[&str]; 5] = [
-        &["sysctl", "-qw", &sysctl],
-        &[
-            "ip",
-            "route",
-            "add",
-            "127.0.0.1/32",
-            "via",
-            gw,
-            "dev",
-            dev,
-            "table",
-            "100",
-        ],
-        &[
-            "ip",
-            "rule",
-            "add",
-            "to",
-            "127.0.0.1/32",
-            "lookup",
-            "100",
-            "pref",
-            "10",
-        ],
-        &["ip", "rule", "add", "pref", "100", "lookup", "local"],
-        &["ip", "rule", "del", "pref", "0"],
-    ];
-    for step in steps {
-        let out = ns.command(step[0]).args(&step[1..]).output().unwrap();
-        assert!(
-            out.status.success(),
-            "{step:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-}
-
 /// A TCP listener and a UDP socket that count what reaches them and answer
 /// `"<banner> from <client>"`: "the listener gets nothing" is a count that does not move.
 struct Catch {
@@ -205,14 +160,16 @@ impl Scene {
             .output()
             .unwrap();
         if String::from_utf8_lossy(&routed.stdout).trim().is_empty() {
-            route_loopback_via(&client, &ep.interface, &ep.gateway);
+            berth_testhost::route_loopback_via(&client, &ep.interface, &ep.gateway)
+                .expect("routing 127.0.0.1 to the gateway");
         }
         let routed = self
             .peer
             .run("ip", &["rule", "show", "pref", "10"])
             .unwrap();
         if routed.trim().is_empty() {
-            route_loopback_via(self.peer.netns(), "eth0", "192.0.2.1");
+            berth_testhost::route_loopback_via(self.peer.netns(), "eth0", "192.0.2.1")
+                .expect("routing 127.0.0.1 to the gateway");
         }
     }
 

@@ -294,55 +294,6 @@ pub fn udp_blocked(ns: &Netns, to: &str) -> bool {
     udp_exchange(ns, addr(to), Duration::from_millis(700)).is_err()
 }
 
-/// Makes `ns` send what it addresses to 127.0.0.1 out of `dev` to the gateway `gw`, and accept
-/// answers from 127.0.0.1 there: the frames an attacker writes by hand (to the gateway's MAC,
-/// IP destination 127.0.0.1), made by the namespace's own stack so that real TCP and UDP
-/// sockets can use them. A route to 127.0.0.1 is looked up after the local table, so the rule
-/// for it goes first; `route_localnet` lets the answers (from 127.0.0.1) in.
-pub fn route_loopback_via(ns: &Netns, dev: &str, gw: &str) {
-    let sysctl = format!("net.ipv4.conf.{dev}.route_localnet=1");
-    let steps: [&[&str]; 5] = [
-        &["sysctl", "-qw", &sysctl],
-        &[
-            "ip",
-            "route",
-            "add",
-            "127.0.0.1/32",
-            "via",
-            gw,
-            "dev",
-            dev,
-            "table",
-            "100",
-        ],
-        &[
-            "ip",
-            "rule",
-            "add",
-            "to",
-            "127.0.0.1/32",
-            "lookup",
-            "100",
-            "pref",
-            "10",
-        ],
-        &["ip", "rule", "add", "pref", "100", "lookup", "local"],
-        &["ip", "rule", "del", "pref", "0"],
-    ];
-    for step in steps {
-        let out = ns
-            .command(step[0])
-            .args(&step[1..])
-            .output()
-            .expect("run a routing step");
-        assert!(
-            out.status.success(),
-            "{step:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-}
-
 /// A TCP listener and a UDP socket that count what reaches them (and answer like [`serve`] and
 /// [`serve_udp`]): "the listener gets nothing" is a count that does not move. Stops on drop.
 pub struct Catch {
