@@ -67,6 +67,16 @@ pub enum Error {
         /// What was wrong.
         message: String,
     },
+    /// A path that should name a network namespace names something else: a regular file (such as
+    /// a mount point whose bind mount a crash cut short, or one unmounted since), a FIFO, a
+    /// device, a directory or another type of namespace. Nothing was opened for real.
+    #[error("{object}: {message}")]
+    NotANamespace {
+        /// The path, as "network namespace PATH".
+        object: String,
+        /// What the file is instead.
+        message: String,
+    },
     /// A value given by the caller is out of range or inconsistent (checked before any request).
     #[error("invalid argument for {object}: {message}")]
     InvalidArgument {
@@ -126,6 +136,13 @@ impl Error {
     /// True for [`Error::NotFound`].
     pub fn is_not_found(&self) -> bool {
         matches!(self, Error::NotFound { .. })
+    }
+
+    /// True when a namespace path is gone for good: it does not exist ([`Error::NotFound`]) or
+    /// it is no namespace ([`Error::NotANamespace`], e.g. the empty mount point a crash during
+    /// [`crate::Netns::create_in`] leaves). Any other failure to open may be transient.
+    pub fn is_gone(&self) -> bool {
+        matches!(self, Error::NotFound { .. } | Error::NotANamespace { .. })
     }
 }
 

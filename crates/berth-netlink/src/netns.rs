@@ -96,7 +96,7 @@ impl Netns {
     /// The path is first opened with `O_PATH` (which never blocks and has no side effect on a
     /// FIFO or a device) and checked to live on the namespace filesystem; only then is it opened
     /// for real. Anything else (a regular file, a FIFO, a device, a directory) is refused with
-    /// [`Error::InvalidArgument`] without being opened or sent an ioctl. A path that does not
+    /// [`Error::NotANamespace`] without being opened or sent an ioctl. A path that does not
     /// exist is [`Error::NotFound`]; other failures to open keep their cause (see
     /// [`Error::is_not_found`]: only that one means the namespace is really gone).
     pub fn open(path: impl AsRef<Path>) -> Result<Netns> {
@@ -118,7 +118,7 @@ impl Netns {
             .map(|fs| fs.filesystem_type() == nix::sys::statfs::NSFS_MAGIC)
             .map_err(|e| Error::io(format!("statfs on {}", path.display()), e.into()))?;
         if !on_nsfs {
-            return Err(Error::InvalidArgument {
+            return Err(Error::NotANamespace {
                 object: object(),
                 message:
                     "the file is not a namespace (not a mounted namespace or /proc/PID/ns/net)"
@@ -389,7 +389,7 @@ fn check_is_netns(fd: &OwnedFd, path: &Path) -> Result<()> {
     if rc == libc::CLONE_NEWNET {
         Ok(())
     } else {
-        Err(Error::InvalidArgument {
+        Err(Error::NotANamespace {
             object: format!("network namespace {}", path.display()),
             message: "the file is not a network namespace (not mounted, or another namespace type)"
                 .into(),
