@@ -47,6 +47,11 @@ pub(crate) const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 pub(crate) const MAX_CONNECTIONS: usize = 256;
 /// How long a stop waits for requests in flight.
 pub(crate) const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
+/// The first wait before retrying what the start could not restore; it doubles after each
+/// try that leaves something degraded, up to [`RETRY_LONGEST`].
+const RETRY_FIRST: Duration = Duration::from_secs(2);
+/// The longest wait between two retries of degraded sandboxes.
+const RETRY_LONGEST: Duration = Duration::from_secs(60);
 
 type Body = Full<Bytes>;
 
@@ -98,6 +103,45 @@ pub(crate) fn run(settings: DaemonSettings) -> Result<()> {
     result
 }
 
+/// Retries what the start could not restore (see [`Controller::retry_degraded`]) with a
+/// doubling back-off, until nothing is degraded. Nothing becomes degraded after the start, so
+/// the task then ends.
+async fn retry_degraded(state: Arc<State>) {
+    let mut wait = retry_first();
+    loop {
+        tokio::time::sleep(wait).await;
+        let st = state.clone();
+        let left = match tokio::task::spawn_blocking(move || st.ctl.retry_degraded()).await {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::error!(error = %e, "retrying degraded sandboxes");
+                return;
+            }
+        };
+        if left == 0 {
+            return;
+        }
+        tracing::info!(
+            degraded = left,
+            next_in_s = wait.as_secs(),
+            "sandboxes still degraded"
+        );
+        wait = (wait * 2).min(RETRY_LONGEST);
+    }
+}
+
+/// [`RETRY_FIRST`], or in debug builds `BERTH_TEST_RETRY_MS` when set (for tests).
+fn retry_first() -> Duration {
+    #[cfg(debug_assertions)]
+    if let Some(ms) = std::env::var("BERTH_TEST_RETRY_MS")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        return Duration::from_millis(ms);
+    }
+    RETRY_FIRST
+}
+
 /// [`WRITE_TIMEOUT`], or in debug builds `BERTH_TEST_WRITE_TIMEOUT_MS` when set (for tests).
 fn write_timeout() -> Duration {
     #[cfg(debug_assertions)]
@@ -122,6 +166,7 @@ async fn serve(state: Arc<State>, socket: PathBuf, gid: nix::unistd::Gid) -> Res
     let limit = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     tracing::info!(socket = %socket.display(), "API listening on unix://{}", socket.display());
+    tokio::spawn(retry_degraded(state.clone()));
     loop {
         let permit = tokio::select! {
             p = limit.clone().acquire_owned() => match p {
@@ -301,7 +346,7 @@ pub fn status_of(e: &berth::Error) -> u16 {
     use berth::Error as E;
     match e {
         E::NetworkNotFound(_) | E::SandboxNotFound(_) | E::DriverNotFound(_) => 404,
-        E::NetworkExists(_) | E::SandboxExists { .. } => 409,
+        E::NetworkExists(_) | E::SandboxExists { .. } | E::Degraded { .. } => 409,
         E::AlreadyConnected { .. }
         | E::PredefinedNetwork(_)
         | E::ActiveEndpoints { .. }

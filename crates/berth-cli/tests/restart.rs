@@ -246,3 +246,62 @@ fn kill9_during_a_burst_of_creates_converges() {
     assert!(!ips.contains(&ip));
     assert!(f.ping("after", "10.91.0.2"));
 }
+
+#[test]
+fn the_daemon_retries_a_degraded_sandbox_in_the_background() {
+    let mut f = Fixture::new();
+    f.ok(&["network", "create", "--subnet", "10.92.0.0/24", "retry_nw"]);
+    f.ok(&[
+        "sandbox",
+        "create",
+        "--name",
+        "kept",
+        "--network",
+        "retry_nw",
+        "--ip",
+        "10.92.0.5",
+    ]);
+    f.sigterm();
+    // Its namespace cannot be opened at this start (an injected transient error): the daemon
+    // answers all the same, shows it degraded, and refuses to connect it, with the reason.
+    f.try_start_with_env(&[
+        ("BERTH_FAILPOINTS", "restore.netns_open=error@1"),
+        ("BERTH_TEST_RETRY_MS", "1500"),
+    ])
+    .unwrap();
+    let reply = f.http("GET", "/sandboxes/kept", None);
+    assert_eq!(reply.status, 200);
+    let degraded = reply.json()["Degraded"].to_string();
+    assert!(degraded.contains("injected"), "{degraded}");
+    let refused = f.http(
+        "POST",
+        "/networks/bridge/connect",
+        Some(r#"{"Container":"kept"}"#),
+    );
+    assert_eq!(refused.status, 409, "{}", refused.message());
+    assert!(
+        refused.message().contains("degraded"),
+        "{}",
+        refused.message()
+    );
+    assert!(f.ping("kept", "10.92.0.1"), "its traffic never stopped");
+    // The daemon's own retry brings it back, without anyone asking.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let insp = f.http("GET", "/sandboxes/kept", None).json();
+        if insp.get("Degraded").is_none() {
+            assert_eq!(insp["Networks"]["retry_nw"]["Gateway"], "10.92.0.1");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still degraded after 10 s:\n{}",
+            f.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(f.log().contains("degraded sandbox restored"), "{}", f.log());
+    f.ok(&["network", "connect", "bridge", "kept"]);
+    f.ok(&["sandbox", "rm", "kept"]);
+    f.ok(&["network", "rm", "retry_nw"]);
+}

@@ -44,6 +44,7 @@ use crate::requests::{
 };
 use crate::time::now_rfc3339;
 
+mod degraded;
 mod endpoints;
 mod files;
 mod inspect;
@@ -52,6 +53,7 @@ mod networks;
 mod restore;
 mod sandboxes;
 mod validate;
+use degraded::{DegradedSandbox, Trouble};
 use links::*;
 use restore::{bind_host_key, instance_id, load};
 use validate::*;
@@ -74,9 +76,10 @@ impl std::fmt::Debug for Controller {
     }
 }
 
-/// Lock order: a sandbox's `state`, then (briefly) a registry, a network's `members` or IPAM.
-/// Nothing takes a sandbox's `state` while it holds a registry lock, so listings and renames
-/// never wait on each other in a cycle.
+/// Lock order: a degraded sandbox's `op`, then a sandbox's `state`, then (briefly) a registry,
+/// a network's `members`, IPAM or the `degraded` map. Nothing takes a sandbox's `state` while
+/// it holds a registry lock, so listings and renames never wait on each other in a cycle; the
+/// `degraded` map is held only to copy from or update it.
 struct Inner {
     config: Config,
     host: Netns,
@@ -94,6 +97,9 @@ struct Inner {
     sandboxes: RwLock<Registry<Sandbox>>,
     /// The next namespace id to give a sandbox in the host namespace (see [`NSID_TOP`]).
     next_nsid: AtomicI32,
+    /// Sandboxes a start could not open again (a transient error on their namespace), with
+    /// their endpoints, waiting for [`Controller::retry_degraded`]. Not in `sandboxes`.
+    degraded: Mutex<BTreeMap<SandboxId, DegradedSandbox>>,
 }
 
 /// The namespace ids berth gives sandboxes in the host namespace count down from here to
@@ -140,6 +146,8 @@ struct Sandbox {
 #[derive(Default)]
 struct SandboxView {
     endpoints: BTreeMap<NetworkId, EndpointView>,
+    /// Why some of its endpoints are not fully restored (see [`SandboxState::troubles`]).
+    troubles: Vec<String>,
 }
 
 /// One endpoint as listings see it.
@@ -163,6 +171,9 @@ impl Sandbox {
 #[derive(Default)]
 struct SandboxState {
     endpoints: BTreeMap<NetworkId, Attachment>,
+    /// Endpoints a start could not fully restore (their attachment is in `endpoints`, with
+    /// what did come back), waiting for [`Controller::retry_degraded`].
+    troubles: BTreeMap<NetworkId, Trouble>,
     gateway_v4: Option<NetworkId>,
     gateway_v6: Option<NetworkId>,
     removed: bool,
@@ -391,6 +402,7 @@ impl Controller {
             networks: RwLock::new(Registry::default()),
             sandboxes: RwLock::new(Registry::default()),
             next_nsid: AtomicI32::new(NSID_TOP),
+            degraded: Mutex::default(),
         };
         // Below every id of berth's range already given (sandboxes from before a restart).
         if let Ok(ids) = inner.host_netlink.nsid_list()
@@ -460,10 +472,26 @@ impl Controller {
         })
     }
 
+    /// A live sandbox by name, id or unique id prefix. A degraded one (see
+    /// [`Controller::retry_degraded`]) is [`Error::Degraded`], naming why.
     fn lookup_sandbox(&self, key: &str) -> Result<Arc<Sandbox>> {
-        self.read_sandboxes()
-            .find(key)
-            .map_err(|_| Error::SandboxNotFound(key.to_owned()))
+        // A degraded sandbox's own name or id wins over a live one's id prefix.
+        let exact = {
+            let reg = self.read_sandboxes();
+            reg.get(key).or_else(|| reg.named(key)).cloned()
+        };
+        if let Some(sb) = exact {
+            return Ok(sb);
+        }
+        let degraded = |exact: bool| {
+            self.find_degraded(key, exact)
+                .map(|(name, reason)| Error::Degraded { name, reason })
+        };
+        if let Some(e) = degraded(true) {
+            return Err(e);
+        }
+        let found = self.read_sandboxes().find(key);
+        found.map_err(|_| degraded(false).unwrap_or_else(|| Error::SandboxNotFound(key.to_owned())))
     }
 }
 

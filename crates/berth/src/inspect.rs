@@ -129,6 +129,11 @@ pub struct SandboxInspect {
     /// sandbox's processes, see [`crate::Controller::link_env`]); absent when it has none.
     #[serde(skip_serializing_if = "Vec::is_empty", default)]
     pub link_env: Vec<String>,
+    /// Why the sandbox is degraded (berth's addition): what a start could not restore of it
+    /// (its namespace, an endpoint's join, an endpoint's published ports), kept and retried by
+    /// [`crate::Controller::retry_degraded`]. Absent when it is whole.
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub degraded: Vec<String>,
 }
 
 /// One network of a sandbox.

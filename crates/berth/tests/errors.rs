@@ -147,9 +147,21 @@ fn sandbox_and_connect_errors_leave_nothing_behind() {
         .create_sandbox(SandboxCreate::new("/bad"))
         .unwrap_err();
     assert!(err.to_string().contains("invalid sandbox name"), "{err}");
-    let mut adopt = SandboxCreate::new("ghost");
-    adopt.netns = berth::SandboxNetns::Adopt("/proc/999999999/ns/net".into());
-    assert!(f.ctl().create_sandbox(adopt).is_err());
+    // A path that is no namespace is the caller's mistake (a 400 over the API), named as such;
+    // the name is free again afterwards.
+    let plain = f.dir.path().join("plain-file");
+    std::fs::write(&plain, b"").unwrap();
+    for path in [std::path::PathBuf::from("/proc/999999999/ns/net"), plain] {
+        let mut adopt = SandboxCreate::new("ghost");
+        adopt.netns = berth::SandboxNetns::Adopt(path.clone());
+        let err = f.ctl().create_sandbox(adopt).unwrap_err();
+        assert!(matches!(err, Error::InvalidRequest(_)), "{err:?}");
+        assert!(
+            err.to_string().contains(&path.display().to_string()),
+            "{err}"
+        );
+    }
+    assert!(f.ctl().inspect_sandbox("ghost").unwrap_err().is_not_found());
     assert_eq!(ns_count(), namespaces);
     assert_eq!(snapshot(&f), before);
 

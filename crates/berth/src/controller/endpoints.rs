@@ -352,6 +352,7 @@ impl Controller {
         let _ = net.driver.delete_endpoint(network, &id);
         hit("disconnect.leave")?;
         st.endpoints.remove(network);
+        st.troubles.remove(network);
         self.write_sandbox_files(sb, st);
         // The interface is gone, and its routes with it: a failure to point the default route
         // elsewhere does not undo the disconnect (the next change of the sandbox tries again).

@@ -49,6 +49,21 @@ impl Controller {
                 .collect()
         };
         let mut containers = BTreeMap::new();
+        // Degraded sandboxes' endpoints on this network (they keep their addresses).
+        for d in self.inspect_degraded(None) {
+            if let Some(n) = d.networks.values().find(|n| n.network_id == r.id.as_str()) {
+                containers.insert(
+                    d.id.clone(),
+                    ContainerInspect {
+                        name: d.name.clone(),
+                        endpoint_id: n.endpoint_id.clone(),
+                        mac_address: n.mac_address.clone(),
+                        ipv4_address: cidr(&n.ip_address, n.ip_prefix_len),
+                        ipv6_address: cidr(&n.ipv6_address, n.ipv6_prefix_len),
+                    },
+                );
+            }
+        }
         for (endpoint, sb) in sandboxes {
             let st = sb.view();
             let Some(att) = st.endpoints.get(&r.id) else {
@@ -91,70 +106,31 @@ impl Controller {
         }
     }
 
-    /// Every sandbox, in name order.
+    /// Every sandbox, in name order; degraded ones (see [`Controller::retry_degraded`]) too,
+    /// with their reasons in `degraded`.
     pub fn sandboxes(&self) -> Vec<SandboxInspect> {
         let sbs: Vec<Arc<Sandbox>> = self.read_sandboxes().values().cloned().collect();
         let mut out: Vec<SandboxInspect> = sbs.iter().map(|s| self.inspect_sb(s)).collect();
+        out.extend(self.inspect_degraded(None));
         out.sort_by(|a, b| a.name.cmp(&b.name));
         out
     }
 
-    /// One sandbox, by name, id or unique id prefix.
+    /// One sandbox, by name, id or unique id prefix; a degraded one too (see
+    /// [`Controller::retry_degraded`]), with its reasons in `degraded`.
     pub fn inspect_sandbox(&self, name_or_id: &str) -> Result<SandboxInspect> {
-        let sb = self.lookup_sandbox(name_or_id)?;
-        Ok(self.inspect_sb(&sb))
+        match self.lookup_sandbox(name_or_id) {
+            Ok(sb) => Ok(self.inspect_sb(&sb)),
+            Err(Error::Degraded { name, .. }) => self
+                .inspect_degraded(Some(&name))
+                .pop()
+                .ok_or(Error::SandboxNotFound(name)),
+            Err(e) => Err(e),
+        }
     }
 
     pub(super) fn inspect_sb(&self, sb: &Sandbox) -> SandboxInspect {
         let st = sb.view();
-        let mut ports: BTreeMap<String, Vec<PortBindingInspect>> = BTreeMap::new();
-        for a in st.endpoints.values() {
-            for e in &a.record.exposed {
-                for p in e.ports.start()..=e.ports.end() {
-                    ports.entry(format!("{p}/{}", e.proto)).or_default();
-                }
-            }
-            for b in &a.record.ports {
-                for (i, p) in (b.container_ports.start()..=b.container_ports.end()).enumerate() {
-                    let host = if b.host_ports.len() == b.container_ports.len() {
-                        b.host_ports.start() + i as u16
-                    } else {
-                        b.host_ports.start()
-                    };
-                    ports
-                        .entry(format!("{p}/{}", b.proto))
-                        .or_default()
-                        .push(PortBindingInspect {
-                            host_ip: b.host_ip.to_string(),
-                            host_port: host.to_string(),
-                        });
-                }
-            }
-        }
-        let networks = st
-            .endpoints
-            .values()
-            .map(|a| {
-                let r = &a.record;
-                (
-                    a.network_name.clone(),
-                    SandboxNetworkInspect {
-                        network_id: r.network.to_string(),
-                        endpoint_id: r.id.to_string(),
-                        ip_address: r.ipv4.map(|n| n.addr().to_string()).unwrap_or_default(),
-                        ip_prefix_len: r.ipv4.map_or(0, |n| n.prefix_len()),
-                        gateway: a.join.gateway_v4.map(|g| g.to_string()).unwrap_or_default(),
-                        ipv6_address: r.ipv6.map(|n| n.addr().to_string()).unwrap_or_default(),
-                        ipv6_prefix_len: r.ipv6.map_or(0, |n| n.prefix_len()),
-                        ipv6_gateway: a.join.gateway_v6.map(|g| g.to_string()).unwrap_or_default(),
-                        mac_address: r.mac.map(|m| m.to_string()).unwrap_or_default(),
-                        aliases: r.aliases.clone(),
-                        links: r.links.iter().map(|(n, a)| format!("{n}:{a}")).collect(),
-                        interface: r.ifname.clone().unwrap_or_default(),
-                    },
-                )
-            })
-            .collect();
         let path = |p: std::path::PathBuf| p.display().to_string();
         SandboxInspect {
             hosts_path: sb.files.as_ref().map(|f| path(f.hosts_path())),
@@ -167,9 +143,10 @@ impl Controller {
             } else {
                 sb.record.netns.display().to_string()
             },
-            networks,
-            ports,
+            networks: networks_of(&st),
+            ports: ports_of(&st),
             link_env: link_env_of(&sb.name(), &st),
+            degraded: st.troubles.clone(),
         }
     }
 
@@ -189,7 +166,73 @@ impl Controller {
                     (id.clone(), v)
                 })
                 .collect(),
+            troubles: st.troubles.values().map(|t| t.reason.clone()).collect(),
         };
         *lock(&sb.view) = Arc::new(view);
+    }
+}
+
+/// A sandbox's published ports in Docker's inspect shape ("80/tcp" to bindings).
+pub(super) fn ports_of(st: &SandboxView) -> BTreeMap<String, Vec<PortBindingInspect>> {
+    let mut ports: BTreeMap<String, Vec<PortBindingInspect>> = BTreeMap::new();
+    for a in st.endpoints.values() {
+        for e in &a.record.exposed {
+            for p in e.ports.start()..=e.ports.end() {
+                ports.entry(format!("{p}/{}", e.proto)).or_default();
+            }
+        }
+        for b in &a.record.ports {
+            for (i, p) in (b.container_ports.start()..=b.container_ports.end()).enumerate() {
+                let host = if b.host_ports.len() == b.container_ports.len() {
+                    b.host_ports.start() + i as u16
+                } else {
+                    b.host_ports.start()
+                };
+                ports
+                    .entry(format!("{p}/{}", b.proto))
+                    .or_default()
+                    .push(PortBindingInspect {
+                        host_ip: b.host_ip.to_string(),
+                        host_port: host.to_string(),
+                    });
+            }
+        }
+    }
+    ports
+}
+
+/// A sandbox's networks in Docker's inspect shape, by network name.
+pub(super) fn networks_of(st: &SandboxView) -> BTreeMap<String, SandboxNetworkInspect> {
+    st.endpoints
+        .values()
+        .map(|a| {
+            let r = &a.record;
+            (
+                a.network_name.clone(),
+                SandboxNetworkInspect {
+                    network_id: r.network.to_string(),
+                    endpoint_id: r.id.to_string(),
+                    ip_address: r.ipv4.map(|n| n.addr().to_string()).unwrap_or_default(),
+                    ip_prefix_len: r.ipv4.map_or(0, |n| n.prefix_len()),
+                    gateway: a.join.gateway_v4.map(|g| g.to_string()).unwrap_or_default(),
+                    ipv6_address: r.ipv6.map(|n| n.addr().to_string()).unwrap_or_default(),
+                    ipv6_prefix_len: r.ipv6.map_or(0, |n| n.prefix_len()),
+                    ipv6_gateway: a.join.gateway_v6.map(|g| g.to_string()).unwrap_or_default(),
+                    mac_address: r.mac.map(|m| m.to_string()).unwrap_or_default(),
+                    aliases: r.aliases.clone(),
+                    links: r.links.iter().map(|(n, a)| format!("{n}:{a}")).collect(),
+                    interface: r.ifname.clone().unwrap_or_default(),
+                },
+            )
+        })
+        .collect()
+}
+
+/// `addr/len`, or empty for no address (the shape of network inspect's addresses).
+fn cidr(addr: &str, len: u8) -> String {
+    if addr.is_empty() {
+        String::new()
+    } else {
+        format!("{addr}/{len}")
     }
 }

@@ -2,6 +2,7 @@
 //! crash cut short, and the records and marks start-up reads (the instance id, the host
 //! namespace's key, quarantine of unreadable records).
 
+use super::degraded::Opened;
 use super::*;
 
 impl Controller {
@@ -93,12 +94,7 @@ impl Controller {
         })?;
         let sandboxes: Vec<Arc<Sandbox>> = self.read_sandboxes().values().cloned().collect();
         in_parallel(sandboxes, |sb| {
-            let mut st = lock(&sb.state);
-            self.publish(&sb, &st);
-            self.write_sandbox_files(&sb, &st);
-            if let Err(e) = self.update_default_routes(&sb, &mut st) {
-                tracing::warn!(sandbox = %sb.name(), error = %e, "restoring default routes");
-            }
+            self.finish_restored(&sb, &mut lock(&sb.state));
             Ok(())
         })?;
         for (name, driver) in &self.inner.drivers {
@@ -107,15 +103,16 @@ impl Controller {
                 tracing::info!(driver = name, ?removed, "removed orphaned kernel objects");
             }
         }
-        self.remove_orphan_namespaces(&outcome.kept);
+        self.remove_orphan_namespaces();
         Ok(())
     }
 
     /// Opens a stored sandbox's namespace and registers it again. A sandbox whose namespace is
-    /// really gone (it does not exist), or whose removal a crash cut short, is removed from the
-    /// store and noted as dead. A sandbox that cannot be opened for any other reason (too many
-    /// open files, out of memory, ...) is left as it is in the store and in the kernel, noted as
-    /// kept, and logged: it is never destroyed for a transient error.
+    /// really gone (it does not exist, or the path is no namespace), or whose removal a crash
+    /// cut short, is removed from the store and noted as dead. A sandbox that cannot be opened
+    /// for any other reason (too many open files, out of memory, ...) is kept aside as
+    /// degraded, as it is in the store and in the kernel, and retried (see
+    /// [`Controller::retry_degraded`]): it is never destroyed for a transient error.
     fn restore_sandbox(&self, rec: SandboxRecord, outcome: &Mutex<RestoreOutcome>) -> Result<()> {
         let forget = |c: &Controller, rec: &SandboxRecord| {
             lock(outcome).dead.insert(rec.id.clone());
@@ -142,186 +139,44 @@ impl Controller {
             forget(self, &rec)?;
             return Ok(());
         }
-        let opened = hit("restore.netns_open")
-            .map_err(|e| berth_netlink::Error::io("injected", std::io::Error::other(e.to_string())))
-            .and_then(|()| {
-                if rec.host_mode {
-                    self.inner.host.try_clone()
-                } else {
-                    Netns::open(&rec.netns)
-                }
-            })
-            .and_then(|ns| Handle::open(&ns).map(|h| (ns, h)));
-        let (netns, netlink) = match opened {
-            Ok(p) => p,
-            Err(e) if e.is_not_found() => {
-                tracing::warn!(sandbox = %rec.name, error = %e, "sandbox namespace is gone; removing the sandbox");
+        match self.open_sandbox(&rec) {
+            Opened::Live(sb) => {
+                let (id, name) = (sb.record.id.to_string(), sb.name());
+                self.write_sandboxes().insert(&id, &name, Arc::from(sb));
+            }
+            Opened::Gone(reason) => {
+                tracing::warn!(sandbox = %rec.name, %reason, "sandbox namespace is gone; removing the sandbox");
                 forget(self, &rec)?;
-                return Ok(());
             }
-            Err(e) => {
-                tracing::error!(sandbox = %rec.name, error = %e, "sandbox not restored (kept as it is for the next start)");
-                lock(outcome).kept.insert(rec.id.clone());
-                return Ok(());
-            }
-        };
-        if rec.owned {
-            // A crash between making the namespace and bringing loopback up leaves it down.
-            if let Err(e) = netlink.link_set_up("lo") {
-                tracing::warn!(sandbox = %rec.name, error = %e, "loopback of a restored sandbox");
-            }
+            Opened::Trouble(reason) => self.degrade_sandbox(rec, reason),
         }
-        let files = match self.register_sandbox_dns(&rec, &netns) {
-            Ok(f) => f,
-            Err(e) => {
-                tracing::error!(sandbox = %rec.name, error = %e, "sandbox not restored (kept as it is for the next start)");
-                lock(outcome).kept.insert(rec.id.clone());
-                return Ok(());
-            }
-        };
-        let sb = Sandbox {
-            name: RwLock::new(rec.name.clone()),
-            record: rec,
-            netns,
-            netlink,
-            files,
-            state: Mutex::new(SandboxState::default()),
-            view: Mutex::default(),
-        };
-        let (id, name) = (sb.record.id.to_string(), sb.name());
-        self.write_sandboxes().insert(&id, &name, Arc::new(sb));
         Ok(())
     }
 
-    /// Restores one stored endpoint. An active endpoint of a live sandbox is joined again; one
-    /// whose restore fails is rolled back and logged (the rest of the start goes on); an
-    /// unfinished connect or disconnect, or an endpoint of a dead sandbox, is rolled back; an
-    /// endpoint of a kept sandbox is left as it is.
+    /// Restores one stored endpoint. An active endpoint of a live sandbox is joined again (what
+    /// cannot be is kept as a degraded endpoint and retried); one of a sandbox kept aside stays
+    /// with it; an unfinished connect or disconnect, or an endpoint of a dead sandbox, is
+    /// rolled back.
     fn restore_endpoint(&self, ep: EndpointRecord, outcome: &RestoreOutcome) -> Result<()> {
         let net = self.lookup_network(ep.network.as_str()).ok();
-        if outcome.kept.contains(&ep.sandbox) {
-            if let Some(net) = net {
-                lock(&net.members)
-                    .endpoints
-                    .insert(ep.id.clone(), ep.sandbox.clone());
-            }
+        let active = ep.state == EndpointState::Active && !outcome.dead.contains(&ep.sandbox);
+        if active && self.degrade_endpoint(&ep, net.as_deref()) {
             return Ok(());
         }
         let sb = self.read_sandboxes().get(ep.sandbox.as_str()).cloned();
-        let spec = EndpointSpec {
-            network: ep.network.clone(),
-            endpoint: ep.id.clone(),
-            ipv4: ep.ipv4,
-            ipv6: ep.ipv6,
-            mac: ep.mac,
-        };
-        let dead = outcome.dead.contains(&ep.sandbox);
-        if let (Some(net), Some(sb)) = (&net, &sb) {
-            if ep.state == EndpointState::Active && !dead {
-                match self.rejoin(net, sb, &ep, &spec) {
-                    Ok(join) => {
-                        lock(&net.members)
-                            .endpoints
-                            .insert(ep.id.clone(), sb.record.id.clone());
-                        lock(&sb.state).endpoints.insert(
-                            net.record.id.clone(),
-                            Attachment {
-                                record: ep,
-                                join,
-                                network: net.clone(),
-                            },
-                        );
-                        return Ok(());
-                    }
-                    Err(e) => {
-                        tracing::error!(sandbox = %sb.name(), network = %net.record.name, error = %e, "endpoint not restored; rolled back");
-                        let _ = self
-                            .inner
-                            .dns
-                            .disconnect(sb.record.id.as_str(), net.record.id.as_str());
-                        let _ = net
-                            .driver
-                            .revoke_external_connectivity(&net.record.id, &ep.id);
-                        self.remove_port_rules(net, &ep);
-                        let addrs: Vec<IpAddr> = ep
-                            .ipv4
-                            .map(|a| IpAddr::V4(a.addr()))
-                            .into_iter()
-                            .chain(ep.ipv6.map(|a| IpAddr::V6(a.addr())))
-                            .collect();
-                        let _ = self.remove_link_rules(&net.record, &addrs);
-                    }
-                }
-            }
+        if let (true, Some(net), Some(sb)) = (active, &net, &sb) {
+            let mut st = lock(&sb.state);
+            self.attach_restored(sb, &mut st, net, ep, None, false);
+            return Ok(());
         }
-        // A connect that never completed, a disconnect that did not finish, a sandbox that is
-        // gone or an endpoint that could not be restored: undo what may exist.
-        tracing::info!(endpoint = %ep.id.short(), state = ?ep.state, "rolling back an unfinished or orphaned endpoint");
-        if let Some(net) = net {
-            if net.driver.create_endpoint(&spec).is_ok() {
-                let _ = net.driver.leave(&ep.network, &ep.id);
-                let _ = net.driver.delete_endpoint(&ep.network, &ep.id);
-            }
-            let mut ipam = lock(&self.inner.ipam);
-            for addr in ep
-                .ipv4
-                .map(|a| IpAddr::V4(a.addr()))
-                .into_iter()
-                .chain(ep.ipv6.map(|a| IpAddr::V6(a.addr())))
-            {
-                if let Some(pool) = net.pools.iter().find(|p| p.subnet().contains(&addr)) {
-                    let _ = ipam.release_address(pool, addr);
-                }
-            }
-        }
-        self.inner.store.delete(&endpoint_key(&ep.id))?;
-        Ok(())
-    }
-
-    /// The kernel half of restoring an endpoint: the driver's endpoint, the join, the published
-    /// ports and the DNS names. On failure what it did is undone by the caller.
-    fn rejoin(
-        &self,
-        net: &Network,
-        sb: &Sandbox,
-        ep: &EndpointRecord,
-        spec: &EndpointSpec,
-    ) -> Result<JoinInfo> {
-        hit("restore.endpoint")?;
-        net.driver.create_endpoint(spec)?;
-        let joined = net.driver.join(&JoinRequest {
-            network: &net.record.id,
-            endpoint: &ep.id,
-            sandbox: SandboxRef {
-                id: &sb.record.id,
-                netns: &sb.netns,
-                netlink: &sb.netlink,
-            },
-            ifname: ep.ifname.as_deref().unwrap_or(""),
-        });
-        let join = match joined {
-            Ok(j) => j,
-            Err(e) => {
-                let _ = net.driver.delete_endpoint(&net.record.id, &ep.id);
-                return Err(e.into());
-            }
-        };
-        let rest = net
-            .driver
-            .restore_external_connectivity(&net.record.id, &ep.id, &ep.ports)
-            .map_err(Error::from)
-            .and_then(|()| self.dns_connect(sb, net, ep));
-        if let Err(e) = rest {
-            let _ = net.driver.leave(&net.record.id, &ep.id);
-            let _ = net.driver.delete_endpoint(&net.record.id, &ep.id);
-            return Err(e);
-        }
-        Ok(join)
+        // A connect that never completed, a disconnect that did not finish, or a sandbox that
+        // is gone: undo what may exist.
+        self.roll_back_endpoint(net.as_deref(), &ep)
     }
 
     /// Removes the NAT rules a stored endpoint's published ports would have (start-up puts them
     /// in place before restoring endpoints; one that is not restored must not keep them).
-    fn remove_port_rules(&self, net: &Network, ep: &EndpointRecord) {
+    pub(super) fn remove_port_rules(&self, net: &Network, ep: &EndpointRecord) {
         let Some(fw) = &self.inner.firewall else {
             return;
         };
@@ -345,10 +200,10 @@ impl Controller {
         }
     }
 
-    /// Deletes namespaces under the exec root that no sandbox record names (a crash between
-    /// creating one and recording it cannot happen, since the record comes first, but a crash
-    /// during removal can leave one).
-    fn remove_orphan_namespaces(&self, kept: &BTreeSet<SandboxId>) {
+    /// Deletes namespaces under the exec root that no live or degraded sandbox names: one whose
+    /// removal a crash cut short, or the empty mount point of a create a crash cut short (its
+    /// record was forgotten as gone).
+    fn remove_orphan_namespaces(&self) {
         let dir = self.inner.config.netns_dir();
         let Ok(entries) = std::fs::read_dir(&dir) else {
             return;
@@ -358,7 +213,7 @@ impl Controller {
             .values()
             .filter(|s| s.record.owned)
             .map(|s| s.record.id.to_string())
-            .chain(kept.iter().map(ToString::to_string))
+            .chain(lock(&self.inner.degraded).keys().map(ToString::to_string))
             .chain(std::iter::once(HOST_KEY.to_owned()))
             .collect();
         for entry in entries.flatten() {
@@ -377,13 +232,12 @@ impl Controller {
     }
 }
 
-/// What restoring the sandboxes found (see [`Controller::restore_sandbox`]).
+/// What restoring the sandboxes found (see [`Controller::restore_sandbox`]; the sandboxes
+/// kept aside are in [`Inner::degraded`]).
 #[derive(Default)]
 struct RestoreOutcome {
     /// Sandboxes that are gone (or whose removal was finished): their endpoints are rolled back.
     dead: BTreeSet<SandboxId>,
-    /// Sandboxes that could not be opened for a transient reason: left as they are.
-    kept: BTreeSet<SandboxId>,
 }
 
 /// Every record under `prefix`. A record that cannot be read is moved to `quarantine/<key>`

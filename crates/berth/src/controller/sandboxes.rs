@@ -59,6 +59,13 @@ impl Controller {
             Ok(ns) => ns,
             Err(e) => {
                 unclaim(self);
+                if matches!(req.netns, SandboxNetns::Adopt(_)) && e.is_gone() {
+                    // The caller named a path that is no namespace: their mistake, not the kernel's.
+                    return Err(Error::InvalidRequest(format!(
+                        "cannot adopt the namespace of sandbox {}: {e}",
+                        req.name
+                    )));
+                }
                 return Err(Error::kernel(
                     format!("namespace of sandbox {}", req.name),
                     e,
@@ -171,8 +178,19 @@ impl Controller {
     }
 
     /// Removes a sandbox: leaves every network, then deletes its namespace if berth made it.
+    /// A degraded sandbox (see [`Controller::retry_degraded`]) is removed too.
     pub fn remove_sandbox(&self, name_or_id: &str) -> Result<()> {
-        let sb = self.lookup_sandbox(name_or_id)?;
+        let sb = match self.lookup_sandbox(name_or_id) {
+            Ok(sb) => sb,
+            Err(Error::Degraded { name, .. }) => {
+                let span = tracing::info_span!("remove_sandbox", name = %name, degraded = true);
+                let _enter = span.enter();
+                return self
+                    .remove_degraded(&name)
+                    .unwrap_or(Err(Error::SandboxNotFound(name)));
+            }
+            Err(e) => return Err(e),
+        };
         let span = tracing::info_span!("remove_sandbox", name = %sb.name());
         let _enter = span.enter();
         let mut st = lock(&sb.state);

@@ -93,6 +93,16 @@ impl Fixture {
         self.restart_with(|_| {});
     }
 
+    /// Stops the controller (the kernel keeps what it made), for a test to act while it is down.
+    pub(crate) fn stop(&mut self) {
+        self.ctl = None;
+    }
+
+    /// Starts a controller on the state again after [`Fixture::stop`].
+    pub(crate) fn start(&mut self) {
+        self.ctl = Some(Controller::new(self.config()).expect("restarted controller"));
+    }
+
     /// A restart whose configuration is adjusted as the fixture's first one was.
     pub(crate) fn restart_with(&mut self, adjust: impl FnOnce(&mut Config)) {
         self.ctl = None;
