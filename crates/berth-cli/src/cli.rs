@@ -848,7 +848,7 @@ fn sandbox(c: &Client, cmd: SandboxCmd) -> Result<u8> {
         SandboxCmd::Ls(a) => {
             let mut list: Vec<Value> = c.get("/sandboxes")?;
             list.sort_by(|x, y| natural_cmp(str_of(x, "Name"), str_of(y, "Name")));
-            let default = "table {{.ID}}\t{{.Name}}\t{{.Networks}}\t{{.Ports}}";
+            let default = "table {{.ID}}\t{{.Name}}\t{{.Networks}}\t{{.Ports}}\t{{.Status}}";
             let format = if a.quiet {
                 "{{.ID}}".to_owned()
             } else {
@@ -864,7 +864,7 @@ fn sandbox(c: &Client, cmd: SandboxCmd) -> Result<u8> {
                 .collect();
             let headers = json!({"ID": "SANDBOX ID", "Name": "NAME", "Networks": "NETWORKS",
                 "Ports": "PORTS", "CreatedAt": "CREATED AT", "Namespace": "NAMESPACE",
-                "IPAddresses": "IP ADDRESSES"});
+                "IPAddresses": "IP ADDRESSES", "Status": "STATUS"});
             print(&render_with_labels(&format, &headers, &rows)?);
             Ok(0)
         }
@@ -953,6 +953,8 @@ fn sandbox_row(s: &Value, no_trunc: bool) -> Value {
         "CreatedAt": go_time(str_of(s, "Created")),
         "Namespace": str_of(s, "SandboxKey"),
         "IPAddresses": addrs.join(","),
+        // "degraded" when a start could not restore all of it (the reasons are in inspect).
+        "Status": if s.get("Degraded").is_some() { "degraded" } else { "up" },
     })
 }
 

@@ -273,6 +273,8 @@ fn the_daemon_retries_a_degraded_sandbox_in_the_background() {
     assert_eq!(reply.status, 200);
     let degraded = reply.json()["Degraded"].to_string();
     assert!(degraded.contains("injected"), "{degraded}");
+    let ls = f.ok(&["sandbox", "ls", "--format", "{{.Name}} {{.Status}}"]);
+    assert_eq!(ls, "kept degraded\n");
     let refused = f.http(
         "POST",
         "/networks/bridge/connect",
@@ -301,6 +303,8 @@ fn the_daemon_retries_a_degraded_sandbox_in_the_background() {
         std::thread::sleep(Duration::from_millis(100));
     }
     assert!(f.log().contains("degraded sandbox restored"), "{}", f.log());
+    let ls = f.ok(&["sandbox", "ls", "--format", "{{.Name}} {{.Status}}"]);
+    assert_eq!(ls, "kept up\n");
     f.ok(&["network", "connect", "bridge", "kept"]);
     f.ok(&["sandbox", "rm", "kept"]);
     f.ok(&["network", "rm", "retry_nw"]);

@@ -92,7 +92,7 @@ fn create_ls_inspect_exec_rm() {
     let lines: Vec<&str> = ls.lines().collect();
     assert_eq!(
         lines[0].split_whitespace().collect::<Vec<_>>(),
-        ["SANDBOX", "ID", "NAME", "NETWORKS", "PORTS"]
+        ["SANDBOX", "ID", "NAME", "NETWORKS", "PORTS", "STATUS"]
     );
     assert!(
         lines[1].contains(" db ") && lines[1].contains("isolated_nw"),
