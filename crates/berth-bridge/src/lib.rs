@@ -55,8 +55,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use berth_driver::{
-    Capabilities, DriverError, EndpointId, EndpointOperInfo, EndpointSpec, InterfaceInfo, JoinInfo,
-    JoinRequest, MacAddr, NetworkDriver, NetworkId, NetworkSpec, RawOptions, Result, Scope,
+    Capabilities, DataPath, DriverError, EndpointId, EndpointOperInfo, EndpointSpec, InterfaceInfo,
+    JoinInfo, JoinRequest, MacAddr, NetworkDriver, NetworkId, NetworkSpec, RawOptions, Result,
     local_mac_from_bytes, mac_from_ipv4,
 };
 use berth_firewall::{Firewall, NetworkRules};
@@ -329,11 +329,7 @@ impl NetworkDriver for BridgeDriver {
     }
 
     fn capabilities(&self) -> Capabilities {
-        Capabilities {
-            scope: Scope::Local,
-            creates_interfaces: true,
-            user_creatable: true,
-        }
+        Capabilities::new(DataPath::Interfaces).publishes_ports(true)
     }
 
     fn parse_options(&self, raw: &RawOptions) -> Result<BridgeOptions> {

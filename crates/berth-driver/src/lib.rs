@@ -16,7 +16,7 @@
 //!     type Options = ();
 //!     fn name(&self) -> &'static str { "noop" }
 //!     fn capabilities(&self) -> Capabilities {
-//!         Capabilities { scope: Scope::Local, creates_interfaces: false, user_creatable: true }
+//!         Capabilities::new(DataPath::Isolated)
 //!     }
 //!     fn parse_options(&self, raw: &RawOptions) -> Result<()> {
 //!         OptionReader::new("noop", raw).finish()
@@ -54,8 +54,9 @@ pub use error::{BoxError, DriverError, Result};
 pub use ids::{EndpointId, InvalidId, NetworkId, SandboxId};
 pub use options::{OptionReader, RawOptions, parse_bool};
 pub use types::{
-    Capabilities, EndpointOperInfo, EndpointSpec, InterfaceInfo, IpamInfo, JoinInfo, JoinRequest,
-    NetworkSpec, SandboxRef, Scope, StaticRoute, local_mac_from_bytes, mac_from_ipv4, mac_serde,
+    Capabilities, DataPath, EndpointOperInfo, EndpointSpec, InterfaceInfo, IpamInfo, JoinInfo,
+    JoinRequest, NetworkSpec, SandboxRef, Scope, StaticRoute, local_mac_from_bytes, mac_from_ipv4,
+    mac_serde,
 };
 
 /// A network driver, with its own typed network options.
@@ -333,11 +334,7 @@ mod tests {
                     $name
                 }
                 fn capabilities(&self) -> Capabilities {
-                    Capabilities {
-                        scope: Scope::Local,
-                        creates_interfaces: true,
-                        user_creatable: true,
-                    }
+                    Capabilities::new(DataPath::Interfaces)
                 }
                 fn parse_options(&self, raw: &RawOptions) -> Result<Opts> {
                     let mut r = OptionReader::new($name, raw);

@@ -29,15 +29,85 @@ impl fmt::Display for Scope {
     }
 }
 
-/// What a driver can do.
+/// What a network's endpoints give a sandbox: the controller's decisions follow it (addresses,
+/// routes, which sandboxes may join, what they may join besides), never the driver's name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DataPath {
+    /// The driver puts an interface into the sandbox (bridge, macvlan, overlay, ...): the
+    /// controller allocates its addresses from the network's pools and points the sandbox's
+    /// default route at its gateway.
+    Interfaces,
+    /// No interface at all (`none`): the sandbox keeps only its loopback, and joins no other
+    /// network.
+    Isolated,
+    /// The sandbox is the host's own namespace (`host`): only sandboxes made in the host's
+    /// namespace join, and they join nothing else.
+    HostNamespace,
+}
+
+/// What a driver can do. Built with [`Capabilities::new`] and the setters (the struct grows
+/// as the controller learns to ask more, so it cannot be written as a literal outside this
+/// crate).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Capabilities {
     /// Where the driver's network definitions live.
     pub scope: Scope,
-    /// Whether endpoints get interfaces in the sandbox (false for `host`).
-    pub creates_interfaces: bool,
-    /// Whether the network may be removed by users (false for the built-in `host` and `none`).
+    /// What its endpoints give a sandbox.
+    pub data_path: DataPath,
+    /// Whether users may create networks of it (false for the built-in `host` and `none`,
+    /// which exist once, made by the controller).
     pub user_creatable: bool,
+    /// Whether ports can be published on its endpoints (see
+    /// [`crate::NetworkDriver::program_external_connectivity`]); a `-p` on a network whose
+    /// driver cannot is refused before anything is made.
+    pub publishes_ports: bool,
+    /// Whether sandboxes on its user-defined networks get the embedded DNS server (names of the
+    /// other sandboxes on the network, aliases, 127.0.0.11 in resolv.conf).
+    pub embedded_dns: bool,
+}
+
+impl Capabilities {
+    /// A local-scope driver with this data path, creatable by users, that publishes no ports
+    /// and whose user-defined networks get the embedded DNS server when they have interfaces.
+    pub fn new(data_path: DataPath) -> Capabilities {
+        Capabilities {
+            scope: Scope::Local,
+            data_path,
+            user_creatable: true,
+            publishes_ports: false,
+            embedded_dns: data_path == DataPath::Interfaces,
+        }
+    }
+
+    /// With this scope.
+    pub fn scope(mut self, scope: Scope) -> Capabilities {
+        self.scope = scope;
+        self
+    }
+
+    /// Whether users may create networks of the driver.
+    pub fn user_creatable(mut self, yes: bool) -> Capabilities {
+        self.user_creatable = yes;
+        self
+    }
+
+    /// Whether ports can be published on its endpoints.
+    pub fn publishes_ports(mut self, yes: bool) -> Capabilities {
+        self.publishes_ports = yes;
+        self
+    }
+
+    /// Whether its user-defined networks get the embedded DNS server.
+    pub fn embedded_dns(mut self, yes: bool) -> Capabilities {
+        self.embedded_dns = yes;
+        self
+    }
+
+    /// Whether endpoints get interfaces in the sandbox ([`DataPath::Interfaces`]).
+    pub fn creates_interfaces(&self) -> bool {
+        self.data_path == DataPath::Interfaces
+    }
 }
 
 /// One address pool IPAM gave a network.

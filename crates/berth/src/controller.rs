@@ -13,8 +13,8 @@ use berth_dns::{
     NetworkDns, PortProto, ResolvMode, Resolver, ResolverConfig, SandboxFiles, plan_resolv_conf,
 };
 use berth_driver::{
-    Driver, EndpointId, EndpointSpec, IpamInfo, JoinInfo, JoinRequest, NetworkId, NetworkSpec,
-    RawOptions, SandboxId, SandboxRef, Scope,
+    DataPath, Driver, EndpointId, EndpointSpec, IpamInfo, JoinInfo, JoinRequest, NetworkId,
+    NetworkSpec, RawOptions, SandboxId, SandboxRef,
 };
 use berth_firewall::{DesiredState, Firewall, FirewallConfig, LinkPort, LinkRule, Protocol};
 use berth_ipam::{AddressRequest, AddressSpace, IpFamily, Ipam, PoolId, PoolRequest};
@@ -44,6 +44,7 @@ use crate::requests::{
 };
 use crate::time::now_rfc3339;
 
+mod builder;
 mod degraded;
 mod endpoints;
 mod files;
@@ -53,6 +54,8 @@ mod networks;
 mod restore;
 mod sandboxes;
 mod validate;
+use builder::BUILT_IN_DRIVERS;
+pub use builder::ControllerBuilder;
 use degraded::{DegradedSandbox, Trouble};
 use links::*;
 use restore::{bind_host_key, instance_id, load};
@@ -89,7 +92,8 @@ struct Inner {
     host_netlink: Handle,
     store: RedbStore,
     firewall: Option<Arc<Firewall>>,
-    drivers: BTreeMap<&'static str, Arc<dyn Driver>>,
+    /// By name: the built-in ones and those registered through [`ControllerBuilder`].
+    drivers: BTreeMap<String, Arc<dyn Driver>>,
     dns: Resolver,
     bridge_defaults: BridgeDefaults,
     ipam: Mutex<Ipam>,
@@ -240,7 +244,24 @@ impl Controller {
     /// `bridge`, `host` and `none` exist.
     ///
     /// A second controller on the same data root fails with [`berth_store::Error::Locked`].
+    /// With drivers of its own, an engine uses [`Controller::builder`] instead.
     pub fn new(config: Config) -> Result<Controller> {
+        Self::builder(config).build()
+    }
+
+    /// A controller with network drivers registered from outside, besides the built-in
+    /// `bridge`, `null` and `host`:
+    /// `Controller::builder(config).driver(MyDriver::new()).build()`.
+    pub fn builder(config: Config) -> ControllerBuilder {
+        ControllerBuilder::new(config)
+    }
+
+    /// The names of the registered network drivers, built-in ones included, in name order.
+    pub fn drivers(&self) -> Vec<String> {
+        self.inner.drivers.keys().cloned().collect()
+    }
+
+    fn start(config: Config, registered: Vec<Arc<dyn Driver>>) -> Result<Controller> {
         let span = tracing::info_span!("controller_new", data_root = %config.data_root.display());
         let _enter = span.enter();
         std::fs::create_dir_all(&config.data_root).map_err(|e| {
@@ -381,10 +402,12 @@ impl Controller {
             )?
             .with_instance(instance),
         );
-        let mut drivers: BTreeMap<&'static str, Arc<dyn Driver>> = BTreeMap::new();
-        drivers.insert("bridge", bridge);
-        drivers.insert("null", Arc::new(NullDriver));
-        drivers.insert("host", Arc::new(HostDriver));
+        let mut drivers: BTreeMap<String, Arc<dyn Driver>> = BTreeMap::new();
+        let built_in: [Arc<dyn Driver>; 3] = [bridge, Arc::new(NullDriver), Arc::new(HostDriver)];
+        debug_assert!(built_in.iter().map(|d| d.name()).eq(BUILT_IN_DRIVERS));
+        for d in built_in.into_iter().chain(registered) {
+            drivers.insert(d.name().to_owned(), d);
+        }
 
         let dns = Resolver::new(ResolverConfig::default())
             .map_err(|e| Error::InvalidRequest(format!("starting the embedded DNS server: {e}")))?;

@@ -1,8 +1,8 @@
 //! The built-in `null` and `host` drivers: no data path at all.
 
 use berth_driver::{
-    Capabilities, EndpointId, EndpointSpec, InterfaceInfo, JoinInfo, JoinRequest, NetworkDriver,
-    NetworkId, NetworkSpec, OptionReader, RawOptions, Result, Scope,
+    Capabilities, DataPath, EndpointId, EndpointSpec, InterfaceInfo, JoinInfo, JoinRequest,
+    NetworkDriver, NetworkId, NetworkSpec, OptionReader, RawOptions, Result,
 };
 
 /// `none`: the sandbox keeps only its loopback interface.
@@ -14,7 +14,7 @@ pub struct NullDriver;
 pub struct HostDriver;
 
 macro_rules! no_data_path {
-    ($t:ty, $name:literal) => {
+    ($t:ty, $name:literal, $path:expr) => {
         impl NetworkDriver for $t {
             type Options = ();
 
@@ -23,11 +23,7 @@ macro_rules! no_data_path {
             }
 
             fn capabilities(&self) -> Capabilities {
-                Capabilities {
-                    scope: Scope::Local,
-                    creates_interfaces: false,
-                    user_creatable: false,
-                }
+                Capabilities::new($path).user_creatable(false)
             }
 
             fn parse_options(&self, raw: &RawOptions) -> Result<()> {
@@ -65,5 +61,5 @@ macro_rules! no_data_path {
     };
 }
 
-no_data_path!(NullDriver, "null");
-no_data_path!(HostDriver, "host");
+no_data_path!(NullDriver, "null", DataPath::Isolated);
+no_data_path!(HostDriver, "host", DataPath::HostNamespace);

@@ -36,7 +36,7 @@ pub use berth_driver::{EndpointId, MacAddr, NetworkId, RawOptions, SandboxId};
 pub use berth_firewall::Backend as FirewallBackend;
 pub use berth_portmap::{ExposedPort, PortBinding, PortSpec};
 pub use config::Config;
-pub use controller::{Controller, PREDEFINED_NETWORKS};
+pub use controller::{Controller, ControllerBuilder, PREDEFINED_NETWORKS};
 pub use drivers::{HostDriver, NullDriver};
 pub use error::{Error, Result};
 pub use inspect::{

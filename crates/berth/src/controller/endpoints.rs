@@ -58,8 +58,8 @@ impl Controller {
                 network: net.record.name.clone(),
             });
         }
-        let driver = net.record.driver.as_str();
-        if sb.record.host_mode != (driver == "host") {
+        let caps = net.driver.capabilities();
+        if sb.record.host_mode != (caps.data_path == DataPath::HostNamespace) {
             return Err(Error::InvalidRequest(format!(
                 "sandbox {name}: the host network is only for sandboxes created in the host's namespace, and those cannot join other networks"
             )));
@@ -67,8 +67,8 @@ impl Controller {
         let has_null = st
             .endpoints
             .values()
-            .any(|a| a.network.record.driver == "null");
-        if (driver == "null" && !st.endpoints.is_empty()) || has_null {
+            .any(|a| a.network.driver.capabilities().data_path == DataPath::Isolated);
+        if (caps.data_path == DataPath::Isolated && !st.endpoints.is_empty()) || has_null {
             return Err(Error::InvalidRequest(format!(
                 "sandbox {name} cannot be connected to multiple networks with one of the networks in private (none) mode"
             )));
@@ -99,6 +99,13 @@ impl Controller {
                 net.record.name
             )));
         }
+        let publishing = !opts.ports.is_empty() || (opts.publish_all && !opts.exposed.is_empty());
+        if publishing && caps.creates_interfaces() && !caps.publishes_ports {
+            return Err(Error::InvalidRequest(format!(
+                "ports cannot be published on network {}: its driver {} does not publish ports",
+                net.record.name, net.record.driver
+            )));
+        }
         Ok(())
     }
 
@@ -112,7 +119,7 @@ impl Controller {
         undo: &mut Undo,
     ) -> Result<()> {
         let ConnectRequest { opts, legacy_links } = req;
-        let creates = net.driver.capabilities().creates_interfaces;
+        let creates = net.driver.capabilities().creates_interfaces();
         let (ipv4, ipv6) = if creates {
             self.allocate_addresses(net, &opts, undo)?
         } else {

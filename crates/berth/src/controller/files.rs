@@ -179,7 +179,10 @@ impl Controller {
                 id: rec.id.to_string(),
                 name: rec.name.clone(),
                 internal: rec.internal,
-                embedded_dns: !PREDEFINED_NETWORKS.contains(&rec.name.as_str()),
+                embedded_dns: !PREDEFINED_NETWORKS.contains(&rec.name.as_str())
+                    && self
+                        .driver(&rec.driver)
+                        .is_ok_and(|d| d.capabilities().embedded_dns),
             })
             .map_err(|e| {
                 Error::InvalidRequest(format!("embedded DNS for network {}: {e}", rec.name))

@@ -87,7 +87,7 @@ impl Controller {
             name: r.name.clone(),
             id: r.id.to_string(),
             created: r.created.clone(),
-            scope: Scope::Local.to_string(),
+            scope: net.driver.capabilities().scope.to_string(),
             driver: r.driver.clone(),
             enable_ipv6: r.enable_ipv6,
             ipam: IpamInspect {

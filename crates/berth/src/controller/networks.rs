@@ -35,7 +35,7 @@ impl Controller {
                 req.name
             )));
         }
-        let creates_interfaces = driver.capabilities().creates_interfaces;
+        let creates_interfaces = driver.capabilities().creates_interfaces();
         let (pools_v4, pools_v6, pool_ids) = if creates_interfaces {
             self.allocate_pools(&req)?
         } else {

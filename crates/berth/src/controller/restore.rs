@@ -100,7 +100,7 @@ impl Controller {
         for (name, driver) in &self.inner.drivers {
             let removed = driver.remove_orphans()?;
             if !removed.is_empty() {
-                tracing::info!(driver = name, ?removed, "removed orphaned kernel objects");
+                tracing::info!(driver = %name, ?removed, "removed orphaned kernel objects");
             }
         }
         self.remove_orphan_namespaces();
