@@ -48,8 +48,6 @@ mod options;
 mod orphans;
 
 use std::collections::HashMap;
-use std::fs::File;
-use std::io::Read;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -313,12 +311,10 @@ impl BridgeDriver {
     }
 }
 
+/// Random bytes from the thread's CSPRNG (seeded by the OS). Was a read of `/dev/urandom` that
+/// gave zeros, silently, when the read failed.
 fn random_bytes<const N: usize>() -> [u8; N] {
-    let mut out = [0u8; N];
-    if let Ok(mut f) = File::open("/dev/urandom") {
-        let _ = f.read_exact(&mut out);
-    }
-    out
+    rand::random()
 }
 
 impl NetworkDriver for BridgeDriver {

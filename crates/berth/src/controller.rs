@@ -1,8 +1,6 @@
 //! The controller: networks, sandboxes and the endpoints between them.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fs::File;
-use std::io::Read;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -203,27 +201,9 @@ fn write<T>(l: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
     l.write().unwrap_or_else(|p| p.into_inner())
 }
 
+/// A fresh 256-bit id (network, sandbox, endpoint), from the thread's CSPRNG (seeded by the OS).
 fn random_id() -> [u8; 32] {
-    let mut out = [0u8; 32];
-    match File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut out)) {
-        Ok(()) => out,
-        Err(_) => {
-            // Never expected on Linux; fall back to time and a counter rather than fail.
-            use std::hash::{BuildHasher, Hasher};
-            let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-            h.write_u128(
-                std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .unwrap_or_default()
-                    .as_nanos(),
-            );
-            let v = h.finish().to_le_bytes();
-            for (i, b) in out.iter_mut().enumerate() {
-                *b = v[i % 8] ^ (i as u8);
-            }
-            out
-        }
-    }
+    rand::random()
 }
 
 fn encode<T: Serialize>(value: &T) -> Vec<u8> {
