@@ -77,9 +77,15 @@ pub trait NetworkDriver: Send + Sync + 'static {
     fn parse_options(&self, raw: &RawOptions) -> Result<Self::Options>;
 
     /// Creates the network's data path (bridge device, rules, ...). On error, nothing is left.
-    /// Also called after a restart for every stored network, so it must converge on an existing
-    /// data path instead of failing.
     fn create_network(&self, spec: &NetworkSpec, options: &Self::Options) -> Result<()>;
+
+    /// After a restart: takes back a stored network whose data path may exist already (or be
+    /// half gone, after a crash), converging on it instead of failing. A driver that must tell
+    /// the two apart (a remote plugin refuses a second `CreateNetwork` of one id) implements
+    /// it; the default calls [`NetworkDriver::create_network`], which must then converge.
+    fn restore_network(&self, spec: &NetworkSpec, options: &Self::Options) -> Result<()> {
+        self.create_network(spec, options)
+    }
 
     /// Removes the network's data path.
     fn delete_network(&self, network: &NetworkId) -> Result<()>;
@@ -164,6 +170,8 @@ pub trait Driver: Send + Sync {
     fn parse_options(&self, raw: &RawOptions) -> Result<ParsedOptions>;
     /// See [`NetworkDriver::create_network`].
     fn create_network(&self, spec: &NetworkSpec, options: &ParsedOptions) -> Result<()>;
+    /// See [`NetworkDriver::restore_network`].
+    fn restore_network(&self, spec: &NetworkSpec, options: &ParsedOptions) -> Result<()>;
     /// See [`NetworkDriver::delete_network`].
     fn delete_network(&self, network: &NetworkId) -> Result<()>;
     /// See [`NetworkDriver::create_endpoint`].
@@ -225,6 +233,24 @@ impl ParsedOptions {
     }
 }
 
+/// The driver's own typed options back from their erased form; an error if another driver
+/// parsed them.
+fn typed_options<'a, D: NetworkDriver>(
+    driver: &D,
+    options: &'a ParsedOptions,
+) -> Result<&'a D::Options> {
+    Some(&options.value)
+        .filter(|_| options.driver == NetworkDriver::name(driver))
+        .and_then(|v| (**v).as_any().downcast_ref::<D::Options>())
+        .ok_or_else(|| DriverError::Internal {
+            driver: NetworkDriver::name(driver),
+            message: format!(
+                "options parsed by the {} driver were handed to it",
+                options.driver
+            ),
+        })
+}
+
 impl<D: NetworkDriver> Driver for D {
     fn name(&self) -> &'static str {
         NetworkDriver::name(self)
@@ -242,17 +268,11 @@ impl<D: NetworkDriver> Driver for D {
     }
 
     fn create_network(&self, spec: &NetworkSpec, options: &ParsedOptions) -> Result<()> {
-        let typed = Some(&options.value)
-            .filter(|_| options.driver == NetworkDriver::name(self))
-            .and_then(|v| (**v).as_any().downcast_ref::<D::Options>())
-            .ok_or_else(|| DriverError::Internal {
-                driver: NetworkDriver::name(self),
-                message: format!(
-                    "options parsed by the {} driver were handed to it",
-                    options.driver
-                ),
-            })?;
-        NetworkDriver::create_network(self, spec, typed)
+        NetworkDriver::create_network(self, spec, typed_options::<D>(self, options)?)
+    }
+
+    fn restore_network(&self, spec: &NetworkSpec, options: &ParsedOptions) -> Result<()> {
+        NetworkDriver::restore_network(self, spec, typed_options::<D>(self, options)?)
     }
 
     fn delete_network(&self, network: &NetworkId) -> Result<()> {

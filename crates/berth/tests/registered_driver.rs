@@ -12,7 +12,8 @@
 mod common;
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use berth::{Controller, EndpointOptions, Error, IpamPoolConfig, NetworkCreate, SandboxCreate};
 use berth_driver::{
@@ -24,9 +25,12 @@ use berth_testhost::TestHost;
 use common::*;
 use ipnet::IpNet;
 
-/// The routed point-to-point driver (see the module's documentation).
+/// The routed point-to-point driver (see the module's documentation). Like a remote plugin,
+/// it refuses a second create of one network: a restart must take networks back with
+/// `restore_network`, which it counts.
 struct P2p {
     host: Handle,
+    restores: Arc<AtomicUsize>,
     /// Each network's IPv4 gateway.
     gateways: Mutex<HashMap<NetworkId, ipnet::Ipv4Net>>,
     /// Each endpoint's network and address.
@@ -34,9 +38,10 @@ struct P2p {
 }
 
 impl P2p {
-    fn new(host: &TestHost) -> P2p {
+    fn new(host: &TestHost, restores: Arc<AtomicUsize>) -> P2p {
         P2p {
             host: Handle::open(host.netns()).unwrap(),
+            restores,
             gateways: Mutex::default(),
             endpoints: Mutex::default(),
         }
@@ -76,8 +81,18 @@ impl NetworkDriver for P2p {
                 IpNet::V6(_) => None,
             })
             .ok_or_else(|| DriverError::InvalidConfig("p2p needs an IPv4 gateway".into()))?;
-        self.gateways.lock().unwrap().insert(spec.id.clone(), gw);
+        let mut gateways = self.gateways.lock().unwrap();
+        if gateways.contains_key(&spec.id) {
+            return Err(DriverError::Exists(format!("network {}", spec.name)));
+        }
+        gateways.insert(spec.id.clone(), gw);
         Ok(())
+    }
+
+    fn restore_network(&self, spec: &NetworkSpec, options: &()) -> Result<()> {
+        self.restores.fetch_add(1, Ordering::Relaxed);
+        self.gateways.lock().unwrap().remove(&spec.id);
+        self.create_network(spec, options)
     }
 
     fn delete_network(&self, network: &NetworkId) -> Result<()> {
@@ -173,9 +188,9 @@ fn p2p_network(ctl: &Controller, name: &str, subnet: &str) {
     ctl.create_network(req).unwrap();
 }
 
-fn build(host: &TestHost, dir: &StateDir) -> Controller {
+fn build(host: &TestHost, dir: &StateDir, restores: &Arc<AtomicUsize>) -> Controller {
     Controller::builder(Fixture::config_for(host, dir))
-        .driver(P2p::new(host))
+        .driver(P2p::new(host, restores.clone()))
         .build()
         .unwrap()
 }
@@ -184,7 +199,8 @@ fn build(host: &TestHost, dir: &StateDir) -> Controller {
 fn a_driver_registered_from_outside_carries_traffic_and_survives_a_restart() {
     let host = TestHost::new().unwrap();
     let dir = StateDir::new();
-    let ctl = build(&host, &dir);
+    let restores = Arc::new(AtomicUsize::new(0));
+    let ctl = build(&host, &dir, &restores);
     assert_eq!(ctl.drivers(), ["bridge", "host", "null", "p2p"]);
     p2p_network(&ctl, "routed", "10.98.0.0/24");
     let insp = ctl.inspect_network("routed").unwrap();
@@ -235,9 +251,12 @@ fn a_driver_registered_from_outside_carries_traffic_and_survives_a_restart() {
     ctl.connect("one", "bridge", EndpointOptions::default())
         .unwrap();
 
-    // A restart with the driver registered restores its networks and endpoints.
+    // A restart with the driver registered restores its networks (by restore_network: its
+    // create_network refuses a network it has) and endpoints.
+    assert_eq!(restores.load(Ordering::Relaxed), 0);
     drop(ctl);
-    let ctl = build(&host, &dir);
+    let ctl = build(&host, &dir, &restores);
+    assert_eq!(restores.load(Ordering::Relaxed), 1);
     assert_eq!(ip(&ctl, "two"), two);
     assert!(host.ping(&two));
     assert!(berth_testhost::ping_in(&ns(&ctl, "two"), "10.98.0.1"));
@@ -253,7 +272,8 @@ fn a_driver_registered_from_outside_carries_traffic_and_survives_a_restart() {
 fn unknown_and_twice_registered_drivers_are_refused() {
     let host = TestHost::new().unwrap();
     let dir = StateDir::new();
-    let ctl = build(&host, &dir);
+    let restores = Arc::new(AtomicUsize::new(0));
+    let ctl = build(&host, &dir, &restores);
     let mut req = NetworkCreate::new("nope_nw");
     req.driver = "nope".into();
     let e = ctl.create_network(req).unwrap_err();
@@ -264,8 +284,8 @@ fn unknown_and_twice_registered_drivers_are_refused() {
 
     // Twice: by name among the registered ones, or over a built-in one.
     let e = Controller::builder(Fixture::config_for(&host, &dir))
-        .driver(P2p::new(&host))
-        .driver(P2p::new(&host))
+        .driver(P2p::new(&host, restores.clone()))
+        .driver(P2p::new(&host, restores.clone()))
         .build()
         .unwrap_err();
     assert!(
@@ -284,7 +304,7 @@ fn unknown_and_twice_registered_drivers_are_refused() {
     // A start without the driver of a stored network fails, naming it, and leaves its records.
     let e = Controller::new(Fixture::config_for(&host, &dir)).unwrap_err();
     assert_eq!(e.to_string(), "plugin \"p2p\" not found");
-    let ctl = build(&host, &dir);
+    let ctl = build(&host, &dir, &restores);
     assert!(ctl.inspect_network("routed").is_ok());
     ctl.remove_network("routed").unwrap();
 }

@@ -18,7 +18,7 @@ impl Controller {
                 // A removal that a crash cut short: the driver takes the network back (its
                 // kernel objects may be half gone) and removes it; then the records go.
                 tracing::info!(network = %rec.name, "finishing an interrupted network removal");
-                if driver.create_network(&spec_of(&rec), &options).is_ok() {
+                if driver.restore_network(&spec_of(&rec), &options).is_ok() {
                     let _ = driver.delete_network(&rec.id);
                 }
                 self.inner.store.commit(
@@ -46,7 +46,7 @@ impl Controller {
                     pools.push(id);
                 }
             }
-            driver.create_network(&spec_of(&rec), &options)?;
+            driver.restore_network(&spec_of(&rec), &options)?;
             self.dns_network(&rec)?;
             let net = Arc::new(Network {
                 record: rec,
