@@ -1,4 +1,4 @@
-//! A network driver written outside the controller's crate, registered through
+//! A network driver written outside berth's crates (`examples/p2p-driver`), registered through
 //! `Controller::builder`, as root in throwaway namespaces: `create -d p2p` finds it, its networks
 //! carry real traffic, they come back after a restart, and the controller's decisions follow its
 //! capabilities (it publishes no ports: `-p` is refused before anything is made). Unknown
@@ -6,177 +6,18 @@
 //!
 //! The driver, `p2p`, is routed point-to-point (no bridge): each endpoint is a veth pair whose
 //! host end holds the network's gateway address and a host route to the endpoint's address.
+//! Like a remote plugin it refuses a second create of a network it has.
 
 #![allow(clippy::unwrap_used)]
 
 mod common;
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use berth::{Controller, EndpointOptions, Error, IpamPoolConfig, NetworkCreate, SandboxCreate};
-use berth_driver::{
-    Capabilities, DataPath, DriverError, EndpointId, EndpointSpec, InterfaceInfo, JoinInfo,
-    JoinRequest, NetworkDriver, NetworkId, NetworkSpec, OptionReader, RawOptions, Result,
-};
-use berth_netlink::{AddrSpec, Handle, LinkSpec, RouteSpec, VethPeer};
+use berth_example_p2p::P2pDriver;
 use berth_testhost::TestHost;
 use common::*;
-use ipnet::IpNet;
-
-/// The routed point-to-point driver (see the module's documentation). Like a remote plugin,
-/// it refuses a second create of one network: a restart must take networks back with
-/// `restore_network`, which it counts.
-struct P2p {
-    host: Handle,
-    restores: Arc<AtomicUsize>,
-    /// Each network's IPv4 gateway.
-    gateways: Mutex<HashMap<NetworkId, ipnet::Ipv4Net>>,
-    /// Each endpoint's network and address.
-    endpoints: Mutex<HashMap<EndpointId, (NetworkId, ipnet::Ipv4Net)>>,
-}
-
-impl P2p {
-    fn new(host: &TestHost, restores: Arc<AtomicUsize>) -> P2p {
-        P2p {
-            host: Handle::open(host.netns()).unwrap(),
-            restores,
-            gateways: Mutex::default(),
-            endpoints: Mutex::default(),
-        }
-    }
-
-    fn host_if(endpoint: &EndpointId) -> String {
-        format!("p2p{}", &endpoint.as_str()[..10])
-    }
-}
-
-fn kernel(what: &str, e: berth_netlink::Error) -> DriverError {
-    DriverError::InvalidConfig(format!("{what}: {e}"))
-}
-
-impl NetworkDriver for P2p {
-    type Options = ();
-
-    fn name(&self) -> &'static str {
-        "p2p"
-    }
-
-    fn capabilities(&self) -> Capabilities {
-        Capabilities::new(DataPath::Interfaces)
-    }
-
-    fn parse_options(&self, raw: &RawOptions) -> Result<()> {
-        OptionReader::new("p2p", raw).finish()
-    }
-
-    fn create_network(&self, spec: &NetworkSpec, _: &()) -> Result<()> {
-        let gw = spec
-            .ipv4
-            .first()
-            .and_then(|p| p.gateway)
-            .and_then(|g| match g {
-                IpNet::V4(g) => Some(g),
-                IpNet::V6(_) => None,
-            })
-            .ok_or_else(|| DriverError::InvalidConfig("p2p needs an IPv4 gateway".into()))?;
-        let mut gateways = self.gateways.lock().unwrap();
-        if gateways.contains_key(&spec.id) {
-            return Err(DriverError::Exists(format!("network {}", spec.name)));
-        }
-        gateways.insert(spec.id.clone(), gw);
-        Ok(())
-    }
-
-    fn restore_network(&self, spec: &NetworkSpec, options: &()) -> Result<()> {
-        self.restores.fetch_add(1, Ordering::Relaxed);
-        self.gateways.lock().unwrap().remove(&spec.id);
-        self.create_network(spec, options)
-    }
-
-    fn delete_network(&self, network: &NetworkId) -> Result<()> {
-        self.gateways.lock().unwrap().remove(network);
-        Ok(())
-    }
-
-    fn create_endpoint(&self, spec: &EndpointSpec) -> Result<InterfaceInfo> {
-        let addr = spec
-            .ipv4
-            .ok_or_else(|| DriverError::InvalidConfig("p2p needs an IPv4 address".into()))?;
-        let mut eps = self.endpoints.lock().unwrap();
-        if eps.contains_key(&spec.endpoint) {
-            return Err(DriverError::Exists(spec.endpoint.to_string()));
-        }
-        eps.insert(spec.endpoint.clone(), (spec.network.clone(), addr));
-        Ok(InterfaceInfo {
-            mac: None,
-            ipv4: spec.ipv4,
-            ipv6: None,
-        })
-    }
-
-    fn delete_endpoint(&self, _: &NetworkId, endpoint: &EndpointId) -> Result<()> {
-        self.endpoints.lock().unwrap().remove(endpoint);
-        Ok(())
-    }
-
-    fn join(&self, req: &JoinRequest<'_>) -> Result<JoinInfo> {
-        let (net, addr) = self
-            .endpoints
-            .lock()
-            .unwrap()
-            .get(req.endpoint)
-            .cloned()
-            .ok_or_else(|| DriverError::EndpointNotFound(req.endpoint.to_string()))?;
-        let gw = *self
-            .gateways
-            .lock()
-            .unwrap()
-            .get(&net)
-            .ok_or_else(|| DriverError::NetworkNotFound(net.to_string()))?;
-        let host_if = Self::host_if(req.endpoint);
-        let peer = VethPeer::new(req.ifname).netns(req.sandbox.netns);
-        match self.host.link_add(&LinkSpec::veth(&host_if, peer)) {
-            Ok(()) => {}
-            Err(e) if e.is_exists() => {} // a restart: the pair is there
-            Err(e) => return Err(kernel("creating the veth pair", e)),
-        }
-        let sb = req.sandbox.netlink;
-        let host_addr = AddrSpec::new(IpNet::V4(ipnet::Ipv4Net::new(gw.addr(), 32).unwrap()));
-        let steps = || -> berth_netlink::Result<()> {
-            for r in [
-                self.host.addr_add(host_if.as_str(), &host_addr),
-                sb.addr_add(req.ifname, &AddrSpec::new(IpNet::V4(addr))),
-            ] {
-                r.or_else(|e| if e.is_exists() { Ok(()) } else { Err(e) })?;
-            }
-            self.host.link_set_up(host_if.as_str())?;
-            sb.link_set_up(req.ifname)?;
-            let to_sandbox =
-                RouteSpec::new(IpNet::V4(ipnet::Ipv4Net::new(addr.addr(), 32).unwrap()))
-                    .dev(host_if.as_str());
-            self.host.route_replace(&to_sandbox)
-        };
-        if let Err(e) = steps() {
-            let _ = self.host.link_delete(host_if.as_str());
-            return Err(kernel("configuring the pair", e));
-        }
-        Ok(JoinInfo {
-            ifname: req.ifname.to_owned(),
-            gateway_v4: Some(gw.addr()),
-            ..JoinInfo::default()
-        })
-    }
-
-    fn leave(&self, _: &NetworkId, endpoint: &EndpointId) -> Result<()> {
-        match self.host.link_delete(Self::host_if(endpoint).as_str()) {
-            Ok(()) => Ok(()),
-            Err(e) if e.is_not_found() => Ok(()),
-            Err(e) => Err(kernel("deleting the veth pair", e)),
-        }
-    }
-}
 
 fn p2p_network(ctl: &Controller, name: &str, subnet: &str) {
     let mut req = NetworkCreate::new(name);
@@ -188,19 +29,24 @@ fn p2p_network(ctl: &Controller, name: &str, subnet: &str) {
     ctl.create_network(req).unwrap();
 }
 
-fn build(host: &TestHost, dir: &StateDir, restores: &Arc<AtomicUsize>) -> Controller {
+/// A controller with the p2p driver registered (shared, so the test can read its counters).
+fn build(host: &TestHost, dir: &StateDir, p2p: &Arc<P2pDriver>) -> Controller {
     Controller::builder(Fixture::config_for(host, dir))
-        .driver(P2p::new(host, restores.clone()))
+        .driver_arc(p2p.clone())
         .build()
         .unwrap()
+}
+
+fn p2p(host: &TestHost) -> Arc<P2pDriver> {
+    Arc::new(P2pDriver::new(host.netns()).unwrap())
 }
 
 #[test]
 fn a_driver_registered_from_outside_carries_traffic_and_survives_a_restart() {
     let host = TestHost::new().unwrap();
     let dir = StateDir::new();
-    let restores = Arc::new(AtomicUsize::new(0));
-    let ctl = build(&host, &dir, &restores);
+    let driver = p2p(&host);
+    let ctl = build(&host, &dir, &driver);
     assert_eq!(ctl.drivers(), ["bridge", "host", "null", "p2p"]);
     p2p_network(&ctl, "routed", "10.98.0.0/24");
     let insp = ctl.inspect_network("routed").unwrap();
@@ -253,10 +99,12 @@ fn a_driver_registered_from_outside_carries_traffic_and_survives_a_restart() {
 
     // A restart with the driver registered restores its networks (by restore_network: its
     // create_network refuses a network it has) and endpoints.
-    assert_eq!(restores.load(Ordering::Relaxed), 0);
+    assert_eq!(driver.restores(), 0);
     drop(ctl);
-    let ctl = build(&host, &dir, &restores);
-    assert_eq!(restores.load(Ordering::Relaxed), 1);
+    // (A new driver, as a restarted engine has: it knows no network until it is handed back.)
+    let driver = p2p(&host);
+    let ctl = build(&host, &dir, &driver);
+    assert_eq!(driver.restores(), 1);
     assert_eq!(ip(&ctl, "two"), two);
     assert!(host.ping(&two));
     assert!(berth_testhost::ping_in(&ns(&ctl, "two"), "10.98.0.1"));
@@ -272,8 +120,8 @@ fn a_driver_registered_from_outside_carries_traffic_and_survives_a_restart() {
 fn unknown_and_twice_registered_drivers_are_refused() {
     let host = TestHost::new().unwrap();
     let dir = StateDir::new();
-    let restores = Arc::new(AtomicUsize::new(0));
-    let ctl = build(&host, &dir, &restores);
+    let driver = p2p(&host);
+    let ctl = build(&host, &dir, &driver);
     let mut req = NetworkCreate::new("nope_nw");
     req.driver = "nope".into();
     let e = ctl.create_network(req).unwrap_err();
@@ -284,8 +132,8 @@ fn unknown_and_twice_registered_drivers_are_refused() {
 
     // Twice: by name among the registered ones, or over a built-in one.
     let e = Controller::builder(Fixture::config_for(&host, &dir))
-        .driver(P2p::new(&host, restores.clone()))
-        .driver(P2p::new(&host, restores.clone()))
+        .driver_arc(p2p(&host))
+        .driver_arc(p2p(&host))
         .build()
         .unwrap_err();
     assert!(
@@ -304,7 +152,7 @@ fn unknown_and_twice_registered_drivers_are_refused() {
     // A start without the driver of a stored network fails, naming it, and leaves its records.
     let e = Controller::new(Fixture::config_for(&host, &dir)).unwrap_err();
     assert_eq!(e.to_string(), "plugin \"p2p\" not found");
-    let ctl = build(&host, &dir, &restores);
+    let ctl = build(&host, &dir, &p2p(&host));
     assert!(ctl.inspect_network("routed").is_ok());
     ctl.remove_network("routed").unwrap();
 }

@@ -1,0 +1,192 @@
+//! An example network driver that lives outside berth's crates: **p2p**, routed point-to-point.
+//! Each endpoint is a veth pair; the sandbox end gets the endpoint's address, the host end the
+//! network's gateway address (/32) and a host route to the endpoint's address. No bridge: the
+//! host routes. It publishes no ports and keeps no state across restarts but what the controller
+//! hands back (`restore_network`, `create_endpoint`, `join` again).
+//!
+//! An engine registers it next to the built-in drivers:
+//!
+//! ```no_run
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let host = berth_netlink::Netns::current()?;
+//! let p2p = berth_example_p2p::P2pDriver::new(&host)?;
+//! // berth::Controller::builder(config).driver(p2p).build()?;
+//! # let _ = p2p;
+//! # Ok(()) }
+//! ```
+//!
+//! Sandbox-to-sandbox traffic is forwarded by the host, which berth's firewall allows only for
+//! networks whose driver gives it a firewall part: drivers cannot yet (see ARCHITECTURE.md).
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use berth_driver::{
+    Capabilities, DataPath, DriverError, EndpointId, EndpointSpec, InterfaceInfo, JoinInfo,
+    JoinRequest, NetworkDriver, NetworkId, NetworkSpec, OptionReader, RawOptions, Result,
+};
+use berth_netlink::{AddrSpec, Handle, LinkSpec, Netns, RouteSpec, VethPeer};
+use ipnet::{IpNet, Ipv4Net};
+
+/// The routed point-to-point driver (see the crate's documentation). Like a remote plugin, it
+/// refuses a second create of one network: a restart takes networks back with
+/// `restore_network`, which it counts ([`P2pDriver::restores`]).
+pub struct P2pDriver {
+    host: Handle,
+    restores: AtomicUsize,
+    /// Each network's IPv4 gateway.
+    gateways: Mutex<HashMap<NetworkId, Ipv4Net>>,
+    /// Each endpoint's network and address.
+    endpoints: Mutex<HashMap<EndpointId, (NetworkId, Ipv4Net)>>,
+}
+
+impl P2pDriver {
+    /// A driver whose host ends live in `host` (the controller's host namespace).
+    pub fn new(host: &Netns) -> berth_netlink::Result<P2pDriver> {
+        Ok(P2pDriver {
+            host: Handle::open(host)?,
+            restores: AtomicUsize::new(0),
+            gateways: Mutex::default(),
+            endpoints: Mutex::default(),
+        })
+    }
+
+    /// How many networks were taken back after a restart.
+    pub fn restores(&self) -> usize {
+        self.restores.load(Ordering::Relaxed)
+    }
+
+    fn gateways(&self) -> std::sync::MutexGuard<'_, HashMap<NetworkId, Ipv4Net>> {
+        self.gateways.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn endpoints(&self) -> std::sync::MutexGuard<'_, HashMap<EndpointId, (NetworkId, Ipv4Net)>> {
+        self.endpoints.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn host_if(endpoint: &EndpointId) -> String {
+        format!("p2p{}", &endpoint.as_str()[..10])
+    }
+}
+
+fn kernel(what: &str, e: berth_netlink::Error) -> DriverError {
+    DriverError::InvalidConfig(format!("{what}: {e}"))
+}
+
+impl NetworkDriver for P2pDriver {
+    type Options = ();
+
+    fn name(&self) -> &'static str {
+        "p2p"
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::new(DataPath::Interfaces)
+    }
+
+    fn parse_options(&self, raw: &RawOptions) -> Result<()> {
+        OptionReader::new("p2p", raw).finish()
+    }
+
+    fn create_network(&self, spec: &NetworkSpec, _: &()) -> Result<()> {
+        let gw = spec
+            .ipv4
+            .first()
+            .and_then(|p| p.gateway)
+            .and_then(|g| match g {
+                IpNet::V4(g) => Some(g),
+                IpNet::V6(_) => None,
+            })
+            .ok_or_else(|| DriverError::InvalidConfig("p2p needs an IPv4 gateway".into()))?;
+        let mut gateways = self.gateways();
+        if gateways.contains_key(&spec.id) {
+            return Err(DriverError::Exists(format!("network {}", spec.name)));
+        }
+        gateways.insert(spec.id.clone(), gw);
+        Ok(())
+    }
+
+    fn restore_network(&self, spec: &NetworkSpec, options: &()) -> Result<()> {
+        self.restores.fetch_add(1, Ordering::Relaxed);
+        self.gateways().remove(&spec.id);
+        self.create_network(spec, options)
+    }
+
+    fn delete_network(&self, network: &NetworkId) -> Result<()> {
+        self.gateways().remove(network);
+        Ok(())
+    }
+
+    fn create_endpoint(&self, spec: &EndpointSpec) -> Result<InterfaceInfo> {
+        let addr = spec
+            .ipv4
+            .ok_or_else(|| DriverError::InvalidConfig("p2p needs an IPv4 address".into()))?;
+        let mut eps = self.endpoints();
+        if eps.contains_key(&spec.endpoint) {
+            return Err(DriverError::Exists(spec.endpoint.to_string()));
+        }
+        eps.insert(spec.endpoint.clone(), (spec.network.clone(), addr));
+        Ok(InterfaceInfo {
+            mac: None,
+            ipv4: spec.ipv4,
+            ipv6: None,
+        })
+    }
+
+    fn delete_endpoint(&self, _: &NetworkId, endpoint: &EndpointId) -> Result<()> {
+        self.endpoints().remove(endpoint);
+        Ok(())
+    }
+
+    fn join(&self, req: &JoinRequest<'_>) -> Result<JoinInfo> {
+        let (net, addr) = self
+            .endpoints()
+            .get(req.endpoint)
+            .cloned()
+            .ok_or_else(|| DriverError::EndpointNotFound(req.endpoint.to_string()))?;
+        let gw = *self
+            .gateways()
+            .get(&net)
+            .ok_or_else(|| DriverError::NetworkNotFound(net.to_string()))?;
+        let host_if = Self::host_if(req.endpoint);
+        let peer = VethPeer::new(req.ifname).netns(req.sandbox.netns);
+        match self.host.link_add(&LinkSpec::veth(&host_if, peer)) {
+            Ok(()) => {}
+            Err(e) if e.is_exists() => {} // a restart: the pair is there
+            Err(e) => return Err(kernel("creating the veth pair", e)),
+        }
+        let sb = req.sandbox.netlink;
+        let host_addr = AddrSpec::new(IpNet::V4(Ipv4Net::from(gw.addr())));
+        let steps = || -> berth_netlink::Result<()> {
+            for r in [
+                self.host.addr_add(host_if.as_str(), &host_addr),
+                sb.addr_add(req.ifname, &AddrSpec::new(IpNet::V4(addr))),
+            ] {
+                r.or_else(|e| if e.is_exists() { Ok(()) } else { Err(e) })?;
+            }
+            self.host.link_set_up(host_if.as_str())?;
+            sb.link_set_up(req.ifname)?;
+            let to_sandbox =
+                RouteSpec::new(IpNet::V4(Ipv4Net::from(addr.addr()))).dev(host_if.as_str());
+            self.host.route_replace(&to_sandbox)
+        };
+        if let Err(e) = steps() {
+            let _ = self.host.link_delete(host_if.as_str());
+            return Err(kernel("configuring the pair", e));
+        }
+        Ok(JoinInfo {
+            ifname: req.ifname.to_owned(),
+            gateway_v4: Some(gw.addr()),
+            ..JoinInfo::default()
+        })
+    }
+
+    fn leave(&self, _: &NetworkId, endpoint: &EndpointId) -> Result<()> {
+        match self.host.link_delete(Self::host_if(endpoint).as_str()) {
+            Ok(()) => Ok(()),
+            Err(e) if e.is_not_found() => Ok(()),
+            Err(e) => Err(kernel("deleting the veth pair", e)),
+        }
+    }
+}
