@@ -132,26 +132,25 @@ async fn retry_degraded(state: Arc<State>) {
 
 /// [`RETRY_FIRST`], or in debug builds `BERTH_TEST_RETRY_MS` when set (for tests).
 fn retry_first() -> Duration {
-    #[cfg(debug_assertions)]
-    if let Some(ms) = std::env::var("BERTH_TEST_RETRY_MS")
-        .ok()
-        .and_then(|v| v.parse::<u64>().ok())
-    {
-        return Duration::from_millis(ms);
-    }
-    RETRY_FIRST
+    test_override_ms("BERTH_TEST_RETRY_MS").unwrap_or(RETRY_FIRST)
 }
 
 /// [`WRITE_TIMEOUT`], or in debug builds `BERTH_TEST_WRITE_TIMEOUT_MS` when set (for tests).
 fn write_timeout() -> Duration {
-    #[cfg(debug_assertions)]
-    if let Some(ms) = std::env::var("BERTH_TEST_WRITE_TIMEOUT_MS")
-        .ok()
-        .and_then(|v| v.parse::<u64>().ok())
-    {
-        return Duration::from_millis(ms);
+    test_override_ms("BERTH_TEST_WRITE_TIMEOUT_MS").unwrap_or(WRITE_TIMEOUT)
+}
+
+/// In debug builds, a duration in milliseconds from the environment variable `name` (tests
+/// shorten the daemon's timers this way); never in release builds.
+fn test_override_ms(name: &str) -> Option<Duration> {
+    if cfg!(debug_assertions) {
+        std::env::var(name)
+            .ok()
+            .and_then(|v| v.parse::<u64>().ok())
+            .map(Duration::from_millis)
+    } else {
+        None
     }
-    WRITE_TIMEOUT
 }
 
 async fn serve(state: Arc<State>, socket: PathBuf, gid: nix::unistd::Gid) -> Result<()> {
