@@ -387,31 +387,19 @@ impl Controller {
     /// network name, that offers a gateway; removes them when there is none.
     pub(super) fn update_default_routes(&self, sb: &Sandbox, st: &mut SandboxState) -> Result<()> {
         let pick = |v6: bool| -> Option<(NetworkId, String, IpAddr)> {
-            let mut candidates: Vec<&Attachment> = st
-                .endpoints
-                .values()
-                .filter(|a| !a.network.record.internal)
-                .filter(|a| {
-                    if v6 {
-                        a.join.gateway_v6.is_some()
-                    } else {
-                        a.join.gateway_v4.is_some()
-                    }
-                })
-                .collect();
-            candidates.sort_by(|a, b| a.network.record.name.cmp(&b.network.record.name));
-            candidates.first().map(|a| {
-                let gw = if v6 {
+            let candidates = st.endpoints.values().map(|a| RouteCandidate {
+                network: &a.record.network,
+                name: &a.network.record.name,
+                internal: a.network.record.internal,
+                ifname: &a.join.ifname,
+                gateway: if v6 {
                     a.join.gateway_v6.map(IpAddr::V6)
                 } else {
                     a.join.gateway_v4.map(IpAddr::V4)
-                };
-                (
-                    a.record.network.clone(),
-                    a.join.ifname.clone(),
-                    gw.unwrap_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED)),
-                )
-            })
+                },
+            });
+            choose_default_route(candidates)
+                .and_then(|c| Some((c.network.clone(), c.ifname.to_owned(), c.gateway?)))
         };
         for v6 in [false, true] {
             let want = pick(v6);
@@ -453,6 +441,31 @@ impl Controller {
     }
 }
 
+/// One endpoint of a sandbox as the choice of its default route (one family) sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct RouteCandidate<'a> {
+    pub(super) network: &'a NetworkId,
+    /// The network's name (the choice goes by it).
+    pub(super) name: &'a str,
+    pub(super) internal: bool,
+    /// The endpoint's interface in the sandbox.
+    pub(super) ifname: &'a str,
+    /// The gateway of this family its join offered.
+    pub(super) gateway: Option<IpAddr>,
+}
+
+/// Docker's choice of a sandbox's default route for one family: the endpoint on the first
+/// network, in lexical order of network name, that is not internal and offers a gateway of the
+/// family; none when no endpoint does.
+pub(super) fn choose_default_route<'a>(
+    candidates: impl IntoIterator<Item = RouteCandidate<'a>>,
+) -> Option<RouteCandidate<'a>> {
+    candidates
+        .into_iter()
+        .filter(|c| !c.internal && c.gateway.is_some())
+        .min_by(|a, b| a.name.cmp(b.name))
+}
+
 /// A connect's options with its legacy links resolved.
 pub(super) struct ConnectRequest {
     opts: EndpointOptions,
@@ -482,4 +495,59 @@ pub(super) fn next_ifname(st: &SandboxState) -> String {
         .map(|i| format!("eth{i}"))
         .find(|n| !used.contains(n.as_str()))
         .unwrap_or_else(|| "eth0".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ids() -> Vec<NetworkId> {
+        (1..=4u8).map(|i| NetworkId::from_bytes([i; 32])).collect()
+    }
+
+    fn cand<'a>(
+        id: &'a NetworkId,
+        name: &'a str,
+        internal: bool,
+        gw: Option<&str>,
+    ) -> RouteCandidate<'a> {
+        RouteCandidate {
+            network: id,
+            name,
+            internal,
+            ifname: "eth0",
+            gateway: gw.map(|g| {
+                g.parse()
+                    .unwrap_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED))
+            }),
+        }
+    }
+
+    #[test]
+    fn the_default_route_goes_to_the_first_network_by_name_that_can_carry_it() {
+        let ids = ids();
+        // Lexical order of names, not the order of connects.
+        let picked = choose_default_route([
+            cand(&ids[0], "zeta", false, Some("10.0.0.1")),
+            cand(&ids[1], "alpha", false, Some("10.1.0.1")),
+            cand(&ids[2], "mid", false, Some("10.2.0.1")),
+        ]);
+        assert_eq!(picked.map(|c| c.name), Some("alpha"));
+        // Internal networks and networks without a gateway of the family are passed over.
+        let picked = choose_default_route([
+            cand(&ids[0], "alpha", true, Some("10.0.0.1")),
+            cand(&ids[1], "beta", false, None),
+            cand(&ids[2], "gamma", false, Some("10.2.0.1")),
+        ]);
+        assert_eq!(picked.map(|c| c.network), Some(&ids[2]));
+        // None that can: no default route.
+        assert_eq!(
+            choose_default_route([
+                cand(&ids[0], "alpha", true, Some("10.0.0.1")),
+                cand(&ids[1], "beta", false, None),
+            ]),
+            None
+        );
+        assert_eq!(choose_default_route([]), None);
+    }
 }
