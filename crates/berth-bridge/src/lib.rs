@@ -54,8 +54,8 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use berth_driver::{
     Capabilities, DataPath, DriverError, EndpointId, EndpointOperInfo, EndpointSpec, InterfaceInfo,
-    JoinInfo, JoinRequest, MacAddr, NetworkDriver, NetworkId, NetworkSpec, RawOptions, Result,
-    local_mac_from_bytes, mac_from_ipv4,
+    JoinInfo, JoinRequest, MacAddr, NetworkDriver, NetworkId, NetworkSpec, OptionReader,
+    RawOptions, Result, local_mac_from_bytes, mac_from_ipv4,
 };
 use berth_firewall::{Firewall, NetworkRules};
 use berth_netlink::{
@@ -429,6 +429,8 @@ impl NetworkDriver for BridgeDriver {
     }
 
     fn create_endpoint(&self, spec: &EndpointSpec) -> Result<InterfaceInfo> {
+        // The bridge driver takes no endpoint options (as Docker 20.10's): any is refused, named.
+        OptionReader::new("bridge", &spec.options).finish()?;
         let net = self.network(&spec.network)?;
         let mac = spec.mac.unwrap_or_else(|| match spec.ipv4 {
             Some(v4) => mac_from_ipv4(v4.addr()),

@@ -97,6 +97,7 @@ fn try_join(
             ipv4: Some(format!("10.{subnet}.0.{}/24", 10 + i).parse().unwrap()),
             ipv6: None,
             mac: None,
+            options: Default::default(),
         })
         .unwrap();
     let sandbox_id = SandboxId::from_bytes([0xb0 + i; 32]);

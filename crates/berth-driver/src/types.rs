@@ -9,6 +9,7 @@ use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{EndpointId, NetworkId, SandboxId};
+use crate::options::RawOptions;
 
 /// Where a driver's networks exist.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -187,6 +188,10 @@ pub struct EndpointSpec {
     pub ipv6: Option<Ipv6Net>,
     /// A MAC address the user asked for.
     pub mac: Option<MacAddr>,
+    /// The endpoint's driver options (`docker network connect --driver-opt`, the API's
+    /// `EndpointSettings.DriverOpts`), as given: the driver reads what it knows (an
+    /// [`crate::OptionReader`]) and refuses the rest. Handed again after a restart.
+    pub options: RawOptions,
 }
 
 /// The interface facts a driver reports for an endpoint.

@@ -116,6 +116,9 @@ pub(crate) struct EndpointRecord {
     /// Legacy links of this endpoint (default bridge only), resolved at connect.
     #[serde(default)]
     pub legacy_links: Vec<LegacyLink>,
+    /// The endpoint's driver options (`--driver-opt`), handed to the driver again on restore.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub driver_opts: RawOptions,
     pub state: EndpointState,
 }
 

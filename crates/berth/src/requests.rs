@@ -148,4 +148,7 @@ pub struct EndpointOptions {
     pub exposed: Vec<ExposedPort>,
     /// `-P`: publish every exposed port on an automatic host port.
     pub publish_all: bool,
+    /// `--driver-opt`: the endpoint's driver options, handed to the network's driver as given
+    /// (it refuses what it does not know; the bridge driver knows none).
+    pub driver_opts: RawOptions,
 }

@@ -15,7 +15,7 @@ mod common;
 use std::sync::Arc;
 
 use berth::{Controller, EndpointOptions, Error, IpamPoolConfig, NetworkCreate, SandboxCreate};
-use berth_example_p2p::P2pDriver;
+use berth_example_p2p::{MTU_OPTION as P2P_MTU, P2pDriver};
 use berth_testhost::TestHost;
 use common::*;
 
@@ -97,10 +97,51 @@ fn a_driver_registered_from_outside_carries_traffic_and_survives_a_restart() {
     ctl.connect("one", "bridge", EndpointOptions::default())
         .unwrap();
 
+    // Endpoint driver options reach the driver: p2p.mtu sets both ends' MTU; an option it does
+    // not know is refused, named, and leaves nothing (the bridge driver knows none).
+    ctl.create_sandbox(SandboxCreate::new("three")).unwrap();
+    let with = |k: &str, v: &str| EndpointOptions {
+        driver_opts: [(k.to_owned(), v.to_owned())].into(),
+        ..Default::default()
+    };
+    for (net, key, driver) in [
+        ("routed", "p2p.bogus", "p2p"),
+        ("bridge", "p2p.mtu", "bridge"),
+    ] {
+        let e = ctl.connect("three", net, with(key, "1")).unwrap_err();
+        let text = e.to_string();
+        assert!(
+            text.contains(&format!("unknown option \"{key}\" for the {driver} driver")),
+            "{text}"
+        );
+        assert!(ctl.inspect_sandbox("three").unwrap().networks.is_empty());
+    }
+    ctl.connect("three", "routed", with(P2P_MTU, "1400"))
+        .unwrap();
+    let mtu_of_three = |ctl: &Controller| {
+        let out = ns(ctl, "three")
+            .command("ip")
+            .args(["-o", "link", "show", "eth0"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert!(
+        mtu_of_three(&ctl).contains("mtu 1400"),
+        "{}",
+        mtu_of_three(&ctl)
+    );
+    let three_id = ctl.inspect_sandbox("three").unwrap().networks["routed"]
+        .endpoint_id
+        .clone();
+
     // A restart with the driver registered restores its networks (by restore_network: its
-    // create_network refuses a network it has) and endpoints.
+    // create_network refuses a network it has) and endpoints, with their driver options: the
+    // pair of "three", deleted while berth was down, is made again with its MTU.
     assert_eq!(driver.restores(), 0);
     drop(ctl);
+    host.ip(&["link", "del", &format!("p2p{}", &three_id[..10])])
+        .unwrap();
     // (A new driver, as a restarted engine has: it knows no network until it is handed back.)
     let driver = p2p(&host);
     let ctl = build(&host, &dir, &driver);
@@ -108,7 +149,13 @@ fn a_driver_registered_from_outside_carries_traffic_and_survives_a_restart() {
     assert_eq!(ip(&ctl, "two"), two);
     assert!(host.ping(&two));
     assert!(berth_testhost::ping_in(&ns(&ctl, "two"), "10.98.0.1"));
-    for n in ["one", "two"] {
+    assert!(
+        mtu_of_three(&ctl).contains("mtu 1400"),
+        "{}",
+        mtu_of_three(&ctl)
+    );
+    assert!(berth_testhost::ping_in(&ns(&ctl, "three"), "10.98.0.1"));
+    for n in ["one", "two", "three"] {
         ctl.remove_sandbox(n).unwrap();
     }
     ctl.remove_network("routed").unwrap();

@@ -2,7 +2,8 @@
 //! Each endpoint is a veth pair; the sandbox end gets the endpoint's address, the host end the
 //! network's gateway address (/32) and a host route to the endpoint's address. No bridge: the
 //! host routes. It publishes no ports and keeps no state across restarts but what the controller
-//! hands back (`restore_network`, `create_endpoint`, `join` again).
+//! hands back (`restore_network`, `create_endpoint`, `join` again). One endpoint option:
+//! [`MTU_OPTION`].
 //!
 //! An engine registers it next to the built-in drivers:
 //!
@@ -38,7 +39,19 @@ pub struct P2pDriver {
     /// Each network's IPv4 gateway.
     gateways: Mutex<HashMap<NetworkId, Ipv4Net>>,
     /// Each endpoint's network and address.
-    endpoints: Mutex<HashMap<EndpointId, (NetworkId, Ipv4Net)>>,
+    endpoints: Mutex<HashMap<EndpointId, Endpoint>>,
+}
+
+/// The endpoint option that sets the MTU of both ends of an endpoint's pair
+/// (`--driver-opt p2p.mtu=1400`).
+pub const MTU_OPTION: &str = "p2p.mtu";
+
+/// One endpoint: its network, its address, and the MTU asked for.
+#[derive(Debug, Clone)]
+struct Endpoint {
+    network: NetworkId,
+    addr: Ipv4Net,
+    mtu: Option<u32>,
 }
 
 impl P2pDriver {
@@ -61,7 +74,7 @@ impl P2pDriver {
         self.gateways.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn endpoints(&self) -> std::sync::MutexGuard<'_, HashMap<EndpointId, (NetworkId, Ipv4Net)>> {
+    fn endpoints(&self) -> std::sync::MutexGuard<'_, HashMap<EndpointId, Endpoint>> {
         self.endpoints.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -122,11 +135,19 @@ impl NetworkDriver for P2pDriver {
         let addr = spec
             .ipv4
             .ok_or_else(|| DriverError::InvalidConfig("p2p needs an IPv4 address".into()))?;
+        let mut options = OptionReader::new("p2p", &spec.options);
+        let mtu = options.parse::<u32>(MTU_OPTION, "an MTU in bytes")?;
+        options.finish()?;
         let mut eps = self.endpoints();
         if eps.contains_key(&spec.endpoint) {
             return Err(DriverError::Exists(spec.endpoint.to_string()));
         }
-        eps.insert(spec.endpoint.clone(), (spec.network.clone(), addr));
+        let ep = Endpoint {
+            network: spec.network.clone(),
+            addr,
+            mtu,
+        };
+        eps.insert(spec.endpoint.clone(), ep);
         Ok(InterfaceInfo {
             mac: None,
             ipv4: spec.ipv4,
@@ -140,7 +161,11 @@ impl NetworkDriver for P2pDriver {
     }
 
     fn join(&self, req: &JoinRequest<'_>) -> Result<JoinInfo> {
-        let (net, addr) = self
+        let Endpoint {
+            network: net,
+            addr,
+            mtu,
+        } = self
             .endpoints()
             .get(req.endpoint)
             .cloned()
@@ -150,8 +175,15 @@ impl NetworkDriver for P2pDriver {
             .get(&net)
             .ok_or_else(|| DriverError::NetworkNotFound(net.to_string()))?;
         let host_if = Self::host_if(req.endpoint);
-        let peer = VethPeer::new(req.ifname).netns(req.sandbox.netns);
-        match self.host.link_add(&LinkSpec::veth(&host_if, peer)) {
+        let mut peer = VethPeer::new(req.ifname).netns(req.sandbox.netns);
+        if let Some(mtu) = mtu {
+            peer = peer.mtu(mtu);
+        }
+        let mut link = LinkSpec::veth(&host_if, peer);
+        if let Some(mtu) = mtu {
+            link = link.mtu(mtu);
+        }
+        match self.host.link_add(&link) {
             Ok(()) => {}
             Err(e) if e.is_exists() => {} // a restart: the pair is there
             Err(e) => return Err(kernel("creating the veth pair", e)),

@@ -87,6 +87,7 @@ pub fn join_in(driver: &BridgeDriver, net: &NetworkSpec, i: u8, sandbox: &TestHo
             ipv4: Some(format!("{}/24", addr_of(net, i)).parse().unwrap()),
             ipv6: None,
             mac: None,
+            options: Default::default(),
         })
         .unwrap();
     let sandbox_id = SandboxId::from_bytes([0xb0 + i; 32]);

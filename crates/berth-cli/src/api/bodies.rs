@@ -133,7 +133,7 @@ pub struct EndpointSettingsBody {
     /// `--mac-address`.
     #[serde(deserialize_with = "nullable")]
     pub mac_address: String,
-    /// `--driver-opt` (refused when not empty).
+    /// `--driver-opt`: handed to the network's driver, which refuses what it does not know.
     #[serde(deserialize_with = "nullable")]
     pub driver_opts: BTreeMap<String, String>,
 }

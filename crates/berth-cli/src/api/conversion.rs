@@ -198,12 +198,6 @@ pub(super) fn endpoint_options(e: &EndpointSettingsBody) -> Result<EndpointOptio
             "link-local addresses (--link-local-ip) are not supported by berth",
         ));
     }
-    if !e.driver_opts.is_empty() {
-        return Err(ApiError::bad_request(format!(
-            "endpoint driver options (--driver-opt) are not supported by berth's drivers (got {})",
-            e.driver_opts.keys().cloned().collect::<Vec<_>>().join(", ")
-        )));
-    }
     check_aliases(&e.aliases)?;
     Ok(EndpointOptions {
         ipv4: parse_v4(&e.ipam_config.ipv4_address)?,
@@ -211,6 +205,7 @@ pub(super) fn endpoint_options(e: &EndpointSettingsBody) -> Result<EndpointOptio
         aliases: e.aliases.clone(),
         links: parse_links(&e.links)?,
         mac: parse_mac(&e.mac_address)?,
+        driver_opts: e.driver_opts.clone(),
         ..Default::default()
     })
 }
@@ -307,6 +302,7 @@ pub(super) fn sandbox_spec(b: SandboxCreateBody) -> Result<SandboxSpec, ApiError
         ports,
         exposed,
         publish_all: b.publish_all_ports,
+        driver_opts: Default::default(),
     };
     create.network = Some(mode);
     create.endpoint = endpoint;

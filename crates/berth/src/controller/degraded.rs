@@ -518,6 +518,7 @@ pub(super) fn spec_of_endpoint(ep: &EndpointRecord) -> EndpointSpec {
         ipv4: ep.ipv4,
         ipv6: ep.ipv6,
         mac: ep.mac,
+        options: ep.driver_opts.clone(),
     }
 }
 

@@ -141,6 +141,7 @@ impl Controller {
             ports: Vec::new(),
             exposed: opts.exposed.clone(),
             legacy_links,
+            driver_opts: opts.driver_opts.clone(),
             state: EndpointState::Pending,
         };
         // Intent first: the addresses are taken in the store before the kernel is touched.
@@ -153,6 +154,7 @@ impl Controller {
             ipv4,
             ipv6,
             mac: opts.mac,
+            options: opts.driver_opts.clone(),
         })?;
         undo.driver_endpoint = true;
         hit("connect.endpoint")?;
