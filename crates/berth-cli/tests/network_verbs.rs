@@ -307,7 +307,10 @@ fn connect_disconnect_rm_prune_with_traffic() {
         1,
     );
     // Handed to the network's driver, which names what it does not know.
-    assert!(e.contains("unknown option \"x\" for the bridge driver"), "{e}");
+    assert!(
+        e.contains("unknown option \"x\" for the bridge driver"),
+        "{e}"
+    );
     f.fails(&["network", "connect", "isolated_nw"], 1);
 
     // rm refuses a network with endpoints, and the predefined ones.

@@ -88,7 +88,9 @@ struct Inner {
     /// host-mode sandboxes (a path that means the same namespace to every process).
     host_key: std::path::PathBuf,
     host_netlink: Handle,
-    store: RedbStore,
+    /// Local state: the redb file under the data root, or the store the engine gave
+    /// ([`ControllerBuilder::store`]).
+    store: Arc<dyn KvStore>,
     firewall: Option<Arc<Firewall>>,
     /// By name: the built-in ones and those registered through [`ControllerBuilder`].
     drivers: BTreeMap<String, Arc<dyn Driver>>,
@@ -241,7 +243,11 @@ impl Controller {
         self.inner.drivers.keys().cloned().collect()
     }
 
-    fn start(config: Config, registered: Vec<Arc<dyn Driver>>) -> Result<Controller> {
+    fn start(
+        config: Config,
+        registered: Vec<Arc<dyn Driver>>,
+        store: Option<Arc<dyn KvStore>>,
+    ) -> Result<Controller> {
         let span = tracing::info_span!("controller_new", data_root = %config.data_root.display());
         let _enter = span.enter();
         std::fs::create_dir_all(&config.data_root).map_err(|e| {
@@ -250,7 +256,10 @@ impl Controller {
                 berth_netlink::Error::io("mkdir", e),
             )
         })?;
-        let store = RedbStore::open(config.store_path())?;
+        let store: Arc<dyn KvStore> = match store {
+            Some(s) => s,
+            None => Arc::new(RedbStore::open(config.store_path())?),
+        };
         let host = match &config.host_netns {
             Some(p) => Netns::open(p),
             None => Netns::current(),
@@ -259,7 +268,7 @@ impl Controller {
         let host_netlink =
             Handle::open(&host).map_err(|e| Error::kernel("netlink in the host namespace", e))?;
         let host_key = bind_host_key(&host, &config.netns_dir())?;
-        let instance = instance_id(&store)?;
+        let instance = instance_id(&*store)?;
 
         // Docker sets the forward policy to DROP when it switched forwarding on. berth keeps what
         // it switched on in the store, so the policy stays after a restart finds forwarding on.
@@ -290,8 +299,8 @@ impl Controller {
             store.put(FORWARDING_KEY, &encode(&forwarding))?;
         }
 
-        let networks: Vec<NetworkRecord> = load(&store, "network/")?;
-        let sandbox_records: Vec<SandboxRecord> = load(&store, "sandbox/")?;
+        let networks: Vec<NetworkRecord> = load(&*store, "network/")?;
+        let sandbox_records: Vec<SandboxRecord> = load(&*store, "sandbox/")?;
         // Sandboxes whose endpoints the firewall keeps: not being removed, and with a namespace
         // that still exists (after a reboot /run is empty: their ports must not come back).
         let live_sandboxes: BTreeSet<SandboxId> = sandbox_records
@@ -316,7 +325,7 @@ impl Controller {
                 fw_config.forward_policy_drop = forwarding.ipv4;
                 fw_config.forward_policy_drop_v6 = forwarding.ipv6;
                 let mut desired = DesiredState::new();
-                let endpoints: Vec<EndpointRecord> = load(&store, "endpoint/")?
+                let endpoints: Vec<EndpointRecord> = load(&*store, "endpoint/")?
                     .into_iter()
                     .filter(|e: &EndpointRecord| live_sandboxes.contains(&e.sandbox))
                     .collect();

@@ -9,6 +9,7 @@ use super::*;
 pub struct ControllerBuilder {
     config: Config,
     drivers: Vec<Arc<dyn Driver>>,
+    store: Option<Arc<dyn KvStore>>,
 }
 
 impl std::fmt::Debug for ControllerBuilder {
@@ -26,6 +27,7 @@ impl ControllerBuilder {
         ControllerBuilder {
             config,
             drivers: Vec::new(),
+            store: None,
         }
     }
 
@@ -38,6 +40,15 @@ impl ControllerBuilder {
     /// it).
     pub fn driver_arc(mut self, driver: Arc<dyn Driver>) -> ControllerBuilder {
         self.drivers.push(driver);
+        self
+    }
+
+    /// Keeps the controller's state in `store` instead of the redb file under the data root
+    /// (`Config::store_path`): any [`KvStore`], such as an engine's own or
+    /// [`berth_store::MemoryStore`] for state that must not outlive the process. The store must
+    /// not be shared with another controller (local state is not scoped per host).
+    pub fn store(mut self, store: Arc<dyn KvStore>) -> ControllerBuilder {
+        self.store = Some(store);
         self
     }
 
@@ -65,7 +76,7 @@ impl ControllerBuilder {
                 )));
             }
         }
-        Controller::start(self.config, self.drivers)
+        Controller::start(self.config, self.drivers, self.store)
     }
 }
 

@@ -64,7 +64,7 @@ impl Controller {
         in_parallel(sandboxes, |rec| self.restore_sandbox(rec, &outcome))?;
         let outcome = outcome.into_inner().unwrap_or_else(|p| p.into_inner());
 
-        let endpoints: Vec<EndpointRecord> = load(&self.inner.store, "endpoint/")?;
+        let endpoints: Vec<EndpointRecord> = load(&*self.inner.store, "endpoint/")?;
         // Every stored address is taken again before anything else is handed out.
         for ep in &endpoints {
             let Ok(net) = self.lookup_network(ep.network.as_str()) else {
@@ -243,7 +243,7 @@ struct RestoreOutcome {
 /// Every record under `prefix`. A record that cannot be read is moved to `quarantine/<key>`
 /// (logged with the reason) instead of stopping start-up: one bad record must not take every
 /// other network and sandbox down with it.
-pub(super) fn load<T: DeserializeOwned>(store: &RedbStore, prefix: &str) -> Result<Vec<T>> {
+pub(super) fn load<T: DeserializeOwned>(store: &dyn KvStore, prefix: &str) -> Result<Vec<T>> {
     let mut out = Vec::new();
     for e in store.list(prefix)? {
         match decode(&e.key, &e.value) {
@@ -263,7 +263,7 @@ pub(super) fn load<T: DeserializeOwned>(store: &RedbStore, prefix: &str) -> Resu
 
 /// This state's instance id (kept in the store; made on first start): the mark the bridge
 /// driver puts on every link it makes, so that only berth's own links are ever removed.
-pub(super) fn instance_id(store: &RedbStore) -> Result<String> {
+pub(super) fn instance_id(store: &dyn KvStore) -> Result<String> {
     if let Some(e) = store.get(INSTANCE_KEY)? {
         if let Ok(id) = String::from_utf8(e.value) {
             return Ok(id);
