@@ -6,6 +6,9 @@
 //! - `cargo xtask demo`: the main job, a walkthrough of berth inside throwaway namespaces.
 //! - `cargo xtask bench [BENCH...]`: runs the criterion benches (all, or the named ones).
 //! - `cargo xtask fuzz TARGET [SECONDS]`: runs one fuzz target on its seed corpus (nightly).
+//! - `cargo xtask codemap`: writes `CODEMAP.md` (one line per source file; `test` checks it).
+
+mod codemap;
 
 use std::env;
 use std::path::{Path, PathBuf};
@@ -34,6 +37,7 @@ fn main() -> ExitCode {
         Some("bench") => bench(&args[1..]),
         Some("fuzz") => fuzz(&args[1..]),
         Some("install-deps") => install_packages(),
+        Some("codemap") => write_codemap(),
         _ => Err(usage()),
     };
     match result {
@@ -46,7 +50,7 @@ fn main() -> ExitCode {
 }
 
 fn usage() -> String {
-    "usage: cargo xtask test | demo | bench [BENCH...] | fuzz TARGET [SECONDS] | install-deps"
+    "usage: cargo xtask test | demo | bench [BENCH...] | fuzz TARGET [SECONDS] | codemap | install-deps"
         .into()
 }
 
@@ -117,11 +121,32 @@ fn install_packages() -> Result {
     run(install)
 }
 
+fn write_codemap() -> Result {
+    let map = codemap::render(&root())?;
+    std::fs::write(root().join(codemap::FILE), map)
+        .map_err(|e| format!("writing {}: {e}", codemap::FILE))
+}
+
+/// Fails when `CODEMAP.md` is not what `cargo xtask codemap` would write.
+fn check_codemap() -> Result {
+    let want = codemap::render(&root())?;
+    let have = std::fs::read_to_string(root().join(codemap::FILE)).unwrap_or_default();
+    if have == want {
+        Ok(())
+    } else {
+        Err(format!(
+            "{} is out of date: run `cargo xtask codemap` and commit it",
+            codemap::FILE
+        ))
+    }
+}
+
 fn test() -> Result {
     if !is_root() {
         return Err("the kernel tests need root (network namespaces, netlink, iptables)".into());
     }
     install_packages()?;
+    check_codemap()?;
     let mut fmt = cargo();
     fmt.args(["fmt", "--all", "--", "--check"]);
     run(fmt)?;
