@@ -1,6 +1,7 @@
 //! [`Firewall`]: the desired state behind a lock, each change planned and applied as one
 //! transaction inside the firewall's namespace.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 use berth_netlink::Netns;
@@ -23,6 +24,10 @@ pub struct Firewall {
     planner: Planner,
     tools: Tools,
     state: Mutex<DesiredState>,
+    /// Set from [`Firewall::with_state`] until the first [`Firewall::reconcile`]: changes are
+    /// recorded (validated and planned) but not applied, so a restart can gather the whole
+    /// state from its restores and converge the kernel once.
+    staging: AtomicBool,
 }
 
 impl Firewall {
@@ -36,9 +41,12 @@ impl Firewall {
         Ok(fw)
     }
 
-    /// A firewall that takes over `state` (after a restart) without touching the kernel yet:
-    /// call [`Firewall::reconcile`] next to restore what is missing and remove what is stale.
-    /// The state is validated against `config` piece by piece.
+    /// A firewall that takes over `state` (after a restart) without touching the kernel yet.
+    /// Until the first [`Firewall::reconcile`], changes (`add_*`, `remove_*`) are validated and
+    /// recorded but not applied: a restart adds what its restores find, then one reconcile
+    /// restores what is missing and removes what is stale (the rules in the kernel stay as they
+    /// were meanwhile, so traffic does not blink). The state is validated against `config`
+    /// piece by piece.
     pub fn with_state(
         netns: &Netns,
         config: FirewallConfig,
@@ -57,6 +65,7 @@ impl Firewall {
             planner,
             tools,
             state: Mutex::new(checked),
+            staging: AtomicBool::new(true),
         })
     }
 
@@ -92,7 +101,21 @@ impl Firewall {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Applies a change's transaction (recorded only while staging: see
+    /// [`Firewall::with_state`]).
     fn apply(&self, op: &str, tx: &Transaction) -> Result<()> {
+        if self.staging.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        self.apply_now(op, tx)
+    }
+
+    /// Whether changes are only recorded until the first [`Firewall::reconcile`].
+    pub fn staging(&self) -> bool {
+        self.staging.load(Ordering::Relaxed)
+    }
+
+    fn apply_now(&self, op: &str, tx: &Transaction) -> Result<()> {
         let span = tracing::debug_span!("firewall", op, processes = tx.processes());
         let _enter = span.enter();
         exec::apply(&self.netns, &self.tools, tx)
@@ -152,7 +175,8 @@ impl Firewall {
         state.remove_link(link).map(|_| ())
     }
 
-    /// Compares the kernel's rules with the desired state without changing anything.
+    /// Compares the kernel's rules with the desired state without changing anything (while
+    /// staging, what the next reconcile would do).
     pub fn check_drift(&self) -> Result<DriftReport> {
         let state = self.lock();
         let observed = exec::observe(&self.netns, &self.tools, self.config())?;
@@ -169,8 +193,11 @@ impl Firewall {
         let (tx, report) = self.planner.converge(&state, &observed)?;
         if !tx.is_empty() {
             tracing::info!(%report, "reconciling firewall drift");
-            self.apply("reconcile", &tx)?;
+            self.apply_now("reconcile", &tx)?;
         }
+        // From now on every change is applied as it is made (held under the state's lock, so
+        // no change slips between this reconcile and the switch).
+        self.staging.store(false, Ordering::Relaxed);
         // Probe the iptables netlink path now (once), not in the first change a caller times.
         exec::fast_path_usable(&self.netns, &self.tools);
         Ok(report)

@@ -734,11 +734,39 @@ fn restart_reconciles(backend: Backend) {
     // The store forgot the port: reconcile removes its rules.
     let forgot =
         DesiredState::from_parts(&cfg, state.networks().values().cloned(), [], []).expect("state");
-    let fw = berth_firewall::Firewall::with_state(lab.host.netns(), cfg, forgot).expect("restart");
+    let fw = berth_firewall::Firewall::with_state(lab.host.netns(), cfg.clone(), forgot)
+        .expect("restart");
     let r = fw.reconcile().expect("reconcile");
     assert!(!r.unexpected.is_empty(), "stale port rules reported: {r}");
     assert_no_drift(&fw);
     assert!(blocked(lab.peer.netns(), "192.0.2.1:8080"));
+
+    // Staged: a restart that starts empty and adds what its restores bring back changes no
+    // rule until its reconcile (the kernel keeps the old ones meanwhile), then converges on
+    // exactly that; from then on every change is applied at once.
+    let other = port(Protocol::Tcp, (8081, 8081), "172.16.9.2", (80, 80), "br-z");
+    let fw = berth_firewall::Firewall::with_state(lab.host.netns(), cfg, DesiredState::new())
+        .expect("restart");
+    assert!(fw.staging());
+    let before = lab.snapshot();
+    fw.add_network(net("br-z", "172.16.9.0/24"))
+        .expect("staged network");
+    fw.add_ports(std::slice::from_ref(&web)).expect("staged port");
+    assert_same(&before, &lab.snapshot(), "a staged change touched the kernel");
+    assert!(blocked(lab.peer.netns(), "192.0.2.1:8080"), "not applied yet");
+    let r = fw.reconcile().expect("reconcile");
+    assert!(!r.is_clean(), "the staged port is reported missing: {r}");
+    assert!(!fw.staging());
+    assert_no_drift(&fw);
+    assert_eq!(
+        fetch(lab.peer.netns(), "192.0.2.1:8080"),
+        "web from 192.0.2.2"
+    );
+    fw.add_ports(std::slice::from_ref(&other)).expect("applied port");
+    assert_eq!(
+        fetch(lab.peer.netns(), "192.0.2.1:8081"),
+        "web from 192.0.2.2"
+    );
 }
 
 /// FORWARD policy DROP when configured; berth's accepts still let its traffic through.

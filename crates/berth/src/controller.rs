@@ -17,7 +17,7 @@ use berth_driver::{
 use berth_firewall::{DesiredState, Firewall, FirewallConfig, LinkPort, LinkRule, Protocol};
 use berth_ipam::{AddressRequest, AddressSpace, IpFamily, Ipam, PoolId, PoolRequest};
 use berth_netlink::{Handle, IpFamily as NlFamily, Netns, RouteSpec, sysctl_get, sysctl_set};
-use berth_portmap::{PortMapper, PortSpec};
+use berth_portmap::PortSpec;
 use berth_store::{Expect, KvStore, RedbStore, Txn};
 use ipnet::IpNet;
 use serde::Serialize;
@@ -301,13 +301,6 @@ impl Controller {
 
         let networks: Vec<NetworkRecord> = load(&*store, "network/")?;
         let sandbox_records: Vec<SandboxRecord> = load(&*store, "sandbox/")?;
-        // Sandboxes whose endpoints the firewall keeps: not being removed, and with a namespace
-        // that still exists (after a reboot /run is empty: their ports must not come back).
-        let live_sandboxes: BTreeSet<SandboxId> = sandbox_records
-            .iter()
-            .filter(|r| !r.removing && (r.host_mode || r.netns.exists()))
-            .map(|r| r.id.clone())
-            .collect();
         // dockerd's --icc, --ip-masq and --mtu shape the default bridge only (they become its
         // explicit options); user-defined networks keep Docker's defaults unless their own
         // options say otherwise. --ip is the default host address of every network.
@@ -316,6 +309,11 @@ impl Controller {
             ..BridgeDefaults::default()
         };
 
+        // The firewall starts staged: the drivers' restores (networks, published ports) and the
+        // legacy links add their rules to its state as they come back, and one reconcile at the
+        // end of the restore converges the kernel on exactly that (see `restore`). What a
+        // restore does not bring back (a sandbox gone after a reboot, an endpoint that failed)
+        // is never applied and its old rules are removed by that reconcile.
         let firewall = match config.firewall {
             None => None,
             Some(backend) => {
@@ -324,60 +322,11 @@ impl Controller {
                 fw_config.trusted_interfaces = config.trusted_interfaces.clone();
                 fw_config.forward_policy_drop = forwarding.ipv4;
                 fw_config.forward_policy_drop_v6 = forwarding.ipv6;
-                let mut desired = DesiredState::new();
-                let endpoints: Vec<EndpointRecord> = load(&*store, "endpoint/")?
-                    .into_iter()
-                    .filter(|e: &EndpointRecord| live_sandboxes.contains(&e.sandbox))
-                    .collect();
-                for rec in networks
-                    .iter()
-                    .filter(|r| r.driver == "bridge" && !r.removing)
-                {
-                    let opts = BridgeOptions::parse(&rec.options, &bridge_defaults)?;
-                    let rules = BridgeDriver::network_rules(&spec_of(rec), &opts);
-                    let bridge = rules.bridge.clone();
-                    desired.insert_network(&fw_config, rules)?;
-                    let published = endpoints
-                        .iter()
-                        .filter(|e| e.network == rec.id && e.state == EndpointState::Active);
-                    for ep in published {
-                        let rules = PortMapper::rules_for(
-                            &ep.ports,
-                            ep.ipv4.map(|a| a.addr()),
-                            ep.ipv6.map(|a| a.addr()),
-                            &bridge,
-                        );
-                        for rule in rules {
-                            desired.insert_port(&fw_config, rule)?;
-                        }
-                    }
-                    if !opts.enable_icc {
-                        let active: Vec<&EndpointRecord> = endpoints
-                            .iter()
-                            .filter(|e| e.network == rec.id && e.state == EndpointState::Active)
-                            .collect();
-                        let addrs: BTreeSet<IpAddr> = active
-                            .iter()
-                            .flat_map(|e| {
-                                e.ipv4
-                                    .map(|a| IpAddr::V4(a.addr()))
-                                    .into_iter()
-                                    .chain(e.ipv6.map(|a| IpAddr::V6(a.addr())))
-                            })
-                            .collect();
-                        for ep in &active {
-                            for rule in link_rules(&bridge, ep) {
-                                if addrs.contains(&rule.child_ip) {
-                                    desired.insert_link(&fw_config, rule)?;
-                                }
-                            }
-                        }
-                    }
-                }
-                let fw = Firewall::with_state(&host, fw_config, desired)?;
-                let report = fw.reconcile()?;
-                tracing::info!(%report, "firewall reconciled on start");
-                Some(Arc::new(fw))
+                Some(Arc::new(Firewall::with_state(
+                    &host,
+                    fw_config,
+                    DesiredState::new(),
+                )?))
             }
         };
 

@@ -148,7 +148,6 @@ impl Controller {
                 Ok(()) => held = true,
                 Err(e) => {
                     tracing::error!(endpoint = %ep.id.short(), error = %e, "published ports of a degraded sandbox not held");
-                    self.remove_port_rules(net, ep);
                 }
             }
         }
@@ -230,8 +229,9 @@ impl Controller {
     /// Joins a stored active endpoint again (unless `joined` says it is) and takes its
     /// published ports again (unless `ports_held`), then attaches it to the sandbox: fully, or
     /// with a [`Trouble`] naming what failed. Nothing it could restore is undone for what it
-    /// could not; the rules of ports it could not take are removed (they would send another
-    /// process's traffic to the sandbox).
+    /// could not. The ports it could not take get no rules (they would send another process's
+    /// traffic to the sandbox): taking them is all or nothing, and at start the firewall is
+    /// staged, so the old rules go with the start's reconcile.
     pub(super) fn attach_restored(
         &self,
         sb: &Sandbox,
@@ -247,7 +247,6 @@ impl Controller {
         let network = &net.record.name;
         let (join, trouble) = match joined.map_or_else(|| self.rejoin(net, sb, &ep), Ok) {
             Err(e) => {
-                self.remove_port_rules(net, &ep);
                 let unjoined = JoinInfo {
                     ifname: ep.ifname.clone().unwrap_or_default(),
                     ..JoinInfo::default()
@@ -263,7 +262,6 @@ impl Controller {
                 {
                     Ok(()) => (join, None),
                     Err(e) => {
-                        self.remove_port_rules(net, &ep);
                         let reason =
                             format!("network {network}: taking its published ports again: {e}");
                         (join, Some((reason, true)))
@@ -349,7 +347,6 @@ impl Controller {
             let _ = net
                 .driver
                 .revoke_external_connectivity(&net.record.id, &ep.id);
-            self.remove_port_rules(net, ep);
             let addrs = addresses_of(ep);
             if let Err(e) = self.remove_link_rules(&net.record, &addrs) {
                 tracing::warn!(endpoint = %ep.id.short(), error = %e, "removing the link rules of an endpoint rolled back");

@@ -1,6 +1,7 @@
 //! Legacy links (`--link` on the default bridge): resolving them, their icc-off firewall holes and
 //! their environment variables.
 
+use super::degraded::addresses_of;
 use super::*;
 
 impl Controller {
@@ -66,6 +67,40 @@ impl Controller {
             });
         }
         Ok(out)
+    }
+
+    /// After a restart: adds the icc-off holes of the restored endpoints' legacy links (to the
+    /// staged firewall), for links whose linked address is still an endpoint of the network.
+    pub(super) fn restore_links(&self) -> Result<()> {
+        let Some(fw) = &self.inner.firewall else {
+            return Ok(());
+        };
+        let endpoints: Vec<EndpointRecord> = load(&*self.inner.store, "endpoint/")?
+            .into_iter()
+            .filter(|e: &EndpointRecord| e.state == EndpointState::Active)
+            .collect();
+        if endpoints.iter().all(|e| e.legacy_links.is_empty()) {
+            return Ok(());
+        }
+        let nets: Vec<Arc<Network>> = self.read_networks().values().cloned().collect();
+        for net in nets {
+            let Some(bridge) = self.icc_off_bridge(&net.record)? else {
+                continue;
+            };
+            let on_net: Vec<&EndpointRecord> = endpoints
+                .iter()
+                .filter(|e| e.network == net.record.id)
+                .collect();
+            let addrs: BTreeSet<IpAddr> = on_net.iter().flat_map(|e| addresses_of(e)).collect();
+            for ep in &on_net {
+                for rule in link_rules(&bridge, ep) {
+                    if addrs.contains(&rule.child_ip) && !fw.links().contains(&rule) {
+                        fw.add_link(rule)?;
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 
     /// The bridge of a bridge network whose icc is off (where links need firewall rules).

@@ -104,6 +104,13 @@ impl Controller {
             }
         }
         self.remove_orphan_namespaces();
+        self.restore_links()?;
+        // The firewall was staged (see `Controller::start`): its state now holds what the
+        // restores brought back; one reconcile makes the kernel say exactly that.
+        if let Some(fw) = &self.inner.firewall {
+            let report = fw.reconcile()?;
+            tracing::info!(%report, "firewall reconciled on start");
+        }
         Ok(())
     }
 
@@ -172,32 +179,6 @@ impl Controller {
         // A connect that never completed, a disconnect that did not finish, or a sandbox that
         // is gone: undo what may exist.
         self.roll_back_endpoint(net.as_deref(), &ep)
-    }
-
-    /// Removes the NAT rules a stored endpoint's published ports would have (start-up puts them
-    /// in place before restoring endpoints; one that is not restored must not keep them).
-    pub(super) fn remove_port_rules(&self, net: &Network, ep: &EndpointRecord) {
-        let Some(fw) = &self.inner.firewall else {
-            return;
-        };
-        let Ok(Some((_, bridge))) = self.bridge_of(&net.record) else {
-            return;
-        };
-        let have = fw.state();
-        let rules: Vec<_> = PortMapper::rules_for(
-            &ep.ports,
-            ep.ipv4.map(|a| a.addr()),
-            ep.ipv6.map(|a| a.addr()),
-            &bridge,
-        )
-        .into_iter()
-        .filter(|r| have.has_port(r))
-        .collect();
-        if !rules.is_empty() {
-            if let Err(e) = fw.remove_ports(&rules) {
-                tracing::warn!(endpoint = %ep.id.short(), error = %e, "removing the rules of an endpoint not restored");
-            }
-        }
     }
 
     /// Deletes namespaces under the exec root that no live or degraded sandbox names: one whose
