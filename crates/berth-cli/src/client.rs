@@ -14,6 +14,8 @@ use crate::error::{Error, Result};
 
 /// The largest answer the client reads.
 const MAX_RESPONSE_BYTES: usize = 256 << 20;
+/// The most headers an answer may have.
+const MAX_HEADERS: usize = 64;
 /// How long the client waits for an answer.
 const READ_TIMEOUT: Duration = Duration::from_secs(300);
 
@@ -93,34 +95,42 @@ impl Client {
     }
 
     fn parse(&self, raw: &[u8]) -> Result<Reply> {
-        let end = raw
-            .windows(4)
-            .position(|w| w == b"\r\n\r\n")
-            .ok_or_else(|| self.protocol("the answer has no complete HTTP header"))?;
-        let head = std::str::from_utf8(&raw[..end])
-            .map_err(|_| self.protocol("the HTTP header is not text"))?;
-        let mut lines = head.split("\r\n");
-        let status_line = lines.next().unwrap_or("");
-        let status: u16 = status_line
-            .split_whitespace()
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .ok_or_else(|| self.protocol(format!("bad status line {status_line:?}")))?;
+        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let mut response = httparse::Response::new(&mut headers);
+        // A malformed header line is skipped, not an error: only two headers matter here.
+        let parsed = httparse::ParserConfig::default()
+            .ignore_invalid_headers_in_responses(true)
+            .parse_response(&mut response, raw);
+        let end = match parsed {
+            Ok(httparse::Status::Complete(end)) => end,
+            Ok(httparse::Status::Partial) => {
+                return Err(self.protocol("the answer has no complete HTTP header"));
+            }
+            Err(httparse::Error::Version | httparse::Error::Status) => {
+                let line = raw.split(|&b| b == b'\n').next().unwrap_or_default();
+                let line = String::from_utf8_lossy(line.strip_suffix(b"\r").unwrap_or(line));
+                return Err(self.protocol(format!("bad status line {line:?}")));
+            }
+            Err(e) => return Err(self.protocol(format!("bad HTTP header: {e}"))),
+        };
+        if std::str::from_utf8(&raw[..end]).is_err() {
+            return Err(self.protocol("the HTTP header is not text"));
+        }
+        let status = response.code.unwrap_or_default();
         let mut length = None;
         let mut chunked = false;
-        for line in lines {
-            if let Some((k, v)) = line.split_once(':') {
-                let (k, v) = (k.trim(), v.trim());
-                if k.eq_ignore_ascii_case("content-length") {
-                    length = v.parse::<usize>().ok();
-                } else if k.eq_ignore_ascii_case("transfer-encoding")
-                    && v.eq_ignore_ascii_case("chunked")
-                {
-                    chunked = true;
-                }
+        for h in response.headers.iter() {
+            // The whole head is UTF-8 (checked above).
+            let v = std::str::from_utf8(h.value).unwrap_or_default().trim();
+            if h.name.eq_ignore_ascii_case("content-length") {
+                length = v.parse::<usize>().ok();
+            } else if h.name.eq_ignore_ascii_case("transfer-encoding")
+                && v.eq_ignore_ascii_case("chunked")
+            {
+                chunked = true;
             }
         }
-        let rest = &raw[end + 4..];
+        let rest = &raw[end..];
         let body = if chunked {
             dechunk(rest).ok_or_else(|| self.protocol("bad chunked body"))?
         } else if let Some(n) = length {
@@ -182,13 +192,22 @@ impl Client {
     }
 }
 
+/// The body of a chunked answer (trailers ignored). Chunk-size lines are httparse's; the loop
+/// over chunks stays here, as the only crates in the lock that de-chunk (hyper, h2) do it inside
+/// their async connection types, not on a buffer.
 fn dechunk(mut rest: &[u8]) -> Option<Vec<u8>> {
     let mut out = Vec::new();
     loop {
-        let line_end = rest.windows(2).position(|w| w == b"\r\n")?;
-        let size_text = std::str::from_utf8(&rest[..line_end]).ok()?;
-        let size = usize::from_str_radix(size_text.split(';').next()?.trim(), 16).ok()?;
-        rest = &rest[line_end + 2..];
+        // httparse reads a line with no digit (`\r\n`, `;ext\r\n`) as size 0: refuse it.
+        if !rest.first().is_some_and(u8::is_ascii_hexdigit) {
+            return None;
+        }
+        let (line_end, size) = match httparse::parse_chunk_size(rest).ok()? {
+            httparse::Status::Complete(c) => c,
+            httparse::Status::Partial => return None,
+        };
+        let size = usize::try_from(size).ok()?;
+        rest = &rest[line_end..];
         if size == 0 {
             return Some(out);
         }
@@ -197,17 +216,17 @@ fn dechunk(mut rest: &[u8]) -> Option<Vec<u8>> {
     }
 }
 
+/// What [`encode_component`] escapes: all but RFC 3986's unreserved characters (`A-Z a-z 0-9 - _
+/// . ~`), so a name is one path segment or query value for berth's daemon and Docker's alike.
+const COMPONENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+
 /// Percent-encodes a path segment or query value.
 pub(crate) fn encode_component(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+    percent_encoding::utf8_percent_encode(s, COMPONENT).to_string()
 }
 
 #[cfg(test)]
@@ -227,5 +246,79 @@ mod tests {
         assert_eq!(r.body, b"abc");
         assert!(c.parse(b"garbage").is_err());
         assert_eq!(encode_component("a b/c"), "a%20b%2Fc");
+    }
+
+    #[test]
+    fn parse_edges() {
+        let c = Client::new(Some("unix:///tmp/x.sock")).unwrap();
+        let message = |raw: &[u8]| match c.parse(raw) {
+            Err(Error::Protocol { message, .. }) => message,
+            other => panic!("{other:?}"),
+        };
+        // No body length: everything after the head; a bad Content-Length is ignored.
+        let r = c
+            .parse(b"HTTP/1.1 404 Not Found\r\n\r\n{\"message\":\"x\"}")
+            .unwrap();
+        assert_eq!(
+            (r.status, r.body.as_slice()),
+            (404, b"{\"message\":\"x\"}".as_slice())
+        );
+        let r = c
+            .parse(b"HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\nab")
+            .unwrap();
+        assert_eq!(r.body, b"ab");
+        // Header names and `chunked` in any case; a malformed header line is skipped.
+        let r = c
+            .parse(b"HTTP/1.0 204 \r\ncontent-LENGTH:  1 \r\nnot a header\r\n\r\nxy")
+            .unwrap();
+        assert_eq!((r.status, r.body.as_slice()), (204, b"x".as_slice()));
+        let r = c
+            .parse(b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\ntransfer-encoding: CHUNKED\r\n\r\n3;x=y\r\nabc\r\n0\r\nT: 1\r\n\r\n")
+            .unwrap();
+        assert_eq!(r.body, b"abc");
+        // The errors users see.
+        for partial in [&b""[..], b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n"] {
+            assert_eq!(message(partial), "the answer has no complete HTTP header");
+        }
+        assert_eq!(
+            message(b"HTTP/1.1 2x0 OK\r\n\r\n"),
+            "bad status line \"HTTP/1.1 2x0 OK\""
+        );
+        assert_eq!(
+            message(b"SSH-2.0-x\r\n\r\n"),
+            "bad status line \"SSH-2.0-x\""
+        );
+        assert_eq!(
+            message(b"HTTP/1.1 200 OK\r\nX: \xff\r\n\r\n"),
+            "the HTTP header is not text"
+        );
+        assert_eq!(
+            message(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nab"),
+            "the answer is shorter than its Content-Length"
+        );
+        for bad in [
+            &b"2\r\nab\r\n"[..],
+            b"2\r\na",
+            b"zz\r\nab\r\n0\r\n\r\n",
+            b"\r\n",
+            b";x\r\n",
+            b"2",
+            b"10000000000000000\r\n",
+        ] {
+            let mut raw = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+            raw.extend_from_slice(bad);
+            assert_eq!(message(&raw), "bad chunked body", "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn encodes_components() {
+        assert_eq!(encode_component("net-1_a.b~c"), "net-1_a.b~c");
+        assert_eq!(
+            encode_component("a+b%2F/?#&= "),
+            "a%2Bb%252F%2F%3F%23%26%3D%20"
+        );
+        assert_eq!(encode_component("réseau"), "r%C3%A9seau");
+        assert_eq!(encode_component(""), "");
     }
 }

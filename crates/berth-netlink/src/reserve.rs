@@ -6,9 +6,10 @@
 //! published again while connections of an earlier publication sit in TIME_WAIT.
 
 use std::io;
-use std::mem::size_of;
-use std::net::SocketAddr;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::net::{SocketAddr, SocketAddrV6};
+use std::os::fd::{AsRawFd, OwnedFd};
+
+use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
 use crate::error::{Error, Result};
 use crate::netns::Netns;
@@ -51,17 +52,11 @@ impl HeldPort {
                 message: "only a TCP port can listen".into(),
             });
         }
-        // SAFETY: listen(2) on a valid, bound socket descriptor this value owns (raises the
-        // backlog of the already listening socket).
-        let rc = unsafe { libc::listen(self.fd.as_raw_fd(), 1024) };
-        if rc != 0 {
-            let e = io::Error::last_os_error();
-            return Err(Error::from_errno(
-                e.raw_os_error().unwrap_or(0),
-                describe(self.proto, self.addr),
-            ));
-        }
-        Ok(std::net::TcpListener::from(self.fd))
+        // listen(2) again on the already listening socket raises its backlog.
+        let object = describe(self.proto, self.addr);
+        let socket = Socket::from(self.fd);
+        socket.listen(1024).map_err(|e| os_error(&e, object))?;
+        Ok(std::net::TcpListener::from(socket))
     }
 
     /// Turns a held UDP port into a socket (for a userland proxy).
@@ -91,95 +86,47 @@ fn describe(proto: PortProtocol, addr: SocketAddr) -> String {
     format!("host port {p} {addr}")
 }
 
+/// The kernel error of a failed socket call, as [`Error::from_errno`] names it.
+fn os_error(e: &io::Error, object: String) -> Error {
+    Error::from_errno(e.raw_os_error().unwrap_or(0), object)
+}
+
 fn hold_one(proto: PortProtocol, addr: SocketAddr) -> Result<HeldPort> {
     let object = || describe(proto, addr);
     let domain = if addr.is_ipv4() {
-        libc::AF_INET
+        Domain::IPV4
     } else {
-        libc::AF_INET6
+        Domain::IPV6
     };
     let (ty, protocol) = match proto {
-        PortProtocol::Tcp => (libc::SOCK_STREAM, 0),
-        PortProtocol::Udp => (libc::SOCK_DGRAM, 0),
-        PortProtocol::Sctp => (libc::SOCK_STREAM, libc::IPPROTO_SCTP),
+        PortProtocol::Tcp => (Type::STREAM, None),
+        PortProtocol::Udp => (Type::DGRAM, None),
+        // `Protocol::SCTP` needs socket2's "all" feature; the number is the same.
+        PortProtocol::Sctp => (Type::STREAM, Some(Protocol::from(libc::IPPROTO_SCTP))),
     };
-    // SAFETY: socket(2) takes plain integers; the returned descriptor is owned below.
-    let raw = unsafe { libc::socket(domain, ty | libc::SOCK_CLOEXEC, protocol) };
-    if raw < 0 {
-        let e = io::Error::last_os_error();
-        return Err(Error::from_errno(e.raw_os_error().unwrap_or(0), object()));
-    }
-    // SAFETY: `raw` is a fresh, valid descriptor that nothing else owns.
-    let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+    // Socket::new opens the socket with SOCK_CLOEXEC on Linux.
+    let socket = Socket::new(domain, ty, protocol).map_err(|e| os_error(&e, object()))?;
+    // A failure to set either option is ignored: bind reports whatever then goes wrong.
     if proto == PortProtocol::Tcp {
-        set_int_opt(&fd, libc::SOL_SOCKET, libc::SO_REUSEADDR, 1);
+        let _ = socket.set_reuse_address(true);
     }
-    let rc = match addr {
-        SocketAddr::V4(a) => {
-            let sa = libc::sockaddr_in {
-                sin_family: libc::AF_INET as libc::sa_family_t,
-                sin_port: a.port().to_be(),
-                sin_addr: libc::in_addr {
-                    s_addr: u32::from_ne_bytes(a.ip().octets()),
-                },
-                sin_zero: [0; 8],
-            };
-            // SAFETY: `sa` is a valid sockaddr_in that lives across the call; the length matches.
-            unsafe {
-                libc::bind(
-                    fd.as_raw_fd(),
-                    (&sa as *const libc::sockaddr_in).cast(),
-                    size_of::<libc::sockaddr_in>() as libc::socklen_t,
-                )
-            }
-        }
+    let sa = match addr {
+        SocketAddr::V4(a) => SockAddr::from(a),
         SocketAddr::V6(a) => {
-            set_int_opt(&fd, libc::IPPROTO_IPV6, libc::IPV6_V6ONLY, 1);
-            let sa = libc::sockaddr_in6 {
-                sin6_family: libc::AF_INET6 as libc::sa_family_t,
-                sin6_port: a.port().to_be(),
-                sin6_flowinfo: 0,
-                sin6_addr: libc::in6_addr {
-                    s6_addr: a.ip().octets(),
-                },
-                sin6_scope_id: a.scope_id(),
-            };
-            // SAFETY: `sa` is a valid sockaddr_in6 that lives across the call; the length matches.
-            unsafe {
-                libc::bind(
-                    fd.as_raw_fd(),
-                    (&sa as *const libc::sockaddr_in6).cast(),
-                    size_of::<libc::sockaddr_in6>() as libc::socklen_t,
-                )
-            }
+            let _ = socket.set_only_v6(true);
+            // Bound with a zero flow label, whatever `addr` carries.
+            SockAddr::from(SocketAddrV6::new(*a.ip(), a.port(), 0, a.scope_id()))
         }
     };
-    if rc != 0 {
-        let e = io::Error::last_os_error();
-        return Err(Error::from_errno(e.raw_os_error().unwrap_or(0), object()));
-    }
+    socket.bind(&sa).map_err(|e| os_error(&e, object()))?;
     if proto == PortProtocol::Tcp {
-        // SAFETY: listen(2) on the valid, bound socket owned above.
-        if unsafe { libc::listen(fd.as_raw_fd(), 1) } != 0 {
-            let e = io::Error::last_os_error();
-            return Err(Error::from_errno(e.raw_os_error().unwrap_or(0), object()));
-        }
+        socket.listen(1).map_err(|e| os_error(&e, object()))?;
     }
-    Ok(HeldPort { fd, proto, addr })
-}
-
-fn set_int_opt(fd: &OwnedFd, level: libc::c_int, name: libc::c_int, value: libc::c_int) {
-    // SAFETY: the option takes an int; the pointer and length describe `value`, which lives
-    // across the call, and `fd` is a valid socket.
-    unsafe {
-        libc::setsockopt(
-            fd.as_raw_fd(),
-            level,
-            name,
-            (&value as *const libc::c_int).cast(),
-            size_of::<libc::c_int>() as libc::socklen_t,
-        );
-    }
+    Ok(HeldPort {
+        fd: OwnedFd::from(socket),
+        proto,
+        addr,
+    })
 }
 
 /// Binds every `(protocol, address)` inside `ns`, all or nothing: on the first failure the ports

@@ -1,6 +1,7 @@
 //! Request routing: the request target (path, `/v1.xx` prefix, query) and method decoded into a
 //! [`Request`], with the methods each path allows (404 and 405 answers otherwise).
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use berth::{EndpointOptions, NetworkCreate};
@@ -82,28 +83,33 @@ pub enum Request {
         name: String,
     },
 }
+/// Percent-decodes a path (`plus_is_space` false) or a query key or value (`+` is a space), as
+/// UTF-8; `None` for a malformed escape or bytes that are not UTF-8.
 fn percent_decode(s: &str, plus_is_space: bool) -> Option<String> {
+    // percent-encoding passes a malformed escape through as it is; the API refuses it. Every `%`
+    // starts an escape (hex digits are never `%`), so each must be followed by two hex digits.
     let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'%' => {
-                let hex = s.get(i + 1..i + 3)?;
-                out.push(u8::from_str_radix(hex, 16).ok()?);
-                i += 3;
-            }
-            b'+' if plus_is_space => {
-                out.push(b' ');
-                i += 1;
-            }
-            c => {
-                out.push(c);
-                i += 1;
-            }
-        }
+    let well_formed = b
+        .iter()
+        .enumerate()
+        .filter(|&(_, &c)| c == b'%')
+        .all(|(i, _)| {
+            b.get(i + 1..i + 3)
+                .is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit))
+        });
+    if !well_formed {
+        return None;
     }
-    String::from_utf8(out).ok()
+    // Replacing `+` before decoding leaves an escaped `%2B` a plus.
+    let s: Cow<'_, str> = if plus_is_space && s.contains('+') {
+        Cow::Owned(s.replace('+', " "))
+    } else {
+        Cow::Borrowed(s)
+    };
+    percent_encoding::percent_decode_str(&s)
+        .decode_utf8()
+        .ok()
+        .map(Cow::into_owned)
 }
 
 /// The query parameters of a request target (first occurrence of each key wins).
@@ -333,5 +339,72 @@ mod tests {
             400
         );
         assert!(decode("GET", "/v1.51/networks", None, b"").is_ok());
+    }
+
+    #[test]
+    fn percent_decoding_edges() {
+        assert_eq!(percent_decode("a%20b", false).as_deref(), Some("a b"));
+        assert_eq!(percent_decode("a%2fb%2F", false).as_deref(), Some("a/b/"));
+        // `+` is a space in a query only; `%2B` is always a plus.
+        assert_eq!(percent_decode("a+b%2B", true).as_deref(), Some("a b+"));
+        assert_eq!(percent_decode("a+b%2B", false).as_deref(), Some("a+b+"));
+        // Multibyte UTF-8, escaped or not.
+        assert_eq!(
+            percent_decode("r%C3%A9seau", false).as_deref(),
+            Some("réseau")
+        );
+        assert_eq!(percent_decode("réseau", true).as_deref(), Some("réseau"));
+        assert_eq!(percent_decode("", true).as_deref(), Some(""));
+        // Malformed escapes and bytes that are not UTF-8.
+        for bad in [
+            "%", "a%", "a%2", "%zz", "%%41", "%+1", "%-1", "%é1", "%C3", "%FF",
+        ] {
+            assert_eq!(percent_decode(bad, true), None, "{bad:?}");
+            assert_eq!(percent_decode(bad, false), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn decodes_escaped_targets() {
+        // The path is decoded before it is split, so an escaped `/` separates segments.
+        assert!(matches!(
+            decode("GET", "/networks/r%C3%A9seau", None, b"").unwrap(),
+            Request::InspectNetwork { ref id, .. } if id == "réseau"
+        ));
+        assert_eq!(
+            decode("GET", "/networks/a%2Fb", None, b"")
+                .unwrap_err()
+                .status,
+            404
+        );
+        assert_eq!(
+            decode("GET", "/networks/a%", None, b"").unwrap_err().status,
+            400
+        );
+        assert_eq!(
+            decode("GET", "/networks/a%FF", None, b"")
+                .unwrap_err()
+                .status,
+            400
+        );
+        assert!(matches!(
+            decode("POST", "/sandboxes/s1/rename?name=a+b%2Bc", None, b"").unwrap(),
+            Request::RenameSandbox { ref name, .. } if name == "a b+c"
+        ));
+        assert_eq!(
+            decode("POST", "/sandboxes/s1/rename?name=a%2", None, b"")
+                .unwrap_err()
+                .status,
+            400
+        );
+        assert_eq!(
+            parse_query("a=1&a=2&b&=c&&d=%7E").unwrap(),
+            BTreeMap::from([
+                (String::new(), "c".to_owned()),
+                ("a".to_owned(), "1".to_owned()),
+                ("b".to_owned(), String::new()),
+                ("d".to_owned(), "~".to_owned()),
+            ])
+        );
     }
 }
