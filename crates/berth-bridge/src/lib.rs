@@ -41,6 +41,7 @@
 //! # Ok(()) }
 //! ```
 
+mod links;
 mod marker;
 mod netfilter;
 mod network;
@@ -54,7 +55,7 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use berth_driver::{
     Capabilities, DataPath, DriverError, EndpointId, EndpointOperInfo, EndpointSpec, InterfaceInfo,
-    JoinInfo, JoinRequest, MacAddr, NetworkDriver, NetworkId, NetworkSpec, OptionReader,
+    JoinInfo, JoinRequest, LinkHole, MacAddr, NetworkDriver, NetworkId, NetworkSpec, OptionReader,
     RawOptions, Result, local_mac_from_bytes, mac_from_ipv4,
 };
 use berth_firewall::{Firewall, NetworkRules};
@@ -633,6 +634,14 @@ impl NetworkDriver for BridgeDriver {
             Err(e) if e.is_not_found() => Ok(()),
             Err(e) => Err(DriverError::kernel(format!("deleting veth {host_if}"), e)),
         }
+    }
+
+    fn open_link_holes(&self, network: &NetworkId, holes: &[LinkHole]) -> Result<()> {
+        self.open_holes(network, holes)
+    }
+
+    fn close_link_holes(&self, network: &NetworkId, addrs: &[IpAddr]) -> Result<()> {
+        self.close_holes(network, addrs)
     }
 
     fn program_external_connectivity(

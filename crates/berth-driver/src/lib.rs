@@ -45,18 +45,19 @@ mod options;
 mod types;
 
 pub use berth_netlink::MacAddr;
-pub use berth_portmap::{PortBinding, PortSpec};
+pub use berth_portmap::{PortBinding, PortSpec, Protocol};
 
 use std::any::Any;
 use std::fmt::Debug;
+use std::net::IpAddr;
 
 pub use error::{BoxError, DriverError, Result};
 pub use ids::{EndpointId, InvalidId, NetworkId, SandboxId};
 pub use options::{OptionReader, RawOptions, parse_bool};
 pub use types::{
     Capabilities, DataPath, EndpointOperInfo, EndpointSpec, InterfaceInfo, IpamInfo, JoinInfo,
-    JoinRequest, NetworkSpec, SandboxRef, Scope, StaticRoute, local_mac_from_bytes, mac_from_ipv4,
-    mac_serde,
+    JoinRequest, LinkHole, NetworkSpec, SandboxRef, Scope, StaticRoute, local_mac_from_bytes,
+    mac_from_ipv4, mac_serde,
 };
 
 /// A network driver, with its own typed network options.
@@ -111,6 +112,22 @@ pub trait NetworkDriver: Send + Sync + 'static {
 
     /// Takes the endpoint's interface out of the sandbox and removes it.
     fn leave(&self, network: &NetworkId, endpoint: &EndpointId) -> Result<()>;
+
+    /// Opens legacy-link holes on a network that isolates its endpoints from each other. A
+    /// driver without such isolation has nothing to open (the default). A hole already open is
+    /// left as it is.
+    fn open_link_holes(&self, network: &NetworkId, holes: &[LinkHole]) -> Result<()> {
+        let _ = (network, holes);
+        Ok(())
+    }
+
+    /// Closes every legacy-link hole on the network in which one of `addrs` takes part, as
+    /// parent or child: an endpoint that leaves must not leave a hole for the next endpoint
+    /// that gets its address. Closing what is not open is no error.
+    fn close_link_holes(&self, network: &NetworkId, addrs: &[IpAddr]) -> Result<()> {
+        let _ = (network, addrs);
+        Ok(())
+    }
 
     /// Publishes ports for a joined endpoint (`-p`); returns the bindings with the host ports
     /// chosen. All or nothing.
@@ -185,6 +202,10 @@ pub trait Driver: Send + Sync {
     fn join(&self, request: &JoinRequest<'_>) -> Result<JoinInfo>;
     /// See [`NetworkDriver::leave`].
     fn leave(&self, network: &NetworkId, endpoint: &EndpointId) -> Result<()>;
+    /// See [`NetworkDriver::open_link_holes`].
+    fn open_link_holes(&self, network: &NetworkId, holes: &[LinkHole]) -> Result<()>;
+    /// See [`NetworkDriver::close_link_holes`].
+    fn close_link_holes(&self, network: &NetworkId, addrs: &[IpAddr]) -> Result<()>;
     /// See [`NetworkDriver::remove_orphans`].
     fn remove_orphans(&self) -> Result<Vec<String>>;
     /// See [`NetworkDriver::program_external_connectivity`].
@@ -301,6 +322,14 @@ impl<D: NetworkDriver> Driver for D {
 
     fn leave(&self, network: &NetworkId, endpoint: &EndpointId) -> Result<()> {
         NetworkDriver::leave(self, network, endpoint)
+    }
+
+    fn open_link_holes(&self, network: &NetworkId, holes: &[LinkHole]) -> Result<()> {
+        NetworkDriver::open_link_holes(self, network, holes)
+    }
+
+    fn close_link_holes(&self, network: &NetworkId, addrs: &[IpAddr]) -> Result<()> {
+        NetworkDriver::close_link_holes(self, network, addrs)
     }
 
     fn remove_orphans(&self) -> Result<Vec<String>> {

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::ids::{EndpointId, NetworkId, SandboxId};
 use crate::options::RawOptions;
+use berth_portmap::Protocol;
 
 /// Where a driver's networks exist.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -192,6 +193,19 @@ pub struct EndpointSpec {
     /// `EndpointSettings.DriverOpts`), as given: the driver reads what it knows (an
     /// [`crate::OptionReader`]) and refuses the rest. Handed again after a restart.
     pub options: RawOptions,
+}
+
+/// A hole a legacy link (`--link`) opens where a network isolates its endpoints from each other
+/// (Docker's `enable_icc=false`): the parent (the endpoint that links) may open connections to
+/// these ports of the child (the linked endpoint), and the child answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkHole {
+    /// The linking endpoint's address.
+    pub parent: IpAddr,
+    /// The linked endpoint's address (same family).
+    pub child: IpAddr,
+    /// The child's exposed ports.
+    pub ports: Vec<(Protocol, u16)>,
 }
 
 /// The interface facts a driver reports for an endpoint.

@@ -751,9 +751,17 @@ fn restart_reconciles(backend: Backend) {
     let before = lab.snapshot();
     fw.add_network(net("br-z", "172.16.9.0/24"))
         .expect("staged network");
-    fw.add_ports(std::slice::from_ref(&web)).expect("staged port");
-    assert_same(&before, &lab.snapshot(), "a staged change touched the kernel");
-    assert!(blocked(lab.peer.netns(), "192.0.2.1:8080"), "not applied yet");
+    fw.add_ports(std::slice::from_ref(&web))
+        .expect("staged port");
+    assert_same(
+        &before,
+        &lab.snapshot(),
+        "a staged change touched the kernel",
+    );
+    assert!(
+        blocked(lab.peer.netns(), "192.0.2.1:8080"),
+        "not applied yet"
+    );
     let r = fw.reconcile().expect("reconcile");
     assert!(!r.is_clean(), "the staged port is reported missing: {r}");
     assert!(!fw.staging());
@@ -762,7 +770,8 @@ fn restart_reconciles(backend: Backend) {
         fetch(lab.peer.netns(), "192.0.2.1:8080"),
         "web from 192.0.2.2"
     );
-    fw.add_ports(std::slice::from_ref(&other)).expect("applied port");
+    fw.add_ports(std::slice::from_ref(&other))
+        .expect("applied port");
     assert_eq!(
         fetch(lab.peer.netns(), "192.0.2.1:8081"),
         "web from 192.0.2.2"

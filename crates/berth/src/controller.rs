@@ -5,16 +5,16 @@ use std::net::IpAddr;
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-use berth_bridge::{BridgeDefaults, BridgeDriver, BridgeOptions};
+use berth_bridge::{BridgeDefaults, BridgeDriver};
 use berth_dns::{
     DnsSettings, EndpointDns, ExposedPort as DnsExposedPort, HostEntry, HostsFile, Link, LinkHost,
     NetworkDns, PortProto, ResolvMode, Resolver, ResolverConfig, SandboxFiles, plan_resolv_conf,
 };
 use berth_driver::{
-    DataPath, Driver, EndpointId, EndpointSpec, IpamInfo, JoinInfo, JoinRequest, NetworkId,
-    NetworkSpec, RawOptions, SandboxId, SandboxRef,
+    DataPath, Driver, EndpointId, EndpointSpec, IpamInfo, JoinInfo, JoinRequest, LinkHole,
+    NetworkId, NetworkSpec, RawOptions, SandboxId, SandboxRef,
 };
-use berth_firewall::{DesiredState, Firewall, FirewallConfig, LinkPort, LinkRule, Protocol};
+use berth_firewall::{DesiredState, Firewall, FirewallConfig, LinkPort, Protocol};
 use berth_ipam::{AddressRequest, AddressSpace, IpFamily, Ipam, PoolId, PoolRequest};
 use berth_netlink::{Handle, IpFamily as NlFamily, Netns, RouteSpec, sysctl_get, sysctl_set};
 use berth_portmap::PortSpec;
@@ -95,7 +95,6 @@ struct Inner {
     /// By name: the built-in ones and those registered through [`ControllerBuilder`].
     drivers: BTreeMap<String, Arc<dyn Driver>>,
     dns: Resolver,
-    bridge_defaults: BridgeDefaults,
     ipam: Mutex<Ipam>,
     networks: RwLock<Registry<Network>>,
     sandboxes: RwLock<Registry<Sandbox>>,
@@ -334,7 +333,7 @@ impl Controller {
             BridgeDriver::with_proxy_limits(
                 &host,
                 firewall.clone(),
-                bridge_defaults.clone(),
+                bridge_defaults,
                 config.userland_proxy,
                 config.userland_proxy_limits,
             )?
@@ -358,7 +357,6 @@ impl Controller {
             firewall,
             drivers,
             dns,
-            bridge_defaults,
             ipam: Mutex::new(Ipam::new()),
             networks: RwLock::new(Registry::default()),
             sandboxes: RwLock::new(Registry::default()),

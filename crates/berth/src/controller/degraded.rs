@@ -348,7 +348,7 @@ impl Controller {
                 .driver
                 .revoke_external_connectivity(&net.record.id, &ep.id);
             let addrs = addresses_of(ep);
-            if let Err(e) = self.remove_link_rules(&net.record, &addrs) {
+            if let Err(e) = net.driver.close_link_holes(&net.record.id, &addrs) {
                 tracing::warn!(endpoint = %ep.id.short(), error = %e, "removing the link rules of an endpoint rolled back");
             }
             let _ = net.driver.create_endpoint(&spec_of_endpoint(ep));

@@ -201,14 +201,10 @@ impl Controller {
         self.dns_connect(sb, net, &record)?;
         undo.dns = true;
         hit("connect.dns")?;
-        if !record.legacy_links.is_empty()
-            && let Some(fw) = &self.inner.firewall
-            && let Some(bridge) = self.icc_off_bridge(&net.record)?
-        {
-            for rule in link_rules(&bridge, &record) {
-                fw.add_link(rule.clone())?;
-                undo.links.push(rule);
-            }
+        let holes = holes_of(&record);
+        if !holes.is_empty() {
+            undo.holes = true;
+            net.driver.open_link_holes(&net.record.id, &holes)?;
         }
         hit("connect.links")?;
         record.state = EndpointState::Active;
@@ -258,10 +254,9 @@ impl Controller {
         id: &EndpointId,
         undo: Undo,
     ) {
-        if let Some(fw) = &self.inner.firewall {
-            for rule in undo.links.iter().rev() {
-                let _ = fw.remove_link(rule);
-            }
+        if undo.holes {
+            let addrs: Vec<IpAddr> = undo.addresses.iter().map(|(_, a)| *a).collect();
+            let _ = net.driver.close_link_holes(&net.record.id, &addrs);
         }
         if undo.dns {
             let _ = self
@@ -351,7 +346,7 @@ impl Controller {
                 .disconnect(sb.record.id.as_str(), network.as_str());
         }
         hit("disconnect.dns")?;
-        self.remove_link_rules(&net.record, &addrs)?;
+        net.driver.close_link_holes(network, &addrs)?;
         net.driver.revoke_external_connectivity(network, &id)?;
         hit("disconnect.ports")?;
         match net.driver.leave(network, &id) {
@@ -484,7 +479,8 @@ pub(super) struct Undo {
     attached: bool,
     ports: bool,
     dns: bool,
-    links: Vec<LinkRule>,
+    /// Legacy-link holes were asked for (closed by the endpoint's addresses).
+    holes: bool,
 }
 
 pub(super) fn next_ifname(st: &SandboxState) -> String {

@@ -16,7 +16,7 @@ impl Controller {
         if opts.links.is_empty() || !PREDEFINED_NETWORKS.contains(&net.record.name.as_str()) {
             return Ok(Vec::new());
         }
-        if net.record.driver != "bridge" {
+        if !net.driver.capabilities().creates_interfaces() {
             return Err(Error::InvalidRequest(format!(
                 "conflicting options: links cannot be used with the {} network",
                 net.record.name
@@ -72,9 +72,6 @@ impl Controller {
     /// After a restart: adds the icc-off holes of the restored endpoints' legacy links (to the
     /// staged firewall), for links whose linked address is still an endpoint of the network.
     pub(super) fn restore_links(&self) -> Result<()> {
-        let Some(fw) = &self.inner.firewall else {
-            return Ok(());
-        };
         let endpoints: Vec<EndpointRecord> = load(&*self.inner.store, "endpoint/")?
             .into_iter()
             .filter(|e: &EndpointRecord| e.state == EndpointState::Active)
@@ -84,66 +81,19 @@ impl Controller {
         }
         let nets: Vec<Arc<Network>> = self.read_networks().values().cloned().collect();
         for net in nets {
-            let Some(bridge) = self.icc_off_bridge(&net.record)? else {
-                continue;
-            };
             let on_net: Vec<&EndpointRecord> = endpoints
                 .iter()
                 .filter(|e| e.network == net.record.id)
                 .collect();
             let addrs: BTreeSet<IpAddr> = on_net.iter().flat_map(|e| addresses_of(e)).collect();
-            for ep in &on_net {
-                for rule in link_rules(&bridge, ep) {
-                    if addrs.contains(&rule.child_ip) && !fw.links().contains(&rule) {
-                        fw.add_link(rule)?;
-                    }
-                }
+            let holes: Vec<LinkHole> = on_net
+                .iter()
+                .flat_map(|ep| holes_of(ep))
+                .filter(|h| addrs.contains(&h.child))
+                .collect();
+            if !holes.is_empty() {
+                net.driver.open_link_holes(&net.record.id, &holes)?;
             }
-        }
-        Ok(())
-    }
-
-    /// The bridge of a bridge network whose icc is off (where links need firewall rules).
-    pub(super) fn icc_off_bridge(&self, rec: &NetworkRecord) -> Result<Option<String>> {
-        Ok(self
-            .bridge_of(rec)?
-            .filter(|(opts, _)| !opts.enable_icc)
-            .map(|(_, bridge)| bridge))
-    }
-
-    /// The options and bridge device of a bridge network (`None` for other drivers).
-    pub(super) fn bridge_of(&self, rec: &NetworkRecord) -> Result<Option<(BridgeOptions, String)>> {
-        if rec.driver != "bridge" {
-            return Ok(None);
-        }
-        let opts = BridgeOptions::parse(&rec.options, &self.inner.bridge_defaults)
-            .map_err(Error::Driver)?;
-        let bridge = BridgeDriver::network_rules(&spec_of(rec), &opts).bridge;
-        Ok(Some((opts, bridge)))
-    }
-
-    /// Removes the link rules on `net`'s bridge in which any of `addrs` takes part (as the linking
-    /// or the linked sandbox): an address that leaves must not keep a hole in the firewall for
-    /// the next sandbox that gets it.
-    pub(super) fn remove_link_rules(&self, net: &NetworkRecord, addrs: &[IpAddr]) -> Result<()> {
-        let Some(fw) = &self.inner.firewall else {
-            return Ok(());
-        };
-        let touching: Vec<LinkRule> = fw
-            .links()
-            .into_iter()
-            .filter(|l| addrs.contains(&l.parent_ip) || addrs.contains(&l.child_ip))
-            .collect();
-        // Most disconnects involve no link: the network's options are read only when one does.
-        if touching.is_empty() {
-            return Ok(());
-        }
-        let Some(bridge) = self.icc_off_bridge(net)? else {
-            return Ok(());
-        };
-        let stale: Vec<&LinkRule> = touching.iter().filter(|l| l.bridge == bridge).collect();
-        for rule in &stale {
-            fw.remove_link(rule)?;
         }
         Ok(())
     }
@@ -211,27 +161,26 @@ pub(super) fn exposed_link_ports(rec: &EndpointRecord) -> Vec<LinkPort> {
         .collect()
 }
 
-/// The icc-off firewall rules of an endpoint's legacy links (links to sandboxes without exposed
-/// ports open nothing, as in Docker).
-pub(super) fn link_rules(bridge: &str, rec: &EndpointRecord) -> Vec<LinkRule> {
+/// The holes an endpoint's legacy links open where its network isolates endpoints (links to
+/// sandboxes without exposed ports open nothing, as in Docker).
+pub(super) fn holes_of(rec: &EndpointRecord) -> Vec<LinkHole> {
     let parent = rec
         .ipv4
         .map(|a| IpAddr::V4(a.addr()))
         .or(rec.ipv6.map(|a| IpAddr::V6(a.addr())));
-    let Some(parent_ip) = parent else {
+    let Some(parent) = parent else {
         return Vec::new();
     };
     // Two aliases for one linked sandbox open its ports once.
     let mut seen = BTreeSet::new();
     rec.legacy_links
         .iter()
-        .filter(|l| !l.ports.is_empty() && l.addr.is_ipv4() == parent_ip.is_ipv4())
+        .filter(|l| !l.ports.is_empty() && l.addr.is_ipv4() == parent.is_ipv4())
         .filter(|l| seen.insert(l.addr))
-        .map(|l| LinkRule {
-            bridge: bridge.to_owned(),
-            parent_ip,
-            child_ip: l.addr,
-            ports: l.ports.clone(),
+        .map(|l| LinkHole {
+            parent,
+            child: l.addr,
+            ports: l.ports.iter().map(|p| (p.proto, p.port)).collect(),
         })
         .collect()
 }
