@@ -43,6 +43,7 @@
 //! ```
 
 mod addr;
+mod attach;
 mod error;
 mod fdb;
 mod link;
@@ -59,6 +60,7 @@ mod socket;
 mod sysctl;
 
 pub use addr::{AddrSpec, Address, IpFamily, Scope, cidr};
+pub use attach::{Attach, attach, detach};
 pub use error::{Error, Result};
 pub use fdb::{FdbEntry, FdbSpec};
 pub use link::{

@@ -27,7 +27,7 @@ use berth_driver::{
     Capabilities, DataPath, DriverError, EndpointId, EndpointSpec, InterfaceInfo, JoinInfo,
     JoinRequest, NetworkDriver, NetworkId, NetworkSpec, OptionReader, RawOptions, Result,
 };
-use berth_netlink::{AddrSpec, Handle, LinkSpec, Netns, RouteSpec, VethPeer};
+use berth_netlink::{AddrSpec, Attach, Handle, LinkSpec, Netns, RouteSpec, VethPeer, attach};
 use ipnet::{IpNet, Ipv4Net};
 
 /// The routed point-to-point driver (see the crate's documentation). Like a remote plugin, it
@@ -175,30 +175,40 @@ impl NetworkDriver for P2pDriver {
             .get(&net)
             .ok_or_else(|| DriverError::NetworkNotFound(net.to_string()))?;
         let host_if = Self::host_if(req.endpoint);
-        let mut peer = VethPeer::new(req.ifname).netns(req.sandbox.netns);
-        if let Some(mtu) = mtu {
-            peer = peer.mtu(mtu);
-        }
-        let mut link = LinkSpec::veth(&host_if, peer);
-        if let Some(mtu) = mtu {
-            link = link.mtu(mtu);
-        }
-        match self.host.link_add(&link) {
-            Ok(()) => {}
-            Err(e) if e.is_exists() => {} // a restart: the pair is there
-            Err(e) => return Err(kernel("creating the veth pair", e)),
-        }
         let sb = req.sandbox.netlink;
+        // The pair is made in the host, then its sandbox end is put into the sandbox by
+        // berth-netlink's shared attach step (moved, renamed, MTU, address, up). After a
+        // restart the pair is there already and only the host side is checked again.
+        if self
+            .host
+            .link_get(host_if.as_str())
+            .map_err(|e| kernel("looking up", e))?
+            .is_none()
+        {
+            let peer_tmp = format!("p2t{}", &req.endpoint.as_str()[..10]);
+            let mut link = LinkSpec::veth(&host_if, VethPeer::new(&peer_tmp));
+            if let Some(mtu) = mtu {
+                link = link.mtu(mtu);
+            }
+            self.host
+                .link_add(&link)
+                .map_err(|e| kernel("creating the veth pair", e))?;
+            let mut into = Attach::new(&peer_tmp, req.ifname).addr(AddrSpec::new(IpNet::V4(addr)));
+            if let Some(mtu) = mtu {
+                into = into.mtu(mtu);
+            }
+            // (A failed attach deletes the pair.)
+            attach(&self.host, req.sandbox.netns, sb, &into)
+                .map_err(|e| kernel("putting the pair's end into the sandbox", e))?;
+        }
         let host_addr = AddrSpec::new(IpNet::V4(Ipv4Net::from(gw.addr())));
         let steps = || -> berth_netlink::Result<()> {
-            for r in [
-                self.host.addr_add(host_if.as_str(), &host_addr),
-                sb.addr_add(req.ifname, &AddrSpec::new(IpNet::V4(addr))),
-            ] {
-                r.or_else(|e| if e.is_exists() { Ok(()) } else { Err(e) })?;
+            match self.host.addr_add(host_if.as_str(), &host_addr) {
+                Ok(()) => {}
+                Err(e) if e.is_exists() => {}
+                Err(e) => return Err(e),
             }
             self.host.link_set_up(host_if.as_str())?;
-            sb.link_set_up(req.ifname)?;
             let to_sandbox =
                 RouteSpec::new(IpNet::V4(Ipv4Net::from(addr.addr()))).dev(host_if.as_str());
             self.host.route_replace(&to_sandbox)
