@@ -122,6 +122,17 @@ pub(crate) struct EndpointRecord {
     pub state: EndpointState,
 }
 
+impl EndpointRecord {
+    /// Its addresses (IPv4 first).
+    pub(crate) fn addresses(&self) -> Vec<IpAddr> {
+        self.ipv4
+            .map(|a| IpAddr::V4(a.addr()))
+            .into_iter()
+            .chain(self.ipv6.map(|a| IpAddr::V6(a.addr())))
+            .collect()
+    }
+}
+
 /// A sandbox.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct SandboxRecord {

@@ -347,7 +347,7 @@ impl Controller {
             let _ = net
                 .driver
                 .revoke_external_connectivity(&net.record.id, &ep.id);
-            let addrs = addresses_of(ep);
+            let addrs = ep.addresses();
             if let Err(e) = net.driver.close_link_holes(&net.record.id, &addrs) {
                 tracing::warn!(endpoint = %ep.id.short(), error = %e, "removing the link rules of an endpoint rolled back");
             }
@@ -517,13 +517,4 @@ pub(super) fn spec_of_endpoint(ep: &EndpointRecord) -> EndpointSpec {
         mac: ep.mac,
         options: ep.driver_opts.clone(),
     }
-}
-
-/// A stored endpoint's addresses.
-pub(super) fn addresses_of(ep: &EndpointRecord) -> Vec<IpAddr> {
-    ep.ipv4
-        .map(|a| IpAddr::V4(a.addr()))
-        .into_iter()
-        .chain(ep.ipv6.map(|a| IpAddr::V6(a.addr())))
-        .collect()
 }

@@ -332,13 +332,7 @@ impl Controller {
         hit("disconnect.intent")?;
         let net = att.network.clone();
         let id = att.record.id.clone();
-        let addrs: Vec<IpAddr> = att
-            .record
-            .ipv4
-            .map(|a| IpAddr::V4(a.addr()))
-            .into_iter()
-            .chain(att.record.ipv6.map(|a| IpAddr::V6(a.addr())))
-            .collect();
+        let addrs = att.record.addresses();
         if sb.files.is_some() {
             let _ = self
                 .inner

@@ -1,7 +1,6 @@
 //! Legacy links (`--link` on the default bridge): resolving them, their icc-off firewall holes and
 //! their environment variables.
 
-use super::degraded::addresses_of;
 use super::*;
 
 impl Controller {
@@ -85,7 +84,7 @@ impl Controller {
                 .iter()
                 .filter(|e| e.network == net.record.id)
                 .collect();
-            let addrs: BTreeSet<IpAddr> = on_net.iter().flat_map(|e| addresses_of(e)).collect();
+            let addrs: BTreeSet<IpAddr> = on_net.iter().flat_map(|e| e.addresses()).collect();
             let holes: Vec<LinkHole> = on_net
                 .iter()
                 .flat_map(|ep| holes_of(ep))

@@ -71,12 +71,7 @@ impl Controller {
                 continue;
             };
             let mut ipam = lock(&self.inner.ipam);
-            for addr in ep
-                .ipv4
-                .map(|a| IpAddr::V4(a.addr()))
-                .into_iter()
-                .chain(ep.ipv6.map(|a| IpAddr::V6(a.addr())))
-            {
+            for addr in ep.addresses() {
                 if let Some(pool) = net.pools.iter().find(|p| p.subnet().contains(&addr)) {
                     if let Err(e) = ipam.request_address(pool, AddressRequest::Preferred(addr)) {
                         tracing::warn!(endpoint = %ep.id.short(), error = %e, "stored address not reservable");
