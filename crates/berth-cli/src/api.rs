@@ -24,7 +24,8 @@ mod routes;
 
 pub use bodies::{
     ConfigFromBody, ConnectBody, DisconnectBody, EndpointIpamBody, EndpointSettingsBody, IpamBody,
-    IpamConfigBody, NetworkCreateBody, PortBindingBody, SandboxCreateBody, SandboxEndpointBody,
+    IpamConfigBody, NetworkCreateBody, NetworkCreateResponse, NetworkPruneResponse,
+    PortBindingBody, SandboxCreateBody, SandboxCreateResponse, SandboxEndpointBody,
 };
 pub use conversion::SandboxSpec;
 pub use error::{ApiError, error_body};

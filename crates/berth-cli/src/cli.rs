@@ -11,7 +11,11 @@ use clap::{Args, Parser, Subcommand};
 use ipnet::IpNet;
 use serde_json::{Value, json};
 
-use crate::api::{Filters, PortBindingBody, SandboxCreateBody, SandboxEndpointBody};
+use crate::api::{
+    ConfigFromBody, ConnectBody, DisconnectBody, EndpointIpamBody, EndpointSettingsBody, Filters,
+    IpamBody, IpamConfigBody, NetworkCreateBody, NetworkCreateResponse, NetworkPruneResponse,
+    PortBindingBody, SandboxCreateBody, SandboxCreateResponse, SandboxEndpointBody,
+};
 use crate::client::{Client, encode_component};
 use crate::config::DaemonFlags;
 use crate::error::{Error, Result};
@@ -386,14 +390,13 @@ fn network(c: &Client, cmd: NetworkCmd) -> Result<u8> {
     match cmd {
         NetworkCmd::Create(a) => {
             let body = network_create_body(&a)?;
-            let answer: Value = c.post("/networks/create", &body)?;
-            if let Some(w) = answer.get("Warning").and_then(Value::as_str) {
-                if !w.is_empty() {
-                    eprintln!("WARNING: {w}");
-                }
+            // An empty answer decodes as `null`: no warning, an empty id.
+            let answer: Option<NetworkCreateResponse> = c.post("/networks/create", &body)?;
+            let answer = answer.unwrap_or_default();
+            if !answer.warning.is_empty() {
+                eprintln!("WARNING: {}", answer.warning);
             }
-            let id = answer.get("Id").and_then(Value::as_str).unwrap_or("");
-            print(&format!("{id}\n"));
+            print(&format!("{}\n", answer.id));
             Ok(0)
         }
         NetworkCmd::Ls(a) => {
@@ -456,19 +459,20 @@ fn network(c: &Client, cmd: NetworkCmd) -> Result<u8> {
             Ok(u8::from(failed))
         }
         NetworkCmd::Connect(a) => {
-            let body = json!({
-                "Container": a.container,
-                "EndpointConfig": {
-                    "IPAMConfig": {
-                        "IPv4Address": a.ip.unwrap_or_default(),
-                        "IPv6Address": a.ip6.unwrap_or_default(),
-                        "LinkLocalIPs": a.link_local_ip,
+            let body = ConnectBody {
+                container: a.container,
+                endpoint_config: EndpointSettingsBody {
+                    ipam_config: EndpointIpamBody {
+                        ipv4_address: a.ip.unwrap_or_default(),
+                        ipv6_address: a.ip6.unwrap_or_default(),
+                        link_local_ips: a.link_local_ip,
                     },
-                    "Links": a.link,
-                    "Aliases": a.alias,
-                    "DriverOpts": parse_kv(&a.driver_opt, "--driver-opt")?,
-                }
-            });
+                    links: a.link,
+                    aliases: a.alias,
+                    mac_address: String::new(),
+                    driver_opts: parse_kv(&a.driver_opt, "--driver-opt")?,
+                },
+            };
             let _: Value = c.post(
                 &format!("/networks/{}/connect", encode_component(&a.network)),
                 &body,
@@ -476,7 +480,10 @@ fn network(c: &Client, cmd: NetworkCmd) -> Result<u8> {
             Ok(0)
         }
         NetworkCmd::Disconnect(a) => {
-            let body = json!({"Container": a.container, "Force": a.force});
+            let body = DisconnectBody {
+                container: a.container,
+                force: a.force,
+            };
             let _: Value = c.post(
                 &format!("/networks/{}/disconnect", encode_component(&a.network)),
                 &body,
@@ -504,15 +511,12 @@ fn network(c: &Client, cmd: NetworkCmd) -> Result<u8> {
                 )
             };
             let answer = c.call("POST", &path, None)?;
-            let v: Value = serde_json::from_slice(&answer).unwrap_or(Value::Null);
-            let deleted: Vec<&str> = v
-                .get("NetworksDeleted")
-                .and_then(Value::as_array)
-                .map(|a| a.iter().filter_map(Value::as_str).collect())
-                .unwrap_or_default();
+            // An answer that does not decode reports nothing deleted.
+            let report: NetworkPruneResponse = serde_json::from_slice(&answer).unwrap_or_default();
+            let deleted = report.networks_deleted.unwrap_or_default();
             if !deleted.is_empty() {
                 let mut out = String::from("Deleted Networks:\n");
-                for d in deleted {
+                for d in &deleted {
                     out.push_str(d);
                     out.push('\n');
                 }
@@ -695,7 +699,7 @@ fn parse_filter_flags(items: &[String]) -> Result<Filters> {
 
 /// The docker CLI's `consolidateIpam`: each `--ip-range`, `--gateway` and `--aux-address` goes to
 /// the `--subnet` that contains it.
-fn network_create_body(a: &NetCreate) -> Result<Value> {
+fn network_create_body(a: &NetCreate) -> Result<NetworkCreateBody> {
     let usage = |m: String| Error::usage(m);
     if a.subnet.is_empty()
         && (!a.ip_range.is_empty() || !a.gateway.is_empty() || !a.aux_address.is_empty())
@@ -704,7 +708,7 @@ fn network_create_body(a: &NetCreate) -> Result<Value> {
             "every ip-range or gateway must have a corresponding subnet".into(),
         ));
     }
-    let mut pools: Vec<(IpNet, serde_json::Map<String, Value>)> = Vec::new();
+    let mut pools: Vec<(IpNet, IpamConfigBody)> = Vec::new();
     for s in &a.subnet {
         let net: IpNet = berth_ipam::parse_subnet(s).map_err(|e| usage(e.to_string()))?;
         if pools
@@ -715,24 +719,26 @@ fn network_create_body(a: &NetCreate) -> Result<Value> {
                 "multiple overlapping subnet configuration is not supported ({s})"
             )));
         }
-        let mut m = serde_json::Map::new();
-        m.insert("Subnet".into(), json!(s));
-        pools.push((net, m));
+        let pool = IpamConfigBody {
+            subnet: s.clone(),
+            ..IpamConfigBody::default()
+        };
+        pools.push((net, pool));
     }
+    // A parsed range or gateway is never empty, so an empty field means "not set yet".
     for r in &a.ip_range {
         let range: IpNet = berth_ipam::parse_ip_range(r).map_err(|e| usage(e.to_string()))?;
         let pool = pools
             .iter_mut()
             .find(|(p, _)| p.contains(&range.network()))
             .ok_or_else(|| usage(format!("no matching subnet for range {r}")))?;
-        if pool.1.contains_key("IPRange") {
+        if !pool.1.ip_range.is_empty() {
             return Err(usage(format!(
                 "cannot configure multiple ranges ({r}, {}) on the same subnet ({})",
-                pool.1["IPRange"].as_str().unwrap_or(""),
-                pool.0
+                pool.1.ip_range, pool.0
             )));
         }
-        pool.1.insert("IPRange".into(), json!(r));
+        pool.1.ip_range.clone_from(r);
     }
     for g in &a.gateway {
         let gw: IpAddr = berth_ipam::parse_gateway(g).map_err(|e| usage(e.to_string()))?;
@@ -740,14 +746,13 @@ fn network_create_body(a: &NetCreate) -> Result<Value> {
             .iter_mut()
             .find(|(p, _)| p.contains(&gw))
             .ok_or_else(|| usage(format!("no matching subnet for gateway {g}")))?;
-        if pool.1.contains_key("Gateway") {
+        if !pool.1.gateway.is_empty() {
             return Err(usage(format!(
                 "cannot configure multiple gateways ({g}, {}) for the same subnet ({})",
-                pool.1["Gateway"].as_str().unwrap_or(""),
-                pool.0
+                pool.1.gateway, pool.0
             )));
         }
-        pool.1.insert("Gateway".into(), json!(g));
+        pool.1.gateway.clone_from(g);
     }
     for x in &a.aux_address {
         let (name, addr) = berth_ipam::parse_aux_address(x).map_err(|e| usage(e.to_string()))?;
@@ -755,31 +760,27 @@ fn network_create_body(a: &NetCreate) -> Result<Value> {
             .iter_mut()
             .find(|(p, _)| p.contains(&addr))
             .ok_or_else(|| usage(format!("no matching subnet for aux-address {addr}")))?;
-        let aux = pool
-            .1
-            .entry("AuxiliaryAddresses")
-            .or_insert_with(|| json!({}));
-        if let Some(m) = aux.as_object_mut() {
-            m.insert(name, json!(addr.to_string()));
-        }
+        pool.1.auxiliary_addresses.insert(name, addr.to_string());
     }
-    let config: Vec<Value> = pools.into_iter().map(|(_, m)| Value::Object(m)).collect();
-    Ok(json!({
-        "Name": a.name,
-        "CheckDuplicate": true,
-        "Driver": a.driver,
-        "Scope": a.scope.clone().unwrap_or_default(),
-        "EnableIPv6": a.ipv6,
-        "IPAM": {
-            "Driver": a.ipam_driver,
-            "Options": parse_kv(&a.ipam_opt, "--ipam-opt")?,
-            "Config": config,
+    Ok(NetworkCreateBody {
+        name: a.name.clone(),
+        check_duplicate: true,
+        driver: a.driver.clone(),
+        scope: a.scope.clone().unwrap_or_default(),
+        enable_ipv6: a.ipv6,
+        ipam: IpamBody {
+            driver: a.ipam_driver.clone(),
+            config: pools.into_iter().map(|(_, pool)| pool).collect(),
+            options: parse_kv(&a.ipam_opt, "--ipam-opt")?,
         },
-        "Internal": a.internal,
-        "Attachable": a.attachable,
-        "Options": parse_kv(&a.opt, "--opt")?,
-        "Labels": parse_kv(&a.label, "--label")?,
-    }))
+        internal: a.internal,
+        attachable: a.attachable,
+        ingress: false,
+        config_only: false,
+        config_from: ConfigFromBody::default(),
+        options: parse_kv(&a.opt, "--opt")?,
+        labels: parse_kv(&a.label, "--label")?,
+    })
 }
 
 /// Docker's `-p` syntax (`[IP:][HOST_PORT:]PORT[/PROTO]`, IPv6 addresses in brackets) into the
@@ -841,8 +842,9 @@ fn sandbox(c: &Client, cmd: SandboxCmd) -> Result<u8> {
                 dns_options: a.dns_option,
                 extra_hosts: a.add_host,
             };
-            let answer: Value = c.post("/sandboxes/create", &body)?;
-            print(&format!("{}\n", str_of(&answer, "Id")));
+            // An empty answer decodes as `null`: an empty id.
+            let answer: Option<SandboxCreateResponse> = c.post("/sandboxes/create", &body)?;
+            print(&format!("{}\n", answer.unwrap_or_default().id));
             Ok(0)
         }
         SandboxCmd::Ls(a) => {
@@ -1016,14 +1018,67 @@ mod tests {
             Err(e) => panic!("{e}"),
         };
         let b = network_create_body(&a).unwrap();
-        assert_eq!(b["IPAM"]["Config"][0]["IPRange"], "10.5.1.0/24");
-        assert_eq!(b["IPAM"]["Config"][1]["Gateway"], "10.6.0.1");
-        assert_eq!(
-            b["IPAM"]["Config"][0]["AuxiliaryAddresses"]["r"],
-            "10.5.0.2"
-        );
+        assert_eq!(b.ipam.config[0].ip_range, "10.5.1.0/24");
+        assert_eq!(b.ipam.config[1].gateway, "10.6.0.1");
+        assert_eq!(b.ipam.config[0].auxiliary_addresses["r"], "10.5.0.2");
         let a = NetCreate::try_parse_from(["create", "--gateway", "10.6.0.1", "n"]).unwrap();
         assert!(network_create_body(&a).is_err());
+    }
+
+    /// What the client sends: the JSON shapes the daemon reads (fields the client does not set,
+    /// such as `Ingress` or `MacAddress`, are left out; optional pool fields only when given).
+    #[test]
+    fn request_bodies_on_the_wire() {
+        let a = NetCreate::try_parse_from([
+            "create",
+            "--subnet",
+            "10.5.0.0/16",
+            "--subnet",
+            "10.6.0.0/16",
+            "--gateway",
+            "10.6.0.1",
+            "--ip-range",
+            "10.5.1.0/24",
+            "--aux-address",
+            "r=10.5.0.2",
+            "-o",
+            "k=v",
+            "n",
+        ])
+        .unwrap();
+        let body = serde_json::to_value(network_create_body(&a).unwrap()).unwrap();
+        assert_eq!(
+            body,
+            json!({
+                "Name": "n", "CheckDuplicate": true, "Driver": "bridge", "Scope": "",
+                "EnableIPv6": false, "Internal": false, "Attachable": false,
+                "IPAM": {"Driver": "default", "Options": {}, "Config": [
+                    {"Subnet": "10.5.0.0/16", "IPRange": "10.5.1.0/24",
+                        "AuxiliaryAddresses": {"r": "10.5.0.2"}},
+                    {"Subnet": "10.6.0.0/16", "Gateway": "10.6.0.1"},
+                ]},
+                "Options": {"k": "v"}, "Labels": {},
+            })
+        );
+        let connect = ConnectBody {
+            container: "web".into(),
+            ..ConnectBody::default()
+        };
+        assert_eq!(
+            serde_json::to_value(connect).unwrap(),
+            json!({"Container": "web", "EndpointConfig": {
+                "IPAMConfig": {"IPv4Address": "", "IPv6Address": "", "LinkLocalIPs": []},
+                "Links": [], "Aliases": [], "DriverOpts": {},
+            }})
+        );
+        let disconnect = DisconnectBody {
+            container: "web".into(),
+            force: true,
+        };
+        assert_eq!(
+            serde_json::to_value(disconnect).unwrap(),
+            json!({"Container": "web", "Force": true})
+        );
     }
 
     #[derive(Debug, Parser)]

@@ -31,7 +31,10 @@ use tokio::net::UnixListener;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::Semaphore;
 
-use crate::api::{self, ApiError, Request, SandboxSpec};
+use crate::api::{
+    self, ApiError, NetworkCreateResponse, NetworkPruneResponse, Request, SandboxCreateResponse,
+    SandboxSpec,
+};
 use crate::config::DaemonSettings;
 use crate::error::{Error, Result};
 
@@ -490,7 +493,10 @@ async fn execute(state: &Arc<State>, request: Request) -> Response<Body> {
                 let id = ctl.create_network(req).map_err(ctl_err)?;
                 Ok(json_response(
                     201,
-                    &json!({"Id": id.to_string(), "Warning": ""}),
+                    &NetworkCreateResponse {
+                        id: id.to_string(),
+                        warning: String::new(),
+                    },
                 ))
             })
             .await
@@ -533,12 +539,10 @@ async fn execute(state: &Arc<State>, request: Request) -> Response<Body> {
                 } else {
                     prune_filtered(ctl, &filters)?
                 };
-                let deleted = if removed.is_empty() {
-                    serde_json::Value::Null
-                } else {
-                    json!(removed)
+                let deleted = NetworkPruneResponse {
+                    networks_deleted: (!removed.is_empty()).then_some(removed),
                 };
-                Ok(json_response(200, &json!({ "NetworksDeleted": deleted })))
+                Ok(json_response(200, &deleted))
             })
             .await
         }
@@ -607,6 +611,9 @@ fn create_sandbox(
     let id = ctl.create_sandbox(spec.create).map_err(ctl_err)?;
     Ok(json_response(
         201,
-        &json!({"Id": id.to_string(), "Warnings": []}),
+        &SandboxCreateResponse {
+            id: id.to_string(),
+            warnings: Vec::new(),
+        },
     ))
 }

@@ -1,6 +1,7 @@
-//! The JSON shapes of request bodies (serde types of Docker's `NetworkCreateRequest`,
-//! `NetworkConnect`, ... and berth's sandbox create body), and the reading of a request body into
-//! one (`Content-Type` check, field-path error messages).
+//! The JSON shapes of request and response bodies, shared by the daemon and the client (serde
+//! types of Docker's `NetworkCreateRequest`, `NetworkConnect`, ..., berth's sandbox create body and
+//! the create and prune answers), and the reading of a request body into one (`Content-Type`
+//! check, field-path error messages).
 
 use std::collections::BTreeMap;
 
@@ -19,7 +20,7 @@ where
 
 /// `POST /networks/create` (Docker's `NetworkCreateRequest`). Unknown fields are ignored, as the
 /// Docker engine does (newer clients send fields of later API versions).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
 pub struct NetworkCreateBody {
     /// The name.
@@ -47,13 +48,22 @@ pub struct NetworkCreateBody {
     #[serde(deserialize_with = "nullable")]
     pub attachable: bool,
     /// Swarm ingress (refused when true).
-    #[serde(deserialize_with = "nullable")]
+    #[serde(
+        deserialize_with = "nullable",
+        skip_serializing_if = "std::ops::Not::not"
+    )]
     pub ingress: bool,
     /// Config-only networks (refused when true).
-    #[serde(deserialize_with = "nullable")]
+    #[serde(
+        deserialize_with = "nullable",
+        skip_serializing_if = "std::ops::Not::not"
+    )]
     pub config_only: bool,
     /// Config-from networks (refused when set).
-    #[serde(deserialize_with = "nullable")]
+    #[serde(
+        deserialize_with = "nullable",
+        skip_serializing_if = "ConfigFromBody::is_unset"
+    )]
     pub config_from: ConfigFromBody,
     /// Driver options.
     #[serde(deserialize_with = "nullable")]
@@ -64,7 +74,7 @@ pub struct NetworkCreateBody {
 }
 
 /// `IPAM` of a create request.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
 pub struct IpamBody {
     /// `default` (or empty).
@@ -79,25 +89,35 @@ pub struct IpamBody {
 }
 
 /// One pool of a create request.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
 pub struct IpamConfigBody {
     /// `--subnet`.
     #[serde(deserialize_with = "nullable")]
     pub subnet: String,
     /// `--ip-range`.
-    #[serde(rename = "IPRange", deserialize_with = "nullable")]
+    #[serde(
+        rename = "IPRange",
+        deserialize_with = "nullable",
+        skip_serializing_if = "String::is_empty"
+    )]
     pub ip_range: String,
     /// `--gateway`.
-    #[serde(deserialize_with = "nullable")]
+    #[serde(
+        deserialize_with = "nullable",
+        skip_serializing_if = "String::is_empty"
+    )]
     pub gateway: String,
     /// `--aux-address`.
-    #[serde(deserialize_with = "nullable")]
+    #[serde(
+        deserialize_with = "nullable",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
     pub auxiliary_addresses: BTreeMap<String, String>,
 }
 
 /// `ConfigFrom` of a create request.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
 pub struct ConfigFromBody {
     /// The config network.
@@ -105,8 +125,15 @@ pub struct ConfigFromBody {
     pub network: String,
 }
 
+impl ConfigFromBody {
+    /// No config network named (what a request that does not use one sends: nothing).
+    fn is_unset(&self) -> bool {
+        self.network.is_empty()
+    }
+}
+
 /// `POST /networks/{id}/connect` (Docker's `NetworkConnect`).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
 pub struct ConnectBody {
     /// Sandbox name or id.
@@ -118,7 +145,7 @@ pub struct ConnectBody {
 }
 
 /// Docker's `EndpointSettings`, the parts a connect request uses (the rest is ignored).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
 pub struct EndpointSettingsBody {
     /// Requested addresses.
@@ -131,7 +158,10 @@ pub struct EndpointSettingsBody {
     #[serde(deserialize_with = "nullable")]
     pub aliases: Vec<String>,
     /// `--mac-address`.
-    #[serde(deserialize_with = "nullable")]
+    #[serde(
+        deserialize_with = "nullable",
+        skip_serializing_if = "String::is_empty"
+    )]
     pub mac_address: String,
     /// `--driver-opt`: handed to the network's driver, which refuses what it does not know.
     #[serde(deserialize_with = "nullable")]
@@ -139,7 +169,7 @@ pub struct EndpointSettingsBody {
 }
 
 /// `IPAMConfig` of endpoint settings.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default)]
 pub struct EndpointIpamBody {
     /// `--ip`.
@@ -154,7 +184,7 @@ pub struct EndpointIpamBody {
 }
 
 /// `POST /networks/{id}/disconnect`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
 pub struct DisconnectBody {
     /// Sandbox name or id.
@@ -239,6 +269,39 @@ pub struct PortBindingBody {
     /// Host port or range (empty: an ephemeral port).
     pub host_port: String,
 }
+
+/// The answer to `POST /networks/create` (Docker's `NetworkCreateResponse`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct NetworkCreateResponse {
+    /// The new network's id.
+    #[serde(deserialize_with = "nullable")]
+    pub id: String,
+    /// A warning for the user (empty: none).
+    #[serde(deserialize_with = "nullable")]
+    pub warning: String,
+}
+
+/// The answer to `POST /sandboxes/create`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct SandboxCreateResponse {
+    /// The new sandbox's id.
+    #[serde(deserialize_with = "nullable")]
+    pub id: String,
+    /// Warnings for the user (berth has none: always `[]`).
+    #[serde(deserialize_with = "nullable")]
+    pub warnings: Vec<String>,
+}
+
+/// The answer to `POST /networks/prune` (Docker's `NetworksPruneReport`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct NetworkPruneResponse {
+    /// The names of the removed networks, sorted; `null` when none was removed.
+    pub networks_deleted: Option<Vec<String>>,
+}
+
 /// Docker's `CheckForJSON`: a body must come as `application/json` (no header is fine for an empty
 /// body).
 fn check_json(content_type: Option<&str>, body: &[u8]) -> Result<(), ApiError> {
@@ -280,4 +343,46 @@ pub(super) fn json_body<T: DeserializeOwned>(
     de.end()
         .map_err(|e| ApiError::bad_request(format!("invalid {what} body: {e}")))?;
     Ok(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The daemon's answers keep their bytes; the client reads `null` or missing fields as empty.
+    #[test]
+    fn answers_on_the_wire() {
+        let created = NetworkCreateResponse {
+            id: "abc".into(),
+            warning: String::new(),
+        };
+        assert_eq!(
+            serde_json::to_string(&created).unwrap(),
+            r#"{"Id":"abc","Warning":""}"#
+        );
+        let sandbox = SandboxCreateResponse {
+            id: "abc".into(),
+            warnings: Vec::new(),
+        };
+        assert_eq!(
+            serde_json::to_string(&sandbox).unwrap(),
+            r#"{"Id":"abc","Warnings":[]}"#
+        );
+        let none = NetworkPruneResponse::default();
+        assert_eq!(
+            serde_json::to_string(&none).unwrap(),
+            r#"{"NetworksDeleted":null}"#
+        );
+        let some = NetworkPruneResponse {
+            networks_deleted: Some(vec!["a".into(), "b".into()]),
+        };
+        assert_eq!(
+            serde_json::to_string(&some).unwrap(),
+            r#"{"NetworksDeleted":["a","b"]}"#
+        );
+        let read: NetworkCreateResponse = serde_json::from_str(r#"{"Id":null,"Other":1}"#).unwrap();
+        assert_eq!(read, NetworkCreateResponse::default());
+        let read: SandboxCreateResponse = serde_json::from_str(r#"{"Warnings":null}"#).unwrap();
+        assert_eq!(read, SandboxCreateResponse::default());
+    }
 }
