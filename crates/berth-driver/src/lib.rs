@@ -41,6 +41,7 @@
 
 mod error;
 mod ids;
+pub mod ipam;
 mod options;
 mod types;
 
@@ -53,6 +54,7 @@ use std::net::IpAddr;
 
 pub use error::{BoxError, DriverError, Result};
 pub use ids::{EndpointId, InvalidId, NetworkId, SandboxId};
+pub use ipam::{AddressRequest, AddressSpace, IpFamily, IpamDriver, Pool, PoolRequest};
 pub use options::{OptionReader, RawOptions, parse_bool};
 pub use types::{
     Capabilities, DataPath, EndpointOperInfo, EndpointSpec, InterfaceInfo, IpamInfo, JoinInfo,

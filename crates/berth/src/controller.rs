@@ -10,12 +10,12 @@ use berth_dns::{
     DnsSettings, EndpointDns, ExposedPort as DnsExposedPort, HostEntry, HostsFile, Link, LinkHost,
     NetworkDns, PortProto, ResolvMode, Resolver, ResolverConfig, SandboxFiles, plan_resolv_conf,
 };
+use berth_driver::{AddressRequest, AddressSpace, IpFamily, IpamDriver, Pool, PoolRequest};
 use berth_driver::{
     DataPath, Driver, EndpointId, EndpointSpec, IpamInfo, JoinInfo, JoinRequest, LinkHole,
     NetworkId, NetworkSpec, RawOptions, SandboxId, SandboxRef,
 };
 use berth_firewall::{DesiredState, Firewall, FirewallConfig, LinkPort, Protocol};
-use berth_ipam::{AddressRequest, AddressSpace, IpFamily, Ipam, PoolId, PoolRequest};
 use berth_netlink::{Handle, IpFamily as NlFamily, Netns, RouteSpec, sysctl_get, sysctl_set};
 use berth_portmap::PortSpec;
 use berth_store::{Expect, KvStore, RedbStore, Txn};
@@ -95,7 +95,8 @@ struct Inner {
     /// By name: the built-in ones and those registered through [`ControllerBuilder`].
     drivers: BTreeMap<String, Arc<dyn Driver>>,
     dns: Resolver,
-    ipam: Mutex<Ipam>,
+    /// Pools and addresses: the built-in allocator or the one given to the builder.
+    ipam: Arc<dyn IpamDriver>,
     networks: RwLock<Registry<Network>>,
     sandboxes: RwLock<Registry<Sandbox>>,
     /// The next namespace id to give a sandbox in the host namespace (see [`NSID_TOP`]).
@@ -117,7 +118,7 @@ const NSID_FLOOR: i32 = 1 << 30;
 struct Network {
     record: NetworkRecord,
     driver: Arc<dyn Driver>,
-    pools: Vec<PoolId>,
+    pools: Vec<Pool>,
     /// Endpoints on the network, and whether the network is being removed.
     members: Mutex<Members>,
 }
@@ -246,6 +247,7 @@ impl Controller {
         config: Config,
         registered: Vec<Arc<dyn Driver>>,
         store: Option<Arc<dyn KvStore>>,
+        ipam: Option<Arc<dyn IpamDriver>>,
     ) -> Result<Controller> {
         let span = tracing::info_span!("controller_new", data_root = %config.data_root.display());
         let _enter = span.enter();
@@ -346,6 +348,13 @@ impl Controller {
             drivers.insert(d.name().to_owned(), d);
         }
 
+        let ipam: Arc<dyn IpamDriver> = match ipam {
+            Some(i) => i,
+            None => match &config.default_address_pools {
+                Some(pools) => Arc::new(crate::BuiltinIpam::with_default_pools(pools.clone())),
+                None => Arc::new(crate::BuiltinIpam::new()),
+            },
+        };
         let dns = Resolver::new(ResolverConfig::default())
             .map_err(|e| Error::InvalidRequest(format!("starting the embedded DNS server: {e}")))?;
         let inner = Inner {
@@ -357,7 +366,7 @@ impl Controller {
             firewall,
             drivers,
             dns,
-            ipam: Mutex::new(Ipam::new()),
+            ipam,
             networks: RwLock::new(Registry::default()),
             sandboxes: RwLock::new(Registry::default()),
             next_nsid: AtomicI32::new(NSID_TOP),
@@ -368,12 +377,6 @@ impl Controller {
             && let Some(lowest) = ids.into_iter().filter(|id| *id >= NSID_FLOOR).min()
         {
             inner.next_nsid.store(lowest - 1, Ordering::Relaxed);
-        }
-        if let Some(pools) = &inner.config.default_address_pools {
-            *lock(&inner.ipam) = Ipam::with_default_pools(
-                pools.clone(),
-                berth_ipam::DefaultPool::docker_global_defaults(),
-            );
         }
         let controller = Controller {
             inner: Arc::new(inner),
@@ -492,6 +495,20 @@ where
     match failed.into_inner().unwrap_or_else(|p| p.into_inner()) {
         Some(e) => Err(e),
         None => Ok(()),
+    }
+}
+
+impl Controller {
+    /// An IPAM driver's error as the controller's: the built-in allocator's typed error as
+    /// [`Error::Ipam`], any other as [`Error::IpamDriver`].
+    fn ipam_err(&self, e: berth_driver::BoxError) -> Error {
+        match e.downcast::<berth_ipam::Error>() {
+            Ok(ie) => Error::Ipam(*ie),
+            Err(source) => Error::IpamDriver {
+                driver: self.inner.ipam.name().to_owned(),
+                source,
+            },
+        }
     }
 }
 

@@ -59,9 +59,18 @@ pub enum Error {
     /// The request is invalid as a whole (names, combinations, modes).
     #[error("{0}")]
     InvalidRequest(String),
-    /// Address management refused the request (overlapping pool, address in use, ...).
+    /// Address management refused the request (overlapping pool, address in use, ...): the
+    /// built-in IPAM driver's error.
     #[error(transparent)]
     Ipam(#[from] berth_ipam::Error),
+    /// A registered IPAM driver refused or failed.
+    #[error("IPAM driver {driver}: {source}")]
+    IpamDriver {
+        /// The driver's name.
+        driver: String,
+        /// Its error.
+        source: berth_driver::BoxError,
+    },
     /// A driver failed.
     #[error(transparent)]
     Driver(#[from] DriverError),

@@ -26,6 +26,7 @@ mod drivers;
 mod error;
 pub mod failpoint;
 mod inspect;
+mod ipam;
 mod records;
 mod registry;
 mod requests;
@@ -43,6 +44,7 @@ pub use inspect::{
     ConfigFrom, ContainerInspect, IpamConfigInspect, IpamInspect, NetworkInspect,
     PortBindingInspect, SandboxInspect, SandboxNetworkInspect,
 };
+pub use ipam::BuiltinIpam;
 #[doc(hidden)]
 pub use records::check_stored_record;
 pub use requests::{EndpointOptions, IpamPoolConfig, NetworkCreate, SandboxCreate, SandboxNetns};

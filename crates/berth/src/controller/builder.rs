@@ -10,6 +10,7 @@ pub struct ControllerBuilder {
     config: Config,
     drivers: Vec<Arc<dyn Driver>>,
     store: Option<Arc<dyn KvStore>>,
+    ipam: Option<Arc<dyn IpamDriver>>,
 }
 
 impl std::fmt::Debug for ControllerBuilder {
@@ -28,6 +29,7 @@ impl ControllerBuilder {
             config,
             drivers: Vec::new(),
             store: None,
+            ipam: None,
         }
     }
 
@@ -49,6 +51,13 @@ impl ControllerBuilder {
     /// not be shared with another controller (local state is not scoped per host).
     pub fn store(mut self, store: Arc<dyn KvStore>) -> ControllerBuilder {
         self.store = Some(store);
+        self
+    }
+
+    /// Uses `ipam` for every network's pools and addresses instead of the built-in allocator
+    /// ([`crate::BuiltinIpam`], which follows `Config::default_address_pools`).
+    pub fn ipam(mut self, ipam: Arc<dyn IpamDriver>) -> ControllerBuilder {
+        self.ipam = Some(ipam);
         self
     }
 
@@ -76,7 +85,7 @@ impl ControllerBuilder {
                 )));
             }
         }
-        Controller::start(self.config, self.drivers, self.store)
+        Controller::start(self.config, self.drivers, self.store, self.ipam)
     }
 }
 

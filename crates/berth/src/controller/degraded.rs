@@ -354,12 +354,9 @@ impl Controller {
             let _ = net.driver.create_endpoint(&spec_of_endpoint(ep));
             let _ = net.driver.leave(&ep.network, &ep.id);
             let _ = net.driver.delete_endpoint(&ep.network, &ep.id);
-            {
-                let mut ipam = lock(&self.inner.ipam);
-                for addr in addrs {
-                    if let Some(pool) = net.pools.iter().find(|p| p.subnet().contains(&addr)) {
-                        let _ = ipam.release_address(pool, addr);
-                    }
+            for addr in addrs {
+                if let Some(pool) = net.pools.iter().find(|p| p.subnet.contains(&addr)) {
+                    let _ = self.inner.ipam.release_address(&pool.id, addr);
                 }
             }
             lock(&net.members).endpoints.remove(&ep.id);

@@ -223,11 +223,10 @@ impl Controller {
         opts: &EndpointOptions,
         undo: &mut Undo,
     ) -> Result<(Option<ipnet::Ipv4Net>, Option<ipnet::Ipv6Net>)> {
-        let mut ipam = lock(&self.inner.ipam);
         let mut v4 = None;
         let mut v6 = None;
         for pool in &net.pools {
-            let family = family_of(&pool.subnet());
+            let family = family_of(&pool.subnet);
             let (taken, preferred) = match family {
                 IpFamily::V4 => (v4.is_some(), opts.ipv4.map(IpAddr::V4)),
                 IpFamily::V6 => (v6.is_some(), opts.ipv6.map(IpAddr::V6)),
@@ -236,8 +235,12 @@ impl Controller {
                 continue;
             }
             let req = preferred.map_or(AddressRequest::Next, AddressRequest::Preferred);
-            let got = ipam.request_address(pool, req)?;
-            undo.addresses.push((*pool, got.addr()));
+            let got = self
+                .inner
+                .ipam
+                .request_address(&pool.id, req)
+                .map_err(|e| self.ipam_err(e))?;
+            undo.addresses.push((pool.id.clone(), got.addr()));
             match got {
                 IpNet::V4(a) => v4 = Some(a),
                 IpNet::V6(a) => v6 = Some(a),
@@ -277,11 +280,8 @@ impl Controller {
         if undo.driver_endpoint {
             let _ = net.driver.delete_endpoint(&net.record.id, id);
         }
-        {
-            let mut ipam = lock(&self.inner.ipam);
-            for (pool, addr) in &undo.addresses {
-                let _ = ipam.release_address(pool, *addr);
-            }
+        for (pool, addr) in &undo.addresses {
+            let _ = self.inner.ipam.release_address(pool, *addr);
         }
         if undo.record {
             let _ = self.inner.store.delete(&endpoint_key(id));
@@ -358,13 +358,10 @@ impl Controller {
             tracing::warn!(sandbox = %sb.name(), error = %e, "default route after a disconnect");
         }
         hit("disconnect.routes")?;
-        {
-            let mut ipam = lock(&self.inner.ipam);
-            for addr in addrs {
-                for pool in &net.pools {
-                    if pool.subnet().contains(&addr) {
-                        let _ = ipam.release_address(pool, addr);
-                    }
+        for addr in addrs {
+            for pool in &net.pools {
+                if pool.subnet.contains(&addr) {
+                    let _ = self.inner.ipam.release_address(&pool.id, addr);
                 }
             }
         }
@@ -466,7 +463,8 @@ pub(super) struct ConnectRequest {
 /// What a failed connect must undo, in reverse order.
 #[derive(Default)]
 pub(super) struct Undo {
-    addresses: Vec<(PoolId, IpAddr)>,
+    /// Addresses taken, by pool id.
+    addresses: Vec<(String, IpAddr)>,
     record: bool,
     driver_endpoint: bool,
     joined: bool,

@@ -57,9 +57,8 @@ impl Controller {
             removing: false,
         };
         let release_pools = |c: &Controller| {
-            let mut ipam = lock(&c.inner.ipam);
             for p in &pool_ids {
-                let _ = ipam.release_pool(p);
+                let _ = c.inner.ipam.release_pool(&p.id);
             }
         };
         let txn = Txn::new()
@@ -110,7 +109,7 @@ impl Controller {
     pub(super) fn allocate_pools(
         &self,
         req: &NetworkCreate,
-    ) -> Result<(Vec<PoolRecord>, Vec<PoolRecord>, Vec<PoolId>)> {
+    ) -> Result<(Vec<PoolRecord>, Vec<PoolRecord>, Vec<Pool>)> {
         let mut wanted: Vec<(IpFamily, IpamPoolConfig)> = Vec::new();
         for p in &req.ipam {
             let family = match (p.subnet, p.gateway, p.ip_range) {
@@ -134,29 +133,29 @@ impl Controller {
             wanted.push((IpFamily::V6, IpamPoolConfig::default()));
         }
         let exclude = self.host_exclusions();
-        let mut ipam = lock(&self.inner.ipam);
-        let mut ids = Vec::new();
+        let ipam = &self.inner.ipam;
+        let mut ids: Vec<Pool> = Vec::new();
         let mut v4 = Vec::new();
         let mut v6 = Vec::new();
         let result = (|| -> Result<()> {
             for (family, p) in &wanted {
                 let mut pr = match p.subnet {
-                    Some(s) => PoolRequest::new(AddressSpace::Local, s),
-                    None => PoolRequest::from_defaults(AddressSpace::Local, *family)
-                        .with_exclude(exclude.clone()),
+                    Some(s) => PoolRequest::subnet(AddressSpace::Local, s),
+                    None => PoolRequest {
+                        exclude: exclude.clone(),
+                        ..PoolRequest::next(AddressSpace::Local, *family)
+                    },
                 };
-                if let Some(r) = p.ip_range {
-                    pr = pr.with_ip_range(r);
-                }
-                for (name, addr) in &p.aux_addresses {
-                    pr = pr.with_aux_address(name.clone(), *addr);
-                }
-                let id = ipam.request_pool(&pr)?;
-                ids.push(id);
-                let gateway = ipam.request_address(&id, AddressRequest::Gateway(p.gateway))?;
+                pr.ip_range = p.ip_range;
+                pr.aux_addresses = p.aux_addresses.clone();
+                let pool = ipam.request_pool(&pr).map_err(|e| self.ipam_err(e))?;
+                ids.push(pool.clone());
+                let gateway = ipam
+                    .request_address(&pool.id, AddressRequest::Gateway(p.gateway))
+                    .map_err(|e| self.ipam_err(e))?;
                 let rec = PoolRecord {
-                    subnet: id.subnet(),
-                    ip_range: id.range(),
+                    subnet: pool.subnet,
+                    ip_range: pool.ip_range,
                     gateway: Some(gateway),
                     aux_addresses: p.aux_addresses.clone(),
                     user_subnet: p.subnet.is_some(),
@@ -172,8 +171,8 @@ impl Controller {
         match result {
             Ok(()) => Ok((v4, v6, ids)),
             Err(e) => {
-                for id in &ids {
-                    let _ = ipam.release_pool(id);
+                for pool in &ids {
+                    let _ = ipam.release_pool(&pool.id);
                 }
                 Err(e)
             }
@@ -249,11 +248,8 @@ impl Controller {
             }
         }
         hit("network.remove.driver")?;
-        {
-            let mut ipam = lock(&self.inner.ipam);
-            for p in &net.pools {
-                let _ = ipam.release_pool(p);
-            }
+        for p in &net.pools {
+            let _ = self.inner.ipam.release_pool(&p.id);
         }
         self.inner.store.commit(
             Txn::new()

@@ -29,22 +29,17 @@ impl Controller {
                 continue;
             }
             let mut pools = Vec::new();
-            {
-                let mut ipam = lock(&self.inner.ipam);
-                for p in rec.pools_v4.iter().chain(rec.pools_v6.iter()) {
-                    let mut pr = PoolRequest::new(AddressSpace::Local, p.subnet);
-                    if let Some(r) = p.ip_range {
-                        pr = pr.with_ip_range(r);
-                    }
-                    for (name, addr) in &p.aux_addresses {
-                        pr = pr.with_aux_address(name.clone(), *addr);
-                    }
-                    let id = ipam.request_pool(&pr)?;
-                    if let Some(gw) = p.gateway {
-                        ipam.request_address(&id, AddressRequest::Gateway(Some(gw.addr())))?;
-                    }
-                    pools.push(id);
+            let ipam = &self.inner.ipam;
+            for p in rec.pools_v4.iter().chain(rec.pools_v6.iter()) {
+                let mut pr = PoolRequest::subnet(AddressSpace::Local, p.subnet);
+                pr.ip_range = p.ip_range;
+                pr.aux_addresses = p.aux_addresses.clone();
+                let pool = ipam.request_pool(&pr).map_err(|e| self.ipam_err(e))?;
+                if let Some(gw) = p.gateway {
+                    ipam.request_address(&pool.id, AddressRequest::Gateway(Some(gw.addr())))
+                        .map_err(|e| self.ipam_err(e))?;
                 }
+                pools.push(pool);
             }
             driver.restore_network(&spec_of(&rec), &options)?;
             self.dns_network(&rec)?;
@@ -70,10 +65,13 @@ impl Controller {
             let Ok(net) = self.lookup_network(ep.network.as_str()) else {
                 continue;
             };
-            let mut ipam = lock(&self.inner.ipam);
             for addr in ep.addresses() {
-                if let Some(pool) = net.pools.iter().find(|p| p.subnet().contains(&addr)) {
-                    if let Err(e) = ipam.request_address(pool, AddressRequest::Preferred(addr)) {
+                if let Some(pool) = net.pools.iter().find(|p| p.subnet.contains(&addr)) {
+                    let got = self
+                        .inner
+                        .ipam
+                        .request_address(&pool.id, AddressRequest::Preferred(addr));
+                    if let Err(e) = got {
                         tracing::warn!(endpoint = %ep.id.short(), error = %e, "stored address not reservable");
                     }
                 }
