@@ -22,25 +22,38 @@ impl Controller {
         if st.removed {
             return Err(Error::SandboxNotFound(sandbox.to_owned()));
         }
-        self.check_connect(&sb, &st, &net, &opts)?;
+        self.connect_locked(&sb, &mut st, &net, opts, legacy_links)
+    }
+
+    /// A connect with the sandbox's lock held (and its legacy links resolved before it was
+    /// taken): checks, the steps, their undo on failure, and the published view.
+    pub(super) fn connect_locked(
+        &self,
+        sb: &Sandbox,
+        st: &mut SandboxState,
+        net: &Arc<Network>,
+        opts: EndpointOptions,
+        legacy_links: Vec<LegacyLink>,
+    ) -> Result<EndpointId> {
+        self.check_connect(sb, st, net, &opts)?;
         let id = EndpointId::from_bytes(random_id());
         {
             let mut members = lock(&net.members);
             if members.removed {
-                return Err(Error::NetworkNotFound(network.to_owned()));
+                return Err(Error::NetworkNotFound(net.record.name.clone()));
             }
             members.endpoints.insert(id.clone(), sb.record.id.clone());
         }
         let mut undo = Undo::default();
         let req = ConnectRequest { opts, legacy_links };
-        let result = match self.connect_steps(&sb, &mut st, &net, &id, req, &mut undo) {
+        let result = match self.connect_steps(sb, st, net, &id, req, &mut undo) {
             Ok(()) => Ok(id),
             Err(e) => {
-                self.rollback_connect(&sb, &mut st, &net, &id, undo);
+                self.rollback_connect(sb, st, net, &id, undo);
                 Err(e)
             }
         };
-        self.publish(&sb, &st);
+        self.publish(sb, st);
         result
     }
 

@@ -23,6 +23,12 @@ impl Controller {
         }
         let mut out: Vec<LegacyLink> = Vec::new();
         for (name, alias) in &opts.links {
+            // (By name too: a sandbox being created is not in the registry yet.)
+            if *name == sb.name() || name == sb.record.id.as_str() {
+                return Err(Error::InvalidRequest(format!(
+                    "sandbox {name} cannot be linked to itself"
+                )));
+            }
             let child = self
                 .lookup_sandbox(name)
                 .map_err(|_| Error::InvalidRequest(format!("could not get sandbox for {name}")))?;

@@ -121,16 +121,47 @@ impl Controller {
             state: Mutex::new(SandboxState::default()),
             view: Mutex::default(),
         });
-        self.write_sandbox_files(&sb, &lock(&sb.state));
+        // The first connect happens under the sandbox's lock, taken before the sandbox is
+        // visible: another caller's connect by name waits for it (and then finds it connected)
+        // instead of taking the network first and failing this create.
+        let first = match &req.network {
+            Some(network) => {
+                let net = match self.lookup_network(network) {
+                    Ok(n) => n,
+                    Err(e) => return self.abandon_created(sb, e),
+                };
+                match self.resolve_legacy_links(&sb, &net, &req.endpoint) {
+                    Ok(links) => Some((net, links)),
+                    Err(e) => return self.abandon_created(sb, e),
+                }
+            }
+            None => None,
+        };
+        let mut st = lock(&sb.state);
+        self.write_sandbox_files(&sb, &st);
         self.write_sandboxes()
             .insert(id.as_str(), &sb.name(), sb.clone());
-        if let Some(network) = &req.network {
-            if let Err(e) = self.connect(id.as_str(), network, req.endpoint.clone()) {
+        if let Some((net, links)) = first {
+            let span =
+                tracing::info_span!("connect", sandbox = %sb.name(), network = %net.record.name);
+            let _enter = span.enter();
+            if let Err(e) = self.connect_locked(&sb, &mut st, &net, req.endpoint.clone(), links) {
+                drop(st);
                 let _ = self.remove_sandbox(id.as_str());
                 return Err(e);
             }
         }
         Ok(id)
+    }
+
+    /// A sandbox made but not yet visible whose first connect cannot even start: registered
+    /// and removed as any sandbox, so nothing of it is left, and `e` returned.
+    fn abandon_created(&self, sb: Arc<Sandbox>, e: Error) -> Result<SandboxId> {
+        let id = sb.record.id.clone();
+        self.write_sandboxes()
+            .insert(id.as_str(), &sb.name(), sb.clone());
+        let _ = self.remove_sandbox(id.as_str());
+        Err(e)
     }
 
     /// Refuses to adopt a namespace that is the host's: the controller's host namespace, the
