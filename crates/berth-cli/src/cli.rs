@@ -83,6 +83,23 @@ fn print(s: &str) {
 
 /// `inspect` for networks and sandboxes: a JSON array (in the daemon's key order), `-f json`, or
 /// a template per element.
+/// `rm` of networks or sandboxes: each name removed in turn and printed, each failure printed
+/// (a missing one is no failure with `force`); the exit code is 1 when any failed.
+fn remove_many(c: &Client, base: &str, names: &[String], force: bool) -> u8 {
+    let mut failed = false;
+    for n in names {
+        match c.call("DELETE", &format!("{base}/{}", encode_component(n)), None) {
+            Ok(_) => print(&format!("{n}\n")),
+            Err(Error::Daemon { status: 404, .. }) if force => {}
+            Err(e) => {
+                eprintln!("{e}");
+                failed = true;
+            }
+        }
+    }
+    u8::from(failed)
+}
+
 fn inspect_many(
     c: &Client,
     base: &str,

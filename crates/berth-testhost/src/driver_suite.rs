@@ -124,12 +124,15 @@ pub fn check_driver(make: MakeDriver<'_>, options: &RawOptions) {
         .iter()
         .any(|a| a.net == IpNet::V4(addr));
     assert!(has_addr, "{name}: the interface has its address");
-    if let Some(gw) = joined.gateway_v4 {
-        assert!(
-            sandbox.ping(&IpAddr::V4(gw).to_string()),
-            "{name}: the gateway the join reports answers from the sandbox"
-        );
-    }
+    // The network is not internal and has a gateway: the join must report it (else the
+    // controller could point no default route anywhere), and it must answer.
+    let gw = joined
+        .gateway_v4
+        .unwrap_or_else(|| panic!("{name}: the join of a network with a gateway reports none"));
+    assert!(
+        sandbox.ping(&IpAddr::V4(gw).to_string()),
+        "{name}: the gateway the join reports answers from the sandbox"
+    );
 
     // A restart: a new driver takes the network and the endpoint back and joins again.
     let again = make(&host);
@@ -141,12 +144,10 @@ pub fn check_driver(make: MakeDriver<'_>, options: &RawOptions) {
         .unwrap_or_else(|e| panic!("{name}: create_endpoint after a restart: {e}"));
     let rejoined = join(&again);
     assert_eq!(rejoined.gateway_v4, joined.gateway_v4);
-    if let Some(gw) = rejoined.gateway_v4 {
-        assert!(
-            sandbox.ping(&IpAddr::V4(gw).to_string()),
-            "{name}: traffic after the restart"
-        );
-    }
+    assert!(
+        sandbox.ping(&IpAddr::V4(gw).to_string()),
+        "{name}: traffic after the restart"
+    );
 
     again
         .leave(&spec.id, &endpoint)

@@ -12,8 +12,8 @@ use berth_dns::{
 };
 use berth_driver::{AddressRequest, AddressSpace, IpFamily, IpamDriver, Pool, PoolRequest};
 use berth_driver::{
-    DataPath, Driver, EndpointId, EndpointSpec, IpamInfo, JoinInfo, JoinRequest, LinkHole,
-    NetworkId, NetworkSpec, RawOptions, SandboxId, SandboxRef,
+    DataPath, Driver, EndpointId, IpamInfo, JoinInfo, JoinRequest, LinkHole, NetworkId,
+    NetworkSpec, RawOptions, SandboxId, SandboxRef,
 };
 use berth_firewall::{DesiredState, Firewall, FirewallConfig, LinkPort, Protocol};
 use berth_netlink::{Handle, IpFamily as NlFamily, Netns, RouteSpec, sysctl_get, sysctl_set};

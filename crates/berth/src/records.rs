@@ -123,6 +123,18 @@ pub(crate) struct EndpointRecord {
 }
 
 impl EndpointRecord {
+    /// What its driver is told of it (at connect, and again on every restore).
+    pub(crate) fn spec(&self) -> berth_driver::EndpointSpec {
+        berth_driver::EndpointSpec {
+            network: self.network.clone(),
+            endpoint: self.id.clone(),
+            ipv4: self.ipv4,
+            ipv6: self.ipv6,
+            mac: self.mac,
+            options: self.driver_opts.clone(),
+        }
+    }
+
     /// Its addresses (IPv4 first).
     pub(crate) fn addresses(&self) -> Vec<IpAddr> {
         self.ipv4

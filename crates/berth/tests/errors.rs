@@ -162,6 +162,19 @@ fn sandbox_and_connect_errors_leave_nothing_behind() {
         );
     }
     assert!(f.ctl().inspect_sandbox("ghost").unwrap_err().is_not_found());
+    // A create whose network does not exist: its namespace, files and name are given back.
+    let mut lost = SandboxCreate::new("lost");
+    lost.network = Some("no_such_nw".into());
+    let err = f.ctl().create_sandbox(lost).unwrap_err();
+    assert!(matches!(err, Error::NetworkNotFound(_)), "{err:?}");
+    assert!(f.ctl().inspect_sandbox("lost").unwrap_err().is_not_found());
+    assert_eq!(
+        ns_count(),
+        namespaces,
+        "no namespace left by the failed create"
+    );
+    f.ctl().create_sandbox(SandboxCreate::new("lost")).unwrap();
+    f.ctl().remove_sandbox("lost").unwrap();
     assert_eq!(ns_count(), namespaces);
     assert_eq!(snapshot(&f), before);
 

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 
 use super::args::{NetCreate, NetworkCmd};
 use super::rows::{network_row, render_with_labels, str_of};
-use super::{inspect_many, print};
+use super::{inspect_many, print, remove_many};
 use crate::api::{
     ConfigFromBody, ConnectBody, DisconnectBody, EndpointIpamBody, EndpointSettingsBody, Filters,
     IpamBody, IpamConfigBody, NetworkCreateBody, NetworkCreateResponse, NetworkPruneResponse,
@@ -74,24 +74,7 @@ pub(super) fn network(c: &Client, cmd: NetworkCmd) -> Result<u8> {
                 format!("network {n} not found")
             })
         }
-        NetworkCmd::Rm(a) => {
-            let mut failed = false;
-            for n in &a.networks {
-                match c.call(
-                    "DELETE",
-                    &format!("/networks/{}", encode_component(n)),
-                    None,
-                ) {
-                    Ok(_) => print(&format!("{n}\n")),
-                    Err(Error::Daemon { status: 404, .. }) if a.force => {}
-                    Err(e) => {
-                        eprintln!("{e}");
-                        failed = true;
-                    }
-                }
-            }
-            Ok(u8::from(failed))
-        }
+        NetworkCmd::Rm(a) => Ok(remove_many(c, "/networks", &a.networks, a.force)),
         NetworkCmd::Connect(a) => {
             let body = ConnectBody {
                 container: a.container,

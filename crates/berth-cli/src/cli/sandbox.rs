@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 
 use super::args::SandboxCmd;
 use super::rows::{render_with_labels, sandbox_row, str_of};
-use super::{inspect_many, print};
+use super::{inspect_many, print, remove_many};
 use crate::api::{PortBindingBody, SandboxCreateBody, SandboxCreateResponse, SandboxEndpointBody};
 use crate::client::{Client, encode_component};
 use crate::error::{Error, Result};
@@ -106,24 +106,7 @@ pub(super) fn sandbox(c: &Client, cmd: SandboxCmd) -> Result<u8> {
                 format!("no such sandbox: {n}")
             })
         }
-        SandboxCmd::Rm(a) => {
-            let mut failed = false;
-            for n in &a.sandboxes {
-                match c.call(
-                    "DELETE",
-                    &format!("/sandboxes/{}", encode_component(n)),
-                    None,
-                ) {
-                    Ok(_) => print(&format!("{n}\n")),
-                    Err(Error::Daemon { status: 404, .. }) if a.force => {}
-                    Err(e) => {
-                        eprintln!("{e}");
-                        failed = true;
-                    }
-                }
-            }
-            Ok(u8::from(failed))
-        }
+        SandboxCmd::Rm(a) => Ok(remove_many(c, "/sandboxes", &a.sandboxes, a.force)),
         SandboxCmd::Exec(a) => sandbox_exec(c, &a.sandbox, &a.command),
         SandboxCmd::Rename(a) => {
             c.call(

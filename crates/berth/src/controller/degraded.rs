@@ -140,7 +140,7 @@ impl Controller {
             lock(&net.members)
                 .endpoints
                 .insert(ep.id.clone(), ep.sandbox.clone());
-            let _ = net.driver.create_endpoint(&spec_of_endpoint(ep));
+            let _ = net.driver.create_endpoint(&ep.spec());
             match net
                 .driver
                 .restore_external_connectivity(&net.record.id, &ep.id, &ep.ports)
@@ -298,7 +298,7 @@ impl Controller {
     fn rejoin(&self, net: &Network, sb: &Sandbox, ep: &EndpointRecord) -> Result<JoinInfo> {
         hit("restore.endpoint")?;
         // A sandbox kept aside had its driver endpoint made to hold its ports.
-        let made = match net.driver.create_endpoint(&spec_of_endpoint(ep)) {
+        let made = match net.driver.create_endpoint(&ep.spec()) {
             Ok(_) => true,
             Err(berth_driver::DriverError::Exists(_)) => false,
             Err(e) => return Err(e.into()),
@@ -351,7 +351,7 @@ impl Controller {
             if let Err(e) = net.driver.close_link_holes(&net.record.id, &addrs) {
                 tracing::warn!(endpoint = %ep.id.short(), error = %e, "removing the link rules of an endpoint rolled back");
             }
-            let _ = net.driver.create_endpoint(&spec_of_endpoint(ep));
+            let _ = net.driver.create_endpoint(&ep.spec());
             let _ = net.driver.leave(&ep.network, &ep.id);
             let _ = net.driver.delete_endpoint(&ep.network, &ep.id);
             for addr in addrs {
@@ -501,17 +501,5 @@ fn find_in<'a>(
     match (prefixed.next(), prefixed.next()) {
         (Some(hit), None) if !key.is_empty() => Some(hit),
         _ => None,
-    }
-}
-
-/// The driver's view of a stored endpoint.
-pub(super) fn spec_of_endpoint(ep: &EndpointRecord) -> EndpointSpec {
-    EndpointSpec {
-        network: ep.network.clone(),
-        endpoint: ep.id.clone(),
-        ipv4: ep.ipv4,
-        ipv6: ep.ipv6,
-        mac: ep.mac,
-        options: ep.driver_opts.clone(),
     }
 }

@@ -161,14 +161,7 @@ impl Controller {
         self.inner.store.put(&endpoint_key(id), &encode(&record))?;
         undo.record = true;
         hit("connect.pending")?;
-        let info = net.driver.create_endpoint(&EndpointSpec {
-            network: net.record.id.clone(),
-            endpoint: id.clone(),
-            ipv4,
-            ipv6,
-            mac: opts.mac,
-            options: opts.driver_opts.clone(),
-        })?;
+        let info = net.driver.create_endpoint(&record.spec())?;
         undo.driver_endpoint = true;
         hit("connect.endpoint")?;
         record.mac = info.mac;
