@@ -1,5 +1,6 @@
-//! Behaviour every backend must share, run against both; the redb backend checked against the
-//! in-memory model with proptest; durability across reopen and `kill -9`.
+//! The redb backend: checked against the in-memory model with proptest; durability across reopen
+//! and `kill -9`; leases ending with the process; files written before leases existed. (The
+//! behaviour every backend shares is in `conformance.rs`.)
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
 use std::process::Command;
@@ -7,166 +8,7 @@ use std::time::Duration;
 
 use berth_store::{Error, Event, Expect, KvStore, MemoryStore, RedbStore, Txn};
 use proptest::prelude::*;
-
-fn backends() -> Vec<(Box<dyn KvStore>, Option<tempfile::TempDir>)> {
-    let dir = tempfile::tempdir().unwrap();
-    let redb = RedbStore::open(dir.path().join("state.redb")).unwrap();
-    vec![
-        (Box::new(MemoryStore::new()), None),
-        (Box::new(redb), Some(dir)),
-    ]
-}
-
-#[test]
-fn put_get_list_delete_and_revisions() {
-    for (s, _dir) in backends() {
-        assert_eq!(s.revision().unwrap(), 0);
-        assert_eq!(s.get("networks/a").unwrap(), None);
-        let r1 = s.put("networks/a", b"1").unwrap();
-        let r2 = s.put("networks/b", b"2").unwrap();
-        let r3 = s.put("sandboxes/x", b"3").unwrap();
-        assert_eq!((r1, r2, r3), (1, 2, 3));
-        let r4 = s.put("networks/a", b"1bis").unwrap();
-        let a = s.get("networks/a").unwrap().unwrap();
-        assert_eq!(a.value, b"1bis");
-        assert_eq!((a.create_revision, a.mod_revision), (r1, r4));
-        let keys: Vec<_> = s
-            .list("networks/")
-            .unwrap()
-            .into_iter()
-            .map(|e| e.key)
-            .collect();
-        assert_eq!(keys, ["networks/a", "networks/b"]);
-        assert_eq!(s.list("").unwrap().len(), 3);
-        assert_eq!(s.list("nothing/").unwrap(), vec![]);
-        assert!(s.delete("networks/a").unwrap());
-        assert!(!s.delete("networks/a").unwrap());
-        assert_eq!(s.get("networks/a").unwrap(), None);
-        assert_eq!(s.revision().unwrap(), 5);
-    }
-}
-
-#[test]
-fn compare_and_swap_and_transactions_are_all_or_nothing() {
-    for (s, _dir) in backends() {
-        let r = s
-            .compare_and_swap("k", Expect::Absent, Some(b"v1"))
-            .unwrap();
-        let err = s
-            .compare_and_swap("k", Expect::Absent, Some(b"v2"))
-            .unwrap_err();
-        assert!(
-            matches!(&err, Error::Conflict { key, found, .. } if key == "k" && found == &format!("revision {r}")),
-            "{err}"
-        );
-        let r2 = s
-            .compare_and_swap("k", Expect::Revision(r), Some(b"v2"))
-            .unwrap();
-        assert!(s.compare_and_swap("k", Expect::Revision(r), None).is_err());
-        assert_eq!(s.get("k").unwrap().unwrap().value, b"v2");
-
-        // A failing condition anywhere applies nothing.
-        let before = s.revision().unwrap();
-        let txn = Txn::new()
-            .when("k", Expect::Revision(r2))
-            .when("other", Expect::Present)
-            .put("k", b"v3".to_vec())
-            .put("new", b"n".to_vec());
-        assert!(matches!(s.commit(txn), Err(Error::Conflict { key, .. }) if key == "other"));
-        assert_eq!(s.revision().unwrap(), before);
-        assert_eq!(s.get("new").unwrap(), None);
-
-        // A passing one applies everything at one revision.
-        let txn = Txn::new()
-            .when("k", Expect::Revision(r2))
-            .put("a", b"1".to_vec())
-            .put("b", b"2".to_vec())
-            .delete("k");
-        let rev = s.commit(txn).unwrap();
-        assert_eq!(rev, before + 1);
-        assert_eq!(s.get("a").unwrap().unwrap().mod_revision, rev);
-        assert_eq!(s.get("b").unwrap().unwrap().mod_revision, rev);
-        assert_eq!(s.get("k").unwrap(), None);
-        // An empty transaction changes nothing.
-        assert_eq!(s.commit(Txn::new()).unwrap(), rev);
-    }
-}
-
-#[test]
-fn bad_keys_are_refused_before_writing() {
-    for (s, _dir) in backends() {
-        for key in ["", "a\0b"] {
-            assert!(matches!(s.put(key, b"x"), Err(Error::InvalidKey { .. })));
-        }
-        assert!(matches!(
-            s.put(&"k".repeat(5000), b"x"),
-            Err(Error::InvalidKey { .. })
-        ));
-        let txn = Txn::new().put("good", b"1".to_vec()).put("", b"2".to_vec());
-        assert!(s.commit(txn).is_err());
-        assert_eq!(s.get("good").unwrap(), None);
-        assert_eq!(s.revision().unwrap(), 0);
-    }
-}
-
-#[test]
-fn watch_sees_changes_under_its_prefix_in_order() {
-    for (s, _dir) in backends() {
-        s.put("networks/old", b"before the watch").unwrap();
-        let w = s.watch("networks/").unwrap();
-        let other = s.watch("sandboxes/").unwrap();
-        s.put("networks/a", b"1").unwrap();
-        s.put("sandboxes/x", b"x").unwrap();
-        s.commit(
-            Txn::new()
-                .put("networks/b", b"2".to_vec())
-                .delete("networks/a"),
-        )
-        .unwrap();
-        s.delete("networks/missing").unwrap();
-        let got: Vec<Event> =
-            std::iter::from_fn(|| w.recv_timeout(Duration::from_millis(50))).collect();
-        assert_eq!(got.len(), 3, "{got:?}");
-        assert!(matches!(&got[0], Event::Put(e) if e.key == "networks/a" && e.value == b"1"));
-        assert!(matches!(&got[1], Event::Put(e) if e.key == "networks/b"));
-        assert!(matches!(&got[2], Event::Delete { key, revision: 4 } if key == "networks/a"));
-        assert!(matches!(other.try_recv(), Some(Event::Put(e)) if e.key == "sandboxes/x"));
-        assert!(other.try_recv().is_none());
-        drop(w);
-        s.put("networks/c", b"after the watch was dropped").unwrap();
-    }
-}
-
-#[test]
-fn concurrent_cas_has_exactly_one_winner_per_round() {
-    for (s, _dir) in backends() {
-        let s: &dyn KvStore = s.as_ref();
-        s.put("counter", b"0").unwrap();
-        std::thread::scope(|scope| {
-            for _ in 0..4 {
-                scope.spawn(|| {
-                    for _ in 0..25 {
-                        loop {
-                            let e = s.get("counter").unwrap().unwrap();
-                            let n: u64 = String::from_utf8(e.value).unwrap().parse().unwrap();
-                            let next = (n + 1).to_string();
-                            match s.compare_and_swap(
-                                "counter",
-                                Expect::Revision(e.mod_revision),
-                                Some(next.as_bytes()),
-                            ) {
-                                Ok(_) => break,
-                                Err(Error::Conflict { .. }) => continue,
-                                Err(e) => panic!("{e}"),
-                            }
-                        }
-                    }
-                });
-            }
-        });
-        assert_eq!(s.get("counter").unwrap().unwrap().value, b"100");
-    }
-}
+use std::path::Path;
 
 #[test]
 fn redb_state_survives_reopen_and_is_locked_while_open() {
@@ -225,7 +67,7 @@ fn redb_keeps_every_commit_across_kill_9() {
         .max()
         .expect("the child committed something before it was killed");
     let s = RedbStore::open(&path).unwrap();
-    let entries = s.list("k/").unwrap();
+    let entries = s.list("k/").unwrap().entries;
     // Everything the child reported is there, with no gap; at most one more commit landed unreported.
     assert!(
         entries.len() as u64 > committed,
@@ -241,12 +83,130 @@ fn redb_keeps_every_commit_across_kill_9() {
     assert_eq!(s.revision().unwrap(), entries.len() as u64);
 }
 
+/// tests/fixtures/v0-store.redb was written by berth-store before leases and the watch history
+/// existed (tables `kv` and `meta` only), with: put network/n1, put endpoint/n1/e1, put network/n2,
+/// txn { put endpoint/n1/e2, delete network/n2 }, put network/n1 (new value).
+#[test]
+fn a_store_file_written_before_leases_opens_unchanged() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("berth.redb");
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/v0-store.redb");
+    std::fs::copy(fixture, &path).unwrap();
+    {
+        let s = RedbStore::open(&path).unwrap();
+        assert_eq!(s.revision().unwrap(), 5);
+        assert_eq!(s.compact_revision().unwrap(), 5);
+        let listing = s.list("").unwrap();
+        assert_eq!(listing.revision, 5);
+        let got: Vec<_> = listing
+            .entries
+            .iter()
+            .map(|e| (e.key.as_str(), e.create_revision, e.mod_revision, e.lease))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("endpoint/n1/e1", 2, 2, None),
+                ("endpoint/n1/e2", 4, 4, None),
+                ("network/n1", 1, 5, None),
+            ]
+        );
+        assert_eq!(listing.entries[2].value, br#"{"name":"isolated_nw","v":2}"#);
+        assert_eq!(s.put("network/n3", b"3").unwrap(), 6);
+        let lease = s.grant_lease(Duration::from_secs(60)).unwrap();
+        assert_eq!(s.put_with_lease("peers/p", b"p", lease).unwrap(), 7);
+    }
+    let s = RedbStore::open(&path).unwrap();
+    // The lease ended with the store that granted it: its key was deleted at revision 8.
+    assert_eq!(s.revision().unwrap(), 8);
+    assert_eq!(s.get("peers/p").unwrap(), None);
+    assert_eq!(s.get("network/n3").unwrap().unwrap().mod_revision, 6);
+    assert_eq!(s.list("").unwrap().entries.len(), 4);
+}
+
+#[test]
+fn leased_keys_of_a_previous_open_are_deleted_when_the_store_is_opened() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.redb");
+    let before = {
+        let s = RedbStore::open(&path).unwrap();
+        let lease = s.grant_lease(Duration::from_secs(60)).unwrap();
+        s.put("keep", b"k").unwrap();
+        s.commit(
+            Txn::new()
+                .put_with_lease("peers/a", b"a".to_vec(), lease)
+                .put_with_lease("peers/b", b"b".to_vec(), lease)
+                .put_with_lease("peers/detached", b"d".to_vec(), lease),
+        )
+        .unwrap();
+        s.put("peers/detached", b"plain").unwrap();
+        assert_eq!(s.get("peers/a").unwrap().unwrap().lease, Some(lease));
+        s.revision().unwrap()
+        // Dropped with its lease alive, as by a process that dies: the next open cleans up.
+    };
+    // Opening at once works: dropping the store stopped its lease thread and closed the file.
+    let s = RedbStore::open(&path).unwrap();
+    assert_eq!(
+        s.revision().unwrap(),
+        before + 1,
+        "one commit deletes them all"
+    );
+    let keys: Vec<_> = s
+        .list("")
+        .unwrap()
+        .entries
+        .into_iter()
+        .map(|e| e.key)
+        .collect();
+    assert_eq!(keys, ["keep", "peers/detached"]);
+    assert_eq!(s.compact_revision().unwrap(), before + 1);
+
+    // The history starts at the open: a watch from before it is told so, and ends.
+    let old = s.watch("peers/", before).unwrap();
+    assert_eq!(
+        old.recv_timeout(Duration::from_secs(5)),
+        Some(Event::Compacted {
+            compact_revision: before + 1
+        })
+    );
+    assert_eq!(old.recv_timeout(Duration::from_secs(1)), None);
+    let current = s.watch("peers/", before + 1).unwrap();
+    let r = s.put("peers/c", b"c").unwrap();
+    assert!(matches!(
+        current.recv_timeout(Duration::from_secs(5)),
+        Some(Event::Put(e)) if e.key == "peers/c" && e.mod_revision == r
+    ));
+    drop(s);
+    // Nothing leased left: opening again writes nothing.
+    let s = RedbStore::open(&path).unwrap();
+    assert_eq!(s.revision().unwrap(), r);
+}
+
+#[test]
+fn backend_errors_name_the_store_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("missing-dir/state.redb");
+    let err = RedbStore::open(&path).unwrap_err();
+    let Error::Backend { store, message } = &err else {
+        panic!("{err:?}");
+    };
+    assert_eq!(store, &format!("redb {}", path.display()));
+    assert!(!message.is_empty());
+    assert!(
+        err.to_string().contains(&path.display().to_string()),
+        "{err}"
+    );
+}
+
 #[derive(Debug, Clone)]
 enum ModelOp {
     Put(u8, u8),
     Delete(u8),
     Cas(u8, Option<u64>, Option<u8>),
     Txn(Vec<(u8, bool)>, Vec<(u8, Option<u8>)>),
+    Grant,
+    PutLeased(u8, u8, u8),
+    Revoke(u8),
 }
 
 fn model_op() -> impl Strategy<Value = ModelOp> {
@@ -264,6 +224,9 @@ fn model_op() -> impl Strategy<Value = ModelOp> {
             proptest::collection::vec((0u8..6, proptest::option::of(any::<u8>())), 0..4)
         )
             .prop_map(|(c, o)| ModelOp::Txn(c, o)),
+        Just(ModelOp::Grant),
+        (0u8..6, any::<u8>(), 0u8..4).prop_map(|(k, v, l)| ModelOp::PutLeased(k, v, l)),
+        (0u8..4).prop_map(ModelOp::Revoke),
     ]
 }
 
@@ -273,14 +236,14 @@ fn key(k: u8) -> String {
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(48))]
-    /// The redb backend behaves exactly like the in-memory model, including revisions, conflicts and
-    /// watch events.
+    /// The redb backend behaves exactly like the in-memory model, including revisions, conflicts,
+    /// leases and watch events.
     #[test]
     fn redb_matches_memory(ops in proptest::collection::vec(model_op(), 1..40)) {
         let dir = tempfile::tempdir().unwrap();
         let redb = RedbStore::open(dir.path().join("s.redb")).unwrap();
         let mem = MemoryStore::new();
-        let (wr, wm) = (redb.watch("p1/").unwrap(), mem.watch("p1/").unwrap());
+        let (wr, wm) = (redb.watch("p1/", 0).unwrap(), mem.watch("p1/", 0).unwrap());
         for op in ops {
             let run = |s: &dyn KvStore| -> Result<u64, String> {
                 let r = match &op {
@@ -299,6 +262,13 @@ proptest! {
                             t = match v { Some(v) => t.put(key(*k), vec![*v]), None => t.delete(key(*k)) };
                         }
                         s.commit(t)
+                    }
+                    ModelOp::Grant => s.grant_lease(Duration::from_secs(600)).map(|l| l.0),
+                    ModelOp::PutLeased(k, v, l) => {
+                        s.put_with_lease(&key(*k), &[*v], berth_store::LeaseId(u64::from(*l)))
+                    }
+                    ModelOp::Revoke(l) => {
+                        s.revoke_lease(berth_store::LeaseId(u64::from(*l))).map(|()| 0)
                     }
                 };
                 r.map_err(|e| e.to_string())

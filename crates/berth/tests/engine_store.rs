@@ -45,8 +45,8 @@ fn a_controller_on_the_engines_store_keeps_its_state_there() {
         !Fixture::config_for(&host, &dir).store_path().exists(),
         "no redb file"
     );
-    assert!(!store.list("network/").unwrap().is_empty());
-    assert!(!store.list("sandbox/").unwrap().is_empty());
+    assert!(!store.list("network/").unwrap().entries.is_empty());
+    assert!(!store.list("sandbox/").unwrap().entries.is_empty());
 
     // A restart on the same store takes everything back.
     drop(ctl);
@@ -60,6 +60,6 @@ fn a_controller_on_the_engines_store_keeps_its_state_there() {
         ctl.remove_sandbox(n).unwrap();
     }
     ctl.remove_network("mem_nw").unwrap();
-    assert!(store.list("sandbox/").unwrap().is_empty());
-    assert!(store.list("endpoint/").unwrap().is_empty());
+    assert!(store.list("sandbox/").unwrap().entries.is_empty());
+    assert!(store.list("endpoint/").unwrap().entries.is_empty());
 }

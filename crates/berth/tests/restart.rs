@@ -88,7 +88,7 @@ fn restart_restores_state_and_removes_what_leaked() {
         .unwrap();
     {
         let store = berth_store::RedbStore::open(f.dir.path().join("data/berth.redb")).unwrap();
-        let any = store.list("endpoint/").unwrap().remove(0);
+        let any = store.list("endpoint/").unwrap().entries.remove(0);
         let mut rec: serde_json::Value = serde_json::from_slice(&any.value).unwrap();
         let id = format!("0fedcba987{}", "0".repeat(54));
         rec["id"] = id.clone().into();

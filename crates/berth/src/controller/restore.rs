@@ -219,7 +219,7 @@ struct RestoreOutcome {
 /// other network and sandbox down with it.
 pub(super) fn load<T: DeserializeOwned>(store: &dyn KvStore, prefix: &str) -> Result<Vec<T>> {
     let mut out = Vec::new();
-    for e in store.list(prefix)? {
+    for e in store.list(prefix)?.entries {
         match decode(&e.key, &e.value) {
             Ok(v) => out.push(v),
             Err(err) => {
