@@ -312,6 +312,24 @@ impl BridgeDriver {
     }
 }
 
+/// The sandbox's namespace and an rtnetlink handle inside it, opened from what the join names
+/// (the descriptor the controller holds, duplicated; the path if there is none).
+fn open_sandbox(req: &JoinRequest<'_>) -> Result<(Netns, Handle)> {
+    let netns = &req.sandbox.netns;
+    let object = || {
+        format!(
+            "the network namespace of sandbox {} ({})",
+            req.sandbox.id.short(),
+            netns.path.display()
+        )
+    };
+    let ns = Netns::from_fd_or_path(netns.fd, netns.path)
+        .map_err(|e| DriverError::kernel(format!("opening {}", object()), e))?;
+    let nl = Handle::open(&ns)
+        .map_err(|e| DriverError::kernel(format!("opening netlink in {}", object()), e))?;
+    Ok((ns, nl))
+}
+
 /// Random bytes from the thread's CSPRNG (seeded by the OS). Was a read of `/dev/urandom` that
 /// gave zeros, silently, when the read failed.
 fn random_bytes<const N: usize>() -> [u8; N] {
@@ -494,12 +512,11 @@ impl NetworkDriver for BridgeDriver {
                 .ok_or_else(|| DriverError::EndpointNotFound(req.endpoint.to_string()))?
         };
         let nl = &self.netlink;
-        let sb = req.sandbox.netlink;
+        let (sb_ns, sb) = open_sandbox(req)?;
+        let sb = &sb;
         let host_if = ep.host_if.as_str();
         let mark = marker::checked(&self.marker)?.endpoint(req.endpoint);
-        let mut peer = VethPeer::new(req.ifname)
-            .netns(req.sandbox.netns)
-            .mac(ep.mac);
+        let mut peer = VethPeer::new(req.ifname).netns(&sb_ns).mac(ep.mac);
         if let Some(mtu) = net.options.mtu {
             peer = peer.mtu(mtu);
         }
@@ -581,7 +598,7 @@ impl NetworkDriver for BridgeDriver {
                 // which the bridge would flood to every other port (a cost that grows with the
                 // number of sandboxes on the network). Set when the pair is made; a restart
                 // finds it so.
-                self.ipv6_off(req.sandbox.netns, "sandbox", req.ifname)?;
+                self.ipv6_off(&sb_ns, "sandbox", req.ifname)?;
             }
             sb.link_set_up(req.ifname).map_err(|e| {
                 DriverError::kernel(format!("bringing {} up in the sandbox", req.ifname), e)

@@ -8,16 +8,16 @@
 
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
+use std::os::fd::AsFd;
 use std::time::Duration;
 
 use berth_bridge::{
     BridgeDefaults, BridgeDriver, MCAST_SNOOPING, default_bridge_name, host_veth_name,
 };
 use berth_driver::{
-    EndpointId, EndpointSpec, IpamInfo, JoinInfo, JoinRequest, NetworkDriver, NetworkId,
+    EndpointId, EndpointSpec, IpamInfo, JoinInfo, JoinRequest, NetnsRef, NetworkDriver, NetworkId,
     NetworkSpec, SandboxId, SandboxRef,
 };
-use berth_netlink::Handle;
 use berth_portmap::PortSpec;
 use berth_testhost::TestHost;
 
@@ -84,7 +84,7 @@ fn try_join(
     i: u8,
 ) -> (TestHost, EndpointId, berth_driver::Result<JoinInfo>) {
     let sandbox = TestHost::new().expect("a sandbox namespace");
-    let netlink = Handle::open(sandbox.netns()).unwrap();
+    let path = sandbox.path();
     let endpoint = EndpointId::from_bytes([0xa0 + i; 32]);
     let subnet = match net.ipv4[0].pool {
         ipnet::IpNet::V4(n) => n.addr().octets()[1],
@@ -106,8 +106,10 @@ fn try_join(
         endpoint: &endpoint,
         sandbox: SandboxRef {
             id: &sandbox_id,
-            netns: sandbox.netns(),
-            netlink: &netlink,
+            netns: NetnsRef {
+                path: &path,
+                fd: Some(sandbox.netns().as_fd()),
+            },
         },
         ifname: "eth0",
     });

@@ -352,7 +352,8 @@ pub fn status_of(e: &berth::Error) -> u16 {
         E::AlreadyConnected { .. }
         | E::PredefinedNetwork(_)
         | E::ActiveEndpoints { .. }
-        | E::NotConnected { .. } => 403,
+        | E::NotConnected { .. }
+        | E::NoClusterStore => 403,
         E::NetworkAmbiguous(_) | E::InvalidRequest(_) => 400,
         E::Ipam(ie) => {
             use berth_ipam::Error as I;

@@ -84,7 +84,7 @@ pub use files::{
     HOSTS_HEADER, HostEntry, HostsFile, LinkHost, MAX_UPSTREAMS, ResolvMode, ResolvPlan,
     SandboxFiles, build_resolv_conf, filter_host_resolv_conf, plan_resolv_conf, write_atomic,
 };
-pub use links::{ExposedPort, Link, PortProto, link_env};
+pub use links::{ExposedPort, Link, Protocol, link_env};
 pub use names::{EndpointDns, Names, NetworkDns, SandboxHandle};
 pub use redirect::{Redirect, STATELESS_TABLE, install as install_redirect, stateless_script};
 pub use server::{Resolver, ResolverConfig, ServerPorts};

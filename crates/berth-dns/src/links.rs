@@ -5,32 +5,14 @@ use std::net::IpAddr;
 
 use crate::error::{Error, Result};
 
-/// A transport protocol of an exposed port.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum PortProto {
-    /// TCP (sorts first among equal port numbers, as in Docker).
-    Tcp,
-    /// UDP.
-    Udp,
-    /// SCTP.
-    Sctp,
-}
+pub use berth_types::Protocol;
 
-impl PortProto {
-    fn lower(self) -> &'static str {
-        match self {
-            PortProto::Tcp => "tcp",
-            PortProto::Udp => "udp",
-            PortProto::Sctp => "sctp",
-        }
-    }
-
-    fn upper(self) -> &'static str {
-        match self {
-            PortProto::Tcp => "TCP",
-            PortProto::Udp => "UDP",
-            PortProto::Sctp => "SCTP",
-        }
+/// The protocol as Docker spells it in link variable names (`TCP`, `UDP`, `SCTP`).
+fn upper(proto: Protocol) -> &'static str {
+    match proto {
+        Protocol::Tcp => "TCP",
+        Protocol::Udp => "UDP",
+        Protocol::Sctp => "SCTP",
     }
 }
 
@@ -40,7 +22,7 @@ pub struct ExposedPort {
     /// The port number.
     pub port: u16,
     /// The protocol.
-    pub proto: PortProto,
+    pub proto: Protocol,
 }
 
 impl ExposedPort {
@@ -59,9 +41,9 @@ impl ExposedPort {
             return Err(invalid("the port must be a number from 1 to 65535"));
         }
         let proto = match proto.to_ascii_lowercase().as_str() {
-            "tcp" => PortProto::Tcp,
-            "udp" => PortProto::Udp,
-            "sctp" => PortProto::Sctp,
+            "tcp" => Protocol::Tcp,
+            "udp" => Protocol::Udp,
+            "sctp" => Protocol::Sctp,
             _ => return Err(invalid("the protocol must be tcp, udp or sctp")),
         };
         Ok(ExposedPort { port, proto })
@@ -107,7 +89,7 @@ pub fn link_env(link: &Link<'_>) -> Vec<String> {
         IpAddr::V4(a) => a.to_string(),
         IpAddr::V6(a) => format!("[{a}]"),
     };
-    let url = |p: &ExposedPort| format!("{}://{url_host}:{}", p.proto.lower(), p.port);
+    let url = |p: &ExposedPort| format!("{}://{url_host}:{}", p.proto.name(), p.port);
     let mut ports = link.ports.to_vec();
     ports.sort();
     ports.dedup();
@@ -121,11 +103,11 @@ pub fn link_env(link: &Link<'_>) -> Vec<String> {
         if j > i + 1 {
             let p = ports[i];
             let q = ports[j];
-            let key = format!("{prefix}_PORT_{}_{}", p.port, p.proto.upper());
-            let end_key = format!("{prefix}_PORT_{}_{}", p.port, q.proto.upper());
+            let key = format!("{prefix}_PORT_{}_{}", p.port, upper(p.proto));
+            let end_key = format!("{prefix}_PORT_{}_{}", p.port, upper(q.proto));
             env.push(format!("{key}_START={}", url(&p)));
             env.push(format!("{key}_ADDR={addr}"));
-            env.push(format!("{key}_PROTO={}", p.proto.lower()));
+            env.push(format!("{key}_PROTO={}", p.proto.name()));
             env.push(format!("{key}_PORT_START={}", p.port));
             env.push(format!("{end_key}_END={}", url(&q)));
             env.push(format!("{end_key}_PORT_END={}", q.port));
@@ -135,11 +117,11 @@ pub fn link_env(link: &Link<'_>) -> Vec<String> {
         }
     }
     for p in &ports {
-        let key = format!("{prefix}_PORT_{}_{}", p.port, p.proto.upper());
+        let key = format!("{prefix}_PORT_{}_{}", p.port, upper(p.proto));
         env.push(format!("{key}={}", url(p)));
         env.push(format!("{key}_ADDR={addr}"));
         env.push(format!("{key}_PORT={}", p.port));
-        env.push(format!("{key}_PROTO={}", p.proto.lower()));
+        env.push(format!("{key}_PROTO={}", p.proto.name()));
     }
     env.push(format!("{prefix}_NAME=/{}/{}", link.parent, link.alias));
     for kv in link.child_env {

@@ -20,14 +20,7 @@ pub enum AddressSpace {
     Global,
 }
 
-/// An IP family.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum IpFamily {
-    /// IPv4.
-    V4,
-    /// IPv6.
-    V6,
-}
+pub use berth_types::IpFamily;
 
 /// A request for one pool of a network.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,10 +47,7 @@ impl PoolRequest {
         PoolRequest {
             space,
             subnet: Some(subnet),
-            family: match subnet {
-                IpNet::V4(_) => IpFamily::V4,
-                IpNet::V6(_) => IpFamily::V6,
-            },
+            family: IpFamily::of_net(subnet),
             ip_range: None,
             aux_addresses: BTreeMap::new(),
             exclude: Vec::new(),
@@ -108,6 +98,15 @@ pub enum AddressRequest {
 pub trait IpamDriver: Send + Sync {
     /// The driver's name (`docker network create --ipam-driver NAME`).
     fn name(&self) -> &'static str;
+
+    /// Whether the driver keeps its allocations across a restart of the controller (in a store
+    /// of its own, or a remote plugin's process). When it does, a restart takes the pools and
+    /// addresses from the controller's records as they are (the pool ids recorded at creation)
+    /// and asks nothing again; when it does not (the built-in allocator, in memory), the restart
+    /// requests every recorded pool and address again.
+    fn keeps_state(&self) -> bool {
+        false
+    }
 
     /// Gives a pool: the subnet asked for, or the next free one of the defaults. A pool that
     /// overlaps another of the same space is refused.

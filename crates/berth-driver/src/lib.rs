@@ -4,7 +4,10 @@
 //! data path of its networks. A driver implements [`NetworkDriver`] with its own typed options;
 //! the controller holds drivers as [`Driver`] trait objects (a blanket impl erases the option type),
 //! parses the user's string options once through [`Driver::parse_options`] at the boundary, and hands
-//! the parsed value back on every call. Nothing in this crate does I/O.
+//! the parsed value back on every call. Nothing in this crate does I/O, and it depends on no
+//! berth crate but berth-types (whose MAC, IP-family, protocol and port types it re-exports), so
+//! an out-of-tree driver builds against it alone. A sandbox is named to a driver by its network
+//! namespace ([`NetnsRef`]: a path and an open descriptor), never by a handle of some OS layer.
 //!
 //! ```
 //! use berth_driver::*;
@@ -45,8 +48,7 @@ pub mod ipam;
 mod options;
 mod types;
 
-pub use berth_netlink::MacAddr;
-pub use berth_portmap::{PortBinding, PortSpec, Protocol};
+pub use berth_types::{IpFamily, MacAddr, PortBinding, PortRange, PortSpec, Protocol, mac_serde};
 
 use std::any::Any;
 use std::fmt::Debug;
@@ -54,12 +56,12 @@ use std::net::IpAddr;
 
 pub use error::{BoxError, DriverError, Result};
 pub use ids::{EndpointId, InvalidId, NetworkId, SandboxId};
-pub use ipam::{AddressRequest, AddressSpace, IpFamily, IpamDriver, Pool, PoolRequest};
+pub use ipam::{AddressRequest, AddressSpace, IpamDriver, Pool, PoolRequest};
 pub use options::{OptionReader, RawOptions, parse_bool};
 pub use types::{
-    Capabilities, DataPath, EndpointOperInfo, EndpointSpec, InterfaceInfo, IpamInfo, JoinInfo,
-    JoinRequest, LinkHole, NetworkSpec, SandboxRef, Scope, StaticRoute, local_mac_from_bytes,
-    mac_from_ipv4, mac_serde,
+    Capabilities, DataPath, Egress, EndpointOperInfo, EndpointSpec, InterfaceInfo, IpamInfo,
+    JoinInfo, JoinRequest, LinkHole, NetnsRef, NetworkSpec, SandboxRef, Scope, StaticRoute,
+    local_mac_from_bytes, mac_from_ipv4,
 };
 
 /// A network driver, with its own typed network options.

@@ -3,14 +3,15 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::os::fd::BorrowedFd;
+use std::path::Path;
 
-use berth_netlink::{Handle, MacAddr, Netns};
+use berth_types::{MacAddr, Protocol, mac_serde};
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{EndpointId, NetworkId, SandboxId};
 use crate::options::RawOptions;
-use berth_portmap::Protocol;
 
 /// Where a driver's networks exist.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -47,6 +48,20 @@ pub enum DataPath {
     HostNamespace,
 }
 
+/// How a sandbox on a driver's networks reaches beyond them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Egress {
+    /// Through the gateway its join reports (bridge): the sandbox's default route may point at
+    /// it.
+    Gateway,
+    /// Its networks give no way out of their own (Docker's overlay): while a sandbox is on one
+    /// of them (not `--internal`) and on no network that gives it a gateway, the controller also
+    /// connects it to the local `docker_gwbridge` network, made on demand, for its default route.
+    GatewayBridge,
+    /// None: its endpoints never carry a sandbox's default route.
+    Isolated,
+}
+
 /// What a driver can do. Built with [`Capabilities::new`] and the setters (the struct grows
 /// as the controller learns to ask more, so it cannot be written as a literal outside this
 /// crate).
@@ -67,6 +82,8 @@ pub struct Capabilities {
     /// Whether sandboxes on its user-defined networks get the embedded DNS server (names of the
     /// other sandboxes on the network, aliases, 127.0.0.11 in resolv.conf).
     pub embedded_dns: bool,
+    /// How its sandboxes reach beyond its networks.
+    pub egress: Egress,
 }
 
 impl Capabilities {
@@ -79,7 +96,17 @@ impl Capabilities {
             user_creatable: true,
             publishes_ports: false,
             embedded_dns: data_path == DataPath::Interfaces,
+            egress: match data_path {
+                DataPath::Interfaces => Egress::Gateway,
+                DataPath::Isolated | DataPath::HostNamespace => Egress::Isolated,
+            },
         }
+    }
+
+    /// With this way out (see [`Egress`]).
+    pub fn egress(mut self, egress: Egress) -> Capabilities {
+        self.egress = egress;
+        self
     }
 
     /// With this scope.
@@ -154,28 +181,6 @@ pub fn local_mac_from_bytes(mut bytes: [u8; 6]) -> MacAddr {
     MacAddr(bytes)
 }
 
-/// Serde helpers that keep a [`MacAddr`] as its text form (`"02:42:ac:11:00:02"`).
-pub mod mac_serde {
-    use berth_netlink::MacAddr;
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    /// Serialises `Option<MacAddr>` as an optional string.
-    pub fn serialize<S: Serializer>(mac: &Option<MacAddr>, s: S) -> Result<S::Ok, S::Error> {
-        match mac {
-            Some(m) => s.collect_str(m),
-            None => s.serialize_none(),
-        }
-    }
-
-    /// Deserialises an optional string into `Option<MacAddr>`.
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<MacAddr>, D::Error> {
-        match Option::<String>::deserialize(d)? {
-            None => Ok(None),
-            Some(s) => s.parse().map(Some).map_err(serde::de::Error::custom),
-        }
-    }
-}
-
 /// What the controller asks a driver to create for an endpoint.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EndpointSpec {
@@ -229,15 +234,27 @@ pub struct EndpointOperInfo {
     pub extra: BTreeMap<String, String>,
 }
 
+/// A sandbox's network namespace as a driver is given it: its path and, usually, a descriptor
+/// the caller holds open on it for the duration of the call. A driver that does kernel work in
+/// the sandbox opens its own handle from these (berth-netlink: `Netns::from_fd_or_path`); a
+/// driver that keeps it beyond the call duplicates the descriptor, never keeps the borrow.
+#[derive(Debug, Clone, Copy)]
+pub struct NetnsRef<'a> {
+    /// The namespace's path: a bind mount (`/run/netns/NAME`, berth's exec root) or
+    /// `/proc/PID/ns/net`.
+    pub path: &'a Path,
+    /// An open descriptor on the namespace. Prefer it to the path: no lookup, and it stays
+    /// right even if something else is mounted on the path since.
+    pub fd: Option<BorrowedFd<'a>>,
+}
+
 /// The sandbox an endpoint joins.
 #[derive(Debug, Clone, Copy)]
 pub struct SandboxRef<'a> {
     /// The sandbox's id.
     pub id: &'a SandboxId,
     /// Its network namespace.
-    pub netns: &'a Netns,
-    /// An rtnetlink handle opened inside that namespace (the controller keeps one per sandbox).
-    pub netlink: &'a Handle,
+    pub netns: NetnsRef<'a>,
 }
 
 /// A join request: put the endpoint's interface into the sandbox.

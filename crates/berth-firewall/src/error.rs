@@ -218,6 +218,22 @@ pub enum Error {
     Netns(#[from] berth_netlink::Error),
 }
 
+impl From<berth_types::Error> for Error {
+    /// A port range or protocol that does not parse keeps the variant it always had here.
+    fn from(e: berth_types::Error) -> Self {
+        match e {
+            berth_types::Error::InvalidPortRange { given, reason } => {
+                Error::InvalidPortRange { given, reason }
+            }
+            berth_types::Error::UnknownProtocol { given } => Error::UnknownProtocol { given },
+            other => Error::InvalidRule {
+                object: "value".into(),
+                reason: other.to_string(),
+            },
+        }
+    }
+}
+
 /// Result alias of berth-firewall.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 

@@ -103,7 +103,7 @@ pub mod sim;
 
 pub use error::{Error, Result};
 pub use firewall::Firewall;
-pub use model::{Family, PortRange, Protocol};
+pub use model::{Family, FamilyExt, PortRange, PortRangeExt, Protocol};
 pub use plan::{Observed, Planner, Transaction};
 pub use report::DriftReport;
 pub use spec::{

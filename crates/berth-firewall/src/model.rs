@@ -6,9 +6,7 @@
 //! as text, with the rule the kernel reports back. That is what makes drift detection a plain
 //! comparison.
 
-use std::fmt;
 use std::net::{IpAddr, Ipv4Addr};
-use std::str::FromStr;
 
 use ipnet::{IpNet, Ipv4Net};
 use serde::{Deserialize, Serialize};
@@ -17,34 +15,18 @@ use crate::error::{Error, Result};
 
 mod render;
 
-/// An address family.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub enum Family {
-    /// IPv4 (`iptables`, nft `ip`).
-    V4,
-    /// IPv6 (`ip6tables`, nft `ip6`).
-    V6,
+/// The IP family of a rule (berth-types' one IP family, under the name this crate has always
+/// used).
+pub use berth_types::IpFamily as Family;
+
+/// Firewall spellings of an IP family.
+pub trait FamilyExt {
+    /// The nftables keyword for header matches of this family (`ip` or `ip6`).
+    fn nft(self) -> &'static str;
 }
 
-impl Family {
-    /// The family of an address.
-    pub fn of(addr: IpAddr) -> Family {
-        match addr {
-            IpAddr::V4(_) => Family::V4,
-            IpAddr::V6(_) => Family::V6,
-        }
-    }
-
-    /// `IPv4` or `IPv6`, for messages.
-    pub fn label(self) -> &'static str {
-        match self {
-            Family::V4 => "IPv4",
-            Family::V6 => "IPv6",
-        }
-    }
-
-    /// The nftables keyword for header matches of this family (`ip` or `ip6`).
-    pub fn nft(self) -> &'static str {
+impl FamilyExt for Family {
+    fn nft(self) -> &'static str {
         match self {
             Family::V4 => "ip",
             Family::V6 => "ip6",
@@ -88,160 +70,21 @@ impl Table {
     }
 }
 
-/// A transport protocol berth can match and publish.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub enum Protocol {
-    /// TCP.
-    Tcp,
-    /// UDP.
-    Udp,
-    /// SCTP.
-    Sctp,
-}
+pub use berth_types::{PortRange, Protocol};
 
-impl Protocol {
-    /// The lower-case name (`tcp`, `udp`, `sctp`).
-    pub fn name(self) -> &'static str {
-        match self {
-            Protocol::Tcp => "tcp",
-            Protocol::Udp => "udp",
-            Protocol::Sctp => "sctp",
-        }
-    }
-}
-
-impl fmt::Display for Protocol {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-impl FromStr for Protocol {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Protocol> {
-        match s.to_ascii_lowercase().as_str() {
-            "tcp" => Ok(Protocol::Tcp),
-            "udp" => Ok(Protocol::Udp),
-            "sctp" => Ok(Protocol::Sctp),
-            _ => Err(Error::UnknownProtocol {
-                given: s.to_owned(),
-            }),
-        }
-    }
-}
-
-/// An inclusive range of ports, `start..=end`, never containing port 0.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(try_from = "(u16, u16)", into = "(u16, u16)")]
-pub struct PortRange {
-    start: u16,
-    end: u16,
-}
-
-impl PortRange {
-    /// A range `start..=end`. Refuses port 0 and `start > end`.
-    pub fn new(start: u16, end: u16) -> Result<PortRange> {
-        let given = || format!("{start}-{end}");
-        if start == 0 || end == 0 {
-            return Err(Error::InvalidPortRange {
-                given: given(),
-                reason: "port 0 cannot be matched or published; use ports 1 to 65535",
-            });
-        }
-        if start > end {
-            return Err(Error::InvalidPortRange {
-                given: given(),
-                reason: "the range is reversed; write the lower port first",
-            });
-        }
-        Ok(PortRange { start, end })
-    }
-
-    /// Port 53 (DNS).
-    pub const DNS: PortRange = PortRange { start: 53, end: 53 };
-
-    /// A single port. Refuses port 0.
-    pub fn single(port: u16) -> Result<PortRange> {
-        PortRange::new(port, port)
-    }
-
-    /// First port.
-    pub fn start(self) -> u16 {
-        self.start
-    }
-
-    /// Last port.
-    pub fn end(self) -> u16 {
-        self.end
-    }
-
-    /// Number of ports (at least 1).
-    pub fn len(self) -> u32 {
-        u32::from(self.end) - u32::from(self.start) + 1
-    }
-
-    /// Always false: a range holds at least one port. Present for API symmetry with `len`.
-    pub fn is_empty(self) -> bool {
-        false
-    }
-
-    /// True for a range of one port.
-    pub fn is_single(self) -> bool {
-        self.start == self.end
-    }
-
-    /// True if the two ranges share a port.
-    pub fn overlaps(self, other: PortRange) -> bool {
-        self.start <= other.end && other.start <= self.end
-    }
-
+/// Firewall spellings of a port range.
+pub trait PortRangeExt {
     /// iptables syntax: `80` or `9000:9999`.
-    pub fn iptables(self) -> String {
+    fn iptables(self) -> String;
+}
+
+impl PortRangeExt for PortRange {
+    fn iptables(self) -> String {
         if self.is_single() {
-            self.start.to_string()
+            self.start().to_string()
         } else {
-            format!("{}:{}", self.start, self.end)
+            format!("{}:{}", self.start(), self.end())
         }
-    }
-}
-
-impl fmt::Display for PortRange {
-    /// `80` or `9000-9999` (also the nftables syntax).
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.is_single() {
-            write!(f, "{}", self.start)
-        } else {
-            write!(f, "{}-{}", self.start, self.end)
-        }
-    }
-}
-
-impl FromStr for PortRange {
-    type Err = Error;
-    /// Parses `80`, `9000-9999` or `9000:9999`.
-    fn from_str(s: &str) -> Result<PortRange> {
-        let bad = || Error::InvalidPortRange {
-            given: s.to_owned(),
-            reason: "expected a port (1-65535) or a range like 9000-9999",
-        };
-        let parse = |p: &str| p.trim().parse::<u16>().map_err(|_| bad());
-        match s.split_once(['-', ':']) {
-            Some((a, b)) => PortRange::new(parse(a)?, parse(b)?),
-            None => PortRange::single(parse(s)?),
-        }
-    }
-}
-
-impl TryFrom<(u16, u16)> for PortRange {
-    type Error = Error;
-    fn try_from((a, b): (u16, u16)) -> Result<PortRange> {
-        PortRange::new(a, b)
-    }
-}
-
-impl From<PortRange> for (u16, u16) {
-    fn from(r: PortRange) -> (u16, u16) {
-        (r.start, r.end)
     }
 }
 
@@ -571,7 +414,7 @@ mod tests {
     fn protocols() {
         assert_eq!("TCP".parse::<Protocol>().unwrap(), Protocol::Tcp);
         assert_eq!("sctp".parse::<Protocol>().unwrap(), Protocol::Sctp);
-        let e = "icmp".parse::<Protocol>().unwrap_err();
+        let e = Error::from("icmp".parse::<Protocol>().unwrap_err());
         assert!(matches!(e, Error::UnknownProtocol { .. }));
         assert!(e.to_string().contains("tcp, udp or sctp"));
     }

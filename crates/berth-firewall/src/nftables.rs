@@ -36,7 +36,7 @@ use berth_netlink::nftables::{
 };
 
 use crate::error::{Error, Result};
-use crate::model::{Family, Table, loopback_from_outside_drop};
+use crate::model::{Family, FamilyExt, Table, loopback_from_outside_drop};
 use crate::report::DriftReport;
 use crate::spec::{DesiredState, FirewallConfig, LinkRule, NetworkRules, PortMapping, PortRule};
 

@@ -1,55 +1,10 @@
 //! Address arithmetic: addresses and networks as `u128` numbers, per family.
 
-use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use ipnet::IpNet;
-use serde::{Deserialize, Serialize};
 
-/// An IP address family.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum IpFamily {
-    /// IPv4.
-    V4,
-    /// IPv6.
-    V6,
-}
-
-impl IpFamily {
-    /// The family of an address.
-    #[must_use]
-    pub fn of_addr(addr: IpAddr) -> Self {
-        match addr {
-            IpAddr::V4(_) => Self::V4,
-            IpAddr::V6(_) => Self::V6,
-        }
-    }
-
-    /// The family of a network.
-    #[must_use]
-    pub fn of_net(net: IpNet) -> Self {
-        Self::of_addr(net.addr())
-    }
-
-    /// Number of bits in an address of this family (32 or 128).
-    #[must_use]
-    pub fn bits(self) -> u8 {
-        match self {
-            Self::V4 => 32,
-            Self::V6 => 128,
-        }
-    }
-}
-
-impl fmt::Display for IpFamily {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::V4 => "IPv4",
-            Self::V6 => "IPv6",
-        })
-    }
-}
+pub use berth_types::IpFamily;
 
 /// An address as a number (IPv4 addresses fit in the low 32 bits).
 pub(crate) fn to_u128(addr: IpAddr) -> u128 {

@@ -270,7 +270,7 @@ impl Pool {
 
     /// The offset of `addr` in the subnet, if it is inside.
     fn offset_of(&self, addr: IpAddr) -> Option<u128> {
-        if IpFamily::of_addr(addr) != self.family {
+        if IpFamily::of(addr) != self.family {
             return None;
         }
         let n = to_u128(addr);

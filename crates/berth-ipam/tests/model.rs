@@ -139,7 +139,7 @@ impl ModelPool {
 
     fn offset(&self, a: IpAddr) -> Option<u128> {
         let n = num(a);
-        (IpFamily::of_addr(a) == self.family && n >= self.base && n - self.base < self.size)
+        (IpFamily::of(a) == self.family && n >= self.base && n - self.base < self.size)
             .then(|| n - self.base)
     }
 

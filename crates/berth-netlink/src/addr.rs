@@ -17,37 +17,13 @@ const RTM_NEWADDR: u16 = 20;
 const RTM_DELADDR: u16 = 21;
 const RTM_GETADDR: u16 = 22;
 
-/// An IP version.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum IpFamily {
-    /// IPv4.
-    V4,
-    /// IPv6.
-    V6,
-}
+pub(crate) use berth_types::IpFamily;
 
-impl IpFamily {
-    /// The family of an address.
-    pub fn of(addr: &IpAddr) -> IpFamily {
-        match addr {
-            IpAddr::V4(_) => IpFamily::V4,
-            IpAddr::V6(_) => IpFamily::V6,
-        }
-    }
-
-    /// The longest prefix length of the family (32 or 128).
-    pub fn max_prefix_len(self) -> u8 {
-        match self {
-            IpFamily::V4 => 32,
-            IpFamily::V6 => 128,
-        }
-    }
-
-    pub(crate) fn to_netlink(self) -> AddressFamily {
-        match self {
-            IpFamily::V4 => AddressFamily::Inet,
-            IpFamily::V6 => AddressFamily::Inet6,
-        }
+/// The rtnetlink address family of an IP family.
+pub(crate) fn to_netlink(family: IpFamily) -> AddressFamily {
+    match family {
+        IpFamily::V4 => AddressFamily::Inet,
+        IpFamily::V6 => AddressFamily::Inet6,
     }
 }
 
@@ -62,7 +38,7 @@ pub fn cidr(addr: IpAddr, prefix_len: u8) -> Result<IpNet> {
                 IpAddr::V4(_) => "IPv4",
                 IpAddr::V6(_) => "IPv6",
             },
-            IpFamily::of(&addr).max_prefix_len()
+            IpFamily::of(addr).bits()
         ),
     };
     match addr {
@@ -220,7 +196,7 @@ impl Address {
 
 fn address_message(index: u32, net: &IpNet) -> AddressMessage {
     let mut msg = AddressMessage::default();
-    msg.header.family = IpFamily::of(&net.addr()).to_netlink();
+    msg.header.family = to_netlink(IpFamily::of(net.addr()));
     msg.header.prefix_len = net.prefix_len();
     msg.header.index = index;
     msg.header.scope = if net.addr().is_loopback() {

@@ -59,8 +59,9 @@ mod route;
 mod socket;
 mod sysctl;
 
-pub use addr::{AddrSpec, Address, IpFamily, Scope, cidr};
+pub use addr::{AddrSpec, Address, Scope, cidr};
 pub use attach::{Attach, attach, detach};
+pub use berth_types::{IpFamily, Protocol};
 pub use error::{Error, Result};
 pub use fdb::{FdbEntry, FdbSpec};
 pub use link::{
@@ -75,7 +76,7 @@ pub use netns::{DEFAULT_NETNS_DIR, Netns};
 pub use nftables::{
     NftHandle, fuzz_decode_listed_expr, fuzz_scan_nftables_replies, fuzz_scan_rule_dump,
 };
-pub use reserve::{HeldPort, PortProtocol, hold_ports};
+pub use reserve::{HeldPort, hold_ports};
 pub use route::{MAIN_TABLE, PROTOCOL_BOOT, PROTOCOL_STATIC, Route, RouteKind, RouteSpec};
 pub use socket::{Handle, fuzz_scan_replies};
 pub use sysctl::{sysctl_get, sysctl_path, sysctl_set};

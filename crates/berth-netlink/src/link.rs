@@ -14,7 +14,7 @@ use netlink_packet_route::link::{
 use crate::Netns;
 use crate::error::{Error, Result};
 use crate::link_spec::check_mtu;
-use crate::mac::MacAddr;
+use crate::mac::{MacAddr, check_unicast};
 use crate::name::validate_ifname;
 use crate::socket::{Handle, parse_reply};
 
@@ -485,7 +485,7 @@ impl LinkUpdate {
     fn validate(&self, object: &dyn Fn() -> String) -> Result<()> {
         check_mtu(self.mtu, object)?;
         if let Some(mac) = &self.mac {
-            mac.check_unicast(object)?;
+            check_unicast(mac, object)?;
         }
         if let Some(Some(m)) = &self.master {
             m.validate()?;

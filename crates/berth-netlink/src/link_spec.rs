@@ -16,7 +16,7 @@ use crate::link::{
     IpvlanMode, LinkRef, LinkUpdate, MAX_MTU, MAX_VNI, MIN_MTU, MacvlanMode, RTM_NEWLINK,
     check_alias, set_up_flags,
 };
-use crate::mac::MacAddr;
+use crate::mac::{MacAddr, check_unicast};
 use crate::name::validate_ifname;
 use crate::socket::Handle;
 
@@ -289,7 +289,7 @@ impl<'a> LinkSpec<'a> {
         validate_ifname(&self.name)?;
         check_mtu(self.mtu, || self.describe())?;
         if let Some(mac) = &self.mac {
-            mac.check_unicast(|| self.describe())?;
+            check_unicast(mac, || self.describe())?;
         }
         if let Some(m) = &self.master {
             m.validate()?;
@@ -308,7 +308,7 @@ impl<'a> LinkSpec<'a> {
                 validate_ifname(&peer.name)?;
                 check_mtu(peer.mtu, || self.describe())?;
                 if let Some(mac) = &peer.mac {
-                    mac.check_unicast(|| self.describe())?;
+                    check_unicast(mac, || self.describe())?;
                 }
                 if peer.netns.is_none() && peer.name == self.name {
                     return Err(Error::InvalidArgument {

@@ -8,7 +8,7 @@ use netlink_packet_route::neighbour::{
     NeighbourAddress, NeighbourAttribute, NeighbourMessage, NeighbourState,
 };
 
-use crate::addr::IpFamily;
+use crate::addr::{IpFamily, to_netlink};
 use crate::error::Result;
 use crate::link::LinkRef;
 use crate::mac::MacAddr;
@@ -100,7 +100,7 @@ pub struct Neighbour {
 
 fn message(index: u32, ip: IpAddr) -> NeighbourMessage {
     let mut msg = NeighbourMessage::default();
-    msg.header.family = IpFamily::of(&ip).to_netlink();
+    msg.header.family = to_netlink(IpFamily::of(ip));
     msg.header.ifindex = index;
     msg.attributes
         .push(NeighbourAttribute::Destination(NeighbourAddress::from(ip)));

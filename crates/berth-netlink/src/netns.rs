@@ -128,12 +128,54 @@ impl Netns {
         // Reopened through the probe's own descriptor: the same file, whatever the path names now.
         let file = File::open(format!("/proc/self/fd/{}", probe.as_raw_fd())).map_err(open_err)?;
         let fd = OwnedFd::from(file);
-        check_is_netns(&fd, path)?;
+        check_is_netns(fd.as_fd(), &object)?;
         Ok(Netns {
             fd,
             path: Some(path.to_path_buf()),
             sysctl_dirs: Default::default(),
         })
+    }
+
+    /// A handle on the namespace behind `fd`, a descriptor someone else holds (the controller's
+    /// handle on a sandbox, handed to a driver): the descriptor is duplicated, so the caller's
+    /// stays theirs and this handle lives on its own; no path is looked up. `path`, when known,
+    /// names the namespace in messages and is what [`Netns::path`] reports (it is not opened).
+    ///
+    /// A descriptor that is not a network namespace is refused with [`Error::NotANamespace`]
+    /// (checked to live on the namespace filesystem before any ioctl is sent to it).
+    pub fn from_borrowed_fd(fd: BorrowedFd<'_>, path: Option<&Path>) -> Result<Netns> {
+        let object = || match path {
+            Some(p) => format!("network namespace {}", p.display()),
+            None => "network namespace (given by descriptor)".to_owned(),
+        };
+        let on_nsfs = nix::sys::statfs::fstatfs(fd)
+            .map(|fs| fs.filesystem_type() == nix::sys::statfs::NSFS_MAGIC)
+            .map_err(|e| Error::io(format!("statfs on {}", object()), e.into()))?;
+        if !on_nsfs {
+            return Err(Error::NotANamespace {
+                object: object(),
+                message: "the descriptor is not a namespace".into(),
+            });
+        }
+        check_is_netns(fd, &object)?;
+        let fd = fd
+            .try_clone_to_owned()
+            .map_err(|e| Error::io(format!("duplicating the descriptor of {}", object()), e))?;
+        Ok(Netns {
+            fd,
+            path: path.map(Path::to_path_buf),
+            sysctl_dirs: Default::default(),
+        })
+    }
+
+    /// The namespace a caller names by `path` and, optionally, an open descriptor on it (a
+    /// driver's view of a sandbox): [`Netns::from_borrowed_fd`] when `fd` is given (no path
+    /// lookup, and right even if the path was re-mounted since), else [`Netns::open`].
+    pub fn from_fd_or_path(fd: Option<BorrowedFd<'_>>, path: &Path) -> Result<Netns> {
+        match fd {
+            Some(fd) => Self::from_borrowed_fd(fd, Some(path)),
+            None => Self::open(path),
+        }
     }
 
     /// Bind-mounts this namespace at `dir/name` (as `ip netns attach` does), so that the path
@@ -381,7 +423,7 @@ fn remove_mount(path: &Path) -> Result<()> {
 }
 
 /// Refuses a file that is not a network namespace (e.g. an unmounted placeholder under /run/netns).
-fn check_is_netns(fd: &OwnedFd, path: &Path) -> Result<()> {
+fn check_is_netns(fd: BorrowedFd<'_>, object: &dyn Fn() -> String) -> Result<()> {
     // NS_GET_NSTYPE = _IO(0xb7, 0x3)
     const NS_GET_NSTYPE: libc::c_ulong = 0xb703;
     // SAFETY: the ioctl takes no argument and only reads the fd, which is valid for this call.
@@ -390,7 +432,7 @@ fn check_is_netns(fd: &OwnedFd, path: &Path) -> Result<()> {
         Ok(())
     } else {
         Err(Error::NotANamespace {
-            object: format!("network namespace {}", path.display()),
+            object: object(),
             message: "the file is not a network namespace (not mounted, or another namespace type)"
                 .into(),
         })

@@ -9,33 +9,23 @@ use std::io;
 use std::net::{SocketAddr, SocketAddrV6};
 use std::os::fd::{AsRawFd, OwnedFd};
 
-use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+use berth_types::Protocol;
+use socket2::{Domain, SockAddr, Socket, Type};
 
 use crate::error::{Error, Result};
 use crate::netns::Netns;
-
-/// The transport protocol of a held port.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum PortProtocol {
-    /// TCP (bound and listening, never accepting).
-    Tcp,
-    /// UDP.
-    Udp,
-    /// SCTP (needs the kernel's sctp module).
-    Sctp,
-}
 
 /// A bound socket holding a host port; the port is free again when this is dropped.
 #[derive(Debug)]
 pub struct HeldPort {
     fd: OwnedFd,
-    proto: PortProtocol,
+    proto: Protocol,
     addr: SocketAddr,
 }
 
 impl HeldPort {
     /// The protocol.
-    pub fn protocol(&self) -> PortProtocol {
+    pub fn protocol(&self) -> Protocol {
         self.proto
     }
 
@@ -46,7 +36,7 @@ impl HeldPort {
 
     /// Turns a held TCP port into a listening socket (for a userland proxy).
     pub fn into_tcp_listener(self) -> Result<std::net::TcpListener> {
-        if self.proto != PortProtocol::Tcp {
+        if self.proto != Protocol::Tcp {
             return Err(Error::InvalidArgument {
                 object: describe(self.proto, self.addr),
                 message: "only a TCP port can listen".into(),
@@ -61,7 +51,7 @@ impl HeldPort {
 
     /// Turns a held UDP port into a socket (for a userland proxy).
     pub fn into_udp_socket(self) -> Result<std::net::UdpSocket> {
-        if self.proto != PortProtocol::Udp {
+        if self.proto != Protocol::Udp {
             return Err(Error::InvalidArgument {
                 object: describe(self.proto, self.addr),
                 message: "not a UDP port".into(),
@@ -77,13 +67,8 @@ impl AsRawFd for HeldPort {
     }
 }
 
-fn describe(proto: PortProtocol, addr: SocketAddr) -> String {
-    let p = match proto {
-        PortProtocol::Tcp => "tcp",
-        PortProtocol::Udp => "udp",
-        PortProtocol::Sctp => "sctp",
-    };
-    format!("host port {p} {addr}")
+fn describe(proto: Protocol, addr: SocketAddr) -> String {
+    format!("host port {proto} {addr}")
 }
 
 /// The kernel error of a failed socket call, as [`Error::from_errno`] names it.
@@ -91,7 +76,7 @@ fn os_error(e: &io::Error, object: String) -> Error {
     Error::from_errno(e.raw_os_error().unwrap_or(0), object)
 }
 
-fn hold_one(proto: PortProtocol, addr: SocketAddr) -> Result<HeldPort> {
+fn hold_one(proto: Protocol, addr: SocketAddr) -> Result<HeldPort> {
     let object = || describe(proto, addr);
     let domain = if addr.is_ipv4() {
         Domain::IPV4
@@ -99,15 +84,18 @@ fn hold_one(proto: PortProtocol, addr: SocketAddr) -> Result<HeldPort> {
         Domain::IPV6
     };
     let (ty, protocol) = match proto {
-        PortProtocol::Tcp => (Type::STREAM, None),
-        PortProtocol::Udp => (Type::DGRAM, None),
+        Protocol::Tcp => (Type::STREAM, None),
+        Protocol::Udp => (Type::DGRAM, None),
         // `Protocol::SCTP` needs socket2's "all" feature; the number is the same.
-        PortProtocol::Sctp => (Type::STREAM, Some(Protocol::from(libc::IPPROTO_SCTP))),
+        Protocol::Sctp => (
+            Type::STREAM,
+            Some(socket2::Protocol::from(libc::IPPROTO_SCTP)),
+        ),
     };
     // Socket::new opens the socket with SOCK_CLOEXEC on Linux.
     let socket = Socket::new(domain, ty, protocol).map_err(|e| os_error(&e, object()))?;
     // A failure to set either option is ignored: bind reports whatever then goes wrong.
-    if proto == PortProtocol::Tcp {
+    if proto == Protocol::Tcp {
         let _ = socket.set_reuse_address(true);
     }
     let sa = match addr {
@@ -119,7 +107,7 @@ fn hold_one(proto: PortProtocol, addr: SocketAddr) -> Result<HeldPort> {
         }
     };
     socket.bind(&sa).map_err(|e| os_error(&e, object()))?;
-    if proto == PortProtocol::Tcp {
+    if proto == Protocol::Tcp {
         socket.listen(1).map_err(|e| os_error(&e, object()))?;
     }
     Ok(HeldPort {
@@ -132,7 +120,7 @@ fn hold_one(proto: PortProtocol, addr: SocketAddr) -> Result<HeldPort> {
 /// Binds every `(protocol, address)` inside `ns`, all or nothing: on the first failure the ports
 /// already bound are released and the error names the one that failed (EADDRINUSE comes back as
 /// [`Error::Kernel`] with errno 98).
-pub fn hold_ports(ns: &Netns, ports: &[(PortProtocol, SocketAddr)]) -> Result<Vec<HeldPort>> {
+pub fn hold_ports(ns: &Netns, ports: &[(Protocol, SocketAddr)]) -> Result<Vec<HeldPort>> {
     ns.run(|| {
         ports
             .iter()

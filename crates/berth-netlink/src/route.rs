@@ -10,7 +10,7 @@ use netlink_packet_route::route::{
     RouteType,
 };
 
-use crate::addr::{IpFamily, Scope, cidr};
+use crate::addr::{IpFamily, Scope, cidr, to_netlink};
 use crate::error::{Error, Result};
 use crate::link::LinkRef;
 use crate::socket::{Handle, parse_reply};
@@ -122,7 +122,7 @@ impl RouteSpec {
     }
 
     fn family(&self) -> IpFamily {
-        IpFamily::of(&self.dst.addr())
+        IpFamily::of(self.dst.addr())
     }
 
     fn describe(&self) -> String {
@@ -158,7 +158,7 @@ impl RouteSpec {
         let family = self.family();
         for (what, addr) in [("gateway", self.gateway), ("source", self.src)] {
             if let Some(a) = addr {
-                if IpFamily::of(&a) != family {
+                if IpFamily::of(a) != family {
                     return bad(format!(
                         "{what} {a} is not of the destination's address family"
                     ));
@@ -177,7 +177,7 @@ impl RouteSpec {
     fn message(&self, handle: &Handle, for_delete: bool) -> Result<RouteMessage> {
         let table = self.table.unwrap_or(MAIN_TABLE);
         let mut msg = RouteMessage::default();
-        msg.header.address_family = self.family().to_netlink();
+        msg.header.address_family = to_netlink(self.family());
         msg.header.destination_prefix_length = self.dst.prefix_len();
         msg.header.table = u8::try_from(table).unwrap_or(RouteHeader::RT_TABLE_UNSPEC);
         if for_delete {
@@ -380,7 +380,7 @@ impl Handle {
     pub fn route_list(&self, family: IpFamily, table: Option<u32>) -> Result<Vec<Route>> {
         let table = table.unwrap_or(MAIN_TABLE);
         let mut msg = RouteMessage::default();
-        msg.header.address_family = family.to_netlink();
+        msg.header.address_family = to_netlink(family);
         msg.header.table = u8::try_from(table).unwrap_or(RouteHeader::RT_TABLE_UNSPEC);
         msg.attributes.push(RouteAttribute::Table(table));
         let object = || format!("routes of table {table}");

@@ -134,3 +134,56 @@ fn bind_at_names_an_existing_namespace_to_every_process() {
     assert!(!path.exists());
     let _ = nix::mount::umount2(dir.path(), nix::mount::MntFlags::MNT_DETACH);
 }
+
+#[test]
+fn a_namespace_handed_over_by_descriptor_is_duplicated_and_checked() {
+    use std::os::fd::AsFd;
+
+    let h = host();
+    let path = h.path();
+    let owner = Netns::open(&path).unwrap();
+    let dup = Netns::from_borrowed_fd(owner.as_fd(), Some(&path)).unwrap();
+    assert!(dup.same_as(h.netns()).unwrap());
+    assert_eq!(dup.path(), Some(path.as_path()));
+    // The duplicate is its own: it outlives the descriptor it was made from.
+    drop(owner);
+    let links = Handle::open(&dup).unwrap().link_list().unwrap();
+    assert_eq!(
+        links.iter().map(|l| l.name.as_str()).collect::<Vec<_>>(),
+        ["lo"],
+        "a handle opened through the duplicate works in the test host"
+    );
+    // With no descriptor the path is opened; with one, the path is only a name.
+    let by_path = Netns::from_fd_or_path(None, &path).unwrap();
+    assert!(by_path.same_as(h.netns()).unwrap());
+    let by_fd =
+        Netns::from_fd_or_path(Some(dup.as_fd()), std::path::Path::new("/nowhere")).unwrap();
+    assert!(by_fd.same_as(h.netns()).unwrap());
+    assert!(
+        Netns::from_fd_or_path(None, std::path::Path::new("/nowhere"))
+            .unwrap_err()
+            .is_not_found()
+    );
+
+    // A descriptor of anything else is refused, naming what it was given as.
+    let dir = tempfile::tempdir().unwrap();
+    let plain = dir.path().join("plain");
+    std::fs::write(&plain, b"not a namespace").unwrap();
+    for file in [
+        std::fs::File::open(&plain).unwrap(),
+        std::fs::File::open("/dev/null").unwrap(),
+    ] {
+        match Netns::from_borrowed_fd(file.as_fd(), Some(&plain)) {
+            Err(berth_netlink::Error::NotANamespace { object, .. }) => {
+                assert!(object.contains("plain"), "{object}")
+            }
+            other => panic!("a descriptor of a file must be refused: {other:?}"),
+        }
+    }
+    // Another namespace type (the mount namespace) lives on nsfs too: the ioctl tells them apart.
+    let mnt = std::fs::File::open("/proc/self/ns/mnt").unwrap();
+    assert!(matches!(
+        Netns::from_borrowed_fd(mnt.as_fd(), None),
+        Err(berth_netlink::Error::NotANamespace { .. })
+    ));
+}

@@ -3,7 +3,7 @@
 
 use std::net::{SocketAddr, TcpListener, UdpSocket};
 
-use berth_netlink::{Error, PortProtocol, hold_ports};
+use berth_netlink::{Error, Protocol, hold_ports};
 use berth_testhost::TestHost;
 
 fn sa(s: &str) -> SocketAddr {
@@ -17,9 +17,9 @@ fn held_ports_block_others_until_dropped() {
     let held = hold_ports(
         ns,
         &[
-            (PortProtocol::Tcp, sa("0.0.0.0:8080")),
-            (PortProtocol::Tcp, sa("[::]:8080")),
-            (PortProtocol::Udp, sa("0.0.0.0:5353")),
+            (Protocol::Tcp, sa("0.0.0.0:8080")),
+            (Protocol::Tcp, sa("[::]:8080")),
+            (Protocol::Udp, sa("0.0.0.0:5353")),
         ],
     )
     .unwrap();
@@ -52,8 +52,8 @@ fn held_ports_block_others_until_dropped() {
     let err = hold_ports(
         ns,
         &[
-            (PortProtocol::Tcp, sa("0.0.0.0:9090")),
-            (PortProtocol::Tcp, sa("0.0.0.0:8080")),
+            (Protocol::Tcp, sa("0.0.0.0:9090")),
+            (Protocol::Tcp, sa("0.0.0.0:8080")),
         ],
     )
     .unwrap_err();

@@ -67,5 +67,18 @@ pub enum Error {
     },
 }
 
+impl From<berth_types::Error> for Error {
+    /// A spec that does not parse is [`Error::InvalidSpec`]; a bad port range or protocol made
+    /// while publishing is the firewall's error, as it always was.
+    fn from(e: berth_types::Error) -> Self {
+        match e {
+            berth_types::Error::InvalidPortSpec { spec, part, reason } => {
+                Error::InvalidSpec { spec, part, reason }
+            }
+            other => Error::Firewall(other.into()),
+        }
+    }
+}
+
 /// Result alias of berth-portmap.
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -46,29 +46,16 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use berth_firewall::{Firewall, PortRule};
-use berth_netlink::{HeldPort, Netns, PortProtocol, hold_ports, sysctl_get};
+use berth_netlink::{HeldPort, Netns, hold_ports, sysctl_get};
 use proxy::{Proxy, ProxyTask};
-use serde::{Deserialize, Serialize};
 
 pub use proxy::ProxyLimits;
 
 pub use alloc::HostPortAllocator;
 pub use berth_firewall::{PortRange, Protocol};
+pub use berth_types::PortBinding;
 pub use error::{Error, Result};
 pub use spec::{ExposedPort, PortSpec};
-
-/// One published mapping after host ports were chosen: `host_ip:host_ports -> container_ports`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct PortBinding {
-    /// The protocol.
-    pub proto: Protocol,
-    /// The host address (`0.0.0.0` or `::` for all addresses of the family).
-    pub host_ip: IpAddr,
-    /// The host ports.
-    pub host_ports: PortRange,
-    /// The container ports (as long as `host_ports`).
-    pub container_ports: PortRange,
-}
 
 /// What to publish for one endpoint.
 #[derive(Debug, Clone, Copy)]
@@ -128,14 +115,6 @@ fn binding_ips(spec_ip: Option<IpAddr>, default_ip: IpAddr, ipv6: bool) -> Vec<I
             vec![default_ip, IpAddr::V6(Ipv6Addr::UNSPECIFIED)]
         }
         None => vec![default_ip],
-    }
-}
-
-fn to_proto(p: Protocol) -> PortProtocol {
-    match p {
-        Protocol::Tcp => PortProtocol::Tcp,
-        Protocol::Udp => PortProtocol::Udp,
-        Protocol::Sctp => PortProtocol::Sctp,
     }
 }
 
@@ -335,10 +314,10 @@ impl PortMapper {
                     };
                     state.alloc.take(spec.proto, &ips, range)?;
                     taken.push((spec.proto, ips.clone(), range));
-                    let sockets: Vec<(PortProtocol, SocketAddr)> = (range.start()..=range.end())
+                    let sockets: Vec<(Protocol, SocketAddr)> = (range.start()..=range.end())
                         .flat_map(|port| {
                             ips.iter()
-                                .map(move |ip| (to_proto(spec.proto), SocketAddr::new(*ip, port)))
+                                .map(move |ip| (spec.proto, SocketAddr::new(*ip, port)))
                         })
                         .collect();
                     match hold_ports(&self.netns, &sockets) {
@@ -430,7 +409,7 @@ impl PortMapper {
         for b in bindings {
             state.alloc.take(b.proto, &[b.host_ip], b.host_ports)?;
             for port in b.host_ports.start()..=b.host_ports.end() {
-                sockets.push((to_proto(b.proto), SocketAddr::new(b.host_ip, port)));
+                sockets.push((b.proto, SocketAddr::new(b.host_ip, port)));
             }
         }
         let release = |state: &mut State| {
@@ -452,11 +431,7 @@ impl PortMapper {
         let mut proxied = Vec::new();
         for port in ports {
             let addr = port.addr();
-            let proto = match port.protocol() {
-                PortProtocol::Tcp => Protocol::Tcp,
-                PortProtocol::Udp => Protocol::Udp,
-                PortProtocol::Sctp => Protocol::Sctp,
-            };
+            let proto = port.protocol();
             let binding = bindings.iter().find(|b| {
                 b.proto == proto
                     && b.host_ip == addr.ip()
@@ -547,7 +522,7 @@ impl PortMapper {
             source,
         };
         match port.protocol() {
-            PortProtocol::Tcp => {
+            Protocol::Tcp => {
                 let what = port_addr(&port);
                 let listener = port.into_tcp_listener().map_err(|source| Error::Kernel {
                     context: format!("userland proxy for {what}"),
@@ -555,7 +530,7 @@ impl PortMapper {
                 })?;
                 proxy.tcp(listener, target)
             }
-            PortProtocol::Udp => {
+            Protocol::Udp => {
                 let what = port_addr(&port);
                 let socket = port.into_udp_socket().map_err(|source| Error::Kernel {
                     context: format!("userland proxy for {what}"),
@@ -563,7 +538,7 @@ impl PortMapper {
                 })?;
                 proxy.udp(socket, target)
             }
-            PortProtocol::Sctp => Err(kernel(berth_netlink::Error::InvalidArgument {
+            Protocol::Sctp => Err(kernel(berth_netlink::Error::InvalidArgument {
                 object: port_addr(&port),
                 message: "the userland proxy relays TCP and UDP only".into(),
             })),

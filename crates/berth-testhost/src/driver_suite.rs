@@ -11,10 +11,11 @@
 //! deleting the endpoint and the network leaves no link behind in either namespace.
 
 use std::net::IpAddr;
+use std::os::fd::AsFd;
 use std::sync::Arc;
 
 use berth_driver::{
-    DriverError, EndpointId, EndpointSpec, IpamInfo, JoinRequest, NetworkId, NetworkSpec,
+    DriverError, EndpointId, EndpointSpec, IpamInfo, JoinRequest, NetnsRef, NetworkId, NetworkSpec,
     RawOptions, SandboxId, SandboxRef,
 };
 use berth_netlink::Handle;
@@ -98,6 +99,7 @@ pub fn check_driver(make: MakeDriver<'_>, options: &RawOptions) {
     );
 
     let sandbox_id = SandboxId::from_bytes([0x5c; 32]);
+    let sandbox_path = sandbox.path();
     let join = |driver: &Arc<dyn berth_driver::Driver>| {
         driver
             .join(&JoinRequest {
@@ -105,8 +107,10 @@ pub fn check_driver(make: MakeDriver<'_>, options: &RawOptions) {
                 endpoint: &endpoint,
                 sandbox: SandboxRef {
                     id: &sandbox_id,
-                    netns: sandbox.netns(),
-                    netlink: &sb,
+                    netns: NetnsRef {
+                        path: &sandbox_path,
+                        fd: Some(sandbox.netns().as_fd()),
+                    },
                 },
                 ifname: "eth0",
             })

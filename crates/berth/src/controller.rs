@@ -8,14 +8,14 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuar
 use berth_bridge::{BridgeDefaults, BridgeDriver};
 use berth_dns::{
     DnsSettings, EndpointDns, ExposedPort as DnsExposedPort, HostEntry, HostsFile, Link, LinkHost,
-    NetworkDns, PortProto, ResolvMode, Resolver, ResolverConfig, SandboxFiles, plan_resolv_conf,
+    NetworkDns, ResolvMode, Resolver, ResolverConfig, SandboxFiles, plan_resolv_conf,
 };
 use berth_driver::{AddressRequest, AddressSpace, IpFamily, IpamDriver, Pool, PoolRequest};
 use berth_driver::{
     DataPath, Driver, EndpointId, IpamInfo, JoinInfo, JoinRequest, LinkHole, NetworkId,
     NetworkSpec, RawOptions, SandboxId, SandboxRef,
 };
-use berth_firewall::{DesiredState, Firewall, FirewallConfig, LinkPort, Protocol};
+use berth_firewall::{DesiredState, Firewall, FirewallConfig, LinkPort};
 use berth_netlink::{Handle, IpFamily as NlFamily, Netns, RouteSpec, sysctl_get, sysctl_set};
 use berth_portmap::PortSpec;
 use berth_store::{Expect, KvStore, RedbStore, Txn};
@@ -33,8 +33,9 @@ use crate::inspect::{
 };
 use crate::records::{
     EndpointRecord, EndpointState, FORWARDING_KEY, ForwardingRecord, INSTANCE_KEY, LegacyLink,
-    NetworkRecord, PoolRecord, SandboxRecord, endpoint_key, network_key, network_name_key,
-    quarantine_key, sandbox_key, sandbox_name_key,
+    NetworkRecord, PoolRecord, SandboxRecord, endpoint_key, network_endpoint_key,
+    network_endpoints_prefix, network_key, network_name_key, network_removal_key, quarantine_key,
+    sandbox_key, sandbox_name_key,
 };
 use crate::registry::{Miss, Registry};
 use crate::requests::{
@@ -43,9 +44,11 @@ use crate::requests::{
 use crate::time::now_rfc3339;
 
 mod builder;
+mod cluster;
 mod degraded;
 mod endpoints;
 mod files;
+mod gwbridge;
 mod inspect;
 mod links;
 mod networks;
@@ -55,6 +58,7 @@ mod validate;
 use builder::BUILT_IN_DRIVERS;
 pub use builder::ControllerBuilder;
 use degraded::{DegradedSandbox, Trouble};
+pub use gwbridge::GATEWAY_BRIDGE;
 use links::*;
 use restore::{bind_host_key, instance_id, load};
 use validate::*;
@@ -95,8 +99,14 @@ struct Inner {
     /// By name: the built-in ones and those registered through [`ControllerBuilder`].
     drivers: BTreeMap<String, Arc<dyn Driver>>,
     dns: Resolver,
-    /// Pools and addresses: the built-in allocator or the one given to the builder.
-    ipam: Arc<dyn IpamDriver>,
+    /// IPAM drivers by name: `default` (the built-in allocator, or the one given to the
+    /// builder under that name) and those registered through [`ControllerBuilder::ipam`].
+    ipams: BTreeMap<String, Arc<dyn IpamDriver>>,
+    /// The store shared with other hosts, for global-scope networks
+    /// ([`ControllerBuilder::cluster_store`]).
+    cluster: Option<Cluster>,
+    /// This state's instance id (see [`INSTANCE_KEY`]).
+    instance: String,
     networks: RwLock<Registry<Network>>,
     sandboxes: RwLock<Registry<Sandbox>>,
     /// The next namespace id to give a sandbox in the host namespace (see [`NSID_TOP`]).
@@ -115,9 +125,20 @@ const NSID_TOP: i32 = i32::MAX;
 /// The lowest id of berth's range; ids below it are left to the kernel and other tools.
 const NSID_FLOOR: i32 = 1 << 30;
 
+/// The cluster side of a controller: the shared store and what lives in it.
+struct Cluster {
+    store: Arc<dyn KvStore>,
+    /// The global address space, in `store`.
+    ipam: Arc<dyn IpamDriver>,
+    /// Global networks this controller is creating: its watch leaves them to the creator.
+    creating: Mutex<BTreeSet<NetworkId>>,
+}
+
 struct Network {
     record: NetworkRecord,
     driver: Arc<dyn Driver>,
+    /// Where its pools and addresses come from.
+    ipam: Arc<dyn IpamDriver>,
     pools: Vec<Pool>,
     /// Endpoints on the network, and whether the network is being removed.
     members: Mutex<Members>,
@@ -247,7 +268,8 @@ impl Controller {
         config: Config,
         registered: Vec<Arc<dyn Driver>>,
         store: Option<Arc<dyn KvStore>>,
-        ipam: Option<Arc<dyn IpamDriver>>,
+        ipams: Vec<Arc<dyn IpamDriver>>,
+        cluster_store: Option<Arc<dyn KvStore>>,
     ) -> Result<Controller> {
         let span = tracing::info_span!("controller_new", data_root = %config.data_root.display());
         let _enter = span.enter();
@@ -300,7 +322,10 @@ impl Controller {
             store.put(FORWARDING_KEY, &encode(&forwarding))?;
         }
 
-        let networks: Vec<NetworkRecord> = load(&*store, "network/")?;
+        let mut networks: Vec<NetworkRecord> = load(&*store, "network/")?;
+        if let Some(cs) = &cluster_store {
+            networks.extend(load::<NetworkRecord>(&**cs, "network/")?);
+        }
         let sandbox_records: Vec<SandboxRecord> = load(&*store, "sandbox/")?;
         // dockerd's --icc, --ip-masq and --mtu shape the default bridge only (they become its
         // explicit options); user-defined networks keep Docker's defaults unless their own
@@ -339,7 +364,7 @@ impl Controller {
                 config.userland_proxy,
                 config.userland_proxy_limits,
             )?
-            .with_instance(instance),
+            .with_instance(instance.clone()),
         );
         let mut drivers: BTreeMap<String, Arc<dyn Driver>> = BTreeMap::new();
         let built_in: [Arc<dyn Driver>; 3] = [bridge, Arc::new(NullDriver), Arc::new(HostDriver)];
@@ -348,13 +373,19 @@ impl Controller {
             drivers.insert(d.name().to_owned(), d);
         }
 
-        let ipam: Arc<dyn IpamDriver> = match ipam {
-            Some(i) => i,
-            None => match &config.default_address_pools {
-                Some(pools) => Arc::new(crate::BuiltinIpam::with_default_pools(pools.clone())),
-                None => Arc::new(crate::BuiltinIpam::new()),
-            },
+        let builtin: Arc<dyn IpamDriver> = match &config.default_address_pools {
+            Some(pools) => Arc::new(crate::BuiltinIpam::with_default_pools(pools.clone())),
+            None => Arc::new(crate::BuiltinIpam::new()),
         };
+        let mut ipam_drivers: BTreeMap<String, Arc<dyn IpamDriver>> = BTreeMap::new();
+        for i in std::iter::once(builtin).chain(ipams) {
+            ipam_drivers.insert(i.name().to_owned(), i);
+        }
+        let cluster = cluster_store.map(|store| Cluster {
+            ipam: Arc::new(crate::ClusterIpam::new(store.clone())),
+            store,
+            creating: Mutex::default(),
+        });
         let dns = Resolver::new(ResolverConfig::default())
             .map_err(|e| Error::InvalidRequest(format!("starting the embedded DNS server: {e}")))?;
         let inner = Inner {
@@ -366,7 +397,9 @@ impl Controller {
             firewall,
             drivers,
             dns,
-            ipam,
+            ipams: ipam_drivers,
+            cluster,
+            instance,
             networks: RwLock::new(Registry::default()),
             sandboxes: RwLock::new(Registry::default()),
             next_nsid: AtomicI32::new(NSID_TOP),
@@ -383,6 +416,8 @@ impl Controller {
         };
         controller.restore(networks, sandbox_records)?;
         controller.ensure_predefined()?;
+        controller.prune_global_endpoint_marks()?;
+        controller.watch_cluster()?;
         Ok(controller)
     }
 
@@ -501,14 +536,43 @@ where
 impl Controller {
     /// An IPAM driver's error as the controller's: the built-in allocator's typed error as
     /// [`Error::Ipam`], any other as [`Error::IpamDriver`].
-    fn ipam_err(&self, e: berth_driver::BoxError) -> Error {
-        match e.downcast::<berth_ipam::Error>() {
-            Ok(ie) => Error::Ipam(*ie),
+    fn ipam_err(ipam: &dyn IpamDriver, e: berth_driver::BoxError) -> Error {
+        let e = match e.downcast::<berth_ipam::Error>() {
+            Ok(ie) => return Error::Ipam(*ie),
+            Err(e) => e,
+        };
+        match e.downcast::<berth_store::Error>() {
+            Ok(se) => Error::Store(*se),
             Err(source) => Error::IpamDriver {
-                driver: self.inner.ipam.name().to_owned(),
+                driver: ipam.name().to_owned(),
                 source,
             },
         }
+    }
+
+    /// The IPAM driver a network asks: the one named, and for a global network with the
+    /// `default` one, the cluster's global address space.
+    fn ipam_for(&self, name: &str, scope: berth_driver::Scope) -> Result<Arc<dyn IpamDriver>> {
+        if scope == berth_driver::Scope::Global && name == "default" {
+            return Ok(self.cluster()?.ipam.clone());
+        }
+        self.inner
+            .ipams
+            .get(name)
+            .cloned()
+            .ok_or_else(|| Error::DriverNotFound(name.to_owned()))
+    }
+
+    /// The store a network's records live in: the cluster store for a global network.
+    fn store_for(&self, scope: berth_driver::Scope) -> Result<&Arc<dyn KvStore>> {
+        match scope {
+            berth_driver::Scope::Local => Ok(&self.inner.store),
+            berth_driver::Scope::Global => Ok(&self.cluster()?.store),
+        }
+    }
+
+    fn cluster(&self) -> Result<&Cluster> {
+        self.inner.cluster.as_ref().ok_or(Error::NoClusterStore)
     }
 }
 

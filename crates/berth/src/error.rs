@@ -18,6 +18,11 @@ pub enum Error {
     /// The driver is not registered.
     #[error("plugin \"{0}\" not found")]
     DriverNotFound(String),
+    /// A global-scope network was asked for, and the controller has no cluster store.
+    #[error(
+        "global-scope networks need a cluster store shared by the hosts (the daemon's --cluster-store; ControllerBuilder::cluster_store)"
+    )]
+    NoClusterStore,
     /// `bridge`, `host` and `none` cannot be removed.
     #[error("{0} is a pre-defined network and cannot be removed")]
     PredefinedNetwork(String),

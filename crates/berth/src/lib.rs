@@ -20,6 +20,7 @@
 //! # Ok(()) }
 //! ```
 
+mod cluster_ipam;
 mod config;
 mod controller;
 mod drivers;
@@ -36,8 +37,9 @@ pub use berth_dns::{DnsSettings, HostEntry};
 pub use berth_driver::{EndpointId, MacAddr, NetworkId, RawOptions, SandboxId};
 pub use berth_firewall::Backend as FirewallBackend;
 pub use berth_portmap::{ExposedPort, PortBinding, PortSpec};
+pub use cluster_ipam::{ClusterIpam, GLOBAL_IPAM_KEY};
 pub use config::Config;
-pub use controller::{Controller, ControllerBuilder, PREDEFINED_NETWORKS};
+pub use controller::{Controller, ControllerBuilder, GATEWAY_BRIDGE, PREDEFINED_NETWORKS};
 pub use drivers::{HostDriver, NullDriver};
 pub use error::{Error, Result};
 pub use inspect::{

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::path::PathBuf;
 
-use berth_driver::{EndpointId, MacAddr, NetworkId, RawOptions, SandboxId, mac_serde};
+use berth_driver::{EndpointId, MacAddr, NetworkId, RawOptions, SandboxId, Scope, mac_serde};
 use berth_firewall::LinkPort;
 use berth_portmap::{ExposedPort, PortBinding};
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
@@ -26,6 +26,20 @@ pub(crate) fn sandbox_key(id: &SandboxId) -> String {
 }
 pub(crate) fn sandbox_name_key(name: &str) -> String {
     format!("sandbox-name/{name}")
+}
+/// In the cluster store: endpoint `endpoint` of this instance is on global network `network`
+/// (the value is the instance id). A global network with any is not removed, from any host.
+pub(crate) fn network_endpoint_key(network: &NetworkId, endpoint: &EndpointId) -> String {
+    format!("network-endpoint/{network}/{endpoint}")
+}
+/// The prefix of [`network_endpoint_key`]s of one network.
+pub(crate) fn network_endpoints_prefix(network: &NetworkId) -> String {
+    format!("network-endpoint/{network}/")
+}
+/// In the cluster store: a removal of the global network holds it; a connect on any host checks
+/// it is absent (so a connect and a removal on two hosts never both succeed).
+pub(crate) fn network_removal_key(network: &NetworkId) -> String {
+    format!("network-removal/{network}")
 }
 /// Where an unreadable record is moved on start, so that it stops blocking start-up and stays
 /// for an operator to inspect.
@@ -62,6 +76,10 @@ pub(crate) struct PoolRecord {
     pub user_subnet: bool,
     /// Whether the user gave the gateway.
     pub user_gateway: bool,
+    /// The IPAM driver's id of the pool (given back as it is by a restart when the driver keeps
+    /// its own state; absent in records written before IPAM drivers were per network).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pool_id: Option<String>,
 }
 
 /// A network.
@@ -81,6 +99,27 @@ pub(crate) struct NetworkRecord {
     /// A removal was asked for and may not have finished: a restart finishes it.
     #[serde(default)]
     pub removing: bool,
+    /// Global networks live in the cluster store and exist on every host sharing it.
+    #[serde(default = "local_scope")]
+    pub scope: Scope,
+    /// The IPAM driver (`--ipam-driver`).
+    #[serde(default = "default_ipam", skip_serializing_if = "is_default_ipam")]
+    pub ipam_driver: String,
+    /// The IPAM driver's options (`--ipam-opt`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub ipam_options: RawOptions,
+}
+
+fn local_scope() -> Scope {
+    Scope::Local
+}
+
+fn default_ipam() -> String {
+    "default".to_owned()
+}
+
+fn is_default_ipam(name: &str) -> bool {
+    name == "default"
 }
 
 /// Where a connect stands: written as `Pending` before the kernel is touched, `Active` after.

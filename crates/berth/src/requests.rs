@@ -33,6 +33,10 @@ pub struct NetworkCreate {
     pub options: RawOptions,
     /// IPv4 and IPv6 pools (empty: one default IPv4 pool).
     pub ipam: Vec<IpamPoolConfig>,
+    /// The IPAM driver (`--ipam-driver`; `default` is the built-in allocator).
+    pub ipam_driver: String,
+    /// The IPAM driver's options (`--ipam-opt`).
+    pub ipam_options: RawOptions,
     /// `--ipv6`.
     pub enable_ipv6: bool,
     /// `--internal`.
@@ -51,6 +55,8 @@ impl NetworkCreate {
             driver: "bridge".into(),
             options: RawOptions::new(),
             ipam: Vec::new(),
+            ipam_driver: "default".into(),
+            ipam_options: RawOptions::new(),
             enable_ipv6: false,
             internal: false,
             attachable: false,

@@ -1,7 +1,7 @@
 //! An IPAM driver registered through `ControllerBuilder::ipam`, as root in throwaway
-//! namespaces: every pool and address comes from it (counted), its own errors reach the caller
-//! naming it and leave nothing behind, and a restart asks it for the same pools and addresses
-//! again, with traffic before and after.
+//! namespaces: every pool and address of a network created with `--ipam-driver` naming it
+//! comes from it (counted), its own errors reach the caller naming it and leave nothing behind,
+//! and a restart asks it for the same pools and addresses again, with traffic before and after.
 
 #![allow(clippy::unwrap_used)]
 
@@ -62,6 +62,7 @@ fn start(host: &TestHost, dir: &StateDir, ipam: &Arc<LabIpam>) -> Controller {
 
 fn network(name: &str, subnet: &str) -> NetworkCreate {
     let mut req = NetworkCreate::new(name);
+    req.ipam_driver = "lab".into();
     req.ipam.push(IpamPoolConfig {
         subnet: Some(subnet.parse().unwrap()),
         ..Default::default()
@@ -75,8 +76,12 @@ fn a_registered_ipam_driver_gives_every_pool_and_address() {
     let dir = StateDir::new();
     let lab = Arc::new(LabIpam::default());
     let ctl = start(&host, &dir, &lab);
-    // The predefined bridge's pool came from it too.
-    assert_eq!(lab.pools.load(Ordering::Relaxed), 1);
+    // The predefined bridge's pool came from the built-in allocator: it names no other.
+    assert_eq!(lab.pools.load(Ordering::Relaxed), 0);
+    assert_eq!(
+        ctl.inspect_network("bridge").unwrap().ipam.driver,
+        "default"
+    );
 
     // Its own refusal reaches the caller, naming it; nothing is made.
     let e = ctl
@@ -95,6 +100,7 @@ fn a_registered_ipam_driver_gives_every_pool_and_address() {
 
     ctl.create_network(network("lab_nw", "10.67.0.0/24"))
         .unwrap();
+    assert_eq!(ctl.inspect_network("lab_nw").unwrap().ipam.driver, "lab");
     let mut req = SandboxCreate::new("one");
     req.network = Some("lab_nw".into());
     ctl.create_sandbox(req).unwrap();
@@ -102,9 +108,10 @@ fn a_registered_ipam_driver_gives_every_pool_and_address() {
         .ip_address
         .clone();
     assert_eq!(ip, "10.67.0.2");
-    assert!(
-        lab.addresses.load(Ordering::Relaxed) >= 3,
-        "gateways and the endpoint's address"
+    assert_eq!(
+        lab.addresses.load(Ordering::Relaxed),
+        2,
+        "lab_nw's gateway and the endpoint's address"
     );
     assert!(berth_testhost::ping_in(
         &ctl.sandbox_netns("one").unwrap(),
@@ -115,11 +122,7 @@ fn a_registered_ipam_driver_gives_every_pool_and_address() {
     drop(ctl);
     let lab = Arc::new(LabIpam::default());
     let ctl = start(&host, &dir, &lab);
-    assert_eq!(
-        lab.pools.load(Ordering::Relaxed),
-        2,
-        "bridge and lab_nw taken back"
-    );
+    assert_eq!(lab.pools.load(Ordering::Relaxed), 1, "lab_nw taken back");
     assert_eq!(
         ctl.inspect_sandbox("one").unwrap().networks["lab_nw"].ip_address,
         ip

@@ -175,7 +175,6 @@ impl NetworkDriver for P2pDriver {
             .get(&net)
             .ok_or_else(|| DriverError::NetworkNotFound(net.to_string()))?;
         let host_if = Self::host_if(req.endpoint);
-        let sb = req.sandbox.netlink;
         // The pair is made in the host, then its sandbox end is put into the sandbox by
         // berth-netlink's shared attach step (moved, renamed, MTU, address, up). After a
         // restart the pair is there already and only the host side is checked again.
@@ -185,6 +184,11 @@ impl NetworkDriver for P2pDriver {
             .map_err(|e| kernel("looking up", e))?
             .is_none()
         {
+            // The sandbox is named by its namespace (the controller's descriptor, else its
+            // path): a handle of the driver's own is opened in it for the attach.
+            let sb_ns = Netns::from_fd_or_path(req.sandbox.netns.fd, req.sandbox.netns.path)
+                .map_err(|e| kernel("opening the sandbox's namespace", e))?;
+            let sb = Handle::open(&sb_ns).map_err(|e| kernel("netlink in the sandbox", e))?;
             let peer_tmp = format!("p2t{}", &req.endpoint.as_str()[..10]);
             let mut link = LinkSpec::veth(&host_if, VethPeer::new(&peer_tmp));
             if let Some(mtu) = mtu {
@@ -198,7 +202,7 @@ impl NetworkDriver for P2pDriver {
                 into = into.mtu(mtu);
             }
             // (A failed attach deletes the pair.)
-            attach(&self.host, req.sandbox.netns, sb, &into)
+            attach(&self.host, &sb_ns, &sb, &into)
                 .map_err(|e| kernel("putting the pair's end into the sandbox", e))?;
         }
         let host_addr = AddrSpec::new(IpNet::V4(Ipv4Net::from(gw.addr())));

@@ -4,13 +4,13 @@
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeMap;
+use std::os::fd::AsFd;
 
 use berth_bridge::BridgeDriver;
 use berth_driver::{
-    EndpointId, EndpointSpec, IpamInfo, JoinRequest, NetworkDriver, NetworkId, NetworkSpec,
-    RawOptions, SandboxId, SandboxRef,
+    EndpointId, EndpointSpec, IpamInfo, JoinRequest, NetnsRef, NetworkDriver, NetworkId,
+    NetworkSpec, RawOptions, SandboxId, SandboxRef,
 };
-use berth_netlink::Handle;
 use berth_testhost::TestHost;
 
 /// A fresh test host; fails loudly (never skips) when namespaces cannot be made.
@@ -78,7 +78,7 @@ pub fn join(driver: &BridgeDriver, net: &NetworkSpec, i: u8) -> (TestHost, Endpo
 /// Creates endpoint `i` (id bytes `0xa0 + i`, address [`addr_of`]) on `net` and joins
 /// `sandbox` to it as `eth0` (again, after a restart, when the pair exists already).
 pub fn join_in(driver: &BridgeDriver, net: &NetworkSpec, i: u8, sandbox: &TestHost) -> EndpointId {
-    let netlink = Handle::open(sandbox.netns()).unwrap();
+    let path = sandbox.path();
     let endpoint = EndpointId::from_bytes([0xa0 + i; 32]);
     driver
         .create_endpoint(&EndpointSpec {
@@ -97,8 +97,10 @@ pub fn join_in(driver: &BridgeDriver, net: &NetworkSpec, i: u8, sandbox: &TestHo
             endpoint: &endpoint,
             sandbox: SandboxRef {
                 id: &sandbox_id,
-                netns: sandbox.netns(),
-                netlink: &netlink,
+                netns: NetnsRef {
+                    path: &path,
+                    fd: Some(sandbox.netns().as_fd()),
+                },
             },
             ifname: "eth0",
         })

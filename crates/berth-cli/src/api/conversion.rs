@@ -69,13 +69,12 @@ pub(super) fn network_create(b: NetworkCreateBody) -> Result<NetworkCreate, ApiE
             "config-only and config-from networks (swarm mode) are not supported by berth",
         ));
     }
-    if !matches!(b.ipam.driver.as_str(), "" | "default") {
-        return Err(ApiError::bad_request(format!(
-            "IPAM driver {:?} is not supported: berth has only the \"default\" IPAM driver",
-            b.ipam.driver
-        )));
-    }
-    if !b.ipam.options.is_empty() {
+    let ipam_driver = if b.ipam.driver.is_empty() {
+        "default".to_owned()
+    } else {
+        b.ipam.driver
+    };
+    if ipam_driver == "default" && !b.ipam.options.is_empty() {
         return Err(ApiError::bad_request(format!(
             "IPAM options are not supported by berth's default IPAM driver (got {})",
             b.ipam
@@ -90,6 +89,8 @@ pub(super) fn network_create(b: NetworkCreateBody) -> Result<NetworkCreate, ApiE
     if !b.driver.is_empty() {
         req.driver = b.driver;
     }
+    req.ipam_driver = ipam_driver;
+    req.ipam_options = b.ipam.options;
     req.options = b.options;
     req.labels = b.labels;
     req.enable_ipv6 = b.enable_ipv6;

@@ -17,7 +17,7 @@ use crate::format::natural_cmp;
 /// Docker's `-p` syntax (`[IP:][HOST_PORT:]PORT[/PROTO]`, IPv6 addresses in brackets) into the
 /// API's port bindings (`"80/tcp": [{"HostIp": "...", "HostPort": "..."}]`).
 pub(crate) fn parse_publish(spec: &str) -> Result<(String, PortBindingBody)> {
-    let p: berth::PortSpec = spec.parse().map_err(|e: berth_portmap::Error| {
+    let p = spec.parse::<berth::PortSpec>().map_err(|e| {
         Error::usage(format!(
             "invalid argument {spec:?} for \"-p, --publish\" flag: {e}"
         ))

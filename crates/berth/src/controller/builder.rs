@@ -10,7 +10,8 @@ pub struct ControllerBuilder {
     config: Config,
     drivers: Vec<Arc<dyn Driver>>,
     store: Option<Arc<dyn KvStore>>,
-    ipam: Option<Arc<dyn IpamDriver>>,
+    ipams: Vec<Arc<dyn IpamDriver>>,
+    cluster_store: Option<Arc<dyn KvStore>>,
 }
 
 impl std::fmt::Debug for ControllerBuilder {
@@ -29,7 +30,8 @@ impl ControllerBuilder {
             config,
             drivers: Vec::new(),
             store: None,
-            ipam: None,
+            ipams: Vec::new(),
+            cluster_store: None,
         }
     }
 
@@ -54,10 +56,22 @@ impl ControllerBuilder {
         self
     }
 
-    /// Uses `ipam` for every network's pools and addresses instead of the built-in allocator
-    /// ([`crate::BuiltinIpam`], which follows `Config::default_address_pools`).
+    /// Registers an IPAM driver: networks created with `--ipam-driver NAME` (its
+    /// [`IpamDriver::name`]) take their pools and addresses from it. One named `default` takes
+    /// the place of the built-in allocator ([`crate::BuiltinIpam`], which follows
+    /// `Config::default_address_pools`) for every network that names no other.
     pub fn ipam(mut self, ipam: Arc<dyn IpamDriver>) -> ControllerBuilder {
-        self.ipam = Some(ipam);
+        self.ipams.push(ipam);
+        self
+    }
+
+    /// Shares `store` with the other hosts of a cluster: global-scope networks (those of a
+    /// driver whose [`berth_driver::Capabilities::scope`] is global) keep their records, their
+    /// pools and addresses (the global address space, [`crate::ClusterIpam`]) and which hosts
+    /// have endpoints on them there. The controller learns of global networks created or removed
+    /// elsewhere by watching it. Local state stays in the local store.
+    pub fn cluster_store(mut self, store: Arc<dyn KvStore>) -> ControllerBuilder {
+        self.cluster_store = Some(store);
         self
     }
 
@@ -85,7 +99,21 @@ impl ControllerBuilder {
                 )));
             }
         }
-        Controller::start(self.config, self.drivers, self.store, self.ipam)
+        for (i, d) in self.ipams.iter().enumerate() {
+            if self.ipams[..i].iter().any(|o| o.name() == d.name()) {
+                return Err(Error::InvalidRequest(format!(
+                    "IPAM driver {} is registered twice",
+                    d.name()
+                )));
+            }
+        }
+        Controller::start(
+            self.config,
+            self.drivers,
+            self.store,
+            self.ipams,
+            self.cluster_store,
+        )
     }
 }
 

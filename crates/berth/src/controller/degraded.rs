@@ -310,8 +310,10 @@ impl Controller {
                 endpoint: &ep.id,
                 sandbox: SandboxRef {
                     id: &sb.record.id,
-                    netns: &sb.netns,
-                    netlink: &sb.netlink,
+                    netns: berth_driver::NetnsRef {
+                        path: &sb.record.netns,
+                        fd: Some(std::os::fd::AsFd::as_fd(&sb.netns)),
+                    },
                 },
                 ifname: ep.ifname.as_deref().unwrap_or(""),
             })
@@ -356,12 +358,15 @@ impl Controller {
             let _ = net.driver.delete_endpoint(&ep.network, &ep.id);
             for addr in addrs {
                 if let Some(pool) = net.pools.iter().find(|p| p.subnet.contains(&addr)) {
-                    let _ = self.inner.ipam.release_address(&pool.id, addr);
+                    let _ = net.ipam.release_address(&pool.id, addr);
                 }
             }
             lock(&net.members).endpoints.remove(&ep.id);
         }
         self.inner.store.delete(&endpoint_key(&ep.id))?;
+        if let Some(net) = net {
+            let _ = self.unmark_global_endpoint(net, &ep.id);
+        }
         Ok(())
     }
 

@@ -22,7 +22,7 @@ impl Controller {
         if st.removed {
             return Err(Error::SandboxNotFound(sandbox.to_owned()));
         }
-        self.connect_locked(&sb, &mut st, &net, opts, legacy_links)
+        self.connect_settled(&sb, &mut st, &net, opts, legacy_links)
     }
 
     /// A connect with the sandbox's lock held (and its legacy links resolved before it was
@@ -133,6 +133,10 @@ impl Controller {
     ) -> Result<()> {
         let ConnectRequest { opts, legacy_links } = req;
         let creates = net.driver.capabilities().creates_interfaces();
+        // On a global network, the cluster store learns of the endpoint first: a removal on
+        // another host then waits for it (and one under way refuses this connect).
+        self.mark_global_endpoint(net, id)?;
+        undo.marked = true;
         let (ipv4, ipv6) = if creates {
             self.allocate_addresses(net, &opts, undo)?
         } else {
@@ -170,8 +174,10 @@ impl Controller {
             endpoint: id,
             sandbox: SandboxRef {
                 id: &sb.record.id,
-                netns: &sb.netns,
-                netlink: &sb.netlink,
+                netns: berth_driver::NetnsRef {
+                    path: &sb.record.netns,
+                    fd: Some(std::os::fd::AsFd::as_fd(&sb.netns)),
+                },
             },
             ifname: ifname.as_deref().unwrap_or(""),
         })?;
@@ -241,11 +247,10 @@ impl Controller {
                 continue;
             }
             let req = preferred.map_or(AddressRequest::Next, AddressRequest::Preferred);
-            let got = self
-                .inner
+            let got = net
                 .ipam
                 .request_address(&pool.id, req)
-                .map_err(|e| self.ipam_err(e))?;
+                .map_err(|e| Controller::ipam_err(&*net.ipam, e))?;
             undo.addresses.push((pool.id.clone(), got.addr()));
             match got {
                 IpNet::V4(a) => v4 = Some(a),
@@ -287,10 +292,13 @@ impl Controller {
             let _ = net.driver.delete_endpoint(&net.record.id, id);
         }
         for (pool, addr) in &undo.addresses {
-            let _ = self.inner.ipam.release_address(pool, *addr);
+            let _ = net.ipam.release_address(pool, *addr);
         }
         if undo.record {
             let _ = self.inner.store.delete(&endpoint_key(id));
+        }
+        if undo.marked {
+            let _ = self.unmark_global_endpoint(net, id);
         }
         lock(&net.members).endpoints.remove(id);
     }
@@ -310,6 +318,13 @@ impl Controller {
             });
         }
         let result = self.disconnect_locked(&sb, &mut st, &net.record.id);
+        if result.is_ok() {
+            // The disconnect stands whatever the gateway bridge does; a failure here is tried
+            // again by the sandbox's next change.
+            if let Err(e) = self.settle_gateway_bridge(&sb, &mut st) {
+                tracing::warn!(sandbox = %sb.name(), error = %e, "the gateway bridge after a disconnect");
+            }
+        }
         self.publish(&sb, &st);
         result
     }
@@ -367,13 +382,17 @@ impl Controller {
         for addr in addrs {
             for pool in &net.pools {
                 if pool.subnet.contains(&addr) {
-                    let _ = self.inner.ipam.release_address(&pool.id, addr);
+                    let _ = net.ipam.release_address(&pool.id, addr);
                 }
             }
         }
         lock(&net.members).endpoints.remove(&id);
         hit("disconnect.released")?;
         self.inner.store.delete(&endpoint_key(&id))?;
+        // A mark left by a failure here is taken away by the next start.
+        if let Err(e) = self.unmark_global_endpoint(&net, &id) {
+            tracing::warn!(endpoint = %id.short(), error = %e, "removing the endpoint's mark from the cluster store");
+        }
         Ok(())
     }
 
@@ -386,7 +405,10 @@ impl Controller {
                 name: &a.network.record.name,
                 internal: a.network.record.internal,
                 ifname: &a.join.ifname,
-                gateway: if v6 {
+                gateway: if a.network.driver.capabilities().egress == berth_driver::Egress::Isolated
+                {
+                    None
+                } else if v6 {
                     a.join.gateway_v6.map(IpAddr::V6)
                 } else {
                     a.join.gateway_v4.map(IpAddr::V4)
@@ -479,6 +501,8 @@ pub(super) struct Undo {
     dns: bool,
     /// Legacy-link holes were asked for (closed by the endpoint's addresses).
     holes: bool,
+    /// The endpoint is marked in the cluster store (a global network).
+    marked: bool,
 }
 
 pub(super) fn next_ifname(st: &SandboxState) -> String {

@@ -127,11 +127,7 @@ pub(super) fn link_env_of(name: &str, st: &SandboxView) -> Vec<String> {
                 .iter()
                 .map(|p| DnsExposedPort {
                     port: p.port,
-                    proto: match p.proto {
-                        Protocol::Tcp => PortProto::Tcp,
-                        Protocol::Udp => PortProto::Udp,
-                        Protocol::Sctp => PortProto::Sctp,
-                    },
+                    proto: p.proto,
                 })
                 .collect();
             env.extend(berth_dns::link_env(&Link {

@@ -35,13 +35,18 @@ impl Controller {
                 req.name
             )));
         }
-        let creates_interfaces = driver.capabilities().creates_interfaces();
-        let (pools_v4, pools_v6, pool_ids) = if creates_interfaces {
-            self.allocate_pools(&req)?
+        let caps = driver.capabilities();
+        let scope = caps.scope;
+        let store = self.store_for(scope)?.clone();
+        let ipam = self.ipam_for(&req.ipam_driver, scope)?;
+        let id = NetworkId::from_bytes(random_id());
+        // A global network's own watch leaves it to this creation (see `cluster`).
+        let _creating = self.creating(&id, scope);
+        let (pools_v4, pools_v6, pool_ids) = if caps.creates_interfaces() {
+            self.allocate_pools(&req, &ipam, scope)?
         } else {
             (Vec::new(), Vec::new(), Vec::new())
         };
-        let id = NetworkId::from_bytes(random_id());
         let record = NetworkRecord {
             id: id.clone(),
             name: req.name.clone(),
@@ -55,53 +60,55 @@ impl Controller {
             pools_v4,
             pools_v6,
             removing: false,
+            scope,
+            ipam_driver: req.ipam_driver.clone(),
+            ipam_options: req.ipam_options.clone(),
         };
-        let release_pools = |c: &Controller| {
+        let release_pools = || {
             for p in &pool_ids {
-                let _ = c.inner.ipam.release_pool(&p.id);
+                let _ = ipam.release_pool(&p.id);
             }
         };
         let txn = Txn::new()
             .when(network_name_key(&req.name), Expect::Absent)
             .put(network_name_key(&req.name), id.as_str().as_bytes().to_vec())
             .put(network_key(&id), encode(&record));
-        if let Err(e) = self.inner.store.commit(txn) {
-            release_pools(self);
+        if let Err(e) = store.commit(txn) {
+            release_pools();
             return Err(match e {
                 berth_store::Error::Conflict { .. } => Error::NetworkExists(req.name),
                 other => other.into(),
             });
         }
         hit("network.create.recorded")?;
-        if let Err(e) = driver.create_network(&spec_of(&record), &options) {
-            release_pools(self);
-            let _ = self.inner.store.commit(
+        let forget = || {
+            release_pools();
+            let _ = store.commit(
                 Txn::new()
                     .delete(network_name_key(&req.name))
                     .delete(network_key(&id)),
             );
+        };
+        if let Err(e) = driver.create_network(&spec_of(&record), &options) {
+            forget();
             return Err(e.into());
         }
         hit("network.create.driver")?;
         if let Err(e) = self.dns_network(&record) {
             let _ = driver.delete_network(&id);
-            release_pools(self);
-            let _ = self.inner.store.commit(
-                Txn::new()
-                    .delete(network_name_key(&req.name))
-                    .delete(network_key(&id)),
-            );
+            forget();
             return Err(e);
         }
         let net = Arc::new(Network {
             record,
             driver,
+            ipam,
             pools: pool_ids,
             members: Mutex::new(Members::default()),
         });
         self.write_networks()
             .insert(id.as_str(), &net.record.name, net.clone());
-        tracing::info!(id = %id.short(), "network created");
+        tracing::info!(id = %id.short(), %scope, "network created");
         Ok(id)
     }
 
@@ -109,7 +116,13 @@ impl Controller {
     pub(super) fn allocate_pools(
         &self,
         req: &NetworkCreate,
+        ipam: &Arc<dyn IpamDriver>,
+        scope: berth_driver::Scope,
     ) -> Result<(Vec<PoolRecord>, Vec<PoolRecord>, Vec<Pool>)> {
+        let space = match scope {
+            berth_driver::Scope::Local => AddressSpace::Local,
+            berth_driver::Scope::Global => AddressSpace::Global,
+        };
         let mut wanted: Vec<(IpFamily, IpamPoolConfig)> = Vec::new();
         for p in &req.ipam {
             let family = match (p.subnet, p.gateway, p.ip_range) {
@@ -133,26 +146,27 @@ impl Controller {
             wanted.push((IpFamily::V6, IpamPoolConfig::default()));
         }
         let exclude = self.host_exclusions();
-        let ipam = &self.inner.ipam;
+        let ipam_err = |e| Controller::ipam_err(&**ipam, e);
         let mut ids: Vec<Pool> = Vec::new();
         let mut v4 = Vec::new();
         let mut v6 = Vec::new();
         let result = (|| -> Result<()> {
             for (family, p) in &wanted {
                 let mut pr = match p.subnet {
-                    Some(s) => PoolRequest::subnet(AddressSpace::Local, s),
+                    Some(s) => PoolRequest::subnet(space, s),
                     None => PoolRequest {
                         exclude: exclude.clone(),
-                        ..PoolRequest::next(AddressSpace::Local, *family)
+                        ..PoolRequest::next(space, *family)
                     },
                 };
                 pr.ip_range = p.ip_range;
                 pr.aux_addresses = p.aux_addresses.clone();
-                let pool = ipam.request_pool(&pr).map_err(|e| self.ipam_err(e))?;
+                pr.options = req.ipam_options.clone();
+                let pool = ipam.request_pool(&pr).map_err(ipam_err)?;
                 ids.push(pool.clone());
                 let gateway = ipam
                     .request_address(&pool.id, AddressRequest::Gateway(p.gateway))
-                    .map_err(|e| self.ipam_err(e))?;
+                    .map_err(ipam_err)?;
                 let rec = PoolRecord {
                     subnet: pool.subnet,
                     ip_range: pool.ip_range,
@@ -160,6 +174,7 @@ impl Controller {
                     aux_addresses: p.aux_addresses.clone(),
                     user_subnet: p.subnet.is_some(),
                     user_gateway: p.gateway.is_some(),
+                    pool_id: Some(pool.id.clone()),
                 };
                 match family {
                     IpFamily::V4 => v4.push(rec),
@@ -226,14 +241,17 @@ impl Controller {
             }
             members.removed = true;
         }
+        let store = self.store_for(net.record.scope)?.clone();
+        if net.record.scope == berth_driver::Scope::Global {
+            if let Err(e) = self.hold_global_removal(&net) {
+                lock(&net.members).removed = false;
+                return Err(e);
+            }
+        }
         // Intent first: a restart finishes a removal that a crash cut short.
         let mut intent = net.record.clone();
         intent.removing = true;
-        if let Err(e) = self
-            .inner
-            .store
-            .put(&network_key(&intent.id), &encode(&intent))
-        {
+        if let Err(e) = store.put(&network_key(&intent.id), &encode(&intent)) {
             lock(&net.members).removed = false;
             return Err(e.into());
         }
@@ -249,12 +267,13 @@ impl Controller {
         }
         hit("network.remove.driver")?;
         for p in &net.pools {
-            let _ = self.inner.ipam.release_pool(&p.id);
+            let _ = net.ipam.release_pool(&p.id);
         }
-        self.inner.store.commit(
+        store.commit(
             Txn::new()
                 .delete(network_name_key(&net.record.name))
-                .delete(network_key(&net.record.id)),
+                .delete(network_key(&net.record.id))
+                .delete(network_removal_key(&net.record.id)),
         )?;
         self.write_networks()
             .remove(net.record.id.as_str(), &net.record.name);

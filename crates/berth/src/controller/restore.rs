@@ -12,6 +12,10 @@ impl Controller {
         sandboxes: Vec<SandboxRecord>,
     ) -> Result<()> {
         for rec in networks {
+            if rec.scope == berth_driver::Scope::Global {
+                self.restore_global(rec)?;
+                continue;
+            }
             let driver = self.driver(&rec.driver)?;
             let options = driver.parse_options(&rec.options)?;
             if rec.removing {
@@ -28,24 +32,14 @@ impl Controller {
                 )?;
                 continue;
             }
-            let mut pools = Vec::new();
-            let ipam = &self.inner.ipam;
-            for p in rec.pools_v4.iter().chain(rec.pools_v6.iter()) {
-                let mut pr = PoolRequest::subnet(AddressSpace::Local, p.subnet);
-                pr.ip_range = p.ip_range;
-                pr.aux_addresses = p.aux_addresses.clone();
-                let pool = ipam.request_pool(&pr).map_err(|e| self.ipam_err(e))?;
-                if let Some(gw) = p.gateway {
-                    ipam.request_address(&pool.id, AddressRequest::Gateway(Some(gw.addr())))
-                        .map_err(|e| self.ipam_err(e))?;
-                }
-                pools.push(pool);
-            }
+            let ipam = self.ipam_for(&rec.ipam_driver, rec.scope)?;
+            let pools = self.restore_pools(&rec, &ipam)?;
             driver.restore_network(&spec_of(&rec), &options)?;
             self.dns_network(&rec)?;
             let net = Arc::new(Network {
                 record: rec,
                 driver,
+                ipam,
                 pools,
                 members: Mutex::new(Members::default()),
             });
@@ -65,10 +59,12 @@ impl Controller {
             let Ok(net) = self.lookup_network(ep.network.as_str()) else {
                 continue;
             };
+            if net.ipam.keeps_state() {
+                continue;
+            }
             for addr in ep.addresses() {
                 if let Some(pool) = net.pools.iter().find(|p| p.subnet.contains(&addr)) {
-                    let got = self
-                        .inner
+                    let got = net
                         .ipam
                         .request_address(&pool.id, AddressRequest::Preferred(addr));
                     if let Err(e) = got {
@@ -105,6 +101,45 @@ impl Controller {
             tracing::info!(%report, "firewall reconciled on start");
         }
         Ok(())
+    }
+
+    /// A stored network's pools: as recorded when its IPAM driver keeps its own state, else
+    /// requested again (with the recorded gateways).
+    pub(super) fn restore_pools(
+        &self,
+        rec: &NetworkRecord,
+        ipam: &Arc<dyn IpamDriver>,
+    ) -> Result<Vec<Pool>> {
+        let recorded = rec.pools_v4.iter().chain(rec.pools_v6.iter());
+        if ipam.keeps_state() {
+            return Ok(recorded
+                .map(|p| Pool {
+                    id: p.pool_id.clone().unwrap_or_default(),
+                    subnet: p.subnet,
+                    ip_range: p.ip_range,
+                })
+                .collect());
+        }
+        let space = match rec.scope {
+            berth_driver::Scope::Local => AddressSpace::Local,
+            berth_driver::Scope::Global => AddressSpace::Global,
+        };
+        let mut pools = Vec::new();
+        for p in recorded {
+            let mut pr = PoolRequest::subnet(space, p.subnet);
+            pr.ip_range = p.ip_range;
+            pr.aux_addresses = p.aux_addresses.clone();
+            pr.options = rec.ipam_options.clone();
+            let pool = ipam
+                .request_pool(&pr)
+                .map_err(|e| Controller::ipam_err(&**ipam, e))?;
+            if let Some(gw) = p.gateway {
+                ipam.request_address(&pool.id, AddressRequest::Gateway(Some(gw.addr())))
+                    .map_err(|e| Controller::ipam_err(&**ipam, e))?;
+            }
+            pools.push(pool);
+        }
+        Ok(pools)
     }
 
     /// Opens a stored sandbox's namespace and registers it again. A sandbox whose namespace is

@@ -145,7 +145,7 @@ impl Controller {
             let span =
                 tracing::info_span!("connect", sandbox = %sb.name(), network = %net.record.name);
             let _enter = span.enter();
-            if let Err(e) = self.connect_locked(&sb, &mut st, &net, req.endpoint.clone(), links) {
+            if let Err(e) = self.connect_settled(&sb, &mut st, &net, req.endpoint.clone(), links) {
                 drop(st);
                 let _ = self.remove_sandbox(id.as_str());
                 return Err(e);

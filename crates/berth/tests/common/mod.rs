@@ -103,6 +103,11 @@ impl Fixture {
         self.ctl = Some(Controller::new(self.config()).expect("restarted controller"));
     }
 
+    /// Starts a controller on the state again after [`Fixture::stop`], made by `start`.
+    pub(crate) fn start_with(&mut self, start: impl FnOnce(&TestHost, &StateDir) -> Controller) {
+        self.ctl = Some(start(&self.host, &self.dir));
+    }
+
     /// A restart whose configuration is adjusted as the fixture's first one was.
     pub(crate) fn restart_with(&mut self, adjust: impl FnOnce(&mut Config)) {
         self.ctl = None;
