@@ -59,9 +59,9 @@ pub use ids::{EndpointId, InvalidId, NetworkId, SandboxId};
 pub use ipam::{AddressRequest, AddressSpace, IpamDriver, Pool, PoolRequest};
 pub use options::{OptionReader, RawOptions, parse_bool};
 pub use types::{
-    Capabilities, DataPath, Egress, EndpointOperInfo, EndpointSpec, InterfaceInfo, IpamInfo,
-    JoinInfo, JoinRequest, LinkHole, NetnsRef, NetworkSpec, SandboxRef, Scope, StaticRoute,
-    local_mac_from_bytes, mac_from_ipv4,
+    Capabilities, DataPath, Egress, EndpointOperInfo, EndpointSpec, HostPolicy, InterfaceInfo,
+    IpamInfo, JoinInfo, JoinRequest, LinkHole, NetnsRef, NetworkSpec, SandboxRef, Scope,
+    StaticRoute, local_mac_from_bytes, mac_from_ipv4,
 };
 
 /// A network driver, with its own typed network options.
@@ -179,6 +179,17 @@ pub trait NetworkDriver: Send + Sync + 'static {
     fn remove_orphans(&self) -> Result<Vec<String>> {
         Ok(Vec::new())
     }
+
+    /// What the host's packet filter must let through for the network, when its traffic passes
+    /// through the host's namespace on an interface of the driver's (a bridge, routed veths):
+    /// the controller adds these rules to berth's firewall with the network (and removes them
+    /// with it), as it does for the bridge driver's own networks, so that the forward policy
+    /// berth sets does not drop the driver's traffic. `None` (the default): the driver's traffic
+    /// does not pass through the host, or the driver programs the firewall itself (the bridge).
+    fn host_policy(&self, spec: &NetworkSpec, options: &Self::Options) -> Option<HostPolicy> {
+        let _ = (spec, options);
+        None
+    }
 }
 
 /// The object-safe face of a [`NetworkDriver`]: options travel as the parsed value, type-erased.
@@ -193,6 +204,12 @@ pub trait Driver: Send + Sync {
     fn create_network(&self, spec: &NetworkSpec, options: &ParsedOptions) -> Result<()>;
     /// See [`NetworkDriver::restore_network`].
     fn restore_network(&self, spec: &NetworkSpec, options: &ParsedOptions) -> Result<()>;
+    /// See [`NetworkDriver::host_policy`].
+    fn host_policy(
+        &self,
+        spec: &NetworkSpec,
+        options: &ParsedOptions,
+    ) -> Result<Option<HostPolicy>>;
     /// See [`NetworkDriver::delete_network`].
     fn delete_network(&self, network: &NetworkId) -> Result<()>;
     /// See [`NetworkDriver::create_endpoint`].
@@ -298,6 +315,18 @@ impl<D: NetworkDriver> Driver for D {
 
     fn restore_network(&self, spec: &NetworkSpec, options: &ParsedOptions) -> Result<()> {
         NetworkDriver::restore_network(self, spec, typed_options::<D>(self, options)?)
+    }
+
+    fn host_policy(
+        &self,
+        spec: &NetworkSpec,
+        options: &ParsedOptions,
+    ) -> Result<Option<HostPolicy>> {
+        Ok(NetworkDriver::host_policy(
+            self,
+            spec,
+            typed_options::<D>(self, options)?,
+        ))
     }
 
     fn delete_network(&self, network: &NetworkId) -> Result<()> {

@@ -139,6 +139,63 @@ impl Capabilities {
     }
 }
 
+/// What the host's packet filter must let through for a network whose traffic passes through
+/// the host's namespace (see [`crate::NetworkDriver::host_policy`]): the same policy berth gives
+/// its bridge networks, on the driver's interface.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct HostPolicy {
+    /// The host interface the network's traffic enters and leaves the host by (a bridge).
+    pub interface: String,
+    /// The network's IPv4 subnet.
+    pub subnet_v4: Option<Ipv4Net>,
+    /// The network's IPv6 subnet.
+    pub subnet_v6: Option<Ipv6Net>,
+    /// Traffic between the network's endpoints through the interface is allowed.
+    pub icc: bool,
+    /// No traffic leaves or enters the network (`--internal`).
+    pub internal: bool,
+    /// Outbound traffic is masqueraded.
+    pub masquerade: bool,
+}
+
+impl HostPolicy {
+    /// Forwarding in and out of `interface` for the network's subnets, inter-endpoint traffic
+    /// allowed, masqueraded outbound, not internal.
+    pub fn new(
+        interface: impl Into<String>,
+        subnet_v4: Option<Ipv4Net>,
+        subnet_v6: Option<Ipv6Net>,
+    ) -> HostPolicy {
+        HostPolicy {
+            interface: interface.into(),
+            subnet_v4,
+            subnet_v6,
+            icc: true,
+            internal: false,
+            masquerade: true,
+        }
+    }
+
+    /// With inter-endpoint traffic allowed or not.
+    pub fn icc(mut self, yes: bool) -> HostPolicy {
+        self.icc = yes;
+        self
+    }
+
+    /// Internal or not.
+    pub fn internal(mut self, yes: bool) -> HostPolicy {
+        self.internal = yes;
+        self
+    }
+
+    /// Masqueraded or not.
+    pub fn masquerade(mut self, yes: bool) -> HostPolicy {
+        self.masquerade = yes;
+        self
+    }
+}
+
 /// One address pool IPAM gave a network.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IpamInfo {

@@ -140,6 +140,9 @@ struct Network {
     /// Where its pools and addresses come from.
     ipam: Arc<dyn IpamDriver>,
     pools: Vec<Pool>,
+    /// The interface whose host policy berth's firewall holds for the driver (see
+    /// [`berth_driver::NetworkDriver::host_policy`]).
+    policy: Option<String>,
     /// Endpoints on the network, and whether the network is being removed.
     members: Mutex<Members>,
 }

@@ -4,8 +4,8 @@
 //! says so). Subnets and addresses never clash between the hosts, a host learns of networks
 //! created and removed on the other without a restart, a removal waits for every host's
 //! endpoints, and a restart keeps what the cluster store holds. Traffic is real (ping between
-//! sandboxes of one host: the wrapper's data path is a local bridge; across hosts is the
-//! overlay's job).
+//! sandboxes of one host, through berth's firewall, which lets the wrapper's bridge through by
+//! its host policy; across hosts is the overlay's job).
 
 #![allow(clippy::unwrap_used)]
 
@@ -17,15 +17,16 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use berth::{Controller, EndpointOptions, Error, IpamPoolConfig, NetworkCreate, SandboxCreate};
-use berth_bridge::{BridgeDefaults, BridgeDriver, BridgeOptions};
+use berth_bridge::{BRIDGE_PREFIX, BridgeDefaults, BridgeDriver, BridgeOptions};
 use berth_driver::{
-    Capabilities, EndpointId, EndpointSpec, InterfaceInfo, JoinInfo, JoinRequest, NetworkDriver,
-    NetworkId, NetworkSpec, RawOptions, Result as DriverResult, Scope,
+    Capabilities, EndpointId, EndpointSpec, HostPolicy, InterfaceInfo, JoinInfo, JoinRequest,
+    NetworkDriver, NetworkId, NetworkSpec, RawOptions, Result as DriverResult, Scope,
 };
 use berth_store::MemoryStore;
 use berth_testhost::TestHost;
 use berth_testhost::berth_netlink::Handle;
 use common::*;
+use ipnet::IpNet;
 
 /// The bridge driver with global scope: each host makes its own local bridge for the network.
 struct GlobalBridge(BridgeDriver);
@@ -76,6 +77,17 @@ impl NetworkDriver for GlobalBridge {
     fn remove_orphans(&self) -> DriverResult<Vec<String>> {
         self.0.remove_orphans()
     }
+
+    /// The wrapped bridge has no firewall of its own: berth's firewall lets its traffic through
+    /// (the forward policy berth sets would drop it otherwise).
+    fn host_policy(&self, spec: &NetworkSpec, _: &BridgeOptions) -> Option<HostPolicy> {
+        let v4 = spec.ipv4.first().and_then(|p| match p.pool {
+            IpNet::V4(n) => Some(n),
+            IpNet::V6(_) => None,
+        });
+        let bridge = format!("{BRIDGE_PREFIX}{}", &spec.id.as_str()[..12]);
+        Some(HostPolicy::new(bridge, v4, None).internal(spec.internal))
+    }
 }
 
 /// One host of the cluster: a test host, its state directory and its controller.
@@ -92,12 +104,7 @@ fn host(cluster: &Arc<MemoryStore>) -> Fixture {
 
 fn start(host: &TestHost, dir: &StateDir, cluster: &Arc<MemoryStore>) -> Controller {
     let driver = BridgeDriver::new(host.netns(), None, BridgeDefaults::default()).unwrap();
-    // The wrapped bridge has no firewall of its own, and a driver cannot yet ask the
-    // controller's firewall to forward its traffic (the forward policy berth sets would drop
-    // it): these hosts run without berth's firewall.
-    let mut config = Fixture::config_for(host, dir);
-    config.firewall = None;
-    Controller::builder(config)
+    Controller::builder(Fixture::config_for(host, dir))
         .driver(GlobalBridge(driver))
         .cluster_store(cluster.clone())
         .build()
@@ -233,11 +240,22 @@ fn two_hosts_share_global_networks_without_any_clash() {
         a.ctl().inspect_network("g1").is_err()
     });
     let nl = Handle::open(a.host.netns()).unwrap();
+    let g1_bridge = format!("br-{}", &g1.id[..12]);
     assert!(
-        nl.link_index(format!("br-{}", &g1.id[..12]).as_str())
-            .is_err(),
+        nl.link_index(g1_bridge.as_str()).is_err(),
         "host a kept g1's bridge"
     );
+    for f in [&a, &b] {
+        let state = f.ctl().firewall().unwrap().state();
+        assert!(
+            !state.networks().contains_key(&g1_bridge),
+            "g1's host policy stayed in a firewall"
+        );
+        assert!(
+            state.networks().keys().any(|k| k.starts_with("br-")),
+            "the other global networks' host policies are there"
+        );
+    }
     // Its subnet is free again, for either host.
     a.ctl().create_network(global("g5")).unwrap();
     assert_eq!(subnet_of(a.ctl(), "g5"), "10.0.0.0/24");

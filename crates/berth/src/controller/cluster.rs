@@ -171,7 +171,15 @@ impl Controller {
             Arrival::Restored => driver.restore_network(&spec_of(&rec), &options)?,
             Arrival::Learned => driver.create_network(&spec_of(&rec), &options)?,
         }
+        let policy = match self.add_host_policy(&*driver, &rec, &options) {
+            Ok(p) => p,
+            Err(e) => {
+                let _ = driver.delete_network(&rec.id);
+                return Err(e);
+            }
+        };
         if let Err(e) = self.dns_network(&rec) {
+            self.remove_host_policy(policy.as_deref());
             let _ = driver.delete_network(&rec.id);
             return Err(e);
         }
@@ -180,6 +188,7 @@ impl Controller {
             record: rec,
             driver,
             ipam,
+            policy,
             pools,
             members: Mutex::new(Members::default()),
         });
@@ -276,6 +285,7 @@ impl Controller {
                 tracing::warn!(network = %net.record.name, error = %e, "removing a global network's data path here failed")
             }
         }
+        self.remove_host_policy(net.policy.as_deref());
         self.write_networks()
             .remove(net.record.id.as_str(), &net.record.name);
         let _ = self.inner.dns.remove_network(net.record.id.as_str());

@@ -94,7 +94,16 @@ impl Controller {
             return Err(e.into());
         }
         hit("network.create.driver")?;
+        let policy = match self.add_host_policy(&*driver, &record, &options) {
+            Ok(p) => p,
+            Err(e) => {
+                let _ = driver.delete_network(&id);
+                forget();
+                return Err(e);
+            }
+        };
         if let Err(e) = self.dns_network(&record) {
+            self.remove_host_policy(policy.as_deref());
             let _ = driver.delete_network(&id);
             forget();
             return Err(e);
@@ -103,6 +112,7 @@ impl Controller {
             record,
             driver,
             ipam,
+            policy,
             pools: pool_ids,
             members: Mutex::new(Members::default()),
         });
@@ -194,6 +204,39 @@ impl Controller {
         }
     }
 
+    /// Adds the driver's host policy for the network (see
+    /// [`berth_driver::NetworkDriver::host_policy`]) to berth's firewall, if berth runs one;
+    /// returns the interface it holds it under.
+    pub(super) fn add_host_policy(
+        &self,
+        driver: &dyn Driver,
+        rec: &NetworkRecord,
+        options: &berth_driver::ParsedOptions,
+    ) -> Result<Option<String>> {
+        let Some(fw) = &self.inner.firewall else {
+            return Ok(None);
+        };
+        let Some(p) = driver.host_policy(&spec_of(rec), options)? else {
+            return Ok(None);
+        };
+        let mut rules = berth_firewall::NetworkRules::new(&p.interface, p.subnet_v4, p.subnet_v6);
+        rules.icc = p.icc;
+        rules.internal = p.internal;
+        rules.masquerade = p.masquerade;
+        fw.add_network(rules)?;
+        Ok(Some(p.interface))
+    }
+
+    /// Takes a host policy added by [`Controller::add_host_policy`] away (a failure is logged:
+    /// the next start's reconcile removes what is left).
+    pub(super) fn remove_host_policy(&self, interface: Option<&str>) {
+        if let (Some(fw), Some(iface)) = (&self.inner.firewall, interface) {
+            if let Err(e) = fw.remove_network(iface) {
+                tracing::warn!(interface = iface, error = %e, "removing a driver's host policy");
+            }
+        }
+    }
+
     /// The host's routes (and IPv4 nameservers), which default pools must not overlap.
     pub(super) fn host_exclusions(&self) -> Vec<IpNet> {
         let mut out = Vec::new();
@@ -266,6 +309,7 @@ impl Controller {
             }
         }
         hit("network.remove.driver")?;
+        self.remove_host_policy(net.policy.as_deref());
         for p in &net.pools {
             let _ = net.ipam.release_pool(&p.id);
         }

@@ -35,11 +35,13 @@ impl Controller {
             let ipam = self.ipam_for(&rec.ipam_driver, rec.scope)?;
             let pools = self.restore_pools(&rec, &ipam)?;
             driver.restore_network(&spec_of(&rec), &options)?;
+            let policy = self.add_host_policy(&*driver, &rec, &options)?;
             self.dns_network(&rec)?;
             let net = Arc::new(Network {
                 record: rec,
                 driver,
                 ipam,
+                policy,
                 pools,
                 members: Mutex::new(Members::default()),
             });
