@@ -32,16 +32,14 @@ pub use error::{ApiError, error_body};
 pub use filters::{Filters, NetworkFilters, PruneFilters, parse_rfc3339_nanos};
 pub use routes::{Request, decode, parse_query};
 
-/// The API version berth advertises (`Api-Version` header, `/version`): clients that negotiate
-/// (the docker CLI does) speak this version.
+/// The API version berth speaks, Docker 20.10's: advertised (`Api-Version` header, `/version`)
+/// and the newest accepted in a `/v1.xx` prefix, as Docker refuses a version above its own
+/// (clients that negotiate, as the docker CLI does, speak it).
 pub const API_VERSION: &str = "1.41";
 /// The oldest API version accepted in a `/v1.xx` prefix.
 pub const MIN_API_VERSION: &str = "1.12";
-/// The newest API version accepted in a `/v1.xx` prefix (later versions' `/networks` shapes are
-/// compatible with what berth serves).
-pub const MAX_API_VERSION: &str = "1.51";
 /// The largest request body the daemon reads; larger ones get 413.
 pub const MAX_BODY_BYTES: usize = 1 << 20;
 
 const MIN_VERSION: (u32, u32) = (1, 12);
-const MAX_VERSION: (u32, u32) = (1, 51);
+const MAX_VERSION: (u32, u32) = (1, 41);

@@ -454,6 +454,55 @@ fn version_body() -> serde_json::Value {
     })
 }
 
+/// `GET /info`: what applies to a networking daemon, in the shape of Docker's `SystemInfo` (the
+/// docker CLI's `docker info` and tools that call it at start-up read it): name, id, version,
+/// the network drivers, forwarding and bridge-netfilter state, the firewall backend, the default
+/// address pools.
+fn info_body(ctl: &berth::Controller) -> serde_json::Value {
+    let cfg = ctl.config();
+    let sysctl = |name: &str| {
+        berth_netlink::sysctl_get(ctl.host_netns(), name).is_ok_and(|v| v.trim() == "1")
+    };
+    let pools: Vec<serde_json::Value> = match &cfg.default_address_pools {
+        Some(pools) => pools
+            .iter()
+            .map(|p| json!({"Base": p.base().to_string(), "Size": p.size()}))
+            .collect(),
+        None => berth_ipam::DefaultPool::docker_local_defaults()
+            .iter()
+            .map(|p| json!({"Base": p.base().to_string(), "Size": p.size()}))
+            .collect(),
+    };
+    let name = nix::sys::utsname::uname()
+        .map(|u| u.nodename().to_string_lossy().into_owned())
+        .unwrap_or_default();
+    json!({
+        "ID": ctl.instance_id(),
+        "Name": name,
+        "ServerVersion": env!("CARGO_PKG_VERSION"),
+        "OperatingSystem": "linux",
+        "OSType": "linux",
+        "Architecture": go_arch(),
+        "KernelVersion": kernel_release(),
+        "NCPU": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        "DockerRootDir": cfg.data_root.display().to_string(),
+        "Driver": "",
+        "Plugins": {"Volume": [], "Network": ctl.drivers(), "Authorization": null, "Log": []},
+        "IPv4Forwarding": sysctl("net.ipv4.ip_forward"),
+        "BridgeNfIptables": sysctl("net.bridge.bridge-nf-call-iptables"),
+        "BridgeNfIp6tables": sysctl("net.bridge.bridge-nf-call-ip6tables"),
+        "FirewallBackend": {"Driver": match cfg.firewall {
+            Some(berth::FirewallBackend::Iptables) => "iptables",
+            Some(berth::FirewallBackend::Nftables) => "nftables",
+            None => "",
+        }},
+        "DefaultAddressPools": pools,
+        "Swarm": {"LocalNodeState": "inactive", "ControlAvailable": false},
+        "SecurityOptions": [],
+        "Warnings": null,
+    })
+}
+
 /// What a sandbox create asks for that the controller cannot do yet: one message naming each.
 async fn execute(state: &Arc<State>, request: Request) -> Response<Body> {
     let result: std::result::Result<Response<Body>, ApiError> = match request {
@@ -472,6 +521,7 @@ async fn execute(state: &Arc<State>, request: Request) -> Response<Body> {
             Ok(r)
         }
         Request::Version => Ok(json_response(200, &version_body())),
+        Request::Info => blocking(state, move |ctl| Ok(json_response(200, &info_body(ctl)))).await,
         Request::ListNetworks(filters) => {
             blocking(state, move |ctl| {
                 let nets = filters.apply(ctl.networks());

@@ -30,17 +30,37 @@ fn malformed_requests_get_docker_errors() {
     assert_eq!(r.status, 200);
     let r = f.http("GET", "/v1.41/version", None);
     assert_eq!(r.json()["ApiVersion"], "1.41");
-    assert_eq!(f.http("GET", "/v1.44/networks", None).status, 200);
-    let r = f.http("GET", "/v1.99/networks", None);
-    assert_eq!(r.status, 400);
-    assert!(r.message().contains("too new"), "{}", r.message());
+    assert_eq!(f.http("GET", "/v1.41/networks", None).status, 200);
+    // One truth: the version berth advertises is the newest it accepts, as in Docker.
+    for v in ["1.42", "1.44", "1.99"] {
+        let r = f.http("GET", &format!("/v{v}/networks"), None);
+        assert_eq!(r.status, 400, "{v}");
+        assert_eq!(
+            r.message(),
+            format!("client version {v} is too new. Maximum supported API version is 1.41")
+        );
+    }
 
     // Unknown paths: 404 with Docker's body; known paths with another method: 405 and Allow.
-    for path in ["/nope", "/v1.41/containers/json", "/networks/x/y/z", "/"] {
+    for path in ["/nope", "/networks/x/y/z", "/"] {
         let r = f.http("GET", path, None);
         assert_eq!(r.status, 404, "{path}");
         assert_eq!(r.message(), "page not found", "{path}");
     }
+    // The engine's paths: 404, saying what berth serves.
+    for path in ["/v1.41/containers/json", "/images/json", "/volumes"] {
+        let r = f.http("GET", path, None);
+        assert_eq!(r.status, 404, "{path}");
+        assert!(
+            r.message()
+                .starts_with("berth serves networks and sandboxes only"),
+            "{path}: {}",
+            r.message()
+        );
+    }
+    let info = f.http("GET", "/v1.41/info", None);
+    assert_eq!(info.status, 200);
+    assert_eq!(info.json()["Plugins"]["Network"][0], "bridge");
     let r = f.http("PUT", "/networks", None);
     assert_eq!(r.status, 405);
     assert_eq!(r.header("Allow").as_deref(), Some("GET"));

@@ -151,3 +151,33 @@ fn docker_cli_network_verbs() {
         assert_eq!(v.trim(), "1.41", "{tag}");
     }
 }
+
+#[test]
+fn docker_info_and_the_paths_berth_does_not_serve() {
+    let f = Fixture::new();
+    for docker in docker_clients() {
+        let tag = docker.display().to_string();
+        let o = f.docker(
+            &docker,
+            &[
+                "info",
+                "--format",
+                "{{.ServerVersion}}|{{.Plugins.Network}}|{{.IPv4Forwarding}}|{{len .DefaultAddressPools}}",
+            ],
+        );
+        assert!(o.status.success(), "{tag}: docker info: {}", stderr(&o));
+        let out = stdout(&o);
+        let fields: Vec<&str> = out.trim().split('|').collect();
+        assert_eq!(fields[0], env!("CARGO_PKG_VERSION"), "{tag}: {out}");
+        assert_eq!(fields[1], "[bridge host null]", "{tag}: {out}");
+        assert_eq!(fields[3], "7", "{tag}: Docker's local default pools: {out}");
+        // The engine's paths answer with what berth serves, not "page not found".
+        let o = f.docker(&docker, &["ps"]);
+        assert!(!o.status.success(), "{tag}: docker ps succeeded");
+        assert!(
+            stderr(&o).contains("berth serves networks and sandboxes only"),
+            "{tag}: {}",
+            stderr(&o)
+        );
+    }
+}

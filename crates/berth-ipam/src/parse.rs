@@ -15,6 +15,11 @@ use crate::space::DefaultPool;
 /// [`Error::InvalidCidr`] naming `field` and what is wrong (no prefix, bad address part, bad or too
 /// long prefix length).
 pub fn parse_cidr(field: Field, input: &str) -> Result<IpNet> {
+    parse_net_as_given(field, input).map(|n| n.trunc())
+}
+
+/// Parses `ADDRESS/PREFIX` keeping the host bits (see [`parse_cidr`] for the errors).
+fn parse_net_as_given(field: Field, input: &str) -> Result<IpNet> {
     let bad = |reason: &'static str| Error::InvalidCidr {
         field,
         input: input.to_owned(),
@@ -40,15 +45,16 @@ pub fn parse_cidr(field: Field, input: &str) -> Result<IpNet> {
         IpAddr::V4(_) => bad("the prefix length is larger than 32, the maximum for IPv4"),
         IpAddr::V6(_) => bad("the prefix length is larger than 128, the maximum for IPv6"),
     })?;
-    Ok(net.trunc())
+    Ok(net)
 }
 
-/// Parses `--subnet` (see [`parse_cidr`]; host bits are cleared).
+/// Parses `--subnet` as given: host bits are kept (`10.60.0.5/24`), as Docker keeps and shows
+/// them; a pool request clears them (the pool is `10.60.0.0/24`).
 ///
 /// # Errors
 /// [`Error::InvalidCidr`] with [`Field::Subnet`].
 pub fn parse_subnet(input: &str) -> Result<IpNet> {
-    parse_cidr(Field::Subnet, input)
+    parse_net_as_given(Field::Subnet, input)
 }
 
 /// Parses `--ip-range` (see [`parse_cidr`]; host bits are cleared).

@@ -961,9 +961,13 @@ fn inconsistent_state_is_refused() {
 #[test]
 fn parse_cidrs() {
     assert_eq!(parse_subnet("172.18.0.0/16").unwrap(), net("172.18.0.0/16"));
-    assert_eq!(parse_subnet("172.29.0.1/16").unwrap(), net("172.29.0.0/16"));
+    assert_eq!(parse_subnet("172.29.0.1/16").unwrap(), net("172.29.0.1/16"));
     assert_eq!(
-        parse_subnet("2001:db8::1/64").unwrap(),
+        parse_subnet("172.29.0.1/16").unwrap().trunc(),
+        net("172.29.0.0/16")
+    );
+    assert_eq!(
+        parse_subnet("2001:db8::1/64").unwrap().trunc(),
         net("2001:db8::/64")
     );
     assert_eq!(

@@ -424,6 +424,12 @@ impl Controller {
         Ok(controller)
     }
 
+    /// This state's instance id: made on the first start and kept in the store (the mark on
+    /// berth's kernel objects; the `ID` of `docker info`).
+    pub fn instance_id(&self) -> &str {
+        &self.inner.instance
+    }
+
     /// The configuration.
     pub fn config(&self) -> &Config {
         &self.inner.config

@@ -49,8 +49,9 @@ pub struct NetworkInspect {
 pub struct IpamInspect {
     /// Always `default`.
     pub driver: String,
-    /// IPAM options (none).
-    pub options: BTreeMap<String, String>,
+    /// IPAM options (`--ipam-opt`); `None` (JSON `null`) for the predefined networks, as in
+    /// Docker.
+    pub options: Option<BTreeMap<String, String>>,
     /// One entry per subnet.
     pub config: Vec<IpamConfigInspect>,
 }

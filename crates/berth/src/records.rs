@@ -76,6 +76,10 @@ pub(crate) struct PoolRecord {
     pub user_subnet: bool,
     /// Whether the user gave the gateway.
     pub user_gateway: bool,
+    /// The subnet as the user wrote it, when it had host bits (`10.60.0.5/24`): inspect shows
+    /// it so, as Docker does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub given: Option<IpNet>,
     /// The IPAM driver's id of the pool (given back as it is by a restart when the driver keeps
     /// its own state; absent in records written before IPAM drivers were per network).
     #[serde(default, skip_serializing_if = "Option::is_none")]

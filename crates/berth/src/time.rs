@@ -10,6 +10,23 @@ pub(crate) fn now_rfc3339() -> String {
     format_rfc3339(d.as_secs(), d.subsec_nanos())
 }
 
+/// A stored timestamp as Go's `RFC3339Nano` prints it (Docker's `Created`): the fraction's
+/// trailing zeros dropped, and the fraction with them when nothing is left
+/// (`...05.148841300Z` is `...05.1488413Z`, `...05.000000000Z` is `...05Z`).
+pub(crate) fn go_rfc3339(stored: &str) -> String {
+    let Some((whole, rest)) = stored.split_once('.') else {
+        return stored.to_owned();
+    };
+    let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+    let (fraction, zone) = rest.split_at(digits);
+    let fraction = fraction.trim_end_matches('0');
+    if fraction.is_empty() {
+        format!("{whole}{zone}")
+    } else {
+        format!("{whole}.{fraction}{zone}")
+    }
+}
+
 pub(crate) fn format_rfc3339(secs: u64, nanos: u32) -> String {
     let days = (secs / 86_400) as i64;
     let rem = secs % 86_400;
@@ -39,6 +56,23 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn go_drops_trailing_zeros() {
+        assert_eq!(
+            go_rfc3339("2026-12-06T09:15:49.902042600Z"),
+            "2026-12-06T09:15:49.9020426Z"
+        );
+        assert_eq!(
+            go_rfc3339("2026-12-06T09:15:49.000000000Z"),
+            "2026-12-06T09:15:49Z"
+        );
+        assert_eq!(
+            go_rfc3339("2026-12-06T09:15:49.123456789Z"),
+            "2026-12-06T09:15:49.123456789Z"
+        );
+        assert_eq!(go_rfc3339("2026-12-06T09:15:49Z"), "2026-12-06T09:15:49Z");
+    }
 
     #[test]
     fn known_dates() {

@@ -47,6 +47,17 @@ fn network_creation_errors_leave_nothing_behind() {
             "Pool overlaps with other one on this address space",
         ),
         (
+            NetworkCreate::new("p2p31").subnet(subnet("10.94.0.0/31")),
+            "failed to allocate gateway (): No available addresses on this pool",
+        ),
+        (
+            NetworkCreate::new("host32").subnet(IpamPoolConfig {
+                gateway: Some("10.94.0.1".parse().unwrap()),
+                ..subnet("10.94.0.1/32")
+            }),
+            "failed to allocate gateway (10.94.0.1): No available addresses on this pool",
+        ),
+        (
             NetworkCreate::new("gw_out").subnet(IpamPoolConfig {
                 gateway: Some("10.9.0.1".parse().unwrap()),
                 ..subnet("10.2.0.0/16")

@@ -23,7 +23,9 @@ fn default_networks_exist_and_cannot_be_removed() {
     );
     let bridge = f.ctl().inspect_network("bridge").unwrap();
     assert_eq!(bridge.ipam.config[0].subnet, "172.17.0.0/16");
-    assert_eq!(bridge.ipam.config[0].gateway.as_deref(), Some("172.17.0.1"));
+    // As Docker shows the default bridge: the subnet only, no gateway, `null` IPAM options.
+    assert_eq!(bridge.ipam.config[0].gateway, None);
+    assert_eq!(bridge.ipam.options, None);
     assert_eq!(
         bridge.options["com.docker.network.bridge.name"], "docker0",
         "{:?}",
@@ -270,4 +272,52 @@ fn published_tcp_service_on_a_sandbox_is_reachable_from_its_network_peers() {
     let _server = TcpBanner::start(&f.sandbox_ns("web"), addr, "web").unwrap();
     let got = tcp_fetch(&f.sandbox_ns("client"), addr, TIMEOUT).unwrap();
     assert_eq!(got, format!("web from {}", f.ip_of("client", "web_nw")));
+}
+
+/// Inspect shows what Docker 20.10 shows (checked against the reference engine): the subnet as
+/// the user wrote it, a gateway only where IPAM chose the subnet or the user gave one, `null`
+/// IPAM options for the predefined networks, and `Created` as Go prints it.
+#[test]
+fn inspect_shows_what_docker_shows() {
+    let f = Fixture::new();
+    let create = |name: &str, subnet: Option<&str>, gateway: Option<&str>| {
+        let mut req = NetworkCreate::new(name);
+        if subnet.is_some() || gateway.is_some() {
+            req.ipam.push(berth::IpamPoolConfig {
+                subnet: subnet.map(|s| berth_ipam::parse_subnet(s).unwrap()),
+                gateway: gateway.map(|g| g.parse().unwrap()),
+                ..Default::default()
+            });
+        }
+        f.ctl().create_network(req).unwrap();
+        let n = f.ctl().inspect_network(name).unwrap();
+        let c = &n.ipam.config[0];
+        (
+            c.subnet.clone(),
+            c.gateway.clone(),
+            n.ipam.options,
+            n.created,
+        )
+    };
+    let (subnet, gw, opts, created) = create("auto", None, None);
+    assert!(subnet.ends_with(".0/16"), "{subnet}");
+    assert!(gw.is_some_and(|g| g.ends_with(".0.1")));
+    assert_eq!(opts, Some(Default::default()));
+    assert!(
+        created.ends_with('Z') && !created.contains("0Z"),
+        "Go drops the fraction's trailing zeros: {created}"
+    );
+    let (subnet, gw, _, _) = create("given", Some("10.60.0.5/24"), None);
+    assert_eq!((subnet.as_str(), gw), ("10.60.0.5/24", None));
+    let (subnet, gw, _, _) = create("both", Some("10.61.0.0/24"), Some("10.61.0.9"));
+    assert_eq!(
+        (subnet.as_str(), gw.as_deref()),
+        ("10.61.0.0/24", Some("10.61.0.9"))
+    );
+    // The pool is the subnet's network all the same: the gateway IPAM chose is its first host.
+    let addr = f.sandbox_on("s", "given");
+    assert_eq!(addr, "10.60.0.2");
+    assert!(f.ping("s", "10.60.0.1"));
+    f.ctl().remove_sandbox("s").unwrap();
+    assert_eq!(f.ctl().inspect_network("host").unwrap().ipam.options, None);
 }

@@ -12,7 +12,7 @@ use super::conversion::{
 };
 use super::error::ApiError;
 use super::filters::{Filters, NetworkFilters, PruneFilters};
-use super::{MAX_API_VERSION, MAX_VERSION, MIN_API_VERSION, MIN_VERSION};
+use super::{API_VERSION, MAX_VERSION, MIN_API_VERSION, MIN_VERSION};
 
 /// A decoded request.
 #[derive(Debug, Clone, PartialEq)]
@@ -25,6 +25,8 @@ pub enum Request {
     },
     /// `GET /version`.
     Version,
+    /// `GET /info`.
+    Info,
     /// `GET /networks?filters=...`.
     ListNetworks(NetworkFilters),
     /// `GET /networks/{id}`.
@@ -125,6 +127,31 @@ pub fn parse_query(query: &str) -> Result<BTreeMap<String, String>, ApiError> {
     Ok(out)
 }
 
+/// The first path segments of the Docker Engine API that berth does not serve (the engine's:
+/// containers, images, volumes, swarm, ...): answered with what berth serves instead of "page
+/// not found".
+const DOCKER_ONLY: [&str; 19] = [
+    "containers",
+    "images",
+    "volumes",
+    "exec",
+    "build",
+    "commit",
+    "auth",
+    "events",
+    "system",
+    "swarm",
+    "nodes",
+    "services",
+    "tasks",
+    "secrets",
+    "configs",
+    "plugins",
+    "distribution",
+    "session",
+    "grpc",
+];
+
 fn parse_version(v: &str) -> Option<(u32, u32)> {
     let (maj, min) = v.split_once('.')?;
     if maj.is_empty() || min.is_empty() || maj.len() > 4 || min.len() > 4 {
@@ -147,7 +174,7 @@ fn strip_version(path: &str) -> Result<&str, ApiError> {
     };
     if v > MAX_VERSION {
         return Err(ApiError::bad_request(format!(
-            "client version {ver} is too new. Maximum supported API version is {MAX_API_VERSION}"
+            "client version {ver} is too new. Maximum supported API version is {API_VERSION}"
         )));
     }
     if v < MIN_VERSION {
@@ -199,7 +226,7 @@ pub fn decode(
 
     let allowed: &[&'static str] = match segs.as_slice() {
         ["_ping"] => &["GET", "HEAD"],
-        ["version"] | ["networks"] | ["sandboxes"] => &["GET"],
+        ["version"] | ["info"] | ["networks"] | ["sandboxes"] => &["GET"],
         ["networks", "create"] => &["POST", "GET", "DELETE"],
         ["networks", "prune"] => &["POST", "GET", "DELETE"],
         ["networks", _] => &["GET", "DELETE"],
@@ -207,6 +234,11 @@ pub fn decode(
         ["sandboxes", "create"] => &["POST", "GET", "DELETE"],
         ["sandboxes", _] => &["GET", "DELETE"],
         ["sandboxes", _, "rename"] => &["POST"],
+        [root, ..] if DOCKER_ONLY.contains(root) => {
+            return Err(ApiError::not_found(format!(
+                "berth serves networks and sandboxes only: {path} is not part of its API (containers, images and the rest are the engine's)"
+            )));
+        }
         _ => return Err(ApiError::not_found("page not found")),
     };
     if !allowed.contains(&method) {
@@ -226,6 +258,7 @@ pub fn decode(
             head: method == "HEAD",
         }),
         (_, ["version"]) => Ok(Request::Version),
+        (_, ["info"]) => Ok(Request::Info),
         (_, ["networks"]) => {
             let f = Filters::parse(q.get("filters").map(String::as_str).unwrap_or(""))?;
             Ok(Request::ListNetworks(NetworkFilters::new(f)?))
@@ -338,7 +371,29 @@ mod tests {
                 .status,
             400
         );
-        assert!(decode("GET", "/v1.51/networks", None, b"").is_ok());
+        assert!(decode("GET", "/v1.41/networks", None, b"").is_ok());
+        let e = decode("GET", "/v1.47/networks", None, b"").unwrap_err();
+        assert_eq!(e.status, 400);
+        assert_eq!(
+            e.message,
+            "client version 1.47 is too new. Maximum supported API version is 1.41"
+        );
+        let e = decode("GET", "/v1.41/containers/json", None, b"").unwrap_err();
+        assert_eq!(e.status, 404);
+        assert!(
+            e.message
+                .contains("berth serves networks and sandboxes only"),
+            "{}",
+            e.message
+        );
+        assert_eq!(
+            decode("GET", "/nothing", None, b"").unwrap_err().message,
+            "page not found"
+        );
+        assert!(matches!(
+            decode("GET", "/v1.41/info", None, b"").unwrap(),
+            Request::Info
+        ));
     }
 
     #[test]

@@ -146,7 +146,12 @@ fn parse_net(v: &Value) -> Result<Net, String> {
         let Some(Ok(subnet)) = c["Subnet"].as_str().map(str::parse::<Ipv4Net>) else {
             continue;
         };
-        let gw = c["Gateway"].as_str().and_then(|g| g.parse().ok());
+        // Inspect shows the gateway only where Docker does (not for a subnet given without
+        // one, nor for the default bridge): then it is IPAM's choice, the subnet's first host.
+        let gw = c["Gateway"]
+            .as_str()
+            .and_then(|g| g.parse().ok())
+            .or_else(|| subnet.hosts().next());
         v4.push((subnet, gw));
     }
     Ok(Net {

@@ -477,7 +477,7 @@ impl Controller {
                 SandboxInspect {
                     name: record.name.clone(),
                     id: record.id.to_string(),
-                    created: record.created.clone(),
+                    created: crate::time::go_rfc3339(&record.created),
                     sandbox_key: record.netns.display().to_string(),
                     hosts_path: None,
                     resolv_conf_path: None,

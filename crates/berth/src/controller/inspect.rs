@@ -20,14 +20,21 @@ impl Controller {
 
     pub(super) fn inspect(&self, net: &Network) -> NetworkInspect {
         let r = &net.record;
+        let predefined = PREDEFINED_NETWORKS.contains(&r.name.as_str());
         let config = r
             .pools_v4
             .iter()
             .chain(r.pools_v6.iter())
             .map(|p| IpamConfigInspect {
-                subnet: p.subnet.to_string(),
+                subnet: p.given.unwrap_or(p.subnet).to_string(),
                 ip_range: p.ip_range.map(|x| x.to_string()),
-                gateway: p.gateway.map(|g| g.addr().to_string()),
+                // As Docker: the gateway IPAM chose for a subnet it chose too, or the one the
+                // user gave; none when the user gave only the subnet, nor for the default
+                // bridge (whose gateway is the bridge's address, not an IPAM choice).
+                gateway: p
+                    .gateway
+                    .filter(|_| p.user_gateway || (!p.user_subnet && !predefined))
+                    .map(|g| g.addr().to_string()),
                 aux_addresses: p
                     .aux_addresses
                     .iter()
@@ -86,13 +93,14 @@ impl Controller {
         NetworkInspect {
             name: r.name.clone(),
             id: r.id.to_string(),
-            created: r.created.clone(),
+            created: crate::time::go_rfc3339(&r.created),
             scope: r.scope.to_string(),
             driver: r.driver.clone(),
             enable_ipv6: r.enable_ipv6,
             ipam: IpamInspect {
                 driver: r.ipam_driver.clone(),
-                options: r.ipam_options.clone(),
+                // Docker: `null` for the predefined networks, `{}` (or the options) for others.
+                options: (!predefined).then(|| r.ipam_options.clone()),
                 config,
             },
             internal: r.internal,
@@ -137,7 +145,7 @@ impl Controller {
             resolv_conf_path: sb.files.as_ref().map(|f| path(f.resolv_conf_path())),
             name: sb.name(),
             id: sb.record.id.to_string(),
-            created: sb.record.created.clone(),
+            created: crate::time::go_rfc3339(&sb.record.created),
             sandbox_key: if sb.record.host_mode {
                 self.inner.host_key.display().to_string()
             } else {

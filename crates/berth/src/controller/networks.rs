@@ -160,6 +160,18 @@ impl Controller {
         let mut ids: Vec<Pool> = Vec::new();
         let mut v4 = Vec::new();
         let mut v6 = Vec::new();
+        for (_, p) in &wanted {
+            if let Some(IpNet::V4(net)) = p.subnet
+                && net.prefix_len() >= 31
+            {
+                // Docker's allocator keeps the network and broadcast addresses of every IPv4
+                // subnet: a /31 or /32 has none left for the gateway.
+                let gw = p.gateway.map(|g| g.to_string()).unwrap_or_default();
+                return Err(Error::InvalidRequest(format!(
+                    "failed to allocate gateway ({gw}): No available addresses on this pool: subnet {net} leaves no address for a gateway and endpoints; use a /30 or a larger subnet"
+                )));
+            }
+        }
         let result = (|| -> Result<()> {
             for (family, p) in &wanted {
                 let mut pr = match p.subnet {
@@ -184,6 +196,7 @@ impl Controller {
                     aux_addresses: p.aux_addresses.clone(),
                     user_subnet: p.subnet.is_some(),
                     user_gateway: p.gateway.is_some(),
+                    given: p.subnet.filter(|s| *s != s.trunc()),
                     pool_id: Some(pool.id.clone()),
                 };
                 match family {
