@@ -541,12 +541,12 @@ async fn execute(state: &Arc<State>, request: Request) -> Response<Body> {
         }
         Request::CreateNetwork(req) => {
             blocking(state, move |ctl| {
-                let id = ctl.create_network(req).map_err(ctl_err)?;
+                let (id, warnings) = ctl.create_network_with_warnings(req).map_err(ctl_err)?;
                 Ok(json_response(
                     201,
                     &NetworkCreateResponse {
                         id: id.to_string(),
-                        warning: String::new(),
+                        warning: warnings.join("; "),
                     },
                 ))
             })

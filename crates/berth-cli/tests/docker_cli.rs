@@ -171,6 +171,34 @@ fn docker_info_and_the_paths_berth_does_not_serve() {
         assert_eq!(fields[0], env!("CARGO_PKG_VERSION"), "{tag}: {out}");
         assert_eq!(fields[1], "[bridge host null]", "{tag}: {out}");
         assert_eq!(fields[3], "7", "{tag}: Docker's local default pools: {out}");
+        // Options Docker accepts are accepted: a real 20.10 option and a vendor key (kept and
+        // shown, as Docker keeps it).
+        let name = "opts_nw"; // removed at the end of each client's turn
+        let o = f.docker(
+            &docker,
+            &[
+                "network",
+                "create",
+                "-o",
+                "com.docker.network.container_iface_prefix=eth",
+                "-o",
+                "foo=bar",
+                name,
+            ],
+        );
+        assert!(o.status.success(), "{tag}: {}", stderr(&o));
+        let o = f.docker(
+            &docker,
+            &[
+                "network",
+                "inspect",
+                "-f",
+                "{{index .Options \"foo\"}}",
+                name,
+            ],
+        );
+        assert_eq!(stdout(&o), "bar\n", "{tag}: {}", stderr(&o));
+        assert!(f.docker(&docker, &["network", "rm", name]).status.success());
         // The engine's paths answer with what berth serves, not "page not found".
         let o = f.docker(&docker, &["ps"]);
         assert!(!o.status.success(), "{tag}: docker ps succeeded");

@@ -52,6 +52,10 @@ pub struct Config {
     pub userland_proxy_limits: berth_portmap::ProxyLimits,
     /// Default `--dns` servers (dockerd's `--dns`) of sandboxes that give none.
     pub dns: Vec<IpAddr>,
+    /// Refuse a network option its driver does not know. Off by default: as Docker, an unknown
+    /// option (a vendor key, an option of a later Docker) is kept, stored and shown in inspect,
+    /// with no effect, and the create answers a warning naming it.
+    pub strict_options: bool,
 }
 
 impl Config {
@@ -75,6 +79,7 @@ impl Config {
             userland_proxy: false,
             userland_proxy_limits: berth_portmap::ProxyLimits::default(),
             dns: Vec::new(),
+            strict_options: false,
         }
     }
 

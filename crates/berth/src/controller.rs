@@ -60,6 +60,7 @@ pub use builder::ControllerBuilder;
 use degraded::{DegradedSandbox, Trouble};
 pub use gwbridge::GATEWAY_BRIDGE;
 use links::*;
+pub use networks::IFACE_PREFIX_OPTION;
 use restore::{bind_host_key, instance_id, load};
 use validate::*;
 

@@ -39,7 +39,9 @@ pub use berth_firewall::Backend as FirewallBackend;
 pub use berth_portmap::{ExposedPort, PortBinding, PortSpec};
 pub use cluster_ipam::{ClusterIpam, GLOBAL_IPAM_KEY};
 pub use config::Config;
-pub use controller::{Controller, ControllerBuilder, GATEWAY_BRIDGE, PREDEFINED_NETWORKS};
+pub use controller::{
+    Controller, ControllerBuilder, GATEWAY_BRIDGE, IFACE_PREFIX_OPTION, PREDEFINED_NETWORKS,
+};
 pub use drivers::{HostDriver, NullDriver};
 pub use error::{Error, Result};
 pub use inspect::{

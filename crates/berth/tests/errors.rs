@@ -80,8 +80,9 @@ fn network_creation_errors_leave_nothing_behind() {
             "plugin \"weird\" not found",
         ),
         (
-            NetworkCreate::new("unknown_opt").option("com.docker.network.bridge.colour", "blue"),
-            "unknown option \"com.docker.network.bridge.colour\"",
+            NetworkCreate::new("bad_prefix")
+                .option(berth::IFACE_PREFIX_OPTION, "much-too-long-prefix"),
+            "invalid com.docker.network.container_iface_prefix",
         ),
         (
             NetworkCreate::new("bad_value")

@@ -173,3 +173,68 @@ fn inhibit_ipv4_keeps_the_gateway_off_the_bridge() {
     f.sandbox_on("i", "inhibited");
     assert!(!f.ping("i", "10.61.0.1"));
 }
+
+/// Options Docker accepts: an option the driver does not know is kept (stored, shown in
+/// inspect, named in the create's warnings) and has no effect, unless the configuration asks for
+/// strict options; `container_iface_prefix` names the sandbox's interfaces on the network.
+#[test]
+fn unknown_options_are_kept_with_a_warning_and_the_interface_prefix_applies() {
+    let f = Fixture::new();
+    let (_, warnings) = f
+        .ctl()
+        .create_network_with_warnings(
+            NetworkCreate::new("vendor")
+                .option("com.example.vendor", "x")
+                .option(berth::IFACE_PREFIX_OPTION, "ext")
+                .option("com.docker.network.bridge.enable_icc", "false"),
+        )
+        .unwrap();
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(warnings[0].contains("com.example.vendor"), "{warnings:?}");
+    let n = f.ctl().inspect_network("vendor").unwrap();
+    assert_eq!(n.options["com.example.vendor"], "x");
+    assert_eq!(n.options[berth::IFACE_PREFIX_OPTION], "ext");
+    // The known option still applies next to the unknown one: icc is off.
+    let a = f.sandbox_on("a", "vendor");
+    let b = f.sandbox_on("b", "vendor");
+    assert!(!f.ping("a", &b), "icc=false ignored");
+    // The interface is named with the prefix, and carries the address.
+    let links = berth_testhost::berth_netlink::Handle::open(&f.sandbox_ns("a"))
+        .unwrap()
+        .link_index("ext0");
+    assert!(links.is_ok(), "no ext0 in the sandbox");
+    assert_eq!(
+        f.ctl().inspect_sandbox("a").unwrap().networks["vendor"].ip_address,
+        a
+    );
+    // A restart takes the network back with its unknown option.
+    let mut f = f;
+    f.restart();
+    assert_eq!(
+        f.ctl().inspect_network("vendor").unwrap().options["com.example.vendor"],
+        "x"
+    );
+    assert!(f.ping("a", &f.ip_of("a", "vendor")));
+    for s in ["a", "b"] {
+        f.ctl().remove_sandbox(s).unwrap();
+    }
+}
+
+#[test]
+fn strict_options_refuse_what_the_driver_does_not_know() {
+    let f = Fixture::with(|c| c.strict_options = true);
+    let err = f
+        .ctl()
+        .create_network(NetworkCreate::new("vendor").option("com.example.vendor", "x"))
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("unknown option \"com.example.vendor\""),
+        "{err}"
+    );
+    assert!(f.ctl().inspect_network("vendor").is_err());
+    // The controller's own option is no driver's: known in strict mode too.
+    f.ctl()
+        .create_network(NetworkCreate::new("pfx").option(berth::IFACE_PREFIX_OPTION, "p"))
+        .unwrap();
+}

@@ -164,7 +164,7 @@ impl Controller {
     /// keeps them), and it is registered.
     fn arrive_global(&self, rec: NetworkRecord, how: Arrival) -> Result<()> {
         let driver = self.driver(&rec.driver)?;
-        let options = driver.parse_options(&rec.options)?;
+        let (options, _) = self.parse_network_options(&*driver, &rec.options, false)?;
         let ipam = self.ipam_for(&rec.ipam_driver, Scope::Global)?;
         let pools = self.restore_pools(&rec, &ipam)?;
         match how {
@@ -213,7 +213,7 @@ impl Controller {
         }
         tracing::info!(network = %rec.name, "finishing an interrupted global network removal");
         let driver = self.driver(&rec.driver)?;
-        let options = driver.parse_options(&rec.options)?;
+        let (options, _) = self.parse_network_options(&*driver, &rec.options, false)?;
         if driver.restore_network(&spec_of(&rec), &options).is_ok() {
             let _ = driver.delete_network(&rec.id);
         }

@@ -142,7 +142,7 @@ impl Controller {
         } else {
             (None, None)
         };
-        let ifname = creates.then(|| next_ifname(st));
+        let ifname = creates.then(|| next_ifname(st, Controller::iface_prefix(&net.record)));
         let mut record = EndpointRecord {
             id: id.clone(),
             network: net.record.id.clone(),
@@ -505,16 +505,18 @@ pub(super) struct Undo {
     marked: bool,
 }
 
-pub(super) fn next_ifname(st: &SandboxState) -> String {
+/// The lowest free name `<prefix><n>` in the sandbox (`eth0`, `eth1`, ...; Docker counts per
+/// prefix too).
+pub(super) fn next_ifname(st: &SandboxState, prefix: &str) -> String {
     let used: BTreeSet<&str> = st
         .endpoints
         .values()
         .filter_map(|a| a.record.ifname.as_deref())
         .collect();
     (0..)
-        .map(|i| format!("eth{i}"))
+        .map(|i| format!("{prefix}{i}"))
         .find(|n| !used.contains(n.as_str()))
-        .unwrap_or_else(|| "eth0".into())
+        .unwrap_or_else(|| format!("{prefix}0"))
 }
 
 #[cfg(test)]

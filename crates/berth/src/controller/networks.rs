@@ -3,9 +3,29 @@
 
 use super::*;
 
+/// The network option that names the interfaces its endpoints get in sandboxes (`eth` by
+/// default: `eth0`, `eth1`, ...); Docker's generic option, the controller's rather than the
+/// driver's.
+pub const IFACE_PREFIX_OPTION: &str = "com.docker.network.container_iface_prefix";
+
 impl Controller {
-    /// Creates a network; returns its id.
+    /// Creates a network; returns its id. Warnings (options kept without effect) are logged; see
+    /// [`Controller::create_network_with_warnings`].
     pub fn create_network(&self, req: NetworkCreate) -> Result<NetworkId> {
+        let (id, warnings) = self.create_network_with_warnings(req)?;
+        for w in warnings {
+            tracing::warn!(network = %id.short(), "{w}");
+        }
+        Ok(id)
+    }
+
+    /// Creates a network; returns its id and the warnings of the create (Docker's `Warning` of
+    /// the create response): each option the driver does not know, kept as Docker keeps it
+    /// (unless [`Config::strict_options`] refuses it).
+    pub fn create_network_with_warnings(
+        &self,
+        req: NetworkCreate,
+    ) -> Result<(NetworkId, Vec<String>)> {
         let span = tracing::info_span!("create_network", name = %req.name, driver = %req.driver);
         let _enter = span.enter();
         validate_name("network", &req.name)?;
@@ -20,7 +40,41 @@ impl Controller {
         if self.read_networks().named(&req.name).is_some() {
             return Err(Error::NetworkExists(req.name));
         }
-        self.create_network_inner(req, driver)
+        let (options, unknown) =
+            self.parse_network_options(&*driver, &req.options, self.inner.config.strict_options)?;
+        let id = self.create_network_parsed(req, driver, options)?;
+        let warnings = unknown
+            .into_iter()
+            .map(|k| format!("option {k:?} is not known to the network's driver: it is kept and shown in inspect, and has no effect"))
+            .collect();
+        Ok((id, warnings))
+    }
+
+    /// Parses a network's options for its driver: the controller's own
+    /// ([`IFACE_PREFIX_OPTION`]) are checked and taken out first; a key the driver refuses as
+    /// unknown is left out of its parse and returned, unless `strict`.
+    pub(super) fn parse_network_options(
+        &self,
+        driver: &dyn Driver,
+        raw: &RawOptions,
+        strict: bool,
+    ) -> Result<(berth_driver::ParsedOptions, Vec<String>)> {
+        let mut for_driver = raw.clone();
+        if let Some(prefix) = for_driver.remove(IFACE_PREFIX_OPTION) {
+            iface_prefix_checked(&prefix)?;
+        }
+        let mut unknown = Vec::new();
+        loop {
+            match driver.parse_options(&for_driver) {
+                Ok(parsed) => return Ok((parsed, unknown)),
+                Err(berth_driver::DriverError::UnknownOption { key, .. })
+                    if !strict && for_driver.remove(&key).is_some() =>
+                {
+                    unknown.push(key);
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
     }
 
     pub(super) fn create_network_inner(
@@ -28,7 +82,16 @@ impl Controller {
         req: NetworkCreate,
         driver: Arc<dyn Driver>,
     ) -> Result<NetworkId> {
-        let options = driver.parse_options(&req.options)?;
+        let (options, _) = self.parse_network_options(&*driver, &req.options, true)?;
+        self.create_network_parsed(req, driver, options)
+    }
+
+    fn create_network_parsed(
+        &self,
+        req: NetworkCreate,
+        driver: Arc<dyn Driver>,
+        options: berth_driver::ParsedOptions,
+    ) -> Result<NetworkId> {
         if req.enable_ipv6 && !self.inner.config.ipv6 && self.inner.firewall.is_some() {
             return Err(Error::InvalidRequest(format!(
                 "network {}: IPv6 networks need the daemon's ipv6 setting (berth programs ip6tables only then)",
@@ -215,6 +278,13 @@ impl Controller {
                 Err(e)
             }
         }
+    }
+
+    /// The interface-name prefix of the network's endpoints in sandboxes.
+    pub(super) fn iface_prefix(rec: &NetworkRecord) -> &str {
+        rec.options
+            .get(IFACE_PREFIX_OPTION)
+            .map_or("eth", String::as_str)
     }
 
     /// Adds the driver's host policy for the network (see
@@ -405,5 +475,22 @@ impl Controller {
             }
         }
         Ok(())
+    }
+}
+
+/// A container interface prefix must leave room for the index within an interface name (15
+/// bytes) and use only the characters interface names take.
+fn iface_prefix_checked(prefix: &str) -> Result<()> {
+    let ok = !prefix.is_empty()
+        && prefix.len() <= 12
+        && prefix
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::InvalidRequest(format!(
+            "invalid {IFACE_PREFIX_OPTION} {prefix:?}: 1 to 12 letters, digits, '-', '_' or '.'"
+        )))
     }
 }

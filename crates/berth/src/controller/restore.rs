@@ -17,7 +17,7 @@ impl Controller {
                 continue;
             }
             let driver = self.driver(&rec.driver)?;
-            let options = driver.parse_options(&rec.options)?;
+            let (options, _) = self.parse_network_options(&*driver, &rec.options, false)?;
             if rec.removing {
                 // A removal that a crash cut short: the driver takes the network back (its
                 // kernel objects may be half gone) and removes it; then the records go.
