@@ -11,7 +11,7 @@
 //!
 //! let req = decode("POST", "/v1.41/networks/create", Some("application/json"),
 //!     br#"{"Name":"isolated_nw","Driver":"bridge"}"#).unwrap();
-//! assert!(matches!(req, Request::CreateNetwork(ref c) if c.name == "isolated_nw"));
+//! assert!(matches!(req, Request::CreateNetwork(ref c, _) if c.name == "isolated_nw"));
 //! let err = decode("GET", "/v1.41/nothing", None, b"").unwrap_err();
 //! assert_eq!(err.status, 404);
 //! ```
@@ -30,7 +30,7 @@ pub use bodies::{
 pub use conversion::SandboxSpec;
 pub use error::{ApiError, error_body};
 pub use filters::{Filters, NetworkFilters, PruneFilters, parse_rfc3339_nanos};
-pub use routes::{Request, decode, parse_query};
+pub use routes::{CheckDuplicate, Request, decode, parse_query};
 
 /// The API version berth speaks, Docker 20.10's: advertised (`Api-Version` header, `/version`)
 /// and the newest accepted in a `/v1.xx` prefix, as Docker refuses a version above its own

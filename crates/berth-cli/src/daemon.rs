@@ -539,9 +539,17 @@ async fn execute(state: &Arc<State>, request: Request) -> Response<Body> {
             })
             .await
         }
-        Request::CreateNetwork(req) => {
+        Request::CreateNetwork(req, api::CheckDuplicate(checked)) => {
             blocking(state, move |ctl| {
-                let (id, warnings) = ctl.create_network_with_warnings(req).map_err(ctl_err)?;
+                let (id, warnings) = ctl
+                    .create_network_with_warnings(req)
+                    .map_err(|e| match e {
+                        berth::Error::NetworkExists(name) if !checked => ApiError::new(
+                            409,
+                            format!("network with name {name} already exists: berth keeps network names unique, also for a create without CheckDuplicate"),
+                        ),
+                        other => ctl_err(other),
+                    })?;
                 Ok(json_response(
                     201,
                     &NetworkCreateResponse {
@@ -567,11 +575,23 @@ async fn execute(state: &Arc<State>, request: Request) -> Response<Body> {
         Request::Disconnect {
             network,
             container,
-            force: _,
+            force,
         } => {
             blocking(state, move |ctl| {
-                ctl.disconnect(&container, &network)
-                    .map_err(docker_ctl_err)?;
+                if !force {
+                    ctl.disconnect(&container, &network)
+                        .map_err(docker_ctl_err)?;
+                    return Ok(response(200, None, Vec::new()));
+                }
+                // Docker's forced disconnect looks the network up first, then the endpoint by
+                // the container's name (which may be gone): its messages say so.
+                ctl.inspect_network(&network).map_err(ctl_err)?;
+                ctl.disconnect(&container, &network).map_err(|e| match e {
+                    berth::Error::SandboxNotFound(name) => {
+                        ApiError::not_found(format!("endpoint {name} not found"))
+                    }
+                    other => ctl_err(other),
+                })?;
                 Ok(response(200, None, Vec::new()))
             })
             .await

@@ -58,6 +58,46 @@ fn malformed_requests_get_docker_errors() {
             r.message()
         );
     }
+    // A duplicate name without CheckDuplicate: refused (Docker would make a second network),
+    // saying why; forced disconnects answer as Docker's do.
+    let body = r#"{"Name":"dup_nw","CheckDuplicate":false}"#;
+    assert_eq!(f.http("POST", "/networks/create", Some(body)).status, 201);
+    let r = f.http("POST", "/networks/create", Some(body));
+    assert_eq!(r.status, 409);
+    assert!(
+        r.message()
+            .contains("also for a create without CheckDuplicate"),
+        "{}",
+        r.message()
+    );
+    let r = f.http(
+        "POST",
+        "/networks/dup_nw/disconnect",
+        Some(r#"{"Container":"ghost","Force":true}"#),
+    );
+    assert_eq!(
+        (r.status, r.message()),
+        (404, "endpoint ghost not found".to_owned())
+    );
+    let r = f.http(
+        "POST",
+        "/networks/nosuchnet/disconnect",
+        Some(r#"{"Container":"ghost","Force":true}"#),
+    );
+    assert_eq!(
+        (r.status, r.message()),
+        (404, "network nosuchnet not found".to_owned())
+    );
+    let r = f.http(
+        "POST",
+        "/networks/nosuchnet/disconnect",
+        Some(r#"{"Container":"ghost"}"#),
+    );
+    assert_eq!(
+        (r.status, r.message()),
+        (404, "No such container: ghost".to_owned())
+    );
+    assert_eq!(f.http("DELETE", "/networks/dup_nw", None).status, 204);
     let info = f.http("GET", "/v1.41/info", None);
     assert_eq!(info.status, 200);
     assert_eq!(info.json()["Plugins"]["Network"][0], "bridge");
@@ -122,7 +162,11 @@ fn malformed_requests_get_docker_errors() {
     );
     assert_eq!(r.status, 201, "{:?}", String::from_utf8_lossy(&r.body));
     assert_eq!(r.json()["Warning"], "");
-    let r = post("/networks/create", JSON, br#"{"Name":"extra"}"#);
+    let r = post(
+        "/networks/create",
+        JSON,
+        br#"{"Name":"extra","CheckDuplicate":true}"#,
+    );
     assert_eq!(
         (r.status, r.message().as_str()),
         (409, "network with name extra already exists")

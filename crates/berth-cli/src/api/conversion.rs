@@ -341,7 +341,8 @@ mod tests {
     #[test]
     fn create_bodies() {
         let body = br#"{"Driver":"bridge","Scope":"","IPAM":{"Driver":"default","Options":{},"Config":[{"Subnet":"10.99.0.0/24","IPRange":"10.99.0.128/25","Gateway":"10.99.0.1","AuxiliaryAddresses":{"r":"10.99.0.2"}}]},"Internal":false,"Attachable":false,"Ingress":false,"ConfigOnly":false,"ConfigFrom":null,"Options":{"com.docker.network.bridge.enable_icc":"false"},"Labels":{"a":"b"},"Name":"probe_nw","CheckDuplicate":true,"EnableIPv4":true}"#;
-        let Request::CreateNetwork(c) = decode("POST", "/v1.41/networks/create", J, body).unwrap()
+        let Request::CreateNetwork(c, _) =
+            decode("POST", "/v1.41/networks/create", J, body).unwrap()
         else {
             panic!("not a create")
         };

@@ -37,7 +37,7 @@ pub enum Request {
         scope: Option<String>,
     },
     /// `POST /networks/create`.
-    CreateNetwork(NetworkCreate),
+    CreateNetwork(NetworkCreate, CheckDuplicate),
     /// `POST /networks/{id}/connect`.
     Connect {
         /// The network.
@@ -126,6 +126,11 @@ pub fn parse_query(query: &str) -> Result<BTreeMap<String, String>, ApiError> {
     }
     Ok(out)
 }
+
+/// The create's `CheckDuplicate`: Docker makes a second network of one name without it; berth
+/// keeps names unique either way, and its refusal says so when the client did not ask.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CheckDuplicate(pub bool);
 
 /// The first path segments of the Docker Engine API that berth does not serve (the engine's:
 /// containers, images, volumes, swarm, ...): answered with what berth serves instead of "page
@@ -265,7 +270,8 @@ pub fn decode(
         }
         ("POST", ["networks", "create"]) => {
             let b: NetworkCreateBody = json_body(content_type, body, "network create")?;
-            Ok(Request::CreateNetwork(network_create(b)?))
+            let check = CheckDuplicate(b.check_duplicate);
+            Ok(Request::CreateNetwork(network_create(b)?, check))
         }
         ("POST", ["networks", "prune"]) => {
             let f = Filters::parse(q.get("filters").map(String::as_str).unwrap_or(""))?;
