@@ -26,10 +26,19 @@
 //!                      [`crate::model::loopback_from_outside_drop`]), with IPv4 on
 //! ```
 //!
+//! # Elements
+//!
+//! Elements are typed: an [`Element`] is made of [`Part`]s (an interface name, an address or
+//! prefix, a protocol, a port or port range, a verdict) and belongs to one of the [`Set`]s, each
+//! of whose [`SetType`] is declared once ([`Set::ty`]). The `nft` text of scripts and drift
+//! reports is rendered from that form, the netlink fast path encodes it without text, and
+//! `nft list table` output is read back into it, so reconcile compares typed elements.
+//!
 //! Users add their own forward rules with e.g.
 //! `nft add rule inet berth user_forward ip saddr 192.0.2.9 drop`; berth never flushes that chain.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::{self, Write as _};
 
 use berth_netlink::nftables::{
     Batch as NlBatch, Data as NlData, Family as NlFamily, SetElement, Verdict as NlVerdict,
@@ -39,6 +48,13 @@ use crate::error::{Error, Result};
 use crate::model::{Family, FamilyExt, Table, loopback_from_outside_drop};
 use crate::report::DriftReport;
 use crate::spec::{DesiredState, FirewallConfig, LinkRule, NetworkRules, PortMapping, PortRule};
+
+mod element;
+use element::Parts;
+pub use element::{Element, Field, Part, SetType, Verdict};
+
+mod sets;
+pub use sets::Set;
 
 mod listing;
 pub use listing::*;
@@ -54,128 +70,11 @@ pub const USER_CHAIN: &str = "user_forward";
 /// berth's chain at prerouting's raw priority (drops before conntrack and NAT).
 pub const RAW_CHAIN: &str = "prerouting_raw";
 
-/// A set or map declaration.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SetDef {
-    /// The name.
-    pub name: String,
-    /// True for a map (elements have values).
-    pub map: bool,
-    /// The `type ...` text as `nft list` prints it.
-    pub ty: String,
-    /// The `flags ...` text, if any.
-    pub flags: Option<String>,
-}
-
-impl SetDef {
-    fn new(name: &str, map: bool, ty: &str, interval: bool) -> SetDef {
-        SetDef {
-            name: name.to_owned(),
-            map,
-            ty: ty.to_owned(),
-            flags: interval.then(|| "interval".to_owned()),
-        }
-    }
-
-    fn add_command(&self) -> String {
-        let kind = if self.map { "map" } else { "set" };
-        match &self.flags {
-            Some(f) => format!(
-                "add {kind} {TABLE} {} {{ type {}; flags {f}; }}",
-                self.name, self.ty
-            ),
-            None => format!("add {kind} {TABLE} {} {{ type {}; }}", self.name, self.ty),
-        }
-    }
-}
-
-fn addr_type(f: Family) -> &'static str {
-    match f {
-        Family::V4 => "ipv4_addr",
-        Family::V6 => "ipv6_addr",
-    }
-}
-
 fn n(f: Family) -> &'static str {
     match f {
         Family::V4 => "4",
         Family::V6 => "6",
     }
-}
-
-/// Every set and map of the layout.
-pub fn set_defs() -> Vec<SetDef> {
-    let mut v = vec![
-        SetDef::new("bridges", false, "ifname", false),
-        SetDef::new("internal", false, "ifname", false),
-        SetDef::new("same", false, "ifname . ifname", false),
-        SetDef::new("icc", true, "ifname . ifname : verdict", false),
-        SetDef::new("trusted", false, "ifname", false),
-    ];
-    for f in [Family::V4, Family::V6] {
-        let a = addr_type(f);
-        let k = n(f);
-        let key = format!("{a} . inet_proto . inet_service");
-        let to = format!("{a} . inet_service");
-        v.push(SetDef::new(
-            &format!("links{k}"),
-            false,
-            &format!("{a} . {a} . inet_proto . inet_service"),
-            false,
-        ));
-        // Single host ports (the common case) live in hash maps; only ranges need interval maps,
-        // whose updates cost in proportion to their size.
-        v.push(SetDef::new(
-            &format!("dnat{k}"),
-            true,
-            &format!("{key} : {to}"),
-            false,
-        ));
-        v.push(SetDef::new(
-            &format!("dnat{k}_all"),
-            true,
-            &format!("inet_proto . inet_service : {to}"),
-            false,
-        ));
-        v.push(SetDef::new(
-            &format!("dnat{k}_range"),
-            true,
-            &format!("{key} : {to}"),
-            true,
-        ));
-        v.push(SetDef::new(
-            &format!("dnat{k}_range_keep"),
-            true,
-            &format!("{key} : {a}"),
-            true,
-        ));
-        v.push(SetDef::new(
-            &format!("dnat{k}_all_range"),
-            true,
-            &format!("inet_proto . inet_service : {to}"),
-            true,
-        ));
-        v.push(SetDef::new(
-            &format!("dnat{k}_all_range_keep"),
-            true,
-            &format!("inet_proto . inet_service : {a}"),
-            true,
-        ));
-        v.push(SetDef::new(
-            &format!("hairpin{k}"),
-            false,
-            &format!("{a} . ifname"),
-            true,
-        ));
-        v.push(SetDef::new(&format!("masq{k}"), false, a, true));
-        v.push(SetDef::new(
-            &format!("snat{k}"),
-            true,
-            &format!("{a} : {a}"),
-            true,
-        ));
-    }
-    v
 }
 
 /// A chain declaration with its rules.
@@ -287,69 +186,67 @@ pub fn chain_defs(config: &FirewallConfig) -> Vec<ChainDef> {
     ]
 }
 
-/// One set or map element: `key` or `key : value`, as `nft list` prints it.
+/// One element of one of berth's sets or maps: the set, and the typed element.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Elem {
     /// The set or map.
-    pub set: String,
-    /// The key.
-    pub key: String,
-    /// The value, for maps.
-    pub value: Option<String>,
+    pub set: Set,
+    /// The element.
+    pub element: Element,
 }
 
 impl Elem {
-    fn new(set: String, key: String, value: Option<String>) -> Elem {
-        Elem { set, key, value }
-    }
-
-    /// `key` or `key : value`.
-    pub fn text(&self) -> String {
-        match &self.value {
-            Some(v) => format!("{} : {v}", self.key),
-            None => self.key.clone(),
+    fn new(set: Set, key: Vec<Part>) -> Elem {
+        Elem {
+            set,
+            element: Element::set(key),
         }
     }
-}
 
-fn q(ifname: &str) -> String {
-    format!("\"{ifname}\"")
+    fn with_value(set: Set, key: Vec<Part>, value: Vec<Part>) -> Elem {
+        Elem {
+            set,
+            element: Element::map(key, value),
+        }
+    }
+
+    /// `key` or `key : value`, as `nft` writes it.
+    pub fn text(&self) -> String {
+        self.element.to_string()
+    }
 }
 
 /// The elements a network owns.
 pub fn network_elems(net: &NetworkRules) -> Vec<Elem> {
-    let br = q(&net.bridge);
+    let br = || Part::ifname(&net.bridge);
+    let verdict = if net.icc {
+        Verdict::Accept
+    } else {
+        Verdict::Drop
+    };
     let mut v = vec![
-        Elem::new("bridges".into(), br.clone(), None),
-        Elem::new("same".into(), format!("{br} . {br}"), None),
-        Elem::new(
-            "icc".into(),
-            format!("{br} . {br}"),
-            Some(if net.icc { "accept" } else { "drop" }.into()),
-        ),
+        Elem::new(Set::Bridges, vec![br()]),
+        Elem::new(Set::Same, vec![br(), br()]),
+        Elem::with_value(Set::Icc, vec![br(), br()], vec![Part::Verdict(verdict)]),
     ];
     if net.internal {
-        v.push(Elem::new("internal".into(), br, None));
+        v.push(Elem::new(Set::Internal, vec![br()]));
         return v;
     }
     for f in [Family::V4, Family::V6] {
         let Some(subnet) = net.subnet(f) else {
             continue;
         };
-        let k = n(f);
-        v.push(Elem::new(
-            format!("hairpin{k}"),
-            format!("{subnet} . {br}"),
-            None,
-        ));
+        let subnet = Part::Prefix(subnet);
+        v.push(Elem::new(Set::Hairpin(f), vec![subnet.clone(), br()]));
         if net.nat_outbound(f) {
             match net.snat(f) {
-                Some(a) => v.push(Elem::new(
-                    format!("snat{k}"),
-                    subnet.to_string(),
-                    Some(a.to_string()),
+                Some(a) => v.push(Elem::with_value(
+                    Set::Snat(f),
+                    vec![subnet],
+                    vec![Part::Addr(a)],
                 )),
-                None => v.push(Elem::new(format!("masq{k}"), subnet.to_string(), None)),
+                None => v.push(Elem::new(Set::Masq(f), vec![subnet])),
             }
         }
     }
@@ -359,68 +256,68 @@ pub fn network_elems(net: &NetworkRules) -> Vec<Elem> {
 /// The DNAT map elements of a published port: one element for a single host port or a range,
 /// one per port for a shifted range (nftables 1.0 cannot offset a port range).
 pub fn port_dnat_elems(port: &PortRule) -> Vec<Elem> {
-    let k = n(port.family());
-    let proto = port.proto;
-    let c = port.container_ip;
-    let (map, prefix) = match port.host_addr() {
-        Some(h) => (format!("dnat{k}"), format!("{h} . {proto} . ")),
-        None => (format!("dnat{k}_all"), format!("{proto} . ")),
+    let f = port.family();
+    let proto = Part::Proto(port.proto);
+    let c = Part::Addr(port.container_ip);
+    let host = port.host_addr().map(Part::Addr);
+    // The key: [host address .] protocol . host port(s).
+    let key =
+        |ports: Part| -> Vec<Part> { host.iter().cloned().chain([proto.clone(), ports]).collect() };
+    let (single, range, range_keep) = match host {
+        Some(_) => (Set::Dnat(f), Set::DnatRange(f), Set::DnatRangeKeep(f)),
+        None => (
+            Set::DnatAll(f),
+            Set::DnatAllRange(f),
+            Set::DnatAllRangeKeep(f),
+        ),
     };
-    let single = |hp: u32, cp: u32| {
-        Elem::new(
-            map.clone(),
-            format!("{prefix}{hp}"),
-            Some(format!("{c} . {cp}")),
+    let one = |hp: u16, cp: u16| {
+        Elem::with_value(
+            single,
+            key(Part::Service(hp)),
+            vec![c.clone(), Part::Service(cp)],
         )
     };
-    let (hs, cs) = (
-        u32::from(port.host_ports.start()),
-        u32::from(port.container_ports.start()),
-    );
+    let (hs, cs) = (port.host_ports.start(), port.container_ports.start());
     if port.host_ports.is_single() {
-        return vec![single(hs, cs)];
+        return vec![one(hs, cs)];
     }
+    let hosts = key(Part::ports(port.host_ports));
     match port.mapping() {
-        PortMapping::Same => vec![Elem::new(
-            format!("{map}_range_keep"),
-            format!("{prefix}{}", port.host_ports),
-            Some(c.to_string()),
-        )],
-        PortMapping::ToOne => vec![Elem::new(
-            format!("{map}_range"),
-            format!("{prefix}{}", port.host_ports),
-            Some(format!("{c} . {cs}")),
-        )],
-        PortMapping::Shifted => (0..port.host_ports.len())
-            .map(|i| single(hs + i, cs + i))
+        PortMapping::Same => vec![Elem::with_value(range_keep, hosts, vec![c])],
+        PortMapping::ToOne => vec![Elem::with_value(range, hosts, vec![c, Part::Service(cs)])],
+        PortMapping::Shifted => (hs..=port.host_ports.end())
+            .zip(cs..=port.container_ports.end())
+            .map(|(hp, cp)| one(hp, cp))
             .collect(),
     }
 }
 
 /// The elements of a link.
 pub fn link_elems(link: &LinkRule) -> Vec<Elem> {
-    let k = n(link.family());
+    let set = Set::Links(link.family());
     link.ports
         .iter()
         .map(|p| {
-            Elem::new(
-                format!("links{k}"),
-                format!(
-                    "{} . {} . {} . {}",
-                    link.parent_ip, link.child_ip, p.proto, p.port
-                ),
-                None,
-            )
+            let key = vec![
+                Part::Addr(link.parent_ip),
+                Part::Addr(link.child_ip),
+                Part::Proto(p.proto),
+                Part::Service(p.port),
+            ];
+            Elem::new(set, key)
         })
         .collect()
 }
 
-/// Every element of a desired state.
-pub fn all_elems(config: &FirewallConfig, state: &DesiredState) -> BTreeSet<Elem> {
-    let mut v: BTreeSet<Elem> = BTreeSet::new();
-    for t in &config.trusted_interfaces {
-        v.insert(Elem::new("trusted".into(), q(t), None));
-    }
+/// Every element of a desired state (the same element may come twice, e.g. a trusted interface
+/// named twice).
+pub fn all_elems(config: &FirewallConfig, state: &DesiredState) -> Vec<Elem> {
+    let mut v: Vec<Elem> = config
+        .trusted_interfaces
+        .iter()
+        .map(|t| Elem::new(Set::Trusted, vec![Part::ifname(t)]))
+        .collect();
     for net in state.networks().values() {
         v.extend(network_elems(net));
     }
@@ -459,22 +356,29 @@ impl NftBatch {
         s
     }
 
-    fn elements(&mut self, verb: &str, elems: &[Elem]) {
-        let mut by_set: BTreeMap<&str, Vec<String>> = BTreeMap::new();
-        for e in elems {
-            let text = if verb == "delete" {
-                e.key.clone()
-            } else {
-                e.text()
-            };
-            by_set.entry(&e.set).or_default().push(text);
+    /// `verb element` commands for elements given as (set name, element text), grouped by set
+    /// (sets by name, elements in the order given), at most 512 elements per command. Each
+    /// element is written straight into its command.
+    fn elements<'a, T: fmt::Display>(
+        &mut self,
+        verb: &str,
+        elems: impl IntoIterator<Item = (&'a str, T)>,
+    ) {
+        let mut by_set: BTreeMap<&str, Vec<T>> = BTreeMap::new();
+        for (set, text) in elems {
+            by_set.entry(set).or_default().push(text);
         }
         for (set, items) in by_set {
             for chunk in items.chunks(512) {
-                self.commands.push(format!(
-                    "{verb} element {TABLE} {set} {{ {} }}",
-                    chunk.join(", ")
-                ));
+                let mut command = String::with_capacity(40 + 48 * chunk.len());
+                // Writing into a String cannot fail.
+                let _ = write!(command, "{verb} element {TABLE} {set} {{ ");
+                for (i, item) in chunk.iter().enumerate() {
+                    let sep = if i == 0 { "" } else { ", " };
+                    let _ = write!(command, "{sep}{item}");
+                }
+                command.push_str(" }");
+                self.commands.push(command);
             }
         }
     }
@@ -483,8 +387,12 @@ impl NftBatch {
 /// A transaction that deletes `dels`, then adds `adds`.
 pub fn delta(adds: &[Elem], dels: &[Elem]) -> NftBatch {
     let mut b = NftBatch::default();
-    b.elements("delete", dels);
-    b.elements("add", adds);
+    // A deletion names the key alone.
+    b.elements(
+        "delete",
+        dels.iter().map(|e| (e.set.name(), Parts(&e.element.key))),
+    );
+    b.elements("add", adds.iter().map(|e| (e.set.name(), &e.element)));
     b.element_delta = Some(ElementDelta {
         dels: dels.to_vec(),
         adds: adds.to_vec(),
@@ -506,10 +414,9 @@ pub(crate) struct ElementDelta {
 
 #[cfg(test)]
 mod tests {
-    use super::encode::*;
     use super::*;
     use crate::model::{PortRange, Protocol};
-    use crate::spec::Backend;
+    use crate::spec::{Backend, LinkPort};
 
     fn cfg() -> FirewallConfig {
         let mut c = FirewallConfig::new(Backend::Nftables);
@@ -532,20 +439,215 @@ mod tests {
     fn dnat_elements_by_mapping() {
         let e = port_dnat_elems(&port((9000, 9999), (9000, 9999)));
         assert_eq!(e.len(), 1);
-        assert_eq!(e[0].set, "dnat4_all_range_keep");
+        assert_eq!(e[0].set, Set::DnatAllRangeKeep(Family::V4));
         assert_eq!(e[0].text(), "tcp . 9000-9999 : 172.18.0.3");
         let e = port_dnat_elems(&port((80, 80), (80, 80)));
-        assert_eq!(e[0].set, "dnat4_all");
+        assert_eq!(e[0].set.name(), "dnat4_all");
         assert_eq!(e[0].text(), "tcp . 80 : 172.18.0.3 . 80");
         let mut p = port((8000, 8010), (80, 80));
         p.host_ip = Some("192.0.2.1".parse().unwrap());
         let e = port_dnat_elems(&p);
-        assert_eq!(e[0].set, "dnat4_range");
+        assert_eq!(e[0].set.name(), "dnat4_range");
         assert_eq!(e[0].text(), "192.0.2.1 . tcp . 8000-8010 : 172.18.0.3 . 80");
         let e = port_dnat_elems(&port((8000, 8002), (9000, 9002)));
         assert_eq!(e.len(), 3);
-        assert_eq!(e[2].set, "dnat4_all");
+        assert_eq!(e[2].set.name(), "dnat4_all");
         assert_eq!(e[2].text(), "tcp . 8002 : 172.18.0.3 . 9002");
+    }
+
+    /// The `nft` text rendered from the typed elements and set types, pinned to what berth
+    /// wrote when elements were built as text (captured from that code before the typed model
+    /// replaced it).
+    #[test]
+    fn renders_the_same_nft_text_as_before() {
+        let decls: Vec<String> = Set::ALL.into_iter().map(Set::add_command).collect();
+        let expected = [
+            "add set inet berth bridges { type ifname; }",
+            "add set inet berth internal { type ifname; }",
+            "add set inet berth same { type ifname . ifname; }",
+            "add map inet berth icc { type ifname . ifname : verdict; }",
+            "add set inet berth trusted { type ifname; }",
+            "add set inet berth links4 { type ipv4_addr . ipv4_addr . inet_proto . inet_service; }",
+            "add map inet berth dnat4 { type ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service; }",
+            "add map inet berth dnat4_all { type inet_proto . inet_service : ipv4_addr . inet_service; }",
+            "add map inet berth dnat4_range { type ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service; flags interval; }",
+            "add map inet berth dnat4_range_keep { type ipv4_addr . inet_proto . inet_service : ipv4_addr; flags interval; }",
+            "add map inet berth dnat4_all_range { type inet_proto . inet_service : ipv4_addr . inet_service; flags interval; }",
+            "add map inet berth dnat4_all_range_keep { type inet_proto . inet_service : ipv4_addr; flags interval; }",
+            "add set inet berth hairpin4 { type ipv4_addr . ifname; flags interval; }",
+            "add set inet berth masq4 { type ipv4_addr; flags interval; }",
+            "add map inet berth snat4 { type ipv4_addr : ipv4_addr; flags interval; }",
+            "add set inet berth links6 { type ipv6_addr . ipv6_addr . inet_proto . inet_service; }",
+            "add map inet berth dnat6 { type ipv6_addr . inet_proto . inet_service : ipv6_addr . inet_service; }",
+            "add map inet berth dnat6_all { type inet_proto . inet_service : ipv6_addr . inet_service; }",
+            "add map inet berth dnat6_range { type ipv6_addr . inet_proto . inet_service : ipv6_addr . inet_service; flags interval; }",
+            "add map inet berth dnat6_range_keep { type ipv6_addr . inet_proto . inet_service : ipv6_addr; flags interval; }",
+            "add map inet berth dnat6_all_range { type inet_proto . inet_service : ipv6_addr . inet_service; flags interval; }",
+            "add map inet berth dnat6_all_range_keep { type inet_proto . inet_service : ipv6_addr; flags interval; }",
+            "add set inet berth hairpin6 { type ipv6_addr . ifname; flags interval; }",
+            "add set inet berth masq6 { type ipv6_addr; flags interval; }",
+            "add map inet berth snat6 { type ipv6_addr : ipv6_addr; flags interval; }",
+        ];
+        assert_eq!(decls, expected);
+
+        let net = |br: &str, v4: &str, v6: Option<&str>| {
+            NetworkRules::new(
+                br,
+                Some(v4.parse().unwrap()),
+                v6.map(|s| s.parse().unwrap()),
+            )
+        };
+        let mut snat = net("br-b", "172.19.0.0/24", None);
+        snat.icc = false;
+        snat.host_ipv4 = Some("192.0.2.7".parse().unwrap());
+        let mut snat6 = net("br,x", "10.10.0.0/24", Some("fd00:5::/64"));
+        snat6.host_ipv6 = Some("2001:db8::5".parse().unwrap());
+        let mut internal = net("br-int", "10.9.0.0/16", None);
+        internal.internal = true;
+        let pr = |proto, host_ip: Option<&str>, h: (u16, u16), c: &str, cp: (u16, u16)| {
+            port_dnat_elems(&PortRule {
+                proto,
+                host_ip: host_ip.map(|a| a.parse().unwrap()),
+                host_ports: PortRange::new(h.0, h.1).unwrap(),
+                container_ip: c.parse().unwrap(),
+                container_ports: PortRange::new(cp.0, cp.1).unwrap(),
+                bridge: "br-a".into(),
+            })
+        };
+        let link = |parent: &str, child: &str, ports: &[(Protocol, u16)]| {
+            link_elems(&LinkRule {
+                bridge: "br-a".into(),
+                parent_ip: parent.parse().unwrap(),
+                child_ip: child.parse().unwrap(),
+                ports: ports
+                    .iter()
+                    .map(|&(proto, port)| LinkPort { proto, port })
+                    .collect(),
+            })
+        };
+        use Protocol::{Sctp, Tcp, Udp};
+        let v6 = Some("2001:db8::1");
+        let cases: [(Vec<Elem>, bool, &[&str]); 15] = [
+            (
+                network_elems(&snat),
+                true,
+                &[
+                    "add element inet berth bridges { \"br-b\" }",
+                    "add element inet berth hairpin4 { 172.19.0.0/24 . \"br-b\" }",
+                    "add element inet berth icc { \"br-b\" . \"br-b\" : drop }",
+                    "add element inet berth same { \"br-b\" . \"br-b\" }",
+                    "add element inet berth snat4 { 172.19.0.0/24 : 192.0.2.7 }",
+                ],
+            ),
+            (
+                network_elems(&snat),
+                false,
+                &[
+                    "delete element inet berth bridges { \"br-b\" }",
+                    "delete element inet berth hairpin4 { 172.19.0.0/24 . \"br-b\" }",
+                    "delete element inet berth icc { \"br-b\" . \"br-b\" }",
+                    "delete element inet berth same { \"br-b\" . \"br-b\" }",
+                    "delete element inet berth snat4 { 172.19.0.0/24 }",
+                ],
+            ),
+            (
+                network_elems(&snat6),
+                true,
+                &[
+                    "add element inet berth bridges { \"br,x\" }",
+                    "add element inet berth hairpin4 { 10.10.0.0/24 . \"br,x\" }",
+                    "add element inet berth hairpin6 { fd00:5::/64 . \"br,x\" }",
+                    "add element inet berth icc { \"br,x\" . \"br,x\" : accept }",
+                    "add element inet berth masq4 { 10.10.0.0/24 }",
+                    "add element inet berth same { \"br,x\" . \"br,x\" }",
+                    "add element inet berth snat6 { fd00:5::/64 : 2001:db8::5 }",
+                ],
+            ),
+            (
+                network_elems(&internal),
+                true,
+                &[
+                    "add element inet berth bridges { \"br-int\" }",
+                    "add element inet berth icc { \"br-int\" . \"br-int\" : accept }",
+                    "add element inet berth internal { \"br-int\" }",
+                    "add element inet berth same { \"br-int\" . \"br-int\" }",
+                ],
+            ),
+            (
+                pr(Tcp, None, (7000, 7002), "172.19.0.3", (9000, 9002)),
+                true,
+                &[
+                    "add element inet berth dnat4_all { tcp . 7000 : 172.19.0.3 . 9000, \
+                 tcp . 7001 : 172.19.0.3 . 9001, tcp . 7002 : 172.19.0.3 . 9002 }",
+                ],
+            ),
+            (
+                pr(Tcp, None, (7000, 7002), "172.19.0.3", (9000, 9002)),
+                false,
+                &["delete element inet berth dnat4_all { tcp . 7000, tcp . 7001, tcp . 7002 }"],
+            ),
+            (
+                pr(Udp, v6, (4000, 4010), "fd00:1::3", (53, 53)),
+                true,
+                &[
+                    "add element inet berth dnat6_range { 2001:db8::1 . udp . 4000-4010 : fd00:1::3 . 53 }",
+                ],
+            ),
+            (
+                pr(Tcp, Some("::"), (5000, 5010), "fd00:1::3", (5000, 5010)),
+                true,
+                &["add element inet berth dnat6_all_range_keep { tcp . 5000-5010 : fd00:1::3 }"],
+            ),
+            (
+                pr(Tcp, Some("::"), (5000, 5010), "fd00:1::3", (5000, 5010)),
+                false,
+                &["delete element inet berth dnat6_all_range_keep { tcp . 5000-5010 }"],
+            ),
+            (
+                pr(Tcp, v6, (3100, 3101), "fd00:5::3", (3200, 3201)),
+                true,
+                &[
+                    "add element inet berth dnat6 { 2001:db8::1 . tcp . 3100 : fd00:5::3 . 3200, \
+                 2001:db8::1 . tcp . 3101 : fd00:5::3 . 3201 }",
+                ],
+            ),
+            (
+                pr(Tcp, None, (1, 1), "10.10.0.2", (65535, 65535)),
+                true,
+                &["add element inet berth dnat4_all { tcp . 1 : 10.10.0.2 . 65535 }"],
+            ),
+            (
+                pr(Sctp, None, (3000, 3010), "fd00:5::3", (3000, 3000)),
+                true,
+                &["add element inet berth dnat6_all_range { sctp . 3000-3010 : fd00:5::3 . 3000 }"],
+            ),
+            (
+                pr(Udp, Some("192.0.2.1"), (53, 53), "172.18.0.3", (5353, 5353)),
+                true,
+                &["add element inet berth dnat4 { 192.0.2.1 . udp . 53 : 172.18.0.3 . 5353 }"],
+            ),
+            (
+                link("172.19.0.2", "172.19.0.3", &[(Tcp, 5432), (Udp, 53)]),
+                true,
+                &[
+                    "add element inet berth links4 { 172.19.0.2 . 172.19.0.3 . tcp . 5432, \
+                 172.19.0.2 . 172.19.0.3 . udp . 53 }",
+                ],
+            ),
+            (
+                link("fd00:1::2", "fd00:1::3", &[(Sctp, 9)]),
+                true,
+                &["add element inet berth links6 { fd00:1::2 . fd00:1::3 . sctp . 9 }"],
+            ),
+        ];
+        for (elems, add, lines) in cases {
+            let b = if add {
+                delta(&elems, &[])
+            } else {
+                delta(&[], &elems)
+            };
+            assert_eq!(b.commands, lines);
+        }
     }
 
     #[test]
@@ -561,6 +663,11 @@ mod tests {
             .unwrap();
         let listing = render_listing(&c, &s);
         let parsed = Listing::parse(&listing).unwrap();
+        // Every element berth makes reads back typed, as the element it was rendered from.
+        for e in all_elems(&c, &s) {
+            let got = &parsed.sets[e.set.name()].elements[&e.text()];
+            assert_eq!(got.as_ref(), Some(&e.element), "{}", e.text());
+        }
         let (batch, report) = converge(&c, &s, Some(&parsed));
         assert!(batch.is_empty(), "{}", batch.script());
         assert!(report.is_clean(), "{report}");
@@ -580,19 +687,19 @@ mod tests {
     fn render_listing(c: &FirewallConfig, s: &DesiredState) -> String {
         let want = all_elems(c, s);
         let mut out = format!("table {TABLE} {{\n");
-        for d in set_defs() {
+        for set in Set::ALL {
             out.push_str(&format!(
                 "\t{} {} {{\n\t\ttype {}\n",
-                if d.map { "map" } else { "set" },
-                d.name,
-                d.ty
+                set.kind(),
+                set.name(),
+                set.ty()
             ));
-            if let Some(f) = &d.flags {
+            if let Some(f) = set.flags() {
                 out.push_str(&format!("\t\tflags {f}\n"));
             }
             let els: Vec<String> = want
                 .iter()
-                .filter(|e| e.set == d.name)
+                .filter(|e| e.set == set)
                 .map(Elem::text)
                 .collect();
             if !els.is_empty() {
@@ -618,161 +725,6 @@ mod tests {
         out
     }
 
-    fn hex(s: &str) -> Vec<u8> {
-        let s: String = s.split_whitespace().collect();
-        (0..s.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-            .collect()
-    }
-
-    fn def(name: &str) -> SetDef {
-        set_defs().into_iter().find(|d| d.name == name).unwrap()
-    }
-
-    fn elem(set: &str, key: &str, value: Option<&str>) -> Elem {
-        Elem::new(set.into(), key.into(), value.map(String::from))
-    }
-
-    fn ifname(name: &str) -> Vec<u8> {
-        let mut v = vec![0u8; 16];
-        v[..name.len()].copy_from_slice(name.as_bytes());
-        v
-    }
-
-    /// The bytes nft 1.0.6 sends for each kind of element of berth's layout (read off
-    /// `nft --debug=mnl`): concatenations padded to 4-byte registers, concatenated intervals as
-    /// key and key end, plain intervals as a start and the first key past the end.
-    #[test]
-    fn elements_encode_like_nft() {
-        let enc = |set: &str, key: &str, value: Option<&str>, delete: bool| {
-            netlink_elements(&def(set), &elem(set, key, value), delete).unwrap()
-        };
-        let mut key = hex("ac120000");
-        key.extend(ifname("br-x"));
-        let mut end = hex("ac12ffff");
-        end.extend(ifname("br-x"));
-        assert_eq!(
-            enc("hairpin4", "172.18.0.0/16 . \"br-x\"", None, false),
-            vec![SetElement::range(key, end)]
-        );
-        assert_eq!(
-            enc(
-                "dnat4_range",
-                "192.0.2.1 . tcp . 8000-8010",
-                Some("172.18.0.2 . 80"),
-                false
-            ),
-            vec![
-                SetElement::range(
-                    hex("c0000201 06000000 1f400000"),
-                    hex("c0000201 06000000 1f4a0000")
-                )
-                .with_data(NlData::Value(hex("ac120002 00500000")))
-            ]
-        );
-        assert_eq!(
-            enc("snat4", "172.18.0.0/16", Some("192.0.2.1"), false),
-            vec![
-                SetElement::key(hex("ac120000")).with_data(NlData::Value(hex("c0000201"))),
-                SetElement::interval_end(hex("ac130000")),
-            ]
-        );
-        assert_eq!(
-            enc("masq6", "fd00::/64", None, true),
-            vec![
-                SetElement::key(hex("fd000000 00000000 00000000 00000000")),
-                SetElement::interval_end(hex("fd000000 00000001 00000000 00000000")),
-            ]
-        );
-        // The whole address space has no end element.
-        assert_eq!(
-            enc("masq4", "0.0.0.0/0", None, false),
-            vec![SetElement::key(hex("00000000"))]
-        );
-        let mut icc = ifname("br-a");
-        icc.extend(ifname("br-a"));
-        assert_eq!(
-            enc("icc", "\"br-a\" . \"br-a\"", Some("drop"), false),
-            vec![SetElement::key(icc.clone()).with_data(NlData::Verdict(NlVerdict::Drop))]
-        );
-        assert_eq!(
-            enc("icc", "\"br-a\" . \"br-a\"", Some("accept"), true),
-            vec![SetElement::key(icc)]
-        );
-        assert_eq!(
-            enc(
-                "dnat4",
-                "192.0.2.1 . tcp . 8080",
-                Some("172.17.0.2 . 80"),
-                false
-            ),
-            vec![
-                SetElement::key(hex("c0000201 06000000 1f900000"))
-                    .with_data(NlData::Value(hex("ac110002 00500000")))
-            ]
-        );
-        assert_eq!(
-            enc("dnat6_all", "udp . 53", Some("fd00::2 . 5353"), false),
-            vec![
-                SetElement::key(hex("11000000 00350000")).with_data(NlData::Value(hex(
-                    "fd000000 00000000 00000000 00000002 14e90000"
-                )))
-            ]
-        );
-        assert_eq!(
-            enc(
-                "dnat4_range_keep",
-                "192.0.2.1 . sctp . 10-20",
-                Some("10.0.0.2"),
-                false
-            ),
-            vec![
-                SetElement::range(
-                    hex("c0000201 84000000 000a0000"),
-                    hex("c0000201 84000000 00140000")
-                )
-                .with_data(NlData::Value(hex("0a000002")))
-            ]
-        );
-        assert_eq!(
-            enc("links4", "10.0.0.2 . 10.0.0.3 . tcp . 5432", None, false),
-            vec![SetElement::key(hex("0a000002 0a000003 06000000 15380000"))]
-        );
-        assert_eq!(
-            enc("bridges", "\"br-0\"", None, false),
-            vec![SetElement::key(ifname("br-0"))]
-        );
-    }
-
-    #[test]
-    fn malformed_elements_are_refused_with_the_reason() {
-        let bad = |set: &str, key: &str, value: Option<&str>| {
-            netlink_elements(&def(set), &elem(set, key, value), false).unwrap_err()
-        };
-        assert!(bad("bridges", "\"much-too-long-name\"", None).contains("1 to 15"));
-        assert!(bad("dnat4", "192.0.2.1 . tcp", Some("10.0.0.2 . 80")).contains("parts"));
-        assert!(bad("dnat4", "fd00::1 . tcp . 80", Some("10.0.0.2 . 80")).contains("family"));
-        assert!(bad("dnat4", "192.0.2.1 . gre . 80", Some("10.0.0.2 . 80")).contains("protocol"));
-        assert!(bad("dnat4", "192.0.2.1 . tcp . 80-90", Some("10.0.0.2 . 80")).contains("range"));
-        assert!(bad("dnat4", "192.0.2.1 . tcp . 80", None).contains("does not fit"));
-        assert!(bad("icc", "\"a\" . \"b\"", Some("maybe")).contains("verdict"));
-        assert!(bad("masq4", "10.0.0.0/33", None).contains("address or prefix"));
-        let b = NftBatch {
-            element_delta: Some(ElementDelta {
-                dels: vec![],
-                adds: vec![elem("nonexistent", "x", None)],
-            }),
-            ..NftBatch::default()
-        };
-        assert!(
-            b.netlink()
-                .unwrap()
-                .unwrap_err()
-                .contains("not in berth's layout")
-        );
-    }
-
     /// Element-only transactions have a netlink form (deletions first, one message per set and
     /// 128 elements, nft's zero interval end before additions to plain interval sets);
     /// reconcile's does not.
@@ -786,24 +738,12 @@ mod tests {
         assert_eq!(nl.len(), 5);
         let b = delta(&[], &adds);
         assert_eq!(b.netlink().unwrap().unwrap().len(), 5);
-        let many: Vec<Elem> = (0..300u32)
-            .map(|i| {
-                elem(
-                    "dnat4_all",
-                    &format!("tcp . {}", 1000 + i),
-                    Some("10.0.0.2 . 80"),
-                )
-            })
+        let many: Vec<Elem> = (0..300u16)
+            .flat_map(|i| port_dnat_elems(&port((1000 + i, 1000 + i), (80, 80))))
             .collect();
+        assert_eq!(many.len(), 300);
         assert_eq!(delta(&many, &many).netlink().unwrap().unwrap().len(), 6);
         let (full, _) = converge(&cfg(), &DesiredState::new(), None);
         assert!(full.netlink().is_none());
-    }
-
-    #[test]
-    fn successor_carries_and_ends() {
-        assert_eq!(successor(&[0, 255]), Some(vec![1, 0]));
-        assert_eq!(successor(&[255, 255]), None);
-        assert_eq!(successor(&[10, 0, 0, 255]), Some(vec![10, 0, 1, 0]));
     }
 }

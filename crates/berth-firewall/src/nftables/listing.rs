@@ -2,6 +2,8 @@
 //! converging it to the desired state: the report of what was missing or foreign, and the batch
 //! that repairs it.
 
+use std::collections::HashSet;
+
 use super::*;
 
 /// A set as `nft list` shows it.
@@ -11,10 +13,32 @@ pub struct SetListing {
     pub map: bool,
     /// The `type` text.
     pub ty: String,
+    /// The `type`, typed; `None` if it names a field berth's layout does not use.
+    pub set_type: Option<SetType>,
     /// The `flags` text.
     pub flags: Option<String>,
-    /// The elements (`key` or `key : value`).
-    pub elements: BTreeSet<String>,
+    /// The elements as `nft` prints them (`key` or `key : value`), each with its typed form:
+    /// `None` for an element that is not of the set's type or holds a value berth never makes
+    /// (an address range, another protocol, a `jump` verdict, ...).
+    pub elements: BTreeMap<String, Option<Element>>,
+}
+
+impl SetListing {
+    fn add_elements(&mut self, body: &str) {
+        for text in split_elements(body) {
+            self.elements.entry(text).or_insert(None);
+        }
+    }
+
+    /// Types the elements by the set's listed type (once the whole set is read).
+    fn type_elements(&mut self) {
+        self.set_type = SetType::parse(&self.ty);
+        if let Some(ty) = &self.set_type {
+            for (text, typed) in &mut self.elements {
+                *typed = Element::parse(ty, text);
+            }
+        }
+    }
 }
 
 /// A chain as `nft list` shows it.
@@ -92,7 +116,7 @@ impl Listing {
                         .trim_end_matches('}')
                         .to_owned();
                     if let Some(s) = listing.sets.get_mut(name) {
-                        s.elements.extend(split_elements(&body));
+                        s.add_elements(&body);
                     }
                     elements = None;
                 }
@@ -141,7 +165,7 @@ impl Listing {
                     } else if let Some(rest) = line.strip_prefix("elements = ") {
                         if rest.ends_with('}') {
                             let body = rest.trim().trim_start_matches('{').trim_end_matches('}');
-                            set.elements.extend(split_elements(body));
+                            set.add_elements(body);
                         } else {
                             elements = Some(rest.to_owned());
                         }
@@ -163,6 +187,9 @@ impl Listing {
                 }
             }
         }
+        for set in listing.sets.values_mut() {
+            set.type_elements();
+        }
         Ok(listing)
     }
 }
@@ -175,9 +202,15 @@ pub fn converge(
     actual: Option<&Listing>,
 ) -> (NftBatch, DriftReport) {
     let mut report = DriftReport::default();
-    let sets = set_defs();
     let chains = chain_defs(config);
-    let want = all_elems(config, state);
+    // The wanted elements of each set by their text: sorted as the script lists them, each once.
+    let mut want: BTreeMap<Set, BTreeMap<String, Element>> = BTreeMap::new();
+    for e in all_elems(config, state) {
+        want.entry(e.set)
+            .or_default()
+            .entry(e.element.to_string())
+            .or_insert(e.element);
+    }
     let mut b = NftBatch::default();
     let empty = Listing::default();
     let have = match actual {
@@ -228,14 +261,16 @@ pub fn converge(
         }
     }
     // 2. A set whose declaration changed is recreated, which needs every reference gone first.
-    let bad_sets: BTreeSet<&str> = sets
-        .iter()
+    let bad_sets: BTreeSet<Set> = Set::ALL
+        .into_iter()
         .filter(|s| {
-            have.sets
-                .get(&s.name)
-                .is_some_and(|g| g.map != s.map || g.ty != s.ty || g.flags != s.flags)
+            have.sets.get(s.name()).is_some_and(|g| {
+                let ty = s.ty();
+                g.map != ty.is_map()
+                    || g.set_type.as_ref() != Some(&ty)
+                    || g.flags.as_deref() != s.flags()
+            })
         })
-        .map(|s| s.name.as_str())
         .collect();
     let stale_chains: Vec<&String> = have
         .chains
@@ -257,61 +292,58 @@ pub fn converge(
     for c in &stale_chains {
         b.commands.push(format!("delete chain {TABLE} {c}"));
     }
-    // 3. Sets: stale ones go, wrong ones are recreated, missing ones made.
+    // 3. Sets: stale ones go, wrong ones are recreated, missing ones made. Elements compare
+    //    typed; an unexpected one is deleted by the key nft printed.
     for (name, got) in &have.sets {
-        let keep = sets.iter().any(|s| &s.name == name) && !bad_sets.contains(name.as_str());
-        if !keep {
+        let layout = Set::named(name);
+        let bad = layout.is_some_and(|s| bad_sets.contains(&s));
+        if layout.is_none() || bad {
             report.structure.push(format!(
                 "{} set {name}",
-                if bad_sets.contains(name.as_str()) {
-                    "wrongly declared"
-                } else {
-                    "stale"
-                }
+                if bad { "wrongly declared" } else { "stale" }
             ));
             let kind = if got.map { "map" } else { "set" };
             b.commands.push(format!("delete {kind} {TABLE} {name}"));
         }
     }
-    let mut adds = Vec::new();
-    let mut dels = Vec::new();
-    for s in &sets {
-        let got = have
-            .sets
-            .get(&s.name)
-            .filter(|_| !bad_sets.contains(s.name.as_str()));
+    let mut adds: Vec<(&str, &String)> = Vec::new();
+    let mut dels: Vec<(&str, String)> = Vec::new();
+    let (no_elements, nothing_wanted) = (BTreeMap::new(), BTreeMap::new());
+    for s in Set::ALL {
+        let (name, is_map) = (s.name(), s.ty().is_map());
+        let got = have.sets.get(name).filter(|_| !bad_sets.contains(&s));
         if got.is_none() {
-            if actual.is_some() && !bad_sets.contains(s.name.as_str()) {
-                report.structure.push(format!("set {} missing", s.name));
+            if actual.is_some() && !bad_sets.contains(&s) {
+                report.structure.push(format!("set {name} missing"));
             }
             b.commands.push(s.add_command());
         }
-        let wanted: BTreeSet<String> = want
-            .iter()
-            .filter(|e| e.set == s.name)
-            .map(Elem::text)
-            .collect();
-        let empty = BTreeSet::new();
-        let present = got.map(|g| &g.elements).unwrap_or(&empty);
-        for e in want.iter().filter(|e| e.set == s.name) {
-            if !present.contains(&e.text()) {
+        let wanted = want.get(&s).unwrap_or(&nothing_wanted);
+        let present = got.map_or(&no_elements, |g| &g.elements);
+        let present_typed: HashSet<&Element> = present.values().flatten().collect();
+        for (text, e) in wanted {
+            if !present_typed.contains(e) {
                 if got.is_some() {
-                    report.missing.push(format!("set {}: {}", s.name, e.text()));
+                    report.missing.push(format!("set {name}: {text}"));
                 }
-                adds.push(e.clone());
+                adds.push((name, text));
             }
         }
-        for text in present.iter().filter(|t| !wanted.contains(*t)) {
-            report.unexpected.push(format!("set {}: {text}", s.name));
+        let wanted_typed: HashSet<&Element> = wanted.values().collect();
+        for (text, typed) in present {
+            if typed.as_ref().is_some_and(|t| wanted_typed.contains(t)) {
+                continue;
+            }
+            report.unexpected.push(format!("set {name}: {text}"));
             let key = match text.split_once(" : ") {
-                Some((k, _)) if s.map => k.to_owned(),
+                Some((k, _)) if is_map => k.to_owned(),
                 _ => text.clone(),
             };
-            dels.push(Elem::new(s.name.clone(), key, None));
+            dels.push((name, key));
         }
     }
-    b.elements("delete", &dels);
-    b.elements("add", &adds);
+    b.elements("delete", dels);
+    b.elements("add", adds);
     // 4. Rules of the chains that were made or rewritten.
     for c in &chains {
         if rewrite.contains(c.name.as_str()) {
@@ -327,5 +359,142 @@ pub(super) fn chain_command(verb: &str, c: &ChainDef) -> String {
     match &c.hook {
         Some(h) => format!("{verb} chain {TABLE} {} {{ {h} }}", c.name),
         None => format!("{verb} chain {TABLE} {}", c.name),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::Backend;
+
+    /// Part of what nft 1.0.6 listed after an outside change (`nft add element ...`) to berth's
+    /// elements for one network: a foreign bridge, a changed icc verdict and SNAT address, a
+    /// `jump` verdict, an address range and a protocol berth never uses.
+    const LISTED: &str = r#"table inet berth {
+	set bridges {
+		type ifname
+		elements = { "br-b",
+			     "br-zzz" }
+	}
+
+	set same {
+		type ifname . ifname
+		elements = { "br-b" . "br-b" }
+	}
+
+	map icc {
+		type ifname . ifname : verdict
+		elements = { "br-b" . "br-b" : accept,
+			     "br-q" . "br-q" : jump user_forward }
+	}
+
+	set links4 {
+		type ipv4_addr . ipv4_addr . inet_proto . inet_service
+		elements = { 10.0.0.1 . 10.0.0.2 . tcp . 80,
+			     10.0.0.1 . 10.0.0.2 . gre . 80 }
+	}
+
+	set hairpin4 {
+		type ipv4_addr . ifname
+		flags interval
+		elements = { 172.19.0.0/24 . "br-b" }
+	}
+
+	set masq4 {
+		type ipv4_addr
+		flags interval
+		elements = { 10.20.0.1-10.20.0.5,
+			     10.30.0.7 }
+	}
+
+	map snat4 {
+		type ipv4_addr : ipv4_addr
+		flags interval
+		elements = { 172.19.0.0/24 : 192.0.2.8 }
+	}
+}
+"#;
+
+    #[test]
+    fn listed_elements_are_typed_and_compared_typed() {
+        let l = Listing::parse(LISTED).unwrap();
+        let typed = |set: &str, text: &str| l.sets[set].elements[text].clone();
+        assert_eq!(
+            typed("masq4", "10.30.0.7"),
+            Some(Element::set(vec![Part::Addr("10.30.0.7".parse().unwrap())]))
+        );
+        assert_eq!(
+            typed("snat4", "172.19.0.0/24 : 192.0.2.8"),
+            Some(Element::map(
+                vec![Part::Prefix("172.19.0.0/24".parse().unwrap())],
+                vec![Part::Addr("192.0.2.8".parse().unwrap())]
+            ))
+        );
+        // Values berth never makes stay text only.
+        assert_eq!(typed("masq4", "10.20.0.1-10.20.0.5"), None);
+        assert_eq!(typed("links4", "10.0.0.1 . 10.0.0.2 . gre . 80"), None);
+        assert_eq!(
+            typed("icc", "\"br-q\" . \"br-q\" : jump user_forward"),
+            None
+        );
+        assert_eq!(
+            l.sets["icc"].set_type,
+            Some(SetType::map(
+                &[Field::Ifname, Field::Ifname],
+                &[Field::Verdict]
+            ))
+        );
+
+        let config = FirewallConfig::new(Backend::Nftables);
+        let mut net = NetworkRules::new("br-b", Some("172.19.0.0/24".parse().unwrap()), None);
+        net.icc = false;
+        net.host_ipv4 = Some("192.0.2.7".parse().unwrap());
+        let mut state = DesiredState::new();
+        state.insert_network(&config, net).unwrap();
+        let (b, report) = converge(&config, &state, Some(&l));
+        assert_eq!(
+            report
+                .missing
+                .iter()
+                .filter(|m| m.starts_with("set "))
+                .collect::<Vec<_>>(),
+            [
+                "set icc: \"br-b\" . \"br-b\" : drop",
+                "set snat4: 172.19.0.0/24 : 192.0.2.7"
+            ]
+        );
+        assert_eq!(
+            report.unexpected,
+            [
+                "set bridges: \"br-zzz\"",
+                "set icc: \"br-b\" . \"br-b\" : accept",
+                "set icc: \"br-q\" . \"br-q\" : jump user_forward",
+                "set links4: 10.0.0.1 . 10.0.0.2 . gre . 80",
+                "set links4: 10.0.0.1 . 10.0.0.2 . tcp . 80",
+                "set masq4: 10.20.0.1-10.20.0.5",
+                "set masq4: 10.30.0.7",
+                "set snat4: 172.19.0.0/24 : 192.0.2.8",
+            ]
+        );
+        // Deleted by the keys nft printed, then the wanted elements added.
+        let elements: Vec<&str> = b
+            .commands
+            .iter()
+            .map(String::as_str)
+            .filter(|c| c.contains(" element "))
+            .collect();
+        assert_eq!(
+            elements,
+            [
+                "delete element inet berth bridges { \"br-zzz\" }",
+                "delete element inet berth icc { \"br-b\" . \"br-b\", \"br-q\" . \"br-q\" }",
+                "delete element inet berth links4 { 10.0.0.1 . 10.0.0.2 . gre . 80, \
+                 10.0.0.1 . 10.0.0.2 . tcp . 80 }",
+                "delete element inet berth masq4 { 10.20.0.1-10.20.0.5, 10.30.0.7 }",
+                "delete element inet berth snat4 { 172.19.0.0/24 }",
+                "add element inet berth icc { \"br-b\" . \"br-b\" : drop }",
+                "add element inet berth snat4 { 172.19.0.0/24 : 192.0.2.7 }",
+            ]
+        );
     }
 }
