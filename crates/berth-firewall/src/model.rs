@@ -394,20 +394,11 @@ mod tests {
         PortRange::new(a, b).unwrap()
     }
 
+    /// The range itself is berth-types' (tested there); its iptables form is the firewall's.
     #[test]
-    fn port_ranges() {
-        assert!(PortRange::single(0).is_err());
-        assert!(PortRange::new(10, 9).is_err());
-        assert_eq!(pr(9000, 9999).len(), 1000);
-        assert_eq!("9000-9999".parse::<PortRange>().unwrap(), pr(9000, 9999));
-        assert_eq!("9000:9999".parse::<PortRange>().unwrap(), pr(9000, 9999));
-        assert_eq!("80".parse::<PortRange>().unwrap(), pr(80, 80));
-        assert!("0".parse::<PortRange>().is_err());
-        assert!("x".parse::<PortRange>().is_err());
-        assert!("70000".parse::<PortRange>().is_err());
-        assert!(pr(1, 5).overlaps(pr(5, 9)));
-        assert!(!pr(1, 4).overlaps(pr(5, 9)));
+    fn port_ranges_in_iptables_form() {
         assert_eq!(pr(1, 2).iptables(), "1:2");
+        assert_eq!(pr(80, 80).iptables(), "80");
     }
 
     #[test]

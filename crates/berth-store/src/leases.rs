@@ -126,6 +126,21 @@ pub(crate) struct Reaper {
 }
 
 impl Reaper {
+    /// Starts the reaper in `slot` unless one runs there already (a store starts it with its
+    /// first lease); `store` names the backend in the error if it cannot be started.
+    pub(crate) fn ensure<T: Send + Sync + 'static>(
+        slot: &std::sync::Mutex<Option<Reaper>>,
+        state: Weak<T>,
+        reap: fn(&T),
+        store: impl FnOnce() -> String,
+    ) -> Result<()> {
+        let mut slot = slot.lock().unwrap_or_else(|p| p.into_inner());
+        if slot.is_none() {
+            *slot = Some(Reaper::spawn(state, reap, store())?);
+        }
+        Ok(())
+    }
+
     /// Starts the thread; `store` names the backend in the error if it cannot be started.
     pub(crate) fn spawn<T: Send + Sync + 'static>(
         state: Weak<T>,

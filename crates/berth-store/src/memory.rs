@@ -177,16 +177,12 @@ impl KvStore for MemoryStore {
     }
 
     fn grant_lease(&self, ttl: Duration) -> Result<LeaseId> {
-        {
-            let mut reaper = self.reaper.lock().unwrap_or_else(|p| p.into_inner());
-            if reaper.is_none() {
-                *reaper = Some(Reaper::spawn(
-                    Arc::downgrade(&self.shared),
-                    Shared::reap,
-                    "memory".to_owned(),
-                )?);
-            }
-        }
+        Reaper::ensure(
+            &self.reaper,
+            Arc::downgrade(&self.shared),
+            Shared::reap,
+            || "memory".to_owned(),
+        )?;
         self.lock().leases.grant(ttl, Instant::now())
     }
 

@@ -362,16 +362,12 @@ impl KvStore for RedbStore {
     }
 
     fn grant_lease(&self, ttl: Duration) -> Result<LeaseId> {
-        {
-            let mut reaper = self.reaper.lock().unwrap_or_else(|p| p.into_inner());
-            if reaper.is_none() {
-                *reaper = Some(Reaper::spawn(
-                    Arc::downgrade(&self.shared),
-                    Shared::reap,
-                    format!("redb {}", self.shared.path.display()),
-                )?);
-            }
-        }
+        Reaper::ensure(
+            &self.reaper,
+            Arc::downgrade(&self.shared),
+            Shared::reap,
+            || format!("redb {}", self.shared.path.display()),
+        )?;
         self.shared.lock_leases().grant(ttl, Instant::now())
     }
 

@@ -14,9 +14,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use berth_driver::{
-    AddressRequest, AddressSpace, BoxError, IpFamily, IpamDriver, Pool, PoolRequest,
-};
+use berth_driver::{AddressRequest, AddressSpace, BoxError, IpamDriver, Pool, PoolRequest};
 use berth_ipam::{Ipam, PoolId};
 use berth_store::{Expect, KvStore};
 use ipnet::IpNet;
@@ -110,23 +108,7 @@ impl IpamDriver for ClusterIpam {
         if let Some(key) = req.options.keys().next() {
             return Err(format!("the default IPAM driver takes no options (got {key:?})").into());
         }
-        let mut pr = match req.subnet {
-            Some(s) => berth_ipam::PoolRequest::new(berth_ipam::AddressSpace::Global, s),
-            None => {
-                let family = match req.family {
-                    IpFamily::V4 => berth_ipam::IpFamily::V4,
-                    IpFamily::V6 => berth_ipam::IpFamily::V6,
-                };
-                berth_ipam::PoolRequest::from_defaults(berth_ipam::AddressSpace::Global, family)
-                    .with_exclude(req.exclude.clone())
-            }
-        };
-        if let Some(r) = req.ip_range {
-            pr = pr.with_ip_range(r);
-        }
-        for (name, addr) in &req.aux_addresses {
-            pr = pr.with_aux_address(name.clone(), *addr);
-        }
+        let pr = crate::ipam::allocator_request(berth_ipam::AddressSpace::Global, req);
         let id = self.update(|ipam| ipam.request_pool(&pr))?;
         Ok(pool_of(&id))
     }
@@ -157,6 +139,7 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
+    use berth_driver::IpFamily;
     use berth_store::MemoryStore;
     use std::collections::BTreeSet;
 

@@ -5,9 +5,7 @@
 use std::net::IpAddr;
 use std::sync::{Mutex, MutexGuard};
 
-use berth_driver::{
-    AddressRequest, AddressSpace, BoxError, IpFamily, IpamDriver, Pool, PoolRequest,
-};
+use berth_driver::{AddressRequest, AddressSpace, BoxError, IpamDriver, Pool, PoolRequest};
 use berth_ipam::{DefaultPool, Ipam, PoolId};
 use ipnet::IpNet;
 
@@ -47,6 +45,25 @@ fn space(s: AddressSpace) -> berth_ipam::AddressSpace {
     }
 }
 
+/// The contract's pool request as berth-ipam's allocator takes it, in `space`.
+pub(crate) fn allocator_request(
+    space: berth_ipam::AddressSpace,
+    req: &PoolRequest,
+) -> berth_ipam::PoolRequest {
+    let mut pr = match req.subnet {
+        Some(s) => berth_ipam::PoolRequest::new(space, s),
+        None => berth_ipam::PoolRequest::from_defaults(space, req.family)
+            .with_exclude(req.exclude.clone()),
+    };
+    if let Some(r) = req.ip_range {
+        pr = pr.with_ip_range(r);
+    }
+    for (name, addr) in &req.aux_addresses {
+        pr = pr.with_aux_address(name.clone(), *addr);
+    }
+    pr
+}
+
 fn pool_of(id: PoolId) -> Pool {
     Pool {
         id: id.to_string(),
@@ -64,23 +81,7 @@ impl IpamDriver for BuiltinIpam {
         if let Some(key) = req.options.keys().next() {
             return Err(format!("the default IPAM driver takes no options (got {key:?})").into());
         }
-        let mut pr = match req.subnet {
-            Some(s) => berth_ipam::PoolRequest::new(space(req.space), s),
-            None => {
-                let family = match req.family {
-                    IpFamily::V4 => berth_ipam::IpFamily::V4,
-                    IpFamily::V6 => berth_ipam::IpFamily::V6,
-                };
-                berth_ipam::PoolRequest::from_defaults(space(req.space), family)
-                    .with_exclude(req.exclude.clone())
-            }
-        };
-        if let Some(r) = req.ip_range {
-            pr = pr.with_ip_range(r);
-        }
-        for (name, addr) in &req.aux_addresses {
-            pr = pr.with_aux_address(name.clone(), *addr);
-        }
+        let pr = allocator_request(space(req.space), req);
         Ok(pool_of(self.lock().request_pool(&pr)?))
     }
 

@@ -11,60 +11,11 @@ mod common;
 use std::time::Duration;
 
 use berth::{Controller, EndpointOptions, GATEWAY_BRIDGE, IpamPoolConfig, NetworkCreate};
-use berth_bridge::{BridgeDefaults, BridgeDriver, BridgeOptions};
-use berth_driver::{
-    Capabilities, Egress, EndpointId, EndpointSpec, InterfaceInfo, JoinInfo, JoinRequest,
-    NetworkDriver, NetworkId, NetworkSpec, RawOptions, Result as DriverResult,
-};
+use berth_driver::{Capabilities, Egress};
 use berth_testhost::TestHost;
 use berth_testhost::traffic::{TcpBanner, tcp_fetch};
+use common::bridge_like::BridgeLike;
 use common::*;
-
-/// A bridge whose joins give no gateway: the sandbox's way out must come from elsewhere.
-struct NoGateway(BridgeDriver);
-
-impl NetworkDriver for NoGateway {
-    type Options = BridgeOptions;
-
-    fn name(&self) -> &'static str {
-        "nogw"
-    }
-
-    fn capabilities(&self) -> Capabilities {
-        self.0.capabilities().egress(Egress::GatewayBridge)
-    }
-
-    fn parse_options(&self, raw: &RawOptions) -> DriverResult<BridgeOptions> {
-        self.0.parse_options(raw)
-    }
-
-    fn create_network(&self, spec: &NetworkSpec, o: &BridgeOptions) -> DriverResult<()> {
-        self.0.create_network(spec, o)
-    }
-
-    fn delete_network(&self, network: &NetworkId) -> DriverResult<()> {
-        self.0.delete_network(network)
-    }
-
-    fn create_endpoint(&self, spec: &EndpointSpec) -> DriverResult<InterfaceInfo> {
-        self.0.create_endpoint(spec)
-    }
-
-    fn delete_endpoint(&self, network: &NetworkId, endpoint: &EndpointId) -> DriverResult<()> {
-        self.0.delete_endpoint(network, endpoint)
-    }
-
-    fn join(&self, request: &JoinRequest<'_>) -> DriverResult<JoinInfo> {
-        let mut info = self.0.join(request)?;
-        info.gateway_v4 = None;
-        info.gateway_v6 = None;
-        Ok(info)
-    }
-
-    fn leave(&self, network: &NetworkId, endpoint: &EndpointId) -> DriverResult<()> {
-        self.0.leave(network, endpoint)
-    }
-}
 
 fn fixture() -> Fixture {
     let host = TestHost::new().expect("a test host (run as root)");
@@ -78,9 +29,14 @@ fn fixture() -> Fixture {
 }
 
 fn start(host: &TestHost, dir: &StateDir) -> Controller {
-    let driver = BridgeDriver::new(host.netns(), None, BridgeDefaults::default()).unwrap();
+    // A bridge whose joins give no gateway: the sandbox's way out must come from elsewhere.
+    let driver = BridgeLike::new(host, "nogw", |c: Capabilities| {
+        c.egress(Egress::GatewayBridge)
+    })
+    .without_gateway()
+    .without_host_policy();
     Controller::builder(Fixture::config_for(host, dir))
-        .driver(NoGateway(driver))
+        .driver(driver)
         .build()
         .unwrap()
 }

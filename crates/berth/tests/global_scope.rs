@@ -17,77 +17,17 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use berth::{Controller, EndpointOptions, Error, IpamPoolConfig, NetworkCreate, SandboxCreate};
-use berth_bridge::{BRIDGE_PREFIX, BridgeDefaults, BridgeDriver, BridgeOptions};
-use berth_driver::{
-    Capabilities, EndpointId, EndpointSpec, HostPolicy, InterfaceInfo, JoinInfo, JoinRequest,
-    NetworkDriver, NetworkId, NetworkSpec, RawOptions, Result as DriverResult, Scope,
-};
+use berth_driver::{Capabilities, Scope};
 use berth_store::MemoryStore;
 use berth_testhost::TestHost;
 use berth_testhost::berth_netlink::Handle;
+use common::bridge_like::BridgeLike;
 use common::*;
-use ipnet::IpNet;
 
-/// The bridge driver with global scope: each host makes its own local bridge for the network.
-struct GlobalBridge(BridgeDriver);
-
-impl NetworkDriver for GlobalBridge {
-    type Options = BridgeOptions;
-
-    fn name(&self) -> &'static str {
-        "gbridge"
-    }
-
-    fn capabilities(&self) -> Capabilities {
-        self.0.capabilities().scope(Scope::Global)
-    }
-
-    fn parse_options(&self, raw: &RawOptions) -> DriverResult<BridgeOptions> {
-        self.0.parse_options(raw)
-    }
-
-    fn create_network(&self, spec: &NetworkSpec, o: &BridgeOptions) -> DriverResult<()> {
-        self.0.create_network(spec, o)
-    }
-
-    fn restore_network(&self, spec: &NetworkSpec, o: &BridgeOptions) -> DriverResult<()> {
-        self.0.restore_network(spec, o)
-    }
-
-    fn delete_network(&self, network: &NetworkId) -> DriverResult<()> {
-        self.0.delete_network(network)
-    }
-
-    fn create_endpoint(&self, spec: &EndpointSpec) -> DriverResult<InterfaceInfo> {
-        self.0.create_endpoint(spec)
-    }
-
-    fn delete_endpoint(&self, network: &NetworkId, endpoint: &EndpointId) -> DriverResult<()> {
-        self.0.delete_endpoint(network, endpoint)
-    }
-
-    fn join(&self, request: &JoinRequest<'_>) -> DriverResult<JoinInfo> {
-        self.0.join(request)
-    }
-
-    fn leave(&self, network: &NetworkId, endpoint: &EndpointId) -> DriverResult<()> {
-        self.0.leave(network, endpoint)
-    }
-
-    fn remove_orphans(&self) -> DriverResult<Vec<String>> {
-        self.0.remove_orphans()
-    }
-
-    /// The wrapped bridge has no firewall of its own: berth's firewall lets its traffic through
-    /// (the forward policy berth sets would drop it otherwise).
-    fn host_policy(&self, spec: &NetworkSpec, _: &BridgeOptions) -> Option<HostPolicy> {
-        let v4 = spec.ipv4.first().and_then(|p| match p.pool {
-            IpNet::V4(n) => Some(n),
-            IpNet::V6(_) => None,
-        });
-        let bridge = format!("{BRIDGE_PREFIX}{}", &spec.id.as_str()[..12]);
-        Some(HostPolicy::new(bridge, v4, None).internal(spec.internal))
-    }
+/// The bridge driver with global scope: each host makes its own local bridge for the network,
+/// and berth's firewall lets it through by its host policy.
+fn global_bridge(host: &TestHost) -> BridgeLike {
+    BridgeLike::new(host, "gbridge", |c: Capabilities| c.scope(Scope::Global))
 }
 
 /// One host of the cluster: a test host, its state directory and its controller.
@@ -103,9 +43,8 @@ fn host(cluster: &Arc<MemoryStore>) -> Fixture {
 }
 
 fn start(host: &TestHost, dir: &StateDir, cluster: &Arc<MemoryStore>) -> Controller {
-    let driver = BridgeDriver::new(host.netns(), None, BridgeDefaults::default()).unwrap();
     Controller::builder(Fixture::config_for(host, dir))
-        .driver(GlobalBridge(driver))
+        .driver(global_bridge(host))
         .cluster_store(cluster.clone())
         .build()
         .unwrap()
@@ -309,9 +248,8 @@ fn a_restart_keeps_global_networks_and_their_addresses() {
 fn a_global_network_needs_a_cluster_store_and_leaves_nothing_without_one() {
     let host = TestHost::new().unwrap();
     let dir = StateDir::new();
-    let driver = BridgeDriver::new(host.netns(), None, BridgeDefaults::default()).unwrap();
     let ctl = Controller::builder(Fixture::config_for(&host, &dir))
-        .driver(GlobalBridge(driver))
+        .driver(global_bridge(&host))
         .build()
         .unwrap();
     let links_before = host.ip(&["-o", "link", "show"]).unwrap();

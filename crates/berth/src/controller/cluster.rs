@@ -184,7 +184,7 @@ impl Controller {
             return Err(e);
         }
         tracing::info!(network = %rec.name, id = %rec.id.short(), ?how, "global network here");
-        let net = Arc::new(Network {
+        self.register_network(Network {
             record: rec,
             driver,
             ipam,
@@ -192,8 +192,6 @@ impl Controller {
             pools,
             members: Mutex::new(Members::default()),
         });
-        self.write_networks()
-            .insert(net.record.id.as_str(), &net.record.name, net.clone());
         Ok(())
     }
 

@@ -171,7 +171,7 @@ impl Controller {
             forget();
             return Err(e);
         }
-        let net = Arc::new(Network {
+        self.register_network(Network {
             record,
             driver,
             ipam,
@@ -179,8 +179,6 @@ impl Controller {
             pools: pool_ids,
             members: Mutex::new(Members::default()),
         });
-        self.write_networks()
-            .insert(id.as_str(), &net.record.name, net.clone());
         tracing::info!(id = %id.short(), %scope, "network created");
         Ok(id)
     }
@@ -278,6 +276,13 @@ impl Controller {
                 Err(e)
             }
         }
+    }
+
+    /// Makes a network made, restored or learned here visible.
+    pub(super) fn register_network(&self, net: Network) {
+        let net = Arc::new(net);
+        self.write_networks()
+            .insert(net.record.id.as_str(), &net.record.name, net.clone());
     }
 
     /// The interface-name prefix of the network's endpoints in sandboxes.

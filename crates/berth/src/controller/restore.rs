@@ -37,7 +37,7 @@ impl Controller {
             driver.restore_network(&spec_of(&rec), &options)?;
             let policy = self.add_host_policy(&*driver, &rec, &options)?;
             self.dns_network(&rec)?;
-            let net = Arc::new(Network {
+            self.register_network(Network {
                 record: rec,
                 driver,
                 ipam,
@@ -45,8 +45,6 @@ impl Controller {
                 pools,
                 members: Mutex::new(Members::default()),
             });
-            self.write_networks()
-                .insert(net.record.id.as_str(), &net.record.name, net.clone());
         }
 
         // Sandboxes are independent of each other: their namespaces, endpoints, files and routes

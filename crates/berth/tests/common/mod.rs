@@ -3,6 +3,8 @@
 //! removes every sandbox and network the test made, then the namespaces and the directory.
 #![allow(dead_code, clippy::unwrap_used)]
 
+pub(crate) mod bridge_like;
+
 use std::path::PathBuf;
 use std::time::Duration;
 
