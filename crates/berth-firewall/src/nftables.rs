@@ -237,7 +237,7 @@ pub fn network_elems(net: &NetworkRules) -> Vec<Elem> {
         let Some(subnet) = net.subnet(f) else {
             continue;
         };
-        let subnet = Part::Prefix(subnet);
+        let subnet = Part::prefix(subnet);
         v.push(Elem::new(Set::Hairpin(f), vec![subnet.clone(), br()]));
         if net.nat_outbound(f) {
             match net.snat(f) {

@@ -913,3 +913,20 @@ fn missing_tools_are_named() {
     }
     let _ = std::fs::remove_dir(&empty);
 }
+
+/// A network whose subnet is a single address (a /32, a /128) lists in nft as a plain address:
+/// reconcile reads it back as what berth made, not as drift on every run.
+#[test]
+fn full_length_subnets_are_no_drift_nftables() {
+    let lab = Lab::new();
+    let mut cfg = config(Backend::Nftables);
+    cfg.ipv6 = true;
+    let fw = lab.firewall(cfg);
+    fw.add_network(NetworkRules::new(
+        "br-one",
+        Some("10.30.0.7/32".parse().expect("v4")),
+        Some("fd00:30::7/128".parse().expect("v6")),
+    ))
+    .expect("network");
+    assert_no_drift(&fw);
+}

@@ -190,6 +190,17 @@ impl Part {
         Part::Ifname(name.to_owned())
     }
 
+    /// A prefix part for an interval set: [`Part::Prefix`], or [`Part::Addr`] for a prefix of
+    /// the address's full length (a /32, a /128), as `nft list` shows such an element, so that
+    /// it never reads back as drift.
+    pub fn prefix(net: IpNet) -> Part {
+        if net.prefix_len() == net.max_prefix_len() {
+            Part::Addr(net.addr())
+        } else {
+            Part::Prefix(net.trunc())
+        }
+    }
+
     /// A port range part: [`Part::Service`] for a single port, else [`Part::ServiceRange`].
     pub fn ports(range: PortRange) -> Part {
         if range.is_single() {
@@ -356,6 +367,21 @@ mod tests {
         };
         assert_eq!(round(Field::Ifname, "\"br,x\""), Part::ifname("br,x"));
         assert!(matches!(round(Field::Ipv4Addr, "10.0.0.1"), Part::Addr(_)));
+        // A full-length prefix is made as nft lists it: a plain address.
+        for (net, listed) in [("10.30.0.7/32", "10.30.0.7"), ("fd00::7/128", "fd00::7")] {
+            let made = Part::prefix(net.parse().unwrap());
+            assert_eq!(made.to_string(), listed);
+            let field = if listed.contains(':') {
+                Field::Ipv6Addr
+            } else {
+                Field::Ipv4Addr
+            };
+            assert_eq!(Some(made), Part::parse(field, listed));
+        }
+        assert_eq!(
+            Part::prefix("172.19.0.0/16".parse().unwrap()).to_string(),
+            "172.19.0.0/16"
+        );
         assert!(matches!(
             round(Field::Ipv6Addr, "fd00:1::/64"),
             Part::Prefix(_)
