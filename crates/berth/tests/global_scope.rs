@@ -14,11 +14,14 @@ mod common;
 use std::collections::BTreeSet;
 use std::net::IpAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use berth::{Controller, EndpointOptions, Error, IpamPoolConfig, NetworkCreate, SandboxCreate};
 use berth_driver::{Capabilities, Scope};
-use berth_store::MemoryStore;
+use berth_store::{
+    Event, KvStore, LeaseId, Listing, MemoryStore, Poll, Result as StoreResult, Txn, Watch,
+};
 use berth_testhost::TestHost;
 use berth_testhost::berth_netlink::Handle;
 use common::bridge_like::BridgeLike;
@@ -31,7 +34,7 @@ fn global_bridge(host: &TestHost) -> BridgeLike {
 }
 
 /// One host of the cluster: a test host, its state directory and its controller.
-fn host(cluster: &Arc<MemoryStore>) -> Fixture {
+fn host(cluster: &Arc<dyn KvStore>) -> Fixture {
     let host = TestHost::new().expect("a test host (run as root)");
     let dir = StateDir::new();
     let ctl = start(&host, &dir, cluster);
@@ -42,7 +45,7 @@ fn host(cluster: &Arc<MemoryStore>) -> Fixture {
     }
 }
 
-fn start(host: &TestHost, dir: &StateDir, cluster: &Arc<MemoryStore>) -> Controller {
+fn start(host: &TestHost, dir: &StateDir, cluster: &Arc<dyn KvStore>) -> Controller {
     Controller::builder(Fixture::config_for(host, dir))
         .driver(global_bridge(host))
         .cluster_store(cluster.clone())
@@ -80,7 +83,7 @@ fn bridge_exists(f: &Fixture, network: &str) -> bool {
 
 #[test]
 fn two_hosts_share_global_networks_without_any_clash() {
-    let cluster = Arc::new(MemoryStore::new());
+    let cluster: Arc<dyn KvStore> = Arc::new(MemoryStore::new());
     let a = host(&cluster);
     let b = host(&cluster);
 
@@ -202,7 +205,7 @@ fn two_hosts_share_global_networks_without_any_clash() {
 
 #[test]
 fn a_restart_keeps_global_networks_and_their_addresses() {
-    let cluster = Arc::new(MemoryStore::new());
+    let cluster: Arc<dyn KvStore> = Arc::new(MemoryStore::new());
     let mut a = host(&cluster);
     let b = host(&cluster);
     a.ctl().create_network(global("g")).unwrap();
@@ -277,4 +280,123 @@ fn an_unknown_ipam_driver_is_refused_by_name() {
     let err = f.ctl().create_network(req).unwrap_err();
     assert_eq!(err.to_string(), "plugin \"nosuch\" not found");
     assert!(f.ctl().inspect_network("n").is_err());
+}
+
+/// A cluster store whose watches the test can cut (as a store connection breaks): a cut watch
+/// ends, and the controller must watch again from the last revision it saw.
+struct CuttableStore {
+    inner: Arc<MemoryStore>,
+    /// Watches made before the last cut end.
+    generation: Arc<AtomicU64>,
+}
+
+impl CuttableStore {
+    fn cut(&self) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+impl KvStore for CuttableStore {
+    fn get(&self, key: &str) -> StoreResult<Option<berth_store::Entry>> {
+        self.inner.get(key)
+    }
+
+    fn list(&self, prefix: &str) -> StoreResult<Listing> {
+        self.inner.list(prefix)
+    }
+
+    fn commit(&self, txn: Txn) -> StoreResult<u64> {
+        self.inner.commit(txn)
+    }
+
+    fn watch(&self, prefix: &str, after_revision: u64) -> StoreResult<Watch> {
+        let inner = self.inner.watch(prefix, after_revision)?;
+        let generation = self.generation.clone();
+        let born = generation.load(Ordering::SeqCst);
+        let (tx, rx) = std::sync::mpsc::channel::<Event>();
+        std::thread::spawn(move || {
+            while generation.load(Ordering::SeqCst) == born {
+                match inner.poll(Duration::from_millis(20)) {
+                    Poll::Event(e) => {
+                        if generation.load(Ordering::SeqCst) != born || tx.send(e).is_err() {
+                            return;
+                        }
+                    }
+                    Poll::Idle => {}
+                    Poll::Ended => return,
+                }
+            }
+        });
+        Ok(Watch::new(rx))
+    }
+
+    fn revision(&self) -> StoreResult<u64> {
+        self.inner.revision()
+    }
+
+    fn compact_revision(&self) -> StoreResult<u64> {
+        self.inner.compact_revision()
+    }
+
+    fn grant_lease(&self, ttl: Duration) -> StoreResult<LeaseId> {
+        self.inner.grant_lease(ttl)
+    }
+
+    fn keep_alive(&self, lease: LeaseId) -> StoreResult<Duration> {
+        self.inner.keep_alive(lease)
+    }
+
+    fn revoke_lease(&self, lease: LeaseId) -> StoreResult<()> {
+        self.inner.revoke_lease(lease)
+    }
+}
+
+/// A host whose watch of the cluster store breaks while the other host creates and removes
+/// networks, and whose store's history no longer reaches back when it watches again (a
+/// compaction): it lists again and ends up with exactly the cluster's networks, data path
+/// included.
+#[test]
+fn a_broken_watch_and_a_compaction_are_caught_up_by_listing_again() {
+    let store = Arc::new(CuttableStore {
+        inner: Arc::new(MemoryStore::with_history(16)),
+        generation: Arc::new(AtomicU64::new(0)),
+    });
+    let cluster: Arc<dyn KvStore> = store.clone();
+    let a = host(&cluster);
+    let b = host(&cluster);
+    a.ctl().create_network(global("old")).unwrap();
+    eventually("host b learns of old", || {
+        b.ctl().inspect_network("old").is_ok()
+    });
+    let old = b.ctl().inspect_network("old").unwrap().id;
+    assert!(bridge_exists(&b, "old"));
+
+    // The watches break; meanwhile a network comes, one goes, and the history moves on.
+    store.cut();
+    a.ctl().create_network(global("during")).unwrap();
+    a.ctl().remove_network("old").unwrap();
+    for i in 0..40 {
+        cluster.put(&format!("test/filler/{i}"), b"x").unwrap();
+    }
+    assert!(
+        cluster.compact_revision().unwrap() > 0,
+        "the history should have moved past the cut"
+    );
+    eventually("host b catches up: during is there", || {
+        b.ctl().inspect_network("during").is_ok()
+    });
+    eventually("host b catches up: old is gone", || {
+        b.ctl().inspect_network("old").is_err()
+    });
+    let nl = Handle::open(b.host.netns()).unwrap();
+    assert!(
+        nl.link_index(format!("br-{}", &old[..12]).as_str())
+            .is_err(),
+        "host b kept the bridge of a network removed while its watch was broken"
+    );
+    // And it follows live changes again.
+    a.ctl().create_network(global("after")).unwrap();
+    eventually("host b follows again", || {
+        b.ctl().inspect_network("after").is_ok()
+    });
 }
