@@ -163,6 +163,10 @@ pub(crate) struct EndpointRecord {
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub driver_opts: RawOptions,
     pub state: EndpointState,
+    /// The controller made it: the sandbox's way out on the gateway bridge (it goes when the
+    /// sandbox no longer needs it; one the user connected stays).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub for_egress: bool,
 }
 
 impl EndpointRecord {

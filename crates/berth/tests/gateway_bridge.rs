@@ -111,6 +111,20 @@ fn a_sandbox_without_a_way_out_gets_the_gateway_bridge_and_reaches_the_lan() {
         "an endpoint stayed on the gateway bridge"
     );
 
+    // A connect to the gateway bridge the user asked for is theirs: it serves as the way out
+    // and stays when the sandbox's other networks change.
+    f.sandbox_on("u", "plain");
+    f.ctl()
+        .connect("u", GATEWAY_BRIDGE, EndpointOptions::default())
+        .unwrap();
+    f.ctl()
+        .connect("u", "over", EndpointOptions::default())
+        .unwrap();
+    f.ctl().disconnect("u", "over").unwrap();
+    assert_eq!(networks_of(&f, "u"), [GATEWAY_BRIDGE, "plain"]);
+    f.ctl().disconnect("u", "plain").unwrap();
+    assert_eq!(networks_of(&f, "u"), [GATEWAY_BRIDGE]);
+
     // An internal no-gateway network needs no way out.
     f.ctl().create_network(nogw("closed").internal()).unwrap();
     f.sandbox_on("t", "closed");

@@ -34,6 +34,7 @@ impl Controller {
         net: &Arc<Network>,
         opts: EndpointOptions,
         legacy_links: Vec<LegacyLink>,
+        for_egress: bool,
     ) -> Result<EndpointId> {
         self.check_connect(sb, st, net, &opts)?;
         let id = EndpointId::from_bytes(random_id());
@@ -45,7 +46,11 @@ impl Controller {
             members.endpoints.insert(id.clone(), sb.record.id.clone());
         }
         let mut undo = Undo::default();
-        let req = ConnectRequest { opts, legacy_links };
+        let req = ConnectRequest {
+            opts,
+            legacy_links,
+            for_egress,
+        };
         let result = match self.connect_steps(sb, st, net, &id, req, &mut undo) {
             Ok(()) => Ok(id),
             Err(e) => {
@@ -131,7 +136,11 @@ impl Controller {
         req: ConnectRequest,
         undo: &mut Undo,
     ) -> Result<()> {
-        let ConnectRequest { opts, legacy_links } = req;
+        let ConnectRequest {
+            opts,
+            legacy_links,
+            for_egress,
+        } = req;
         let creates = net.driver.capabilities().creates_interfaces();
         // On a global network, the cluster store learns of the endpoint first: a removal on
         // another host then waits for it (and one under way refuses this connect).
@@ -160,6 +169,7 @@ impl Controller {
             legacy_links,
             driver_opts: opts.driver_opts.clone(),
             state: EndpointState::Pending,
+            for_egress,
         };
         // Intent first: the addresses are taken in the store before the kernel is touched.
         self.inner.store.put(&endpoint_key(id), &encode(&record))?;
@@ -486,6 +496,8 @@ pub(super) fn choose_default_route<'a>(
 pub(super) struct ConnectRequest {
     opts: EndpointOptions,
     legacy_links: Vec<LegacyLink>,
+    /// The controller connects the sandbox to the gateway bridge for its way out.
+    for_egress: bool,
 }
 
 /// What a failed connect must undo, in reverse order.

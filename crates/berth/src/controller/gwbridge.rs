@@ -24,7 +24,7 @@ impl Controller {
         opts: EndpointOptions,
         legacy_links: Vec<LegacyLink>,
     ) -> Result<EndpointId> {
-        let id = self.connect_locked(sb, st, net, opts, legacy_links)?;
+        let id = self.connect_locked(sb, st, net, opts, legacy_links, false)?;
         if let Err(e) = self.settle_gateway_bridge(sb, st) {
             let _ = self.disconnect_locked(sb, st, &net.record.id);
             let _ = self.settle_gateway_bridge(sb, st);
@@ -40,9 +40,12 @@ impl Controller {
     pub(super) fn settle_gateway_bridge(&self, sb: &Sandbox, st: &mut SandboxState) -> Result<()> {
         let gw_net = self.read_networks().named(GATEWAY_BRIDGE).cloned();
         let gw_id = gw_net.as_ref().map(|n| n.record.id.clone());
-        let on_gw = gw_id
-            .as_ref()
-            .is_some_and(|id| st.endpoints.contains_key(id));
+        let on_gw = gw_id.as_ref().and_then(|id| st.endpoints.get(id));
+        // One the user connected is theirs: never taken away, and it is a way out.
+        if on_gw.is_some_and(|a| !a.record.for_egress) {
+            return Ok(());
+        }
+        let on_gw = on_gw.is_some();
         let mut needs = false;
         let mut has_gateway = false;
         for a in st.endpoints.values() {
@@ -65,7 +68,9 @@ impl Controller {
                     None => self.gateway_bridge()?,
                 };
                 tracing::info!(sandbox = %sb.name(), "connecting to the gateway bridge");
-                self.connect_locked(sb, st, &net, EndpointOptions::default(), Vec::new())?;
+                // Marked as the controller's (in its record from the start).
+                let opts = EndpointOptions::default();
+                self.connect_locked(sb, st, &net, opts, Vec::new(), true)?;
             }
             (false, true, Some(id)) => {
                 tracing::info!(sandbox = %sb.name(), "leaving the gateway bridge");
