@@ -11,25 +11,9 @@ use std::path::Path;
 
 use berth_bridge::{BridgeDefaults, BridgeDriver, host_veth_name};
 use berth_driver::{
-    DriverError, EndpointId, EndpointSpec, JoinRequest, NetnsRef, NetworkDriver, SandboxId,
-    SandboxRef,
+    DriverError, EndpointId, JoinRequest, NetnsRef, NetworkDriver, SandboxId, SandboxRef,
 };
 use common::{host as host_ns, *};
-
-fn endpoint(driver: &BridgeDriver, net: &berth_driver::NetworkSpec, i: u8) -> EndpointId {
-    let endpoint = EndpointId::from_bytes([0xa0 + i; 32]);
-    driver
-        .create_endpoint(&EndpointSpec {
-            network: net.id.clone(),
-            endpoint: endpoint.clone(),
-            ipv4: Some(format!("{}/24", addr_of(net, i)).parse().unwrap()),
-            ipv6: None,
-            mac: None,
-            options: Default::default(),
-        })
-        .unwrap();
-    endpoint
-}
 
 fn join(
     driver: &BridgeDriver,
@@ -57,7 +41,7 @@ fn a_sandbox_is_joined_by_its_namespace_path_or_descriptor() {
 
     // By the path alone.
     let a = host_ns();
-    let ep_a = endpoint(&driver, &net, 1);
+    let ep_a = create_endpoint(&driver, &net, 1);
     let path_a = a.path();
     join(
         &driver,
@@ -73,7 +57,7 @@ fn a_sandbox_is_joined_by_its_namespace_path_or_descriptor() {
 
     // By descriptor: the path (here another sandbox's) only names it in messages.
     let b = host_ns();
-    let ep_b = endpoint(&driver, &net, 2);
+    let ep_b = create_endpoint(&driver, &net, 2);
     join(
         &driver,
         &net,
@@ -94,7 +78,7 @@ fn a_sandbox_is_joined_by_its_namespace_path_or_descriptor() {
     );
 
     // A namespace that cannot be opened: refused, naming the sandbox, and nothing is made.
-    let ep_c = endpoint(&driver, &net, 3);
+    let ep_c = create_endpoint(&driver, &net, 3);
     let gone = Path::new("/run/netns/berth-no-such-sandbox");
     let err = join(
         &driver,

@@ -11,7 +11,9 @@ mod common;
 use berth::{EndpointOptions, IpamPoolConfig, NetworkCreate, SandboxCreate};
 use common::*;
 
-const PORTS: [(&str, &str); 3] = [("a", "18081"), ("b", "18082"), ("c", "18083")];
+// Names that are no hex id prefix: a lookup of a removed sandbox by name must not find another
+// by the prefix of its id (Docker's lookup order: name, then id prefix).
+const PORTS: [(&str, &str); 3] = [("sa", "18081"), ("sb", "18082"), ("sc", "18083")];
 
 #[test]
 fn transient_errors_on_restart_degrade_sandboxes_and_a_retry_brings_them_back() {

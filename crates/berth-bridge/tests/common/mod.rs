@@ -67,6 +67,22 @@ pub fn gateway_of(net: &NetworkSpec) -> String {
     net.ipv4[0].gateway.unwrap().addr().to_string()
 }
 
+/// Creates endpoint `i` (id bytes `0xa0 + i`, address [`addr_of`]) on `net`, not joined.
+pub fn create_endpoint(driver: &BridgeDriver, net: &NetworkSpec, i: u8) -> EndpointId {
+    let endpoint = EndpointId::from_bytes([0xa0 + i; 32]);
+    driver
+        .create_endpoint(&EndpointSpec {
+            network: net.id.clone(),
+            endpoint: endpoint.clone(),
+            ipv4: Some(format!("{}/24", addr_of(net, i)).parse().unwrap()),
+            ipv6: None,
+            mac: None,
+            options: Default::default(),
+        })
+        .unwrap();
+    endpoint
+}
+
 /// Creates endpoint `i` (id bytes `0xa0 + i`, address [`addr_of`]) on `net` and joins a fresh
 /// sandbox to it as `eth0`.
 pub fn join(driver: &BridgeDriver, net: &NetworkSpec, i: u8) -> (TestHost, EndpointId) {
@@ -79,17 +95,7 @@ pub fn join(driver: &BridgeDriver, net: &NetworkSpec, i: u8) -> (TestHost, Endpo
 /// `sandbox` to it as `eth0` (again, after a restart, when the pair exists already).
 pub fn join_in(driver: &BridgeDriver, net: &NetworkSpec, i: u8, sandbox: &TestHost) -> EndpointId {
     let path = sandbox.path();
-    let endpoint = EndpointId::from_bytes([0xa0 + i; 32]);
-    driver
-        .create_endpoint(&EndpointSpec {
-            network: net.id.clone(),
-            endpoint: endpoint.clone(),
-            ipv4: Some(format!("{}/24", addr_of(net, i)).parse().unwrap()),
-            ipv6: None,
-            mac: None,
-            options: Default::default(),
-        })
-        .unwrap();
+    let endpoint = create_endpoint(driver, net, i);
     let sandbox_id = SandboxId::from_bytes([0xb0 + i; 32]);
     driver
         .join(&JoinRequest {

@@ -230,21 +230,25 @@ impl Controller {
 
     /// A global network's record appeared or changed in the cluster store.
     fn global_put(&self, entry: &Entry) {
+        let Some(cluster) = &self.inner.cluster else {
+            return;
+        };
+        // A network known here (or being created here: its creator registers it, and checked
+        // in this order it is always in one of the two) needs no decoding: the key names it.
+        if let Some(Ok(id)) = entry
+            .key
+            .strip_prefix("network/")
+            .map(str::parse::<NetworkId>)
+            && (lock(&cluster.creating).contains(&id)
+                || self.read_networks().get(id.as_str()).is_some())
+        {
+            return;
+        }
         let Ok(rec) = decode::<NetworkRecord>(&entry.key, &entry.value) else {
             tracing::error!(key = %entry.key, "unreadable global network record left alone");
             return;
         };
         if rec.removing || rec.scope != Scope::Global {
-            return;
-        }
-        let Some(cluster) = &self.inner.cluster else {
-            return;
-        };
-        // The creator registers it itself; checked in this order, it is always in one of the
-        // two (the creator registers before it stops creating).
-        if lock(&cluster.creating).contains(&rec.id)
-            || self.read_networks().get(rec.id.as_str()).is_some()
-        {
             return;
         }
         if self.read_networks().named(&rec.name).is_some() {
