@@ -65,6 +65,16 @@ pub enum DriverError {
         #[source]
         source: BoxError,
     },
+    /// The cluster store a global-scope driver keeps its shared state in failed or could not be
+    /// reached (the message names the store).
+    #[error("{operation}: {source}")]
+    Store {
+        /// What the driver was doing.
+        operation: String,
+        /// The store's error.
+        #[source]
+        source: BoxError,
+    },
     /// Publishing ports failed (the message is the port mapper's, e.g. Docker's
     /// "Bind for 0.0.0.0:8080 failed: port is already allocated").
     #[error(transparent)]
@@ -83,6 +93,14 @@ impl DriverError {
     /// Wraps a kernel-level error with what the driver was doing.
     pub fn kernel(operation: impl Into<String>, source: impl Into<BoxError>) -> Self {
         DriverError::Kernel {
+            operation: operation.into(),
+            source: source.into(),
+        }
+    }
+
+    /// Wraps a cluster store error with what the driver was doing.
+    pub fn store(operation: impl Into<String>, source: impl Into<BoxError>) -> Self {
+        DriverError::Store {
             operation: operation.into(),
             source: source.into(),
         }

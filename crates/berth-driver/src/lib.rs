@@ -95,6 +95,25 @@ pub trait NetworkDriver: Send + Sync + 'static {
     /// Removes the network's data path.
     fn delete_network(&self, network: &NetworkId) -> Result<()>;
 
+    /// Reserves what a new network needs across every host (the overlay's VXLAN id), once, on
+    /// the host that creates it, before its record is stored: the options returned are stored
+    /// with the network's own (they replace a key given by the user), handed to every host's
+    /// [`NetworkDriver::parse_options`] and shown in inspect. Called for every new network;
+    /// the default reserves nothing. On error the network is not created.
+    fn allocate_network(&self, spec: &NetworkSpec, options: &RawOptions) -> Result<RawOptions> {
+        let _ = (spec, options);
+        Ok(RawOptions::new())
+    }
+
+    /// Releases what [`NetworkDriver::allocate_network`] reserved, once, on the host that
+    /// removes the network (after [`NetworkDriver::delete_network`] there and once no host
+    /// has an endpoint on it), or when the creation fails. `options` are the network's stored
+    /// options, the allocated ones included. Releasing what is not reserved is no error.
+    fn free_network(&self, network: &NetworkId, options: &RawOptions) -> Result<()> {
+        let _ = (network, options);
+        Ok(())
+    }
+
     /// Prepares an endpoint and reports its interface facts.
     fn create_endpoint(&self, spec: &EndpointSpec) -> Result<InterfaceInfo>;
 
@@ -212,6 +231,10 @@ pub trait Driver: Send + Sync {
     ) -> Result<Option<HostPolicy>>;
     /// See [`NetworkDriver::delete_network`].
     fn delete_network(&self, network: &NetworkId) -> Result<()>;
+    /// See [`NetworkDriver::allocate_network`].
+    fn allocate_network(&self, spec: &NetworkSpec, options: &RawOptions) -> Result<RawOptions>;
+    /// See [`NetworkDriver::free_network`].
+    fn free_network(&self, network: &NetworkId, options: &RawOptions) -> Result<()>;
     /// See [`NetworkDriver::create_endpoint`].
     fn create_endpoint(&self, spec: &EndpointSpec) -> Result<InterfaceInfo>;
     /// See [`NetworkDriver::delete_endpoint`].
@@ -331,6 +354,14 @@ impl<D: NetworkDriver> Driver for D {
 
     fn delete_network(&self, network: &NetworkId) -> Result<()> {
         NetworkDriver::delete_network(self, network)
+    }
+
+    fn allocate_network(&self, spec: &NetworkSpec, options: &RawOptions) -> Result<RawOptions> {
+        NetworkDriver::allocate_network(self, spec, options)
+    }
+
+    fn free_network(&self, network: &NetworkId, options: &RawOptions) -> Result<()> {
+        NetworkDriver::free_network(self, network, options)
     }
 
     fn create_endpoint(&self, spec: &EndpointSpec) -> Result<InterfaceInfo> {

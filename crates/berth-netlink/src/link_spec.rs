@@ -164,6 +164,7 @@ pub struct LinkSpec<'a> {
     up: bool,
     mcast_snooping: Option<bool>,
     alias: Option<String>,
+    netns: Option<&'a Netns>,
 }
 
 impl<'a> LinkSpec<'a> {
@@ -177,6 +178,7 @@ impl<'a> LinkSpec<'a> {
             up: false,
             mcast_snooping: None,
             alias: None,
+            netns: None,
         }
     }
 
@@ -264,6 +266,17 @@ impl<'a> LinkSpec<'a> {
         self
     }
 
+    /// Creates the link directly inside `ns` (`IFLA_NET_NS_FD`) instead of the namespace of the
+    /// [`Handle`] that sends the request. The link's own network stays the sender's: a VXLAN
+    /// device made so sends and receives its encapsulated packets in the sender's namespace
+    /// (the underlay) while its frames live in `ns`. A master or an alias cannot be given
+    /// with it (both would be looked up in the wrong namespace): set them with a handle in
+    /// `ns`.
+    pub fn netns(mut self, ns: &'a Netns) -> Self {
+        self.netns = Some(ns);
+        self
+    }
+
     /// The name of the link to be created.
     pub fn name(&self) -> &str {
         &self.name
@@ -296,6 +309,14 @@ impl<'a> LinkSpec<'a> {
         }
         if let Some(a) = &self.alias {
             check_alias(a, || self.describe())?;
+        }
+        if self.netns.is_some() && (self.master.is_some() || self.alias.is_some()) {
+            return Err(Error::InvalidArgument {
+                object: self.describe(),
+                message: "a link created in another namespace takes its master and alias from a \
+                          handle in that namespace"
+                    .into(),
+            });
         }
         if self.mcast_snooping.is_some() && !matches!(self.kind, KindSpec::Bridge) {
             return Err(Error::InvalidArgument {
@@ -388,6 +409,10 @@ impl Handle {
         }
         if spec.up {
             set_up_flags(&mut msg, true);
+        }
+        if let Some(ns) = spec.netns {
+            msg.attributes
+                .push(LinkAttribute::NetNsFd(ns.as_fd().as_raw_fd()));
         }
         let (kind, data) = match &spec.kind {
             KindSpec::Bridge => (

@@ -16,6 +16,7 @@
 //! // host and peer are deleted when they go out of scope
 //! ```
 
+pub mod cluster;
 pub mod driver_suite;
 pub mod logs;
 pub mod traffic;

@@ -225,6 +225,7 @@ impl Controller {
                 .delete(network_key(&rec.id))
                 .delete(network_removal_key(&rec.id)),
         )?;
+        self.free_network(&*driver, &rec);
         Ok(())
     }
 

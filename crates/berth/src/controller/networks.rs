@@ -132,6 +132,19 @@ impl Controller {
                 let _ = ipam.release_pool(&p.id);
             }
         };
+        // What the driver reserves across hosts (the overlay's VXLAN id) is stored with the
+        // network's options, for every host's driver and for inspect.
+        let (record, options) = match self.allocate_network(&*driver, record, options) {
+            Ok(r) => r,
+            Err(e) => {
+                release_pools();
+                return Err(e);
+            }
+        };
+        let release_pools = || {
+            release_pools();
+            self.free_network(&*driver, &record);
+        };
         let txn = Txn::new()
             .when(network_name_key(&req.name), Expect::Absent)
             .put(network_name_key(&req.name), id.as_str().as_bytes().to_vec())
@@ -181,6 +194,37 @@ impl Controller {
         });
         tracing::info!(id = %id.short(), %scope, "network created");
         Ok(id)
+    }
+
+    /// Asks the driver to reserve what the new network needs across hosts; the options it
+    /// returns are added to the record's (replacing a key given by the user) and the whole
+    /// set parsed again for the driver.
+    fn allocate_network(
+        &self,
+        driver: &dyn Driver,
+        mut record: NetworkRecord,
+        options: berth_driver::ParsedOptions,
+    ) -> Result<(NetworkRecord, berth_driver::ParsedOptions)> {
+        let allocated = driver.allocate_network(&spec_of(&record), &record.options)?;
+        if allocated.is_empty() {
+            return Ok((record, options));
+        }
+        record.options.extend(allocated);
+        match self.parse_network_options(driver, &record.options, false) {
+            Ok((options, _)) => Ok((record, options)),
+            Err(e) => {
+                self.free_network(driver, &record);
+                Err(e)
+            }
+        }
+    }
+
+    /// Releases what the driver reserved for a network that is gone (or was never made); a
+    /// failure is logged (what stays reserved is the driver's to reuse or report).
+    pub(super) fn free_network(&self, driver: &dyn Driver, record: &NetworkRecord) {
+        if let Err(e) = driver.free_network(&record.id, &record.options) {
+            tracing::warn!(network = %record.name, error = %e, "releasing the network's driver reservations");
+        }
     }
 
     /// Requests the network's pools and gateways from IPAM; all or nothing.
@@ -407,6 +451,7 @@ impl Controller {
                 .delete(network_key(&net.record.id))
                 .delete(network_removal_key(&net.record.id)),
         )?;
+        self.free_network(&*net.driver, &net.record);
         self.write_networks()
             .remove(net.record.id.as_str(), &net.record.name);
         let _ = self.inner.dns.remove_network(net.record.id.as_str());

@@ -30,6 +30,7 @@ impl Controller {
                         .delete(network_name_key(&rec.name))
                         .delete(network_key(&rec.id)),
                 )?;
+                self.free_network(&*driver, &rec);
                 continue;
             }
             let ipam = self.ipam_for(&rec.ipam_driver, rec.scope)?;

@@ -1,0 +1,104 @@
+//! The overlay driver across hosts, as root: an underlay switch, berth hosts on it (each with
+//! its controller and overlay driver) sharing one cluster store, and real traffic between
+//! sandboxes on different hosts.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use berth_store::{KvStore, MemoryStore};
+use berth_testhost::cluster::Underlay;
+use berth_testhost::traffic::{TcpBanner, UdpEcho, tcp_fetch, udp_exchange};
+use common::*;
+
+#[test]
+fn sandboxes_on_two_hosts_talk_over_the_overlay() {
+    let underlay = Underlay::new().unwrap();
+    let cluster: Arc<dyn KvStore> = Arc::new(MemoryStore::new());
+    let a = Node::new(&underlay, &cluster);
+    let b = Node::new(&underlay, &cluster);
+
+    a.ctl().create_network(overlay("ov1")).unwrap();
+    let net = a.ctl().inspect_network("ov1").unwrap();
+    assert_eq!(net.scope, "global");
+    assert_eq!(net.driver, "overlay");
+    assert_eq!(
+        net.options
+            .get("com.docker.network.driver.overlay.vxlanid_list")
+            .map(String::as_str),
+        Some("4096"),
+        "the VXLAN id is shown in inspect: {:?}",
+        net.options
+    );
+    eventually("host b learns of ov1", 5, || {
+        b.ctl().inspect_network("ov1").is_ok()
+    });
+
+    let ip_a = a.sandbox_on("sa", "ov1");
+    let ip_b = b.sandbox_on("sb", "ov1");
+    assert_ne!(ip_a, ip_b);
+    // MTU: the underlay's 1500 minus VXLAN's 50.
+    let link = a
+        .sandbox_ns("sa")
+        .command("ip")
+        .args(["-o", "link", "show", "eth0"])
+        .output()
+        .unwrap();
+    let link = String::from_utf8_lossy(&link.stdout).into_owned();
+    assert!(link.contains(" mtu 1450 "), "{link}");
+
+    eventually("a reaches b across the overlay", 5, || a.ping("sa", &ip_b));
+    assert!(b.ping("sb", &ip_a), "b reaches a");
+
+    // TCP and UDP, both ways.
+    let tcp = TcpBanner::start(
+        &b.sandbox_ns("sb"),
+        SocketAddr::new(ip_b.parse().unwrap(), 8080),
+        "hello from b",
+    )
+    .unwrap();
+    assert_eq!(
+        tcp_fetch(&a.sandbox_ns("sa"), tcp.addr(), Duration::from_secs(3)).unwrap(),
+        format!("hello from b from {ip_a}"),
+        "TCP from a reaches b with a's own address (no NAT on the overlay)"
+    );
+    let udp = UdpEcho::start(
+        &a.sandbox_ns("sa"),
+        SocketAddr::new(ip_a.parse().unwrap(), 5353),
+        "udp from a",
+    )
+    .unwrap();
+    assert_eq!(
+        udp_exchange(&b.sandbox_ns("sb"), udp.addr(), Duration::from_secs(3)).unwrap(),
+        format!("udp from a from {ip_b}"),
+        "UDP from b reaches a with b's own address"
+    );
+    drop((tcp, udp));
+
+    // No flooding: b's address is answered on a's host from a static neighbour entry.
+    let ov_ns =
+        berth_testhost::berth_netlink::Netns::open(a.overlay.netns_path(&net.id.parse().unwrap()))
+            .unwrap();
+    let neigh = ov_ns
+        .command("ip")
+        .args(["neigh", "show", "dev", "vxlan0"])
+        .output()
+        .unwrap();
+    let neigh = String::from_utf8_lossy(&neigh.stdout).into_owned();
+    assert!(
+        neigh.contains(&ip_b) && neigh.contains("PERMANENT"),
+        "{neigh}"
+    );
+    assert_eq!(a.overlay.programmed_peers(&net.id.parse().unwrap()), 1);
+
+    // Disconnect on b: a forgets it.
+    b.ctl().disconnect("sb", "ov1").unwrap();
+    eventually("a forgets b's endpoint", 5, || {
+        a.overlay.programmed_peers(&net.id.parse().unwrap()) == 0
+    });
+    assert!(!a.ping("sa", &ip_b));
+}
