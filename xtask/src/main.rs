@@ -23,6 +23,9 @@ const PACKAGES: &[&str] = &[
     "conntrack",
     "dnsutils",
     "protobuf-compiler",
+    // A real etcd v3 server and its CLI, for berth-store's etcd backend tests.
+    "etcd-server",
+    "etcd-client",
     // The stock docker client, for the daemon's Docker-API compatibility tests.
     "docker.io",
 ];

@@ -28,6 +28,13 @@
 //! channel, [`WatchHub`] keeps a bounded history for a local backend) and checks itself with
 //! [`conformance`], the behavioural suite both local backends pass.
 //!
+//! With the cargo feature `etcd`, `EtcdStore` keeps the store in an etcd v3 cluster shared by
+//! hosts (global-scope state: overlay networks): every key under a root prefix, etcd's own
+//! revisions, transactions, watches and leases, a synchronous API over etcd's gRPC client that
+//! runs on a thread of its own (optionally inside another network namespace), each request
+//! bounded by a timeout after which it fails with [`Error::Unavailable`]. It passes the same
+//! [`conformance`] suite against a real etcd.
+//!
 //! ```
 //! use berth_store::{Event, Expect, KvStore, MemoryStore, Txn};
 //! use std::time::Duration;
@@ -53,6 +60,8 @@
 //! ```
 
 pub mod conformance;
+#[cfg(feature = "etcd")]
+mod etcd;
 mod leases;
 mod memory;
 mod redb_store;
@@ -65,6 +74,11 @@ use std::time::Duration;
 pub use memory::MemoryStore;
 pub use redb_store::RedbStore;
 pub use watch::{Poll, Watch, WatchHub};
+
+#[cfg(feature = "etcd")]
+pub use etcd::{
+    DEFAULT_CONNECT_TIMEOUT, DEFAULT_REQUEST_TIMEOUT, DEFAULT_ROOT, EtcdConfig, EtcdStore, EtcdTls,
+};
 
 /// How many events the local backends keep for watches that start in the past, unless told
 /// otherwise ([`MemoryStore::with_history`], [`RedbStore::open_with_history`]).

@@ -10,16 +10,37 @@ use crate::Event;
 
 /// A stream of changes under one prefix, in commit order (see [`crate::KvStore::watch`]).
 /// Dropping it ends the watch.
-#[derive(Debug)]
 pub struct Watch {
     rx: Receiver<Event>,
+    /// Dropped with the watch: tells the backend the caller is gone.
+    _guard: Option<Box<dyn Send>>,
+}
+
+impl std::fmt::Debug for Watch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Watch")
+            .field("rx", &self.rx)
+            .field("guarded", &self._guard.is_some())
+            .finish()
+    }
 }
 
 impl Watch {
     /// A watch that delivers what is sent on the other end of `rx`, for a backend that feeds its
     /// watches itself. The watch ends (`recv` returns `None`) when every sender is dropped.
     pub fn new(rx: Receiver<Event>) -> Watch {
-        Watch { rx }
+        Watch { rx, _guard: None }
+    }
+
+    /// [`Watch::new`], with a `guard` dropped when the watch is: how a backend whose watches
+    /// hold resources elsewhere (a server-side watch, a task feeding `rx`) learns that the caller
+    /// dropped its watch. For example the sender of a channel whose receiver the feeding task
+    /// selects on, ending the task when it closes.
+    pub fn with_guard(rx: Receiver<Event>, guard: Box<dyn Send>) -> Watch {
+        Watch {
+            rx,
+            _guard: Some(guard),
+        }
     }
 
     /// The next event if one is ready.

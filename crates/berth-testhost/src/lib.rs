@@ -18,6 +18,7 @@
 
 pub mod cluster;
 pub mod driver_suite;
+pub mod etcd;
 pub mod logs;
 pub mod traffic;
 
