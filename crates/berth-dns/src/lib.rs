@@ -85,7 +85,7 @@ pub use files::{
     SandboxFiles, build_resolv_conf, filter_host_resolv_conf, plan_resolv_conf, write_atomic,
 };
 pub use links::{ExposedPort, Link, Protocol, link_env};
-pub use names::{EndpointDns, Names, NetworkDns, SandboxHandle};
+pub use names::{EndpointDns, Names, NetworkDns, RemoteEndpointDns, SandboxHandle};
 pub use redirect::{Redirect, STATELESS_TABLE, install as install_redirect, stateless_script};
 pub use server::{Resolver, ResolverConfig, ServerPorts};
 pub use wire::{

@@ -45,6 +45,25 @@ pub struct EndpointDns {
     pub links: Vec<(String, String)>,
 }
 
+/// An endpoint of another host, for [`Names::add_remote`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteEndpointDns {
+    /// The endpoint's id.
+    pub endpoint_id: String,
+    /// Its sandbox's name.
+    pub name: String,
+    /// Its network-scoped aliases.
+    pub aliases: Vec<String>,
+    /// Its IPv4 address.
+    pub ipv4: Option<Ipv4Addr>,
+    /// Its IPv6 address.
+    pub ipv6: Option<Ipv6Addr>,
+}
+
+/// What the table names as the sandbox of a remote endpoint (no local sandbox has a name
+/// with a colon).
+const REMOTE_SANDBOX: &str = "remote:";
+
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
@@ -361,6 +380,43 @@ impl Names {
         Ok(table.embedded)
     }
 
+    /// Adds (or replaces) an endpoint of another host on a network shared by hosts (an
+    /// overlay): its name and aliases resolve to its addresses for every sandbox of this host
+    /// on the network, as a local endpoint's do. Its checks are the local ones.
+    pub fn add_remote(&self, network: &str, ep: &RemoteEndpointDns) -> Result<()> {
+        let table = self.network(network)?;
+        check_name("sandbox name", &ep.name)?;
+        for a in &ep.aliases {
+            check_name("alias", a)?;
+        }
+        if table.embedded {
+            table.upsert(
+                &ep.endpoint_id,
+                EndpointEntry {
+                    sandbox: format!("{REMOTE_SANDBOX}{}", ep.endpoint_id),
+                    name: ep.name.clone(),
+                    aliases: ep.aliases.clone(),
+                    ipv4: ep.ipv4,
+                    ipv6: ep.ipv6,
+                },
+            );
+        }
+        Ok(())
+    }
+
+    /// Removes an endpoint [`Names::add_remote`] added; its names stop resolving at once. One
+    /// that is not there is no error.
+    pub fn remove_remote(&self, network: &str, endpoint_id: &str) -> Result<()> {
+        let table = self.network(network)?;
+        if table
+            .entry(endpoint_id)
+            .is_some_and(|e| e.sandbox.starts_with(REMOTE_SANDBOX))
+        {
+            table.remove(endpoint_id);
+        }
+        Ok(())
+    }
+
     /// Detaches a sandbox from a network; its names on that network stop resolving at once.
     pub fn disconnect(&self, sandbox: &str, network: &str) -> Result<()> {
         let sb = self.sandbox(sandbox)?;
@@ -426,5 +482,77 @@ impl Names {
     /// The ids of the endpoints a sandbox has on a network's table.
     pub fn endpoints_of(&self, network: &str, sandbox: &str) -> Result<Vec<String>> {
         Ok(self.network(network)?.endpoints_of(sandbox))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn remote_endpoints_resolve_on_their_network_only() {
+        let names = Names::new();
+        for (id, name) in [("n1", "ov1"), ("n2", "ov2")] {
+            names
+                .add_network(&NetworkDns {
+                    id: id.into(),
+                    name: name.into(),
+                    internal: false,
+                    embedded_dns: true,
+                })
+                .unwrap();
+        }
+        let on_n1 = names.add_sandbox("s1", "local1", &[]).unwrap();
+        names
+            .connect(
+                "s1",
+                "n1",
+                &EndpointDns {
+                    endpoint_id: "e1".into(),
+                    ipv4: Some(Ipv4Addr::new(10, 0, 0, 2)),
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+        let on_n2 = names.add_sandbox("s2", "local2", &[]).unwrap();
+        names
+            .connect(
+                "s2",
+                "n2",
+                &EndpointDns {
+                    endpoint_id: "e2".into(),
+                    ipv4: Some(Ipv4Addr::new(10, 0, 1, 2)),
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+        let remote = RemoteEndpointDns {
+            endpoint_id: "r1".into(),
+            name: "far".into(),
+            aliases: vec!["db".into()],
+            ipv4: Some(Ipv4Addr::new(10, 0, 0, 3)),
+            ipv6: None,
+        };
+        names.add_remote("n1", &remote).unwrap();
+        let far: Vec<IpAddr> = vec![Ipv4Addr::new(10, 0, 0, 3).into()];
+        assert_eq!(on_n1.lookup("far"), far);
+        assert_eq!(on_n1.lookup("db"), far);
+        assert!(
+            on_n2.lookup("far").is_empty(),
+            "not on the sandbox's network"
+        );
+        // A local endpoint's id is never taken for a remote one.
+        names.remove_remote("n1", "e1").unwrap();
+        assert_eq!(on_n1.lookup("local1").len(), 1);
+        names.remove_remote("n1", "r1").unwrap();
+        assert!(on_n1.lookup("far").is_empty());
+        names.remove_remote("n1", "r1").unwrap();
+        let bad = RemoteEndpointDns {
+            name: "bad name".into(),
+            ..remote
+        };
+        assert!(names.add_remote("n1", &bad).is_err());
+        assert!(names.add_remote("nope", &bad).is_err());
     }
 }

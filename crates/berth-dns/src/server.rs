@@ -246,6 +246,16 @@ impl Resolver {
         Ok(rt.server.as_ref().map(|s| s.ports))
     }
 
+    /// Adds an endpoint of another host (see [`Names::add_remote`]).
+    pub fn add_remote(&self, network: &str, endpoint: &crate::RemoteEndpointDns) -> Result<()> {
+        self.names.add_remote(network, endpoint)
+    }
+
+    /// Removes an endpoint of another host (see [`Names::remove_remote`]).
+    pub fn remove_remote(&self, network: &str, endpoint_id: &str) -> Result<()> {
+        self.names.remove_remote(network, endpoint_id)
+    }
+
     /// Disconnects a sandbox from a network: its names there stop resolving at once. The
     /// sandbox's server keeps running until the sandbox is removed.
     pub fn disconnect(&self, sandbox: &str, network: &str) -> Result<()> {

@@ -102,3 +102,56 @@ fn sandboxes_on_two_hosts_talk_over_the_overlay() {
     });
     assert!(!a.ping("sa", &ip_b));
 }
+
+#[test]
+fn names_resolve_across_hosts_and_networks_stay_apart() {
+    let underlay = Underlay::new().unwrap();
+    let cluster: Arc<dyn KvStore> = Arc::new(MemoryStore::new());
+    let a = Node::new(&underlay, &cluster);
+    let b = Node::new(&underlay, &cluster);
+    a.ctl().create_network(overlay("front")).unwrap();
+    b.ctl().create_network(overlay("back")).unwrap();
+    assert_ne!(
+        a.ctl().inspect_network("front").unwrap().options,
+        b.ctl().inspect_network("back").unwrap().options,
+        "two networks, two VXLAN ids"
+    );
+    eventually("both hosts know both networks", 5, || {
+        a.ctl().inspect_network("back").is_ok() && b.ctl().inspect_network("front").is_ok()
+    });
+
+    // web on a (front), api on b (front and back), db on a (back).
+    let web = a.sandbox_on("web", "front");
+    a.ctl()
+        .create_sandbox(berth::SandboxCreate::new("db"))
+        .unwrap();
+    let opts = berth::EndpointOptions {
+        aliases: vec!["database".into()],
+        ..Default::default()
+    };
+    a.ctl().connect("db", "back", opts).unwrap();
+    let db = a.ip_of("db", "back");
+    let api_front = b.sandbox_on("api", "front");
+    b.ctl()
+        .connect("api", "back", berth::EndpointOptions::default())
+        .unwrap();
+
+    // Names and aliases across hosts, on the networks the asker is on.
+    eventually("web resolves api across hosts", 5, || {
+        a.dig("web", "api") == api_front
+    });
+    eventually("api resolves db's alias across hosts", 5, || {
+        b.dig("api", "database") == db
+    });
+    assert_eq!(b.dig("api", "web"), web);
+    // No name from a network the sandbox is not on.
+    assert_eq!(a.dig("web", "db"), "", "db is not on front");
+    assert_eq!(a.dig("web", "database"), "");
+    // And no traffic: front and back are separate VXLAN segments.
+    eventually("web reaches api on front", 5, || a.ping("web", &api_front));
+    assert!(!a.ping("web", &db), "front reaches back");
+
+    // The remote name goes with the remote endpoint.
+    b.ctl().disconnect("api", "front").unwrap();
+    eventually("web forgets api", 5, || a.dig("web", "api").is_empty());
+}

@@ -32,10 +32,10 @@ use crate::inspect::{
     PortBindingInspect, SandboxInspect, SandboxNetworkInspect,
 };
 use crate::records::{
-    EndpointRecord, EndpointState, FORWARDING_KEY, ForwardingRecord, INSTANCE_KEY, LegacyLink,
-    NetworkRecord, PoolRecord, SandboxRecord, endpoint_key, network_endpoint_key,
-    network_endpoints_prefix, network_key, network_name_key, network_removal_key, quarantine_key,
-    sandbox_key, sandbox_name_key,
+    EndpointNames, EndpointRecord, EndpointState, FORWARDING_KEY, ForwardingRecord, INSTANCE_KEY,
+    LegacyLink, NETWORK_DNS_PREFIX, NetworkRecord, PoolRecord, SandboxRecord, endpoint_key,
+    network_dns_key, network_endpoint_key, network_endpoints_prefix, network_key, network_name_key,
+    network_removal_key, quarantine_key, sandbox_key, sandbox_name_key,
 };
 use crate::registry::{Miss, Registry};
 use crate::requests::{
@@ -45,6 +45,7 @@ use crate::time::now_rfc3339;
 
 mod builder;
 mod cluster;
+mod cluster_names;
 mod degraded;
 mod endpoints;
 mod files;
@@ -133,6 +134,8 @@ struct Cluster {
     ipam: Arc<dyn IpamDriver>,
     /// Global networks this controller is creating: its watch leaves them to the creator.
     creating: Mutex<BTreeSet<NetworkId>>,
+    /// Endpoints of other hosts whose names this host's embedded DNS answers.
+    remote_names: Mutex<BTreeSet<(NetworkId, EndpointId)>>,
 }
 
 struct Network {
@@ -389,6 +392,7 @@ impl Controller {
             ipam: Arc::new(crate::ClusterIpam::new(store.clone())),
             store,
             creating: Mutex::default(),
+            remote_names: Mutex::default(),
         });
         let dns = Resolver::new(ResolverConfig::default())
             .map_err(|e| Error::InvalidRequest(format!("starting the embedded DNS server: {e}")))?;

@@ -32,6 +32,29 @@ pub(crate) fn sandbox_name_key(name: &str) -> String {
 pub(crate) fn network_endpoint_key(network: &NetworkId, endpoint: &EndpointId) -> String {
     format!("network-endpoint/{network}/{endpoint}")
 }
+/// The prefix of the names of global networks' endpoints ([`network_dns_key`]).
+pub(crate) const NETWORK_DNS_PREFIX: &str = "network-dns/";
+
+/// Where a global network's endpoint's names are kept for the other hosts' embedded DNS.
+pub(crate) fn network_dns_key(network: &NetworkId, endpoint: &EndpointId) -> String {
+    format!("{NETWORK_DNS_PREFIX}{network}/{endpoint}")
+}
+
+/// The names a sandbox answers to on a global network, for the other hosts (the value of a
+/// [`network_dns_key`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct EndpointNames {
+    /// The instance (host) the endpoint is on.
+    pub(crate) instance: String,
+    /// The sandbox's name.
+    pub(crate) name: String,
+    /// Its aliases on the network (the user's, the short sandbox id, the hostname).
+    pub(crate) aliases: Vec<String>,
+    /// Its addresses.
+    pub(crate) ipv4: Option<std::net::Ipv4Addr>,
+    pub(crate) ipv6: Option<std::net::Ipv6Addr>,
+}
+
 /// The prefix of [`network_endpoint_key`]s of one network.
 pub(crate) fn network_endpoints_prefix(network: &NetworkId) -> String {
     format!("network-endpoint/{network}/")

@@ -145,3 +145,22 @@ pub(crate) fn eventually(what: &str, secs: u64, cond: impl Fn() -> bool) {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+impl Node {
+    /// The addresses `dig +short NAME` gets from the embedded DNS server, from inside sandbox
+    /// `from` (empty when the name is not known there: forwarded upstream, which test hosts
+    /// cannot reach).
+    pub(crate) fn dig(&self, from: &str, name: &str) -> String {
+        let out = self
+            .sandbox_ns(from)
+            .command("dig")
+            .args(["+short", "+time=1", "+tries=1", "@127.0.0.11", name])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| l.parse::<std::net::IpAddr>().is_ok())
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+}

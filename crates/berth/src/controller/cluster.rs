@@ -123,9 +123,11 @@ impl Controller {
         if net.record.scope != Scope::Global {
             return Ok(());
         }
-        self.cluster()?
-            .store
-            .delete(&network_endpoint_key(&net.record.id, ep))?;
+        self.cluster()?.store.commit(
+            Txn::new()
+                .delete(network_endpoint_key(&net.record.id, ep))
+                .delete(network_dns_key(&net.record.id, ep)),
+        )?;
         Ok(())
     }
 
@@ -184,6 +186,7 @@ impl Controller {
             return Err(e);
         }
         tracing::info!(network = %rec.name, id = %rec.id.short(), ?how, "global network here");
+        let id = rec.id.clone();
         self.register_network(Network {
             record: rec,
             driver,
@@ -192,6 +195,8 @@ impl Controller {
             pools,
             members: Mutex::new(Members::default()),
         });
+        // Names its endpoints on other hosts published before it was known here.
+        self.load_remote_names(&id);
         Ok(())
     }
 
@@ -317,33 +322,74 @@ impl Controller {
         }
     }
 
-    /// Starts the thread that follows the cluster store's global networks for as long as the
-    /// controller lives.
+    /// Starts the threads that follow the cluster store for as long as the controller lives:
+    /// its global networks, and the names of their endpoints on other hosts.
     pub(super) fn watch_cluster(&self) -> Result<()> {
         let Some(cluster) = &self.inner.cluster else {
             return Ok(());
         };
-        let listing = cluster.store.list("network/")?;
-        self.global_resync(&listing.entries);
-        let watch = cluster.store.watch("network/", listing.revision)?;
-        let weak = Arc::downgrade(&self.inner);
-        std::thread::Builder::new()
-            .name("berth-cluster-watch".into())
-            .spawn(move || follow(weak, watch, listing.revision))
-            .map_err(|e| {
-                Error::kernel(
-                    "starting the cluster watch",
-                    berth_netlink::Error::io("spawn", e),
-                )
-            })?;
+        for follower in [NETWORKS, NAMES] {
+            let listing = cluster.store.list(follower.prefix)?;
+            (follower.resync)(self, &listing.entries);
+            let watch = cluster.store.watch(follower.prefix, listing.revision)?;
+            let weak = Arc::downgrade(&self.inner);
+            std::thread::Builder::new()
+                .name(follower.thread.into())
+                .spawn(move || follow(weak, follower, watch, listing.revision))
+                .map_err(|e| {
+                    Error::kernel(
+                        "starting the cluster watch",
+                        berth_netlink::Error::io("spawn", e),
+                    )
+                })?;
+        }
         Ok(())
     }
+
+    /// A change of a global network's record.
+    fn global_apply(&self, event: &Event) {
+        match event {
+            Event::Put(e) => self.global_put(e),
+            Event::Delete { key, .. } => {
+                if let Some(id) = key.strip_prefix("network/") {
+                    self.global_delete(id);
+                }
+            }
+            _ => {}
+        }
+    }
 }
+
+/// What a watch thread follows: a prefix of the cluster store, each change applied, and the
+/// whole prefix applied again after a compaction.
+#[derive(Clone, Copy)]
+struct Follower {
+    prefix: &'static str,
+    thread: &'static str,
+    apply: fn(&Controller, &Event),
+    resync: fn(&Controller, &[Entry]),
+}
+
+/// Global networks made and removed on other hosts.
+const NETWORKS: Follower = Follower {
+    prefix: "network/",
+    thread: "berth-cluster-watch",
+    apply: Controller::global_apply,
+    resync: Controller::global_resync,
+};
+
+/// The names of endpoints on other hosts (see `cluster_names`).
+const NAMES: Follower = Follower {
+    prefix: NETWORK_DNS_PREFIX,
+    thread: "berth-names-watch",
+    apply: Controller::names_apply,
+    resync: Controller::names_resync,
+};
 
 /// The watch loop: each event applied in order; a compaction answered by a listing and a new
 /// watch from its revision; an error or an ended watch by a new watch from the last revision
 /// seen, after a pause that grows to 5 s while it keeps failing.
-fn follow(weak: Weak<Inner>, mut watch: berth_store::Watch, mut seen: u64) {
+fn follow(weak: Weak<Inner>, f: Follower, mut watch: berth_store::Watch, mut seen: u64) {
     let mut pause = Duration::from_millis(100);
     loop {
         let polled = watch.poll(Duration::from_millis(500));
@@ -356,36 +402,33 @@ fn follow(weak: Weak<Inner>, mut watch: berth_store::Watch, mut seen: u64) {
         };
         let restart_from = match polled {
             Poll::Idle => continue,
-            Poll::Event(Event::Put(e)) => {
-                seen = seen.max(e.mod_revision);
-                ctl.global_put(&e);
-                pause = Duration::from_millis(100);
-                continue;
-            }
-            Poll::Event(Event::Delete { key, revision }) => {
-                seen = seen.max(revision);
-                if let Some(id) = key.strip_prefix("network/") {
-                    ctl.global_delete(id);
-                }
-                continue;
-            }
-            Poll::Event(Event::Compacted { .. }) => match cluster.store.list("network/") {
+            Poll::Event(Event::Compacted { .. }) => match cluster.store.list(f.prefix) {
                 Ok(listing) => {
-                    ctl.global_resync(&listing.entries);
+                    (f.resync)(&ctl, &listing.entries);
                     listing.revision
                 }
                 Err(e) => {
-                    tracing::warn!(error = %e, "listing the cluster store's networks failed");
+                    tracing::warn!(error = %e, prefix = f.prefix, "listing the cluster store failed");
                     seen
                 }
             },
             Poll::Event(Event::Error { message }) => {
-                tracing::warn!(%message, "the cluster store's watch failed; watching again");
+                tracing::warn!(%message, prefix = f.prefix, "the cluster store's watch failed; watching again");
                 seen
             }
-            Poll::Event(_) => continue,
+            Poll::Event(e) => {
+                if let Some(r) = e.revision() {
+                    seen = seen.max(r);
+                }
+                (f.apply)(&ctl, &e);
+                pause = Duration::from_millis(100);
+                continue;
+            }
             Poll::Ended => {
-                tracing::warn!("the cluster store's watch ended; watching again");
+                tracing::warn!(
+                    prefix = f.prefix,
+                    "the cluster store's watch ended; watching again"
+                );
                 seen
             }
         };
@@ -398,12 +441,14 @@ fn follow(weak: Weak<Inner>, mut watch: berth_store::Watch, mut seen: u64) {
         let Some(cluster) = &inner.cluster else {
             return;
         };
-        match cluster.store.watch("network/", restart_from) {
+        match cluster.store.watch(f.prefix, restart_from) {
             Ok(w) => {
                 watch = w;
                 seen = restart_from;
             }
-            Err(e) => tracing::warn!(error = %e, "watching the cluster store failed; trying again"),
+            Err(e) => {
+                tracing::warn!(error = %e, prefix = f.prefix, "watching the cluster store failed; trying again")
+            }
         }
     }
 }

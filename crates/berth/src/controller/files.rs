@@ -140,7 +140,10 @@ impl Controller {
         net: &Network,
         record: &EndpointRecord,
     ) -> Result<()> {
-        if sb.files.is_none() {
+        // The endpoint the controller adds for a sandbox's way out (docker_gwbridge) is not
+        // in service discovery, as in Docker (libnetwork disables resolution on it): its
+        // sandboxes do not find each other by name there.
+        if sb.files.is_none() || record.for_egress {
             return Ok(());
         }
         let mut aliases = record.aliases.clone();
@@ -149,6 +152,7 @@ impl Controller {
             aliases.push(h.clone());
         }
         let user_defined = !PREDEFINED_NETWORKS.contains(&net.record.name.as_str());
+        self.publish_names(sb, net, record, &aliases)?;
         self.inner
             .dns
             .connect(
