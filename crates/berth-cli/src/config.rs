@@ -86,6 +86,15 @@ pub struct DaemonFlags {
     /// Group for the unix socket, a name or a numeric gid (default: docker, if that group exists)
     #[arg(short = 'G', long, value_name = "GROUP")]
     pub group: Option<String>,
+    /// The cluster store of global-scope (overlay) networks: etcd://HOST:2379[,HOST:2379..][/ROOT]
+    #[arg(long, value_name = "URL")]
+    pub cluster_store: Option<String>,
+    /// This host's underlay address or interface, for the other hosts (IP_OR_IFACE[:PORT])
+    #[arg(long, value_name = "ADDR")]
+    pub cluster_advertise: Option<String>,
+    /// A cluster store option: kv.cacertfile, kv.certfile, kv.keyfile (repeatable)
+    #[arg(long = "cluster-store-opt", value_name = "KEY=VALUE")]
+    pub cluster_store_opts: Vec<String>,
 }
 
 /// Everything the daemon needs to start.
@@ -104,6 +113,8 @@ pub struct DaemonSettings {
     pub log_level: tracing::Level,
     /// Settings that were accepted but cannot take effect: printed as warnings at start.
     pub notes: Vec<String>,
+    /// The cluster store and this host's advertise address, when global-scope networks are on.
+    pub cluster: Option<crate::cluster::ClusterSettings>,
 }
 
 const KNOWN_KEYS: &[&str] = &[
@@ -127,6 +138,9 @@ const KNOWN_KEYS: &[&str] = &[
     "netns",
     "log-level",
     "group",
+    "cluster-store",
+    "cluster-advertise",
+    "cluster-store-opts",
 ];
 
 /// Parses the host option: `unix:///path` or a plain absolute path.
@@ -213,6 +227,21 @@ impl FileConfig {
             None | Some(Value::Null) => Ok(None),
             Some(Value::String(s)) => Ok(Some(s.clone())),
             Some(_) => Err(self.bad(key, "a string")),
+        }
+    }
+
+    /// An object of string values, as `KEY=VALUE` strings (`cluster-store-opts`).
+    fn string_map(&self, key: &str) -> Result<Vec<String>> {
+        match self.map.get(key) {
+            None | Some(Value::Null) => Ok(Vec::new()),
+            Some(Value::Object(o)) => o
+                .iter()
+                .map(|(k, v)| match v {
+                    Value::String(s) => Ok(format!("{k}={s}")),
+                    _ => Err(self.bad(key, "an object of strings")),
+                })
+                .collect(),
+            Some(_) => Err(self.bad(key, "an object of strings")),
         }
     }
 
@@ -430,6 +459,28 @@ pub fn resolve(host: Option<&str>, flags: DaemonFlags) -> Result<DaemonSettings>
         fb("userland-proxy")?,
         &mut conflicts,
     );
+    let cluster_store = pick(
+        "cluster-store",
+        flags.cluster_store,
+        f(&|fc| fc.string("cluster-store"))?,
+        &mut conflicts,
+    );
+    let cluster_advertise = pick(
+        "cluster-advertise",
+        flags.cluster_advertise,
+        f(&|fc| fc.string("cluster-advertise"))?,
+        &mut conflicts,
+    );
+    let file_store_opts = match &file {
+        Some(fc) => fc.string_map("cluster-store-opts")?,
+        None => Vec::new(),
+    };
+    let cluster_store_opts = pick_list(
+        "cluster-store-opts",
+        flags.cluster_store_opts,
+        file_store_opts,
+        &mut conflicts,
+    );
     let log_level = pick(
         "log-level",
         flags.log_level,
@@ -570,6 +621,11 @@ pub fn resolve(host: Option<&str>, flags: DaemonFlags) -> Result<DaemonSettings>
             ));
         }
     };
+    let cluster = crate::cluster::parse(
+        cluster_store.as_deref(),
+        cluster_advertise.as_deref(),
+        &cluster_store_opts,
+    )?;
     Ok(DaemonSettings {
         config,
         socket,
@@ -577,6 +633,7 @@ pub fn resolve(host: Option<&str>, flags: DaemonFlags) -> Result<DaemonSettings>
         userland_proxy,
         log_level,
         notes,
+        cluster,
     })
 }
 

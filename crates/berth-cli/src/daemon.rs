@@ -84,7 +84,23 @@ pub(crate) fn run(settings: DaemonSettings) -> Result<()> {
         return Err(Error::AlreadyServing { socket });
     }
     let started = Instant::now();
-    let ctl = Controller::new(settings.config.clone())?;
+    let ctl = match &settings.cluster {
+        None => Controller::new(settings.config.clone())?,
+        Some(cluster) => {
+            let host = match &settings.config.host_netns {
+                Some(p) => berth_netlink::Netns::open(p),
+                None => berth_netlink::Netns::current(),
+            }
+            .map_err(|e| Error::usage(format!("opening the host namespace: {e}")))?;
+            let (store, overlay) =
+                crate::cluster::start(cluster, &host, settings.config.netns_dir())?;
+            tracing::info!(store = ?cluster.endpoints, "cluster store connected; overlay networks on");
+            Controller::builder(settings.config.clone())
+                .driver_arc(overlay)
+                .cluster_store(store)
+                .build()?
+        }
+    };
     tracing::info!(
         elapsed_ms = started.elapsed().as_millis() as u64,
         data_root = %settings.config.data_root.display(),

@@ -27,6 +27,7 @@
 pub mod api;
 mod cli;
 mod client;
+pub mod cluster;
 pub mod config;
 mod daemon;
 mod error;

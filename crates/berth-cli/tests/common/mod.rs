@@ -32,6 +32,11 @@ impl Fixture {
     /// Same, with extra daemon flags.
     pub(crate) fn with_args(args: &[&str]) -> Fixture {
         let host = TestHost::new().expect("a test host (run the tests as root)");
+        Self::on_host(host, args)
+    }
+
+    /// A daemon with extra flags on a test host made by the caller (a host of a cluster).
+    pub(crate) fn on_host(host: TestHost, args: &[&str]) -> Fixture {
         let dir = tempfile::tempdir().unwrap();
         let mut f = Fixture {
             daemon: None,
