@@ -155,3 +155,75 @@ fn names_resolve_across_hosts_and_networks_stay_apart() {
     b.ctl().disconnect("api", "front").unwrap();
     eventually("web forgets api", 5, || a.dig("web", "api").is_empty());
 }
+
+/// The cluster store's peer entries published from `vtep`.
+fn peers_of(cluster: &Arc<dyn KvStore>, vtep: std::net::IpAddr) -> usize {
+    cluster
+        .list(berth_overlay::PEER_PREFIX)
+        .unwrap()
+        .entries
+        .iter()
+        .filter(|e| String::from_utf8_lossy(&e.value).contains(&format!("\"{vtep}\"")))
+        .count()
+}
+
+#[test]
+fn a_dead_host_goes_when_its_lease_expires_and_a_restarted_one_stays() {
+    let underlay = Underlay::new().unwrap();
+    let cluster: Arc<dyn KvStore> = Arc::new(MemoryStore::new());
+    let a = Node::new(&underlay, &cluster);
+    let mut b = Node::new(&underlay, &cluster);
+    let c = Node::new(&underlay, &cluster);
+    a.ctl().create_network(overlay("ov")).unwrap();
+    let id = a.ctl().inspect_network("ov").unwrap().id.parse().unwrap();
+    eventually("b and c learn of ov", 5, || {
+        b.ctl().inspect_network("ov").is_ok() && c.ctl().inspect_network("ov").is_ok()
+    });
+    a.sandbox_on("sa", "ov");
+    let ip_b = b.sandbox_on("sb", "ov");
+    let ip_c = c.sandbox_on("sc", "ov");
+    eventually("a programs b and c", 5, || {
+        a.overlay.programmed_peers(&id) == 2
+    });
+    assert!(a.ping("sa", &ip_b) && a.ping("sa", &ip_c));
+
+    // b restarts: its sandbox keeps working, its entry is put again under its new lease, and
+    // the old lease's expiry takes nothing away.
+    b.restart();
+    assert!(
+        a.ping("sa", &ip_b),
+        "b's sandbox works across its daemon's restart"
+    );
+    std::thread::sleep(LEASE_TTL + Duration::from_secs(2));
+    assert_eq!(peers_of(&cluster, b.ul.addr), 1, "b's entry, once");
+    assert_eq!(a.overlay.programmed_peers(&id), 2);
+    assert!(
+        a.ping("sa", &ip_b),
+        "still reachable after the old lease expired"
+    );
+
+    // c dies (its controller and driver gone without a word, its namespaces deleted): its
+    // entry goes when its lease expires, and a forgets it.
+    let c_addr = c.ul.addr;
+    let died = std::time::Instant::now();
+    drop(c);
+    eventually("a forgets the dead host's endpoint", 10, || {
+        a.overlay.programmed_peers(&id) == 1
+    });
+    let gone_after = died.elapsed();
+    // The lease was renewed at most a third of its time to live before the death.
+    assert!(
+        gone_after >= LEASE_TTL * 2 / 3 - Duration::from_millis(100),
+        "removed before the lease could expire ({gone_after:?})"
+    );
+    assert_eq!(peers_of(&cluster, c_addr), 0, "no stale entry in the store");
+    let ov_ns = berth_testhost::berth_netlink::Netns::open(a.overlay.netns_path(&id)).unwrap();
+    let neigh = ov_ns
+        .command("ip")
+        .args(["neigh", "show", "dev", "vxlan0"])
+        .output()
+        .unwrap();
+    let neigh = String::from_utf8_lossy(&neigh.stdout).into_owned();
+    assert!(!neigh.contains(&ip_c), "stale neighbour entry: {neigh}");
+    assert!(neigh.contains(&ip_b), "{neigh}");
+}
