@@ -8,6 +8,7 @@ use std::net::IpAddr;
 use std::os::fd::AsFd;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use berth_netlink::{Handle, Netns};
 use berth_overlay::{OverlayConfig, OverlayDriver};
@@ -29,6 +30,9 @@ pub struct ClusterSettings {
     pub advertise: Advertise,
     /// TLS files (`kv.cacertfile`, `kv.certfile`, `kv.keyfile`), all three or none.
     pub tls: Option<(PathBuf, PathBuf, PathBuf)>,
+    /// `discovery.ttl` (whole seconds, Docker's spelling): how long this host's entries outlive
+    /// its last word to the store ([`berth_overlay::DEFAULT_LEASE_TTL`] when not given).
+    pub lease_ttl: Option<Duration>,
 }
 
 /// `--cluster-advertise`: an address, or an interface whose first address is taken.
@@ -77,6 +81,7 @@ pub fn parse(
         None => (rest, DEFAULT_CLUSTER_ROOT.to_owned()),
     };
     let mut tls_files: BTreeMap<&str, PathBuf> = BTreeMap::new();
+    let mut lease_ttl = None;
     for o in opts {
         let Some((k, v)) = o.split_once('=') else {
             return Err(bad("cluster-store-opt", o, "expected KEY=VALUE"));
@@ -88,11 +93,21 @@ pub fn parse(
             "kv.cacertfile" | "kv.certfile" | "kv.keyfile" => {
                 return Err(bad("cluster-store-opt", o, "the file path is empty"));
             }
+            "discovery.ttl" => match v.parse::<u64>() {
+                Ok(secs @ 1..=3600) => lease_ttl = Some(Duration::from_secs(secs)),
+                _ => {
+                    return Err(bad(
+                        "cluster-store-opt",
+                        o,
+                        "discovery.ttl is whole seconds, from 1 to 3600",
+                    ));
+                }
+            },
             _ => {
                 return Err(bad(
                     "cluster-store-opt",
                     o,
-                    "berth knows kv.cacertfile, kv.certfile and kv.keyfile",
+                    "berth knows kv.cacertfile, kv.certfile, kv.keyfile and discovery.ttl",
                 ));
             }
         }
@@ -134,6 +149,7 @@ pub fn parse(
         root,
         advertise,
         tls,
+        lease_ttl,
     }))
 }
 
@@ -183,12 +199,12 @@ pub(crate) fn start(
         Advertise::Addr(a) => *a,
         Advertise::Interface(name) => interface_addr(host, name)?,
     };
-    let overlay = OverlayDriver::new(
-        host,
-        store.clone(),
-        OverlayConfig::new(advertise, netns_dir),
-    )
-    .map_err(|e| Error::usage(format!("cluster-advertise: {e}")))?;
+    let mut config = OverlayConfig::new(advertise, netns_dir);
+    if let Some(ttl) = settings.lease_ttl {
+        config = config.lease_ttl(ttl);
+    }
+    let overlay = OverlayDriver::new(host, store.clone(), config)
+        .map_err(|e| Error::usage(format!("cluster-advertise: {e}")))?;
     Ok((store, Arc::new(overlay)))
 }
 
@@ -236,7 +252,9 @@ mod tests {
         assert_eq!(s.root, "berth/");
         assert_eq!(s.advertise, Advertise::Interface("eth0".into()));
         assert_eq!(s.tls, None);
+        assert_eq!(s.lease_ttl, None);
         let opts = [
+            "discovery.ttl=3".to_owned(),
             "kv.cacertfile=/c/ca.pem".to_owned(),
             "kv.certfile=/c/cert.pem".to_owned(),
             "kv.keyfile=/c/key.pem".to_owned(),
@@ -252,6 +270,7 @@ mod tests {
         assert_eq!(s.root, "docker/net/");
         assert_eq!(s.advertise, Advertise::Addr("192.0.2.1".parse().unwrap()));
         assert!(s.tls.is_some());
+        assert_eq!(s.lease_ttl, Some(Duration::from_secs(3)));
         assert_eq!(
             parse_advertise("[2001:db8::1]:2376"),
             Some(Advertise::Addr("2001:db8::1".parse().unwrap()))
@@ -288,6 +307,18 @@ mod tests {
                 Some("eth0"),
                 vec!["kv.certfile=/x"],
                 "all of",
+            ),
+            (
+                Some("etcd://h:2379"),
+                Some("eth0"),
+                vec!["discovery.ttl=0"],
+                "1 to 3600",
+            ),
+            (
+                Some("etcd://h:2379"),
+                Some("eth0"),
+                vec!["discovery.ttl=10s"],
+                "whole seconds",
             ),
         ] {
             let opts: Vec<String> = opts.into_iter().map(String::from).collect();

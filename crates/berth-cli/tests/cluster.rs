@@ -9,12 +9,16 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use berth_testhost::cluster::Underlay;
+use berth_testhost::cluster::{Underlay, UnderlayHost};
 use berth_testhost::etcd::Etcd;
 use common::*;
 
 fn eventually(what: &str, cond: impl Fn() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
+    eventually_within(what, 10, cond);
+}
+
+fn eventually_within(what: &str, secs: u64, cond: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
     while !cond() {
         assert!(Instant::now() < deadline, "timed out waiting for: {what}");
         std::thread::sleep(Duration::from_millis(50));
@@ -76,4 +80,275 @@ fn two_daemons_share_an_overlay_through_etcd() {
     });
     drop((a, b));
     drop(etcd);
+}
+
+/// A cluster: an underlay switch, etcd on its own host, and `n` daemons on hosts of their own,
+/// started with `extra` arguments besides the store and advertise ones. Fields drop in order:
+/// the daemons (their sandboxes and overlay namespaces with them), etcd, the hosts, the switch.
+struct Cluster {
+    hosts: Vec<Fixture>,
+    /// The switch-side port of each daemon's host link, for cutting it.
+    ports: Vec<String>,
+    etcd: Etcd,
+    _store_host: UnderlayHost,
+    underlay: Underlay,
+}
+
+impl Cluster {
+    fn new(n: usize, extra: &[&str]) -> Cluster {
+        let underlay = Underlay::new().unwrap();
+        let store_host = underlay.add_host().unwrap();
+        let etcd = Etcd::start(store_host.host.name(), store_host.addr).unwrap();
+        let store = format!("--cluster-store=etcd://{}:2379", store_host.addr);
+        let mut hosts = Vec::new();
+        let mut ports = Vec::new();
+        for _ in 0..n {
+            let h = underlay.add_host().unwrap();
+            let mut args = vec![store.as_str(), "--cluster-advertise=eth0"];
+            args.extend_from_slice(extra);
+            ports.push(h.port.clone());
+            hosts.push(Fixture::on_host(h.host, &args));
+        }
+        Cluster {
+            hosts,
+            ports,
+            etcd,
+            _store_host: store_host,
+            underlay,
+        }
+    }
+
+    /// The keys under `prefix` (below the daemons' root), as etcd lists them.
+    fn keys(&self, prefix: &str) -> Vec<String> {
+        let out = self
+            .etcd
+            .netns()
+            .command("etcdctl")
+            .env("ETCDCTL_API", "3")
+            .args(["--endpoints", &self.etcd.client_url()])
+            .args(["get", "--prefix", "--keys-only"])
+            .arg(format!("berth/{prefix}"))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| !l.is_empty())
+            .map(String::from)
+            .collect()
+    }
+
+    fn cut(&self, i: usize) {
+        let port = &self.ports[i];
+        self.underlay
+            .switch()
+            .ip(&["link", "set", port, "down"])
+            .unwrap();
+    }
+
+    fn restore(&self, i: usize) {
+        let port = &self.ports[i];
+        self.underlay
+            .switch()
+            .ip(&["link", "set", port, "up"])
+            .unwrap();
+    }
+}
+
+/// `{{index .Options "..vxlanid_list"}} {{(index .IPAM.Config 0).Subnet}}` of a network.
+fn vni_and_subnet(f: &Fixture, net: &str) -> (String, String) {
+    let out = f.ok(&[
+        "network",
+        "inspect",
+        "-f",
+        "{{index .Options \"com.docker.network.driver.overlay.vxlanid_list\"}} {{(index .IPAM.Config 0).Subnet}}",
+        net,
+    ]);
+    let (vni, subnet) = out.trim().split_once(' ').unwrap();
+    (vni.to_owned(), subnet.to_owned())
+}
+
+#[test]
+fn concurrent_creates_on_three_hosts_never_hand_out_the_same_thing_twice() {
+    let c = Cluster::new(3, &[]);
+    // Four networks per host, all hosts at once.
+    std::thread::scope(|s| {
+        for (i, f) in c.hosts.iter().enumerate() {
+            s.spawn(move || {
+                for j in 0..4 {
+                    f.ok(&["network", "create", "-d", "overlay", &format!("h{i}n{j}")]);
+                }
+            });
+        }
+    });
+    // The same name from three hosts at once: one network.
+    let same: Vec<bool> = std::thread::scope(|s| {
+        let runs: Vec<_> = c
+            .hosts
+            .iter()
+            .map(|f| {
+                s.spawn(move || {
+                    f.berth(&["network", "create", "-d", "overlay", "same"])
+                        .status
+                        .success()
+                })
+            })
+            .collect();
+        runs.into_iter().map(|r| r.join().unwrap()).collect()
+    });
+    assert_eq!(
+        same.iter().filter(|ok| **ok).count(),
+        1,
+        "one create of a global name wins: {same:?}"
+    );
+    let a = &c.hosts[0];
+    let mut names: Vec<String> = (0..3)
+        .flat_map(|i| (0..4).map(move |j| format!("h{i}n{j}")))
+        .collect();
+    names.push("same".into());
+    eventually("host a knows all 13 networks", || {
+        let ls = a.ok(&["network", "ls", "--filter", "driver=overlay", "-q"]);
+        ls.lines().count() == 13
+    });
+    let mut vnis = std::collections::BTreeSet::new();
+    let mut subnets = std::collections::BTreeSet::new();
+    for n in &names {
+        let (vni, subnet) = vni_and_subnet(a, n);
+        assert!(vni.parse::<u32>().is_ok_and(|v| v >= 4096), "{n}: {vni}");
+        assert!(vnis.insert(vni.clone()), "VXLAN id {vni} twice");
+        assert!(subnets.insert(subnet.clone()), "subnet {subnet} twice");
+    }
+    assert_eq!(c.keys("overlay/vni/").len(), 13, "one claim per network");
+
+    // Sandboxes on one network from three hosts at once: no address twice.
+    std::thread::scope(|s| {
+        for (i, f) in c.hosts.iter().enumerate() {
+            s.spawn(move || {
+                for j in 0..4 {
+                    let name = format!("s{i}{j}");
+                    f.ok(&["sandbox", "create", "--name", &name, "--network", "same"]);
+                }
+            });
+        }
+    });
+    let mut ips = std::collections::BTreeSet::new();
+    for (i, f) in c.hosts.iter().enumerate() {
+        for j in 0..4 {
+            let ip = f.ip_of(&format!("s{i}{j}"), "same");
+            assert!(ips.insert(ip.clone()), "address {ip} twice");
+        }
+    }
+    // And every host reaches the others' sandboxes.
+    let far = c.hosts[2].ip_of("s23", "same");
+    eventually("s00 on a reaches s23 on c", || a.ping("s00", &far));
+    assert_eq!(
+        c.keys("overlay/peer/").len(),
+        12,
+        "one peer entry per endpoint"
+    );
+}
+
+#[test]
+fn the_cluster_rides_out_an_etcd_restart_and_a_cut_link() {
+    // Two-second leases, so that a cut host's entries expire within the test.
+    let c = Cluster::new(3, &["--cluster-store-opt=discovery.ttl=2"]);
+    let (a, b, h3) = (&c.hosts[0], &c.hosts[1], &c.hosts[2]);
+    a.ok(&["network", "create", "-d", "overlay", "ov"]);
+    eventually("every host knows ov", || {
+        [b, h3]
+            .iter()
+            .all(|f| f.berth(&["network", "inspect", "ov"]).status.success())
+    });
+    a.ok(&["sandbox", "create", "--name", "sa", "--network", "ov"]);
+    b.ok(&["sandbox", "create", "--name", "sb", "--network", "ov"]);
+    h3.ok(&["sandbox", "create", "--name", "sc1", "--network", "ov"]);
+    h3.ok(&["sandbox", "create", "--name", "sc2", "--network", "ov"]);
+    let ip_b = b.ip_of("sb", "ov");
+    let ip_c1 = h3.ip_of("sc1", "ov");
+    eventually("sa reaches sb and sc1 by name", || {
+        a.ping("sa", "sb") && a.ping("sa", "sc1")
+    });
+
+    // etcd down: the data path that exists keeps forwarding (names too, from what each host
+    // knows); an operation that needs the store fails, naming it; local ones still work.
+    c.etcd.kill().unwrap();
+    assert!(a.ping("sa", &ip_b), "forwarding without the store");
+    assert!(a.ping("sa", "sc1"), "names without the store");
+    let started = Instant::now();
+    let err = a.fails(&["network", "create", "-d", "overlay", "ov2"], 1);
+    eprintln!(
+        "with etcd down, after {:?}: {}",
+        started.elapsed(),
+        err.trim()
+    );
+    assert!(
+        err.contains("etcd") || err.contains("cluster store"),
+        "the error names the store: {err}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "the failure comes within the store's timeouts ({:?})",
+        started.elapsed()
+    );
+    a.ok(&["network", "create", "local1"]);
+
+    // etcd back: operations resume, the watches pick up where they were.
+    c.etcd.restart().unwrap();
+    let restarted = Instant::now();
+    eventually_within("a global create works again", 20, || {
+        a.berth(&["network", "create", "-d", "overlay", "ov2"])
+            .status
+            .success()
+    });
+    eprintln!(
+        "a global create works {:?} after etcd is back",
+        restarted.elapsed()
+    );
+    b.ok(&["sandbox", "create", "--name", "sd", "--network", "ov"]);
+    eventually("sa reaches the new sd by name", || a.ping("sa", "sd"));
+    eventually("h3 learns of ov2", || {
+        h3.berth(&["network", "inspect", "ov2"]).status.success()
+    });
+    assert_eq!(
+        c.keys("overlay/peer/").len(),
+        5,
+        "one peer entry per endpoint after the restart"
+    );
+
+    // Host 3's link cut past its lease: its local traffic continues; the others forget its
+    // endpoints; what changes meanwhile reaches it when the link is back, and it comes back.
+    c.cut(2);
+    let cut = Instant::now();
+    assert!(h3.ping("sc1", "sc2"), "local traffic on the cut host");
+    eventually_within("the store drops the cut host's entries", 15, || {
+        c.keys("overlay/peer/").len() == 3
+    });
+    eprintln!(
+        "the cut host's entries gone {:?} after the cut",
+        cut.elapsed()
+    );
+    eventually("a no longer reaches sc1", || !a.ping("sa", &ip_c1));
+    a.ok(&["sandbox", "create", "--name", "se", "--network", "ov"]);
+    assert!(h3.ping("sc2", "sc1"), "still local traffic on the cut host");
+    c.restore(2);
+    let restored = Instant::now();
+    eventually_within("sa reaches sc1 again", 20, || a.ping("sa", "sc1"));
+    eventually_within("sc1 reaches se, made during the cut, by name", 20, || {
+        h3.ping("sc1", "se")
+    });
+    eprintln!(
+        "the cut host converged {:?} after the link came back",
+        restored.elapsed()
+    );
+    assert!(b.ping("sb", "sc2"), "b reaches sc2");
+    assert_eq!(
+        c.keys("overlay/peer/").len(),
+        6,
+        "each endpoint once: {:?}",
+        c.keys("overlay/peer/")
+    );
 }
