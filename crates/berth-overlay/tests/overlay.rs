@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use berth_store::{KvStore, MemoryStore};
 use berth_testhost::cluster::Underlay;
-use berth_testhost::traffic::{TcpBanner, UdpEcho, tcp_fetch, udp_exchange};
+use berth_testhost::traffic::{TcpBanner, UdpEcho, tcp_fetch, udp_exchange, udp_exchange_df};
 use common::*;
 
 #[test]
@@ -76,6 +76,31 @@ fn sandboxes_on_two_hosts_talk_over_the_overlay() {
         udp_exchange(&b.sandbox_ns("sb"), udp.addr(), Duration::from_secs(3)).unwrap(),
         format!("udp from a from {ip_b}"),
         "UDP from b reaches a with b's own address"
+    );
+    // MTU: a datagram filling the overlay MTU (1450 = 1422 bytes of UDP payload + 28 of
+    // headers) with don't-fragment set crosses hosts (1500 bytes on the underlay with VXLAN's
+    // 50); one byte more is refused at the sender, not fragmented or silently dropped.
+    assert_eq!(
+        udp_exchange_df(
+            &b.sandbox_ns("sb"),
+            udp.addr(),
+            1422,
+            Duration::from_secs(3)
+        )
+        .unwrap(),
+        format!("udp from a from {ip_b}"),
+        "a full-size packet with DF set crosses the underlay"
+    );
+    let over = udp_exchange_df(
+        &b.sandbox_ns("sb"),
+        udp.addr(),
+        1423,
+        Duration::from_secs(3),
+    )
+    .expect_err("one byte over the MTU with DF set");
+    assert!(
+        over.to_string().contains("Message too long"),
+        "refused with EMSGSIZE: {over}"
     );
     drop((tcp, udp));
 

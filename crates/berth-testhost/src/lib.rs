@@ -20,6 +20,7 @@ pub mod cluster;
 pub mod driver_suite;
 pub mod etcd;
 pub mod logs;
+pub mod state_dir;
 pub mod traffic;
 
 use std::ffi::OsStr;
@@ -30,6 +31,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use berth_netlink::Netns;
 
 pub use berth_netlink;
+pub use state_dir::StateDir;
 
 /// Prefix of every namespace a test host or LAN peer creates (`berth-t<pid>-<n>`).
 pub const NAME_PREFIX: &str = "berth-t";

@@ -129,6 +129,40 @@ impl Drop for UdpEcho {
     }
 }
 
+/// Sends one IPv4 UDP datagram of `payload` bytes from inside `ns` to `addr` with the
+/// don't-fragment bit set (path MTU discovery on: `IP_PMTUDISC_DO`) and returns the answer. A
+/// datagram that does not fit the route's MTU is refused by the sender's own stack with
+/// `EMSGSIZE` ("message too long"), which is returned as the error: the way to check that a
+/// packet one byte over an MTU is refused rather than fragmented or silently dropped.
+pub fn udp_exchange_df(
+    ns: &Netns,
+    addr: SocketAddr,
+    payload: usize,
+    timeout: Duration,
+) -> io::Result<String> {
+    let socket = in_ns(ns, || UdpSocket::bind("0.0.0.0:0"))?;
+    let on: libc::c_int = libc::IP_PMTUDISC_DO;
+    // SAFETY: the descriptor is the live socket's; the option value is a c_int of the size
+    // passed, as IP_MTU_DISCOVER takes.
+    let rc = unsafe {
+        libc::setsockopt(
+            std::os::fd::AsRawFd::as_raw_fd(&socket),
+            libc::IPPROTO_IP,
+            libc::IP_MTU_DISCOVER,
+            std::ptr::from_ref(&on).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    socket.set_read_timeout(Some(timeout))?;
+    socket.send_to(&vec![b'x'; payload], addr)?;
+    let mut buf = [0u8; 2048];
+    let (n, _) = socket.recv_from(&mut buf)?;
+    Ok(String::from_utf8_lossy(&buf[..n]).into_owned())
+}
+
 /// Sends one datagram from inside `ns` to `addr` and returns the answer.
 pub fn udp_exchange(ns: &Netns, addr: SocketAddr, timeout: Duration) -> io::Result<String> {
     let bind: SocketAddr = if addr.is_ipv4() {

@@ -16,7 +16,7 @@ use common::*;
 #[test]
 fn a_controller_on_the_engines_store_keeps_its_state_there() {
     let host = TestHost::new().unwrap();
-    let dir = StateDir::new();
+    let dir = StateDir::new().unwrap();
     let store = Arc::new(MemoryStore::new());
     let start = || {
         Controller::builder(Fixture::config_for(&host, &dir))

@@ -19,7 +19,7 @@ use common::*;
 
 fn fixture() -> Fixture {
     let host = TestHost::new().expect("a test host (run as root)");
-    let dir = StateDir::new();
+    let dir = StateDir::new().unwrap();
     let ctl = start(&host, &dir);
     Fixture {
         ctl: Some(ctl),

@@ -36,7 +36,7 @@ fn global_bridge(host: &TestHost) -> BridgeLike {
 /// One host of the cluster: a test host, its state directory and its controller.
 fn host(cluster: &Arc<dyn KvStore>) -> Fixture {
     let host = TestHost::new().expect("a test host (run as root)");
-    let dir = StateDir::new();
+    let dir = StateDir::new().unwrap();
     let ctl = start(&host, &dir, cluster);
     Fixture {
         ctl: Some(ctl),
@@ -250,7 +250,7 @@ fn a_restart_keeps_global_networks_and_their_addresses() {
 #[test]
 fn a_global_network_needs_a_cluster_store_and_leaves_nothing_without_one() {
     let host = TestHost::new().unwrap();
-    let dir = StateDir::new();
+    let dir = StateDir::new().unwrap();
     let ctl = Controller::builder(Fixture::config_for(&host, &dir))
         .driver(global_bridge(&host))
         .build()

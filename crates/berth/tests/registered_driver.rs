@@ -44,7 +44,7 @@ fn p2p(host: &TestHost) -> Arc<P2pDriver> {
 #[test]
 fn a_driver_registered_from_outside_carries_traffic_and_survives_a_restart() {
     let host = TestHost::new().unwrap();
-    let dir = StateDir::new();
+    let dir = StateDir::new().unwrap();
     let driver = p2p(&host);
     let ctl = build(&host, &dir, &driver);
     assert_eq!(ctl.drivers(), ["bridge", "host", "null", "p2p"]);
@@ -166,7 +166,7 @@ fn a_driver_registered_from_outside_carries_traffic_and_survives_a_restart() {
 #[test]
 fn unknown_and_twice_registered_drivers_are_refused() {
     let host = TestHost::new().unwrap();
-    let dir = StateDir::new();
+    let dir = StateDir::new().unwrap();
     let driver = p2p(&host);
     let ctl = build(&host, &dir, &driver);
     let mut req = NetworkCreate::new("nope_nw");

@@ -73,7 +73,7 @@ fn network(name: &str, subnet: &str) -> NetworkCreate {
 #[test]
 fn a_registered_ipam_driver_gives_every_pool_and_address() {
     let host = TestHost::new().unwrap();
-    let dir = StateDir::new();
+    let dir = StateDir::new().unwrap();
     let lab = Arc::new(LabIpam::default());
     let ctl = start(&host, &dir, &lab);
     // The predefined bridge's pool came from the built-in allocator: it names no other.

@@ -194,7 +194,7 @@ fn connect_forever_child() {
 #[test]
 fn kill_9_in_the_middle_of_connects_then_restart() {
     let host = TestHost::new().unwrap();
-    let dir = StateDir::new();
+    let dir = StateDir::new().unwrap();
     let mut child = Command::new(std::env::current_exe().unwrap())
         .args([
             "connect_forever_child",

@@ -3,7 +3,6 @@
 
 #![allow(dead_code, clippy::unwrap_used)]
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -11,6 +10,7 @@ use berth::{Config, Controller, EndpointOptions, FirewallBackend, NetworkCreate,
 use berth_driver::Driver;
 use berth_overlay::{OverlayConfig, OverlayDriver};
 use berth_store::KvStore;
+use berth_testhost::StateDir;
 use berth_testhost::berth_netlink::Netns;
 use berth_testhost::cluster::{Underlay, UnderlayHost};
 
@@ -22,7 +22,7 @@ pub(crate) struct Node {
     pub(crate) ctl: Option<Controller>,
     pub(crate) overlay: Arc<OverlayDriver>,
     pub(crate) ul: UnderlayHost,
-    pub(crate) dir: tempfile::TempDir,
+    pub(crate) dir: StateDir,
     pub(crate) cluster: Arc<dyn KvStore>,
 }
 
@@ -30,7 +30,7 @@ impl Node {
     /// A host on `underlay` whose cluster store is `cluster`.
     pub(crate) fn new(underlay: &Underlay, cluster: &Arc<dyn KvStore>) -> Node {
         let ul = underlay.add_host().expect("an underlay host (run as root)");
-        let dir = tempfile::tempdir().unwrap();
+        let dir = StateDir::new().unwrap();
         let (ctl, overlay) = start(&ul, &dir, cluster);
         Node {
             ctl: Some(ctl),
@@ -52,10 +52,6 @@ impl Node {
         let (ctl, overlay) = start(&self.ul, &self.dir, &self.cluster);
         self.ctl = Some(ctl);
         self.overlay = overlay;
-    }
-
-    pub(crate) fn netns_dir(&self) -> PathBuf {
-        self.dir.path().join("run").join("netns")
     }
 
     pub(crate) fn sandbox_ns(&self, name: &str) -> Netns {
@@ -85,7 +81,7 @@ impl Node {
 
 fn start(
     ul: &UnderlayHost,
-    dir: &tempfile::TempDir,
+    dir: &StateDir,
     cluster: &Arc<dyn KvStore>,
 ) -> (Controller, Arc<OverlayDriver>) {
     let mut config = Config::new(dir.path().join("data"), dir.path().join("run"));
@@ -109,25 +105,9 @@ fn start(
 
 impl Drop for Node {
     fn drop(&mut self) {
+        // The controller first; the state directory then removes the sandboxes' namespaces.
         self.ctl = None;
-        let dir = self.netns_dir();
-        if let Ok(entries) = std::fs::read_dir(&dir) {
-            for e in entries.flatten() {
-                let _ = Netns::delete_named_in(&dir, &e.file_name().to_string_lossy());
-            }
-        }
-        let _ = nix_umount(&dir);
     }
-}
-
-fn nix_umount(dir: &std::path::Path) -> std::io::Result<()> {
-    let status = std::process::Command::new("umount")
-        .arg("-l")
-        .arg(dir)
-        .stderr(std::process::Stdio::null())
-        .status()?;
-    let _ = status;
-    Ok(())
 }
 
 /// `docker network create -d overlay NAME`.

@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use berth::{Config, Controller, FirewallBackend};
+pub(crate) use berth_testhost::StateDir;
 use berth_testhost::TestHost;
 use berth_testhost::berth_netlink::Netns;
 
@@ -18,37 +19,6 @@ pub(crate) struct Fixture {
     pub(crate) dir: StateDir,
 }
 
-/// A temporary state directory (`data/` and `run/`). On drop, the sandbox namespaces still
-/// mounted under `run/netns` are deleted and the directory's own bind mount removed, so a test
-/// that panics half way leaves no mount behind.
-pub(crate) struct StateDir(tempfile::TempDir);
-
-impl StateDir {
-    pub(crate) fn new() -> StateDir {
-        StateDir(tempfile::tempdir().unwrap())
-    }
-
-    pub(crate) fn path(&self) -> &std::path::Path {
-        self.0.path()
-    }
-
-    pub(crate) fn netns_dir(&self) -> PathBuf {
-        self.0.path().join("run").join("netns")
-    }
-}
-
-impl Drop for StateDir {
-    fn drop(&mut self) {
-        let dir = self.netns_dir();
-        if let Ok(entries) = std::fs::read_dir(&dir) {
-            for e in entries.flatten() {
-                let _ = Netns::delete_named_in(&dir, &e.file_name().to_string_lossy());
-            }
-        }
-        let _ = nix::mount::umount2(&dir, nix::mount::MntFlags::MNT_DETACH);
-    }
-}
-
 impl Fixture {
     pub(crate) fn new() -> Fixture {
         Self::with(|_| {})
@@ -56,7 +26,7 @@ impl Fixture {
 
     pub(crate) fn with(adjust: impl FnOnce(&mut Config)) -> Fixture {
         let host = TestHost::new().expect("a test host (run as root)");
-        Self::from_parts(host, StateDir::new(), adjust)
+        Self::from_parts(host, StateDir::new().unwrap(), adjust)
     }
 
     /// A controller on an existing test host and state directory.
