@@ -1,7 +1,8 @@
 //! `cargo xtask demo`: the networking guide's walkthrough, live, against a `berth daemon` that runs
-//! inside a throwaway network namespace. Every step prints the commands it runs, their output and
-//! whether the result is the expected one; everything is removed at the end (also when a step
-//! fails). The machine's own network namespace is never touched.
+//! inside a throwaway network namespace, then its multi-host part (an overlay network across two
+//! daemons sharing an etcd store, [`cluster`]). Every step prints the commands it runs, their
+//! output and whether the result is the expected one; everything is removed at the end (also when
+//! a step fails). The machine's own network namespace is never touched.
 
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
@@ -14,6 +15,11 @@ use std::time::{Duration, Instant};
 const DNS_LANDED: bool = true;
 /// Set to false if the controller cannot publish ports (`-p`); the port step then says so.
 const PORTS_LANDED: bool = true;
+
+// (This file is included with `#[path]` from a function of main.rs, so its child is named by
+// path too.)
+#[path = "demo/cluster.rs"]
+mod cluster;
 
 type Result<T = ()> = std::result::Result<T, String>;
 
@@ -58,27 +64,7 @@ impl Demo {
 
     /// Runs `berth ARGS`, echoing the command and its output.
     fn berth(&self, args: &[&str]) -> (bool, String) {
-        println!("$ berth {}", args.join(" "));
-        let out = Command::new(&self.berth)
-            .args(args)
-            .env("BERTH_HOST", self.host_arg())
-            .stdin(Stdio::null())
-            .output();
-        match out {
-            Ok(o) => {
-                let stdout = String::from_utf8_lossy(&o.stdout).into_owned();
-                let stderr = String::from_utf8_lossy(&o.stderr).into_owned();
-                print!("{stdout}");
-                if !stderr.is_empty() {
-                    print!("{stderr}");
-                }
-                (o.status.success(), stdout)
-            }
-            Err(e) => {
-                println!("cannot run {}: {e}", self.berth.display());
-                (false, String::new())
-            }
-        }
+        run_berth(&self.berth, "", &self.host_arg(), args)
     }
 
     fn check(&mut self, ok: bool, good: &str, bad: &str) {
@@ -145,31 +131,94 @@ impl Demo {
     }
 
     fn wait_for_daemon(&mut self) -> Result {
-        let socket = self.dir.join("berth.sock");
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Some(d) = self.daemon.as_mut() {
-                if let Ok(Some(status)) = d.try_wait() {
-                    let log =
-                        std::fs::read_to_string(self.dir.join("daemon.log")).unwrap_or_default();
-                    return Err(format!("berth daemon exited ({status}):\n{log}"));
-                }
+        wait_for_daemon(
+            self.daemon.as_mut(),
+            &self.dir.join("berth.sock"),
+            &self.dir.join("daemon.log"),
+        )
+    }
+}
+
+/// Runs `berth ARGS` against the daemon at `host` (`unix://PATH`), echoing the command (after
+/// `prompt`, which names the host when there are several) and its output.
+fn run_berth(berth: &Path, prompt: &str, host: &str, args: &[&str]) -> (bool, String) {
+    println!("{prompt}$ berth {}", args.join(" "));
+    let out = Command::new(berth)
+        .args(args)
+        .env("BERTH_HOST", host)
+        .stdin(Stdio::null())
+        .output();
+    match out {
+        Ok(o) => {
+            let stdout = String::from_utf8_lossy(&o.stdout).into_owned();
+            let stderr = String::from_utf8_lossy(&o.stderr).into_owned();
+            print!("{stdout}");
+            if !stderr.is_empty() {
+                print!("{stderr}");
             }
-            if let Ok(mut s) = UnixStream::connect(&socket) {
-                let _ =
-                    s.write_all(b"GET /_ping HTTP/1.1\r\nHost: berth\r\nConnection: close\r\n\r\n");
-                let mut answer = String::new();
-                let _ = s.read_to_string(&mut answer);
-                if answer.starts_with("HTTP/1.1 200") {
-                    return Ok(());
-                }
-            }
-            if Instant::now() > deadline {
-                return Err("berth daemon did not answer within 60 s".into());
-            }
-            std::thread::sleep(Duration::from_millis(50));
+            (o.status.success(), stdout)
+        }
+        Err(e) => {
+            println!("cannot run {}: {e}", berth.display());
+            (false, String::new())
         }
     }
+}
+
+/// Waits (at most 60 s) until the daemon serving `socket` answers `/_ping`; fails early, with
+/// its log, when it exits.
+fn wait_for_daemon(mut daemon: Option<&mut Child>, socket: &Path, log: &Path) -> Result {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(d) = daemon.as_mut() {
+            if let Ok(Some(status)) = d.try_wait() {
+                let log = std::fs::read_to_string(log).unwrap_or_default();
+                return Err(format!("berth daemon exited ({status}):\n{log}"));
+            }
+        }
+        if let Ok(mut s) = UnixStream::connect(socket) {
+            let _ = s.write_all(b"GET /_ping HTTP/1.1\r\nHost: berth\r\nConnection: close\r\n\r\n");
+            let mut answer = String::new();
+            let _ = s.read_to_string(&mut answer);
+            if answer.starts_with("HTTP/1.1 200") {
+                return Ok(());
+            }
+        }
+        if Instant::now() > deadline {
+            return Err("berth daemon did not answer within 60 s".into());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Stops a daemon: SIGTERM, at most 20 s to exit, then SIGKILL.
+fn stop_daemon(mut d: Child) {
+    let _ = Command::new("kill")
+        .args(["-TERM", &d.id().to_string()])
+        .status();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = d.try_wait() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = d.kill();
+    let _ = d.wait();
+}
+
+/// Unmounts the namespaces a daemon bound under its `netns_dir` (sandboxes, overlay networks),
+/// then the directory itself.
+fn unmount_netns(netns_dir: &Path) {
+    if !netns_dir.exists() {
+        return;
+    }
+    if let Ok(entries) = std::fs::read_dir(netns_dir) {
+        for e in entries.flatten() {
+            let _ = Command::new("umount").arg("-l").arg(e.path()).status();
+        }
+    }
+    let _ = Command::new("umount").arg("-l").arg(netns_dir).status();
 }
 
 impl Drop for Demo {
@@ -200,27 +249,10 @@ impl Drop for Demo {
             }
             run(&["network", "rm", "-f", "isolated_nw"]);
         }
-        if let Some(mut d) = self.daemon.take() {
-            let _ = Command::new("kill")
-                .args(["-TERM", &d.id().to_string()])
-                .status();
-            let deadline = Instant::now() + Duration::from_secs(20);
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = d.try_wait() {
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            let _ = d.kill();
-            let _ = d.wait();
+        if let Some(d) = self.daemon.take() {
+            stop_daemon(d);
         }
-        let netns_dir = self.dir.join("run").join("netns");
-        if let Ok(entries) = std::fs::read_dir(&netns_dir) {
-            for e in entries.flatten() {
-                let _ = Command::new("umount").arg("-l").arg(e.path()).status();
-            }
-        }
-        let _ = Command::new("umount").arg("-l").arg(&netns_dir).status();
+        unmount_netns(&self.dir.join("run").join("netns"));
         let _ = std::fs::remove_dir_all(&self.dir);
         for ns in [&self.lan_ns, &self.host_ns] {
             let _ = ip(&["netns", "del", ns]);
@@ -535,9 +567,14 @@ pub(super) fn run(root: &Path, mut build: Command) -> Result {
         );
     }
 
-    let failures = std::mem::take(&mut demo.failures);
+    let mut failures = std::mem::take(&mut demo.failures);
     let pending = std::mem::take(&mut demo.pending);
+    let (berth, step) = (demo.berth.clone(), demo.step);
     drop(demo);
+
+    // The guide's second part: an overlay network across two hosts sharing a key-value store.
+    failures.extend(cluster::run(&berth, step));
+
     println!();
     if !pending.is_empty() {
         println!("pending (not built yet):");
