@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use berth_testhost::cluster::{Underlay, UnderlayHost};
 use berth_testhost::etcd::Etcd;
 use common::*;
+use common::{docker_clients, stderr};
 
 fn eventually(what: &str, cond: impl Fn() -> bool) {
     eventually_within(what, 10, cond);
@@ -351,4 +352,98 @@ fn the_cluster_rides_out_an_etcd_restart_and_a_cut_link() {
         "each endpoint once: {:?}",
         c.keys("overlay/peer/")
     );
+}
+
+#[test]
+fn the_stock_docker_cli_drives_an_overlay_across_two_daemons() {
+    let c = Cluster::new(2, &[]);
+    let (a, b) = (&c.hosts[0], &c.hosts[1]);
+    for (i, docker) in docker_clients().iter().enumerate() {
+        let tag = docker.display().to_string();
+        let ok = |f: &Fixture, args: &[&str]| {
+            let o = f.docker(docker, args);
+            assert!(
+                o.status.success(),
+                "{tag} {args:?}: {}\n{}",
+                stdout(&o),
+                stderr(&o)
+            );
+            stdout(&o)
+        };
+        let (net, x, y) = (format!("dov{i}"), format!("x{i}"), format!("y{i}"));
+        a.ok(&["sandbox", "create", "--name", &x, "--network", "none"]);
+        a.ok(&["network", "disconnect", "none", &x]);
+        b.ok(&["sandbox", "create", "--name", &y, "--network", "none"]);
+        b.ok(&["network", "disconnect", "none", &y]);
+
+        let id = ok(
+            a,
+            &[
+                "network",
+                "create",
+                "-d",
+                "overlay",
+                "--subnet",
+                "10.90.0.0/24",
+                &net,
+            ],
+        );
+        assert_eq!(id.trim().len(), 64, "{tag}: {id}");
+        eventually("b lists the overlay, scope global", || {
+            let ls = ok(b, &["network", "ls", "--filter", &format!("name={net}")]);
+            ls.lines().any(|l| {
+                l.split_whitespace().collect::<Vec<_>>()[1..] == [&net, "overlay", "global"]
+            })
+        });
+        let inspect: serde_json::Value =
+            serde_json::from_str(&ok(b, &["network", "inspect", &net])).unwrap();
+        let n = &inspect[0];
+        assert_eq!(n["Id"].as_str(), Some(id.trim()), "{tag}: {n}");
+        assert_eq!(n["Scope"], "global", "{tag}");
+        assert_eq!(n["Driver"], "overlay", "{tag}");
+        assert_eq!(n["IPAM"]["Config"][0]["Subnet"], "10.90.0.0/24", "{tag}");
+        assert!(
+            n["Options"]["com.docker.network.driver.overlay.vxlanid_list"]
+                .as_str()
+                .is_some_and(|v| v.parse::<u32>().is_ok_and(|v| v >= 4096)),
+            "{tag}: {n}"
+        );
+
+        // connect on each host, with an alias on one: names and traffic across hosts.
+        ok(a, &["network", "connect", &net, &x]);
+        ok(b, &["network", "connect", "--alias", "yy", &net, &y]);
+        eventually("x reaches y's alias across hosts", || a.ping(&x, "yy"));
+        let on_b = ok(
+            b,
+            &[
+                "network",
+                "inspect",
+                "-f",
+                "{{range .Containers}}{{.Name}} {{end}}",
+                &net,
+            ],
+        );
+        assert_eq!(
+            on_b.trim(),
+            y,
+            "{tag}: inspect lists the host's own endpoints"
+        );
+
+        // rm is refused while either host has an endpoint, then works from the other host.
+        let o = b.docker(docker, &["network", "rm", &net]);
+        assert!(!o.status.success(), "{tag}: rm with endpoints");
+        assert!(
+            stderr(&o).contains("active endpoints"),
+            "{tag}: {}",
+            stderr(&o)
+        );
+        ok(a, &["network", "disconnect", &net, &x]);
+        ok(b, &["network", "disconnect", &net, &y]);
+        assert_eq!(ok(b, &["network", "rm", &net]).trim(), net);
+        eventually("a forgets the overlay", || {
+            !ok(a, &["network", "ls", "--format", "{{.Name}}"])
+                .lines()
+                .any(|l| l == net)
+        });
+    }
 }
