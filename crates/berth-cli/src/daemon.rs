@@ -98,6 +98,11 @@ pub(crate) fn run(settings: DaemonSettings) -> Result<()> {
             Controller::builder(settings.config.clone())
                 .driver_arc(overlay)
                 .cluster_store(store)
+                .cluster_lease_ttl(
+                    cluster
+                        .lease_ttl
+                        .unwrap_or(berth_store::DEFAULT_HOST_LEASE_TTL),
+                )
                 .build()?
         }
     };

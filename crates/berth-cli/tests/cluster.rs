@@ -327,6 +327,8 @@ fn the_cluster_rides_out_an_etcd_restart_and_a_cut_link() {
     assert!(h3.ping("sc1", "sc2"), "local traffic on the cut host");
     eventually_within("the store drops the cut host's entries", 15, || {
         c.keys("overlay/peer/").len() == 3
+            && c.keys("network-endpoint/").len() == 3
+            && c.keys("network-dns/").len() == 3
     });
     eprintln!(
         "the cut host's entries gone {:?} after the cut",
@@ -346,12 +348,11 @@ fn the_cluster_rides_out_an_etcd_restart_and_a_cut_link() {
         restored.elapsed()
     );
     assert!(b.ping("sb", "sc2"), "b reaches sc2");
-    assert_eq!(
-        c.keys("overlay/peer/").len(),
-        6,
-        "each endpoint once: {:?}",
-        c.keys("overlay/peer/")
-    );
+    for prefix in ["overlay/peer/", "network-endpoint/", "network-dns/"] {
+        eventually(&format!("each endpoint once under {prefix}"), || {
+            c.keys(prefix).len() == 6
+        });
+    }
 }
 
 #[test]

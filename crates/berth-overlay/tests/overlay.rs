@@ -211,6 +211,11 @@ fn a_dead_host_goes_when_its_lease_expires_and_a_restarted_one_stays() {
         a.overlay.programmed_peers(&id) == 2
     });
     assert!(a.ping("sa", &ip_b) && a.ping("sa", &ip_c));
+    eventually("a resolves sb and sc", 5, || {
+        a.dig("sa", "sb") == ip_b && a.dig("sa", "sc") == ip_c
+    });
+    let b_instance = b.ctl().instance_id().to_owned();
+    let c_instance = c.ctl().instance_id().to_owned();
 
     // b restarts: its sandbox keeps working, its entry is put again under its new lease, and
     // the old lease's expiry takes nothing away.
@@ -221,6 +226,12 @@ fn a_dead_host_goes_when_its_lease_expires_and_a_restarted_one_stays() {
     );
     std::thread::sleep(LEASE_TTL + Duration::from_secs(2));
     assert_eq!(peers_of(&cluster, b.ul.addr), 1, "b's entry, once");
+    assert_eq!(
+        marks_of(&cluster, &b_instance),
+        1,
+        "b's endpoint mark, once"
+    );
+    assert_eq!(a.dig("sa", "sb"), ip_b, "b's names outlive its old lease");
     assert_eq!(a.overlay.programmed_peers(&id), 2);
     assert!(
         a.ping("sa", &ip_b),
@@ -242,6 +253,12 @@ fn a_dead_host_goes_when_its_lease_expires_and_a_restarted_one_stays() {
         "removed before the lease could expire ({gone_after:?})"
     );
     assert_eq!(peers_of(&cluster, c_addr), 0, "no stale entry in the store");
+    // Its names and endpoint marks went with its lease too: a no longer resolves sc, and the
+    // network can be removed once the living hosts leave it.
+    eventually("a forgets the dead host's names", 5, || {
+        a.dig("sa", "sc").is_empty()
+    });
+    assert_eq!(marks_of(&cluster, &c_instance), 0, "no stale endpoint mark");
     let ov_ns = berth_testhost::berth_netlink::Netns::open(a.overlay.netns_path(&id)).unwrap();
     let neigh = ov_ns
         .command("ip")
@@ -251,4 +268,18 @@ fn a_dead_host_goes_when_its_lease_expires_and_a_restarted_one_stays() {
     let neigh = String::from_utf8_lossy(&neigh.stdout).into_owned();
     assert!(!neigh.contains(&ip_c), "stale neighbour entry: {neigh}");
     assert!(neigh.contains(&ip_b), "{neigh}");
+    a.ctl().disconnect("sa", "ov").unwrap();
+    b.ctl().disconnect("sb", "ov").unwrap();
+    a.ctl().remove_network("ov").unwrap();
+}
+
+/// The endpoint marks (which host has endpoints on which global network) of an instance.
+fn marks_of(cluster: &Arc<dyn KvStore>, instance: &str) -> usize {
+    cluster
+        .list("network-endpoint/")
+        .unwrap()
+        .entries
+        .iter()
+        .filter(|e| e.value == instance.as_bytes())
+        .count()
 }

@@ -62,6 +62,7 @@
 pub mod conformance;
 #[cfg(feature = "etcd")]
 mod etcd;
+mod host_lease;
 mod leases;
 mod memory;
 mod redb_store;
@@ -71,6 +72,7 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub use host_lease::{DEFAULT_HOST_LEASE_TTL, HostLease};
 pub use memory::MemoryStore;
 pub use redb_store::RedbStore;
 pub use watch::{Poll, Watch, WatchHub};

@@ -45,6 +45,7 @@ use crate::time::now_rfc3339;
 
 mod builder;
 mod cluster;
+mod cluster_lease;
 mod cluster_names;
 mod degraded;
 mod endpoints;
@@ -136,6 +137,8 @@ struct Cluster {
     creating: Mutex<BTreeSet<NetworkId>>,
     /// Endpoints of other hosts whose names this host's embedded DNS answers.
     remote_names: Mutex<BTreeSet<(NetworkId, EndpointId)>>,
+    /// The lease this host's endpoint marks and names live under (see `cluster_lease`).
+    lease: berth_store::HostLease,
 }
 
 struct Network {
@@ -276,7 +279,7 @@ impl Controller {
         registered: Vec<Arc<dyn Driver>>,
         store: Option<Arc<dyn KvStore>>,
         ipams: Vec<Arc<dyn IpamDriver>>,
-        cluster_store: Option<Arc<dyn KvStore>>,
+        cluster_store: Option<(Arc<dyn KvStore>, std::time::Duration)>,
     ) -> Result<Controller> {
         let span = tracing::info_span!("controller_new", data_root = %config.data_root.display());
         let _enter = span.enter();
@@ -330,7 +333,7 @@ impl Controller {
         }
 
         let mut networks: Vec<NetworkRecord> = load(&*store, "network/")?;
-        if let Some(cs) = &cluster_store {
+        if let Some((cs, _)) = &cluster_store {
             networks.extend(load::<NetworkRecord>(&**cs, "network/")?);
         }
         let sandbox_records: Vec<SandboxRecord> = load(&*store, "sandbox/")?;
@@ -388,8 +391,9 @@ impl Controller {
         for i in std::iter::once(builtin).chain(ipams) {
             ipam_drivers.insert(i.name().to_owned(), i);
         }
-        let cluster = cluster_store.map(|store| Cluster {
+        let cluster = cluster_store.map(|(store, ttl)| Cluster {
             ipam: Arc::new(crate::ClusterIpam::new(store.clone())),
+            lease: berth_store::HostLease::new(store.clone(), ttl),
             store,
             creating: Mutex::default(),
             remote_names: Mutex::default(),
@@ -425,6 +429,8 @@ impl Controller {
         controller.restore(networks, sandbox_records)?;
         controller.ensure_predefined()?;
         controller.prune_global_endpoint_marks()?;
+        controller.republish_global_endpoints()?;
+        controller.keep_cluster_lease()?;
         controller.watch_cluster()?;
         Ok(controller)
     }

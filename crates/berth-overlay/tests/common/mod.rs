@@ -98,6 +98,7 @@ fn start(
     let ctl = Controller::builder(config)
         .driver_arc(overlay.clone() as Arc<dyn Driver>)
         .cluster_store(cluster.clone())
+        .cluster_lease_ttl(LEASE_TTL)
         .build()
         .unwrap();
     (ctl, overlay)

@@ -12,6 +12,7 @@ pub struct ControllerBuilder {
     store: Option<Arc<dyn KvStore>>,
     ipams: Vec<Arc<dyn IpamDriver>>,
     cluster_store: Option<Arc<dyn KvStore>>,
+    cluster_lease_ttl: std::time::Duration,
 }
 
 impl std::fmt::Debug for ControllerBuilder {
@@ -32,6 +33,7 @@ impl ControllerBuilder {
             store: None,
             ipams: Vec::new(),
             cluster_store: None,
+            cluster_lease_ttl: berth_store::DEFAULT_HOST_LEASE_TTL,
         }
     }
 
@@ -75,6 +77,16 @@ impl ControllerBuilder {
         self
     }
 
+    /// How long what this host published in the cluster store (which of its endpoints are on
+    /// global networks, and their names) outlives its last word to the store: the keys live
+    /// under one lease, renewed every third of `ttl`, so a host that dies disappears from the
+    /// others within `ttl`, and a host cut off for longer puts them again when it is back.
+    /// [`berth_store::DEFAULT_HOST_LEASE_TTL`] unless set.
+    pub fn cluster_lease_ttl(mut self, ttl: std::time::Duration) -> ControllerBuilder {
+        self.cluster_lease_ttl = ttl;
+        self
+    }
+
     /// Opens the state and starts the controller (see [`Controller::new`]). Fails with
     /// [`Error::InvalidRequest`] when two drivers have one name (the built-in ones included) or
     /// a name is not a plain word, and with [`Error::DriverNotFound`] when a stored network's
@@ -112,7 +124,7 @@ impl ControllerBuilder {
             self.drivers,
             self.store,
             self.ipams,
-            self.cluster_store,
+            self.cluster_store.map(|s| (s, self.cluster_lease_ttl)),
         )
     }
 }

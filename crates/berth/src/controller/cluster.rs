@@ -100,21 +100,24 @@ impl Controller {
         if net.record.scope != Scope::Global {
             return Ok(());
         }
-        let cs = &self.cluster()?.store;
         let id = &net.record.id;
-        let txn = Txn::new()
-            .when(network_key(id), Expect::Present)
-            .when(network_removal_key(id), Expect::Absent)
-            .put(
-                network_endpoint_key(id, ep),
-                self.inner.instance.as_bytes().to_vec(),
-            );
-        match cs.commit(txn) {
-            Ok(_) => Ok(()),
-            Err(berth_store::Error::Conflict { .. }) => {
+        // Under this host's lease: a host that dies does not hold the network forever.
+        let txn = |lease| {
+            Txn::new()
+                .when(network_key(id), Expect::Present)
+                .when(network_removal_key(id), Expect::Absent)
+                .put_with_lease(
+                    network_endpoint_key(id, ep),
+                    self.inner.instance.as_bytes().to_vec(),
+                    lease,
+                )
+        };
+        match self.commit_leased(txn) {
+            Ok(()) => Ok(()),
+            Err(Error::Store(berth_store::Error::Conflict { .. })) => {
                 Err(Error::NetworkNotFound(net.record.name.clone()))
             }
-            Err(e) => Err(e.into()),
+            Err(e) => Err(e),
         }
     }
 

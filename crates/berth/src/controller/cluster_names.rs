@@ -10,29 +10,42 @@ use berth_store::{Entry, Event};
 use super::*;
 
 impl Controller {
-    /// Publishes the names of a sandbox's endpoint on a global network for the other hosts.
+    /// Publishes the names of a sandbox's endpoint on a global network for the other hosts,
+    /// under this host's lease.
     pub(super) fn publish_names(
         &self,
         sb: &Sandbox,
         net: &Network,
         record: &EndpointRecord,
-        aliases: &[String],
     ) -> Result<()> {
         if net.record.scope != Scope::Global {
             return Ok(());
         }
-        let names = EndpointNames {
+        let Some(names) = self.endpoint_names(sb, record) else {
+            return Ok(());
+        };
+        let key = network_dns_key(&net.record.id, &record.id);
+        let value = encode(&names);
+        self.commit_leased(|lease| Txn::new().put_with_lease(key.clone(), value.clone(), lease))
+    }
+
+    /// What the other hosts learn of an endpoint's names: none for a sandbox without service
+    /// discovery (host mode) or for its way out on the gateway bridge.
+    pub(super) fn endpoint_names(
+        &self,
+        sb: &Sandbox,
+        record: &EndpointRecord,
+    ) -> Option<EndpointNames> {
+        if sb.files.is_none() || record.for_egress {
+            return None;
+        }
+        Some(EndpointNames {
             instance: self.inner.instance.clone(),
             name: sb.name().to_owned(),
-            aliases: aliases.to_vec(),
+            aliases: published_aliases(sb, record),
             ipv4: record.ipv4.map(|n| n.addr()),
             ipv6: record.ipv6.map(|n| n.addr()),
-        };
-        self.cluster()?.store.put(
-            &network_dns_key(&net.record.id, &record.id),
-            &encode(&names),
-        )?;
-        Ok(())
+        })
     }
 
     /// A change of the names published under [`NETWORK_DNS_PREFIX`].
@@ -129,4 +142,15 @@ impl Controller {
 fn parse_names_key(key: &str) -> Option<(NetworkId, EndpointId)> {
     let (net, ep) = key.strip_prefix(NETWORK_DNS_PREFIX)?.split_once('/')?;
     Some((net.parse().ok()?, ep.parse().ok()?))
+}
+
+/// The names an endpoint answers to besides its sandbox's: its network-scoped aliases, the
+/// sandbox's short id and its hostname (as Docker's service discovery has them).
+pub(super) fn published_aliases(sb: &Sandbox, record: &EndpointRecord) -> Vec<String> {
+    let mut aliases = record.aliases.clone();
+    aliases.push(sb.record.id.short().to_owned());
+    if let Some(h) = &sb.record.hostname {
+        aliases.push(h.clone());
+    }
+    aliases
 }

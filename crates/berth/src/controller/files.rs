@@ -146,13 +146,9 @@ impl Controller {
         if sb.files.is_none() || record.for_egress {
             return Ok(());
         }
-        let mut aliases = record.aliases.clone();
-        aliases.push(sb.record.id.short().to_owned());
-        if let Some(h) = &sb.record.hostname {
-            aliases.push(h.clone());
-        }
+        let aliases = super::cluster_names::published_aliases(sb, record);
         let user_defined = !PREDEFINED_NETWORKS.contains(&net.record.name.as_str());
-        self.publish_names(sb, net, record, &aliases)?;
+        self.publish_names(sb, net, record)?;
         self.inner
             .dns
             .connect(
