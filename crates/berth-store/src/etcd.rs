@@ -10,9 +10,8 @@ use std::sync::{Mutex, mpsc};
 use std::time::Duration;
 
 use etcd_client::{
-    Certificate, Client, CompactionOptions, Compare, CompareOp, ConnectOptions, GetOptions,
-    Identity, KeyValue, KvClient, LeaseClient, PutOptions, TlsOptions, TxnOp, TxnOpResponse,
-    WatchClient, WatchOptions,
+    Client, CompactionOptions, Compare, CompareOp, ConnectOptions, GetOptions, KeyValue, KvClient,
+    LeaseClient, PutOptions, TxnOp, TxnOpResponse, WatchClient, WatchOptions,
 };
 use tokio::sync::oneshot;
 
@@ -22,11 +21,12 @@ use crate::{
 };
 
 mod runtime;
+mod tls;
 mod wire;
 
 use runtime::{Failure, Runtime};
 use wire::{
-    Forward, failure, header_revision, is_compacted, is_lease_not_found, last_op_per_key,
+    Forward, detail, failure, header_revision, is_compacted, is_lease_not_found, last_op_per_key,
     lease_i64, lease_of, prefix_end, strip_root, to_i64, to_u64,
 };
 
@@ -188,6 +188,8 @@ impl EtcdConfig {
 /// [`Event::Error`]: crate::Event::Error
 pub struct EtcdStore {
     describe: String,
+    /// The TLS files, to explain failures with.
+    tls: Option<EtcdTls>,
     root: String,
     request_timeout: Duration,
     kv: KvClient,
@@ -212,8 +214,11 @@ impl std::fmt::Debug for EtcdStore {
 impl EtcdStore {
     /// Connects to etcd and checks that it answers (one read); fails with
     /// [`Error::Unavailable`] when it does not within the request timeout (retry later), and
-    /// [`Error::Backend`] when the configuration is wrong (no endpoint, unreadable TLS files, the
-    /// namespace cannot be entered).
+    /// [`Error::Backend`] when the configuration is wrong (no endpoint, a TLS file that cannot be
+    /// read or holds no PEM block of its kind, a key that does not match its certificate, TLS
+    /// files with an `http://` endpoint, the namespace cannot be entered; the error names the
+    /// file). Over TLS, a server certificate the CA file did not sign, or a client certificate
+    /// etcd refuses, fails with [`Error::Unavailable`] saying so.
     pub fn connect(config: EtcdConfig) -> Result<EtcdStore> {
         let describe = format!("etcd {}", config.endpoints.join(","));
         let backend = |message: String| Error::Backend {
@@ -227,25 +232,30 @@ impl EtcdStore {
             .with_connect_timeout(config.connect_timeout)
             .with_keep_alive(Duration::from_secs(10), config.request_timeout);
         if let Some(tls) = &config.tls {
-            let read = |path: &PathBuf, what: &str| {
-                std::fs::read(path)
-                    .map_err(|e| backend(format!("reading the {what} {}: {e}", path.display())))
-            };
-            let ca = Certificate::from_pem(read(&tls.ca_file, "TLS CA file")?);
-            let identity = Identity::from_pem(
-                read(&tls.cert_file, "TLS certificate file")?,
-                read(&tls.key_file, "TLS key file")?,
-            );
-            options = options.with_tls(TlsOptions::new().ca_certificate(ca).identity(identity));
+            options = options.with_tls(tls::options(tls).map_err(backend)?);
         }
         let runtime = Runtime::start(config.netns).map_err(backend)?;
         let endpoints = config.endpoints.clone();
-        let client = runtime
-            .run(config.request_timeout, async move {
-                Client::connect(endpoints, Some(options)).await
-            })
-            .map_err(|f| failure(&describe, config.request_timeout, f))?;
+        // The client connects lazily: what fails here is the configuration (the URLs, the TLS
+        // material), not etcd.
+        let client = match runtime.run(config.request_timeout, async move {
+            Client::connect(endpoints, Some(options)).await
+        }) {
+            Ok(client) => client,
+            Err(Failure::Etcd(e)) => {
+                return Err(backend(tls::setup_failed(config.tls.as_ref(), &detail(&e))));
+            }
+            Err(f) => {
+                return Err(failure(
+                    &describe,
+                    config.tls.as_ref(),
+                    config.request_timeout,
+                    f,
+                ));
+            }
+        };
         let store = EtcdStore {
+            tls: config.tls,
             root: config.root,
             request_timeout: config.request_timeout,
             kv: client.kv_client().max_decoding_message_size(MAX_MESSAGE),
@@ -298,7 +308,7 @@ impl EtcdStore {
     }
 
     fn error(&self, f: Failure) -> Error {
-        failure(&self.describe, self.request_timeout, f)
+        failure(&self.describe, self.tls.as_ref(), self.request_timeout, f)
     }
 
     fn key(&self, key: &str) -> Vec<u8> {

@@ -8,7 +8,9 @@ use std::time::Duration;
 use etcd_client::{EventType, KeyValue, WatchResponse};
 use tonic::Code;
 
+use super::EtcdTls;
 use super::runtime::Failure;
+use super::tls::explain;
 use crate::{Entry, Error, Event, LeaseId, Op, Result};
 
 /// The state of one watch's forwarding task.
@@ -72,8 +74,13 @@ impl Forward {
     }
 }
 
-/// The error of a failed request.
-pub(super) fn failure(describe: &str, timeout: Duration, f: Failure) -> Error {
+/// The error of a failed request to the store `describe` (using `tls`, when given).
+pub(super) fn failure(
+    describe: &str,
+    tls: Option<&EtcdTls>,
+    timeout: Duration,
+    f: Failure,
+) -> Error {
     let unavailable = |message: String| Error::Unavailable {
         store: describe.to_owned(),
         message,
@@ -87,26 +94,57 @@ pub(super) fn failure(describe: &str, timeout: Duration, f: Failure) -> Error {
         Failure::Stopped => backend("the store's client thread stopped".to_owned()),
         Failure::Etcd(e) => match &e {
             etcd_client::Error::TransportError(_) | etcd_client::Error::IoError(_) => {
-                unavailable(e.to_string())
+                unavailable(explain(tls, &detail(&e)))
             }
             etcd_client::Error::GRpcStatus(s) => {
-                let message = if s.message().is_empty() {
-                    format!("{:?}", s.code())
-                } else {
-                    s.message().to_owned()
-                };
+                // A status with a source was made by the client from a failed connection (etcd's
+                // own statuses have none).
+                let local = std::error::Error::source(s).is_some();
                 match s.code() {
-                    Code::Unavailable | Code::DeadlineExceeded => unavailable(message),
-                    // A connection lost mid-request.
-                    Code::Unknown | Code::Cancelled if message.contains("transport") => {
-                        unavailable(message)
+                    Code::Unavailable | Code::DeadlineExceeded => {
+                        unavailable(explain(tls, &detail(&e)))
                     }
-                    _ => backend(message),
+                    // A connection lost, or closed by etcd, mid-request.
+                    Code::Unknown | Code::Cancelled
+                        if local || s.message().contains("transport") =>
+                    {
+                        unavailable(explain(tls, &detail(&e)))
+                    }
+                    _ => backend(detail(&e)),
                 }
             }
             _ => backend(e.to_string()),
         },
     }
+}
+
+/// What went wrong, with the causes the client keeps under its errors ("transport error:
+/// connection error: stream closed because of a broken pipe"), each said once.
+pub(super) fn detail(e: &etcd_client::Error) -> String {
+    let (mut text, mut cause): (String, Option<&(dyn std::error::Error + 'static)>) = match e {
+        etcd_client::Error::GRpcStatus(s) => {
+            let message = if s.message().is_empty() {
+                format!("{:?}", s.code())
+            } else {
+                s.message().to_owned()
+            };
+            (message, std::error::Error::source(s))
+        }
+        etcd_client::Error::TransportError(t) => (t.to_string(), std::error::Error::source(t)),
+        etcd_client::Error::IoError(io) => (io.to_string(), std::error::Error::source(io)),
+        other => (other.to_string(), None),
+    };
+    // Bounded: a cyclic chain would be a bug elsewhere, not a reason to hang.
+    for _ in 0..16 {
+        let Some(c) = cause else { break };
+        let said = c.to_string();
+        // tonic's "transport error" only says which layer failed; its causes say what failed.
+        if !said.is_empty() && said != "transport error" && !text.contains(&said) {
+            text = format!("{text}: {said}");
+        }
+        cause = c.source();
+    }
+    text
 }
 
 /// Whether etcd refused a read because the revision was compacted.
