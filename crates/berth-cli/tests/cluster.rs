@@ -97,15 +97,39 @@ struct Cluster {
 
 impl Cluster {
     fn new(n: usize, extra: &[&str]) -> Cluster {
+        Cluster::start(n, extra, false)
+    }
+
+    /// With etcd serving TLS only, and every daemon given Docker's kv.* files for it.
+    fn new_tls(n: usize) -> Cluster {
+        Cluster::start(n, &[], true)
+    }
+
+    fn start(n: usize, extra: &[&str], tls: bool) -> Cluster {
         let underlay = Underlay::new().unwrap();
         let store_host = underlay.add_host().unwrap();
-        let etcd = Etcd::start(store_host.host.name(), store_host.addr).unwrap();
+        let etcd = if tls {
+            Etcd::start_tls(store_host.host.name(), store_host.addr).unwrap()
+        } else {
+            Etcd::start(store_host.host.name(), store_host.addr).unwrap()
+        };
         let store = format!("--cluster-store=etcd://{}:2379", store_host.addr);
+        let tls_opts: Vec<String> = etcd
+            .tls()
+            .map(|t| {
+                vec![
+                    format!("--cluster-store-opt=kv.cacertfile={}", t.ca.display()),
+                    format!("--cluster-store-opt=kv.certfile={}", t.cert.display()),
+                    format!("--cluster-store-opt=kv.keyfile={}", t.key.display()),
+                ]
+            })
+            .unwrap_or_default();
         let mut hosts = Vec::new();
         let mut ports = Vec::new();
         for _ in 0..n {
             let h = underlay.add_host().unwrap();
             let mut args = vec![store.as_str(), "--cluster-advertise=eth0"];
+            args.extend(tls_opts.iter().map(String::as_str));
             args.extend_from_slice(extra);
             ports.push(h.port.clone());
             hosts.push(Fixture::on_host(h.host, &args));
@@ -127,6 +151,13 @@ impl Cluster {
             .command("etcdctl")
             .env("ETCDCTL_API", "3")
             .args(["--endpoints", &self.etcd.client_url()])
+            .args(self.etcd.tls().map_or_else(Vec::new, |t| {
+                vec![
+                    format!("--cacert={}", t.ca.display()),
+                    format!("--cert={}", t.cert.display()),
+                    format!("--key={}", t.key.display()),
+                ]
+            }))
             .args(["get", "--prefix", "--keys-only"])
             .arg(format!("berth/{prefix}"))
             .output()
@@ -447,4 +478,23 @@ fn the_stock_docker_cli_drives_an_overlay_across_two_daemons() {
                 .any(|l| l == net)
         });
     }
+}
+
+#[test]
+fn two_daemons_share_an_overlay_through_etcd_over_tls() {
+    let c = Cluster::new_tls(2);
+    let (a, b) = (&c.hosts[0], &c.hosts[1]);
+    a.ok(&["network", "create", "-d", "overlay", "ov"]);
+    eventually("b knows ov", || {
+        b.berth(&["network", "inspect", "ov"]).status.success()
+    });
+    a.ok(&["sandbox", "create", "--name", "sa", "--network", "ov"]);
+    b.ok(&["sandbox", "create", "--name", "sb", "--network", "ov"]);
+    eventually("sa reaches sb by name", || a.ping("sa", "sb"));
+    assert_eq!(c.keys("overlay/peer/").len(), 2, "read back over TLS");
+    assert!(
+        a.log().contains("https://"),
+        "the daemon's store is the TLS endpoint: {}",
+        a.log()
+    );
 }
