@@ -283,3 +283,109 @@ fn marks_of(cluster: &Arc<dyn KvStore>, instance: &str) -> usize {
         .filter(|e| e.value == instance.as_bytes())
         .count()
 }
+
+#[test]
+fn an_overlay_only_sandbox_goes_out_and_publishes_through_docker_gwbridge() {
+    let underlay = Underlay::new().unwrap();
+    let cluster: Arc<dyn KvStore> = Arc::new(MemoryStore::new());
+    let a = Node::new(&underlay, &cluster);
+    // A LAN peer: another machine on the underlay, not a berth host.
+    let lan = underlay.add_host().unwrap();
+
+    a.ctl().create_network(overlay("ov")).unwrap();
+    a.ctl()
+        .create_sandbox(berth::SandboxCreate::new("web"))
+        .unwrap();
+    let opts = berth::EndpointOptions {
+        ports: vec!["8080:80".parse().unwrap()],
+        ..Default::default()
+    };
+    a.ctl().connect("web", "ov", opts).unwrap();
+    let web = a.ctl().inspect_sandbox("web").unwrap();
+    let mut nets: Vec<&String> = web.networks.keys().collect();
+    nets.sort();
+    assert_eq!(
+        nets,
+        ["docker_gwbridge", "ov"],
+        "a second interface for egress"
+    );
+    assert_eq!(
+        web.ports.get("80/tcp").map(|b| b[0].host_port.as_str()),
+        Some("8080"),
+        "{:?}",
+        web.ports
+    );
+
+    // The published port, from the LAN peer to the host's underlay address.
+    let banner = TcpBanner::start(
+        &a.sandbox_ns("web"),
+        "0.0.0.0:80".parse().unwrap(),
+        "hello from web",
+    )
+    .unwrap();
+    let got = tcp_fetch(
+        lan.host.netns(),
+        SocketAddr::new(a.ul.addr, 8080),
+        Duration::from_secs(3),
+    )
+    .unwrap();
+    assert!(got.starts_with("hello from web from "), "{got}");
+    drop(banner);
+    // And out: the sandbox reaches the LAN peer (masqueraded as the host).
+    assert!(
+        a.ping("web", &lan.addr.to_string()),
+        "egress through docker_gwbridge"
+    );
+
+    // Leaving the overlay takes the gateway bridge endpoint and its port with it.
+    a.ctl().disconnect("web", "ov").unwrap();
+    assert!(
+        a.ctl().inspect_sandbox("web").unwrap().networks.is_empty(),
+        "no gateway bridge without an overlay"
+    );
+    assert!(
+        tcp_fetch(
+            lan.host.netns(),
+            SocketAddr::new(a.ul.addr, 8080),
+            Duration::from_secs(1)
+        )
+        .is_err(),
+        "the port went with it"
+    );
+
+    // An internal overlay: no gateway bridge, no way out, and no ports to publish.
+    let mut internal = overlay("inner");
+    internal.internal = true;
+    a.ctl().create_network(internal).unwrap();
+    let iso = a.sandbox_on("iso", "inner");
+    assert!(!iso.is_empty());
+    let nets: Vec<String> = a
+        .ctl()
+        .inspect_sandbox("iso")
+        .unwrap()
+        .networks
+        .into_keys()
+        .collect();
+    assert_eq!(
+        nets,
+        ["inner"],
+        "no docker_gwbridge for an internal overlay"
+    );
+    assert!(!a.ping("iso", &lan.addr.to_string()), "no way out");
+    a.ctl()
+        .create_sandbox(berth::SandboxCreate::new("iso2"))
+        .unwrap();
+    let refused = a
+        .ctl()
+        .connect(
+            "iso2",
+            "inner",
+            berth::EndpointOptions {
+                ports: vec!["8081:80".parse().unwrap()],
+                ..Default::default()
+            },
+        )
+        .unwrap_err()
+        .to_string();
+    assert!(refused.contains("internal"), "{refused}");
+}

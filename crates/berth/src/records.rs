@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use berth_driver::{EndpointId, MacAddr, NetworkId, RawOptions, SandboxId, Scope, mac_serde};
 use berth_firewall::LinkPort;
-use berth_portmap::{ExposedPort, PortBinding};
+use berth_portmap::{ExposedPort, PortBinding, PortSpec};
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use serde::{Deserialize, Serialize};
 
@@ -190,6 +190,11 @@ pub(crate) struct EndpointRecord {
     /// sandbox no longer needs it; one the user connected stays).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub for_egress: bool,
+    /// The ports asked for at connect (`-p`, and `-P`'s exposed ports), as written. On a
+    /// network whose driver publishes none and leaves the way out to the gateway bridge (the
+    /// overlay), the sandbox's gateway bridge endpoint publishes them, as in Docker.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub requested_ports: Vec<PortSpec>,
 }
 
 impl EndpointRecord {

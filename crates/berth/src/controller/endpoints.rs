@@ -1,6 +1,8 @@
 //! Connect and disconnect, with the undo of a failed connect and the intent-first steps of a
 //! disconnect; the sandbox's default routes.
 
+use berth_driver::Egress;
+
 use super::*;
 
 impl Controller {
@@ -119,10 +121,20 @@ impl Controller {
         }
         let publishing = !opts.ports.is_empty() || (opts.publish_all && !opts.exposed.is_empty());
         if publishing && caps.creates_interfaces() && !caps.publishes_ports {
-            return Err(Error::InvalidRequest(format!(
-                "ports cannot be published on network {}: its driver {} does not publish ports",
-                net.record.name, net.record.driver
-            )));
+            // The gateway bridge publishes them for a driver that leaves the way out to it
+            // (as Docker's overlay); an internal network has no way out to publish them on.
+            if caps.egress == Egress::GatewayBridge && net.record.internal {
+                return Err(Error::InvalidRequest(format!(
+                    "ports cannot be published on network {}: it is internal (no way out)",
+                    net.record.name
+                )));
+            }
+            if caps.egress != Egress::GatewayBridge {
+                return Err(Error::InvalidRequest(format!(
+                    "ports cannot be published on network {}: its driver {} does not publish ports",
+                    net.record.name, net.record.driver
+                )));
+            }
         }
         Ok(())
     }
@@ -152,6 +164,15 @@ impl Controller {
             (None, None)
         };
         let ifname = creates.then(|| next_ifname(st, Controller::iface_prefix(&net.record)));
+        let mut specs = opts.ports.clone();
+        if opts.publish_all {
+            specs.extend(opts.exposed.iter().map(|e| PortSpec {
+                host_ip: None,
+                host_ports: None,
+                container_ports: e.ports,
+                proto: e.proto,
+            }));
+        }
         let mut record = EndpointRecord {
             id: id.clone(),
             network: net.record.id.clone(),
@@ -170,6 +191,7 @@ impl Controller {
             driver_opts: opts.driver_opts.clone(),
             state: EndpointState::Pending,
             for_egress,
+            requested_ports: specs.clone(),
         };
         // Intent first: the addresses are taken in the store before the kernel is touched.
         self.inner.store.put(&endpoint_key(id), &encode(&record))?;
@@ -204,16 +226,11 @@ impl Controller {
         undo.attached = true;
         self.update_default_routes(sb, st)?;
         hit("connect.routes")?;
-        let mut specs = opts.ports.clone();
-        if opts.publish_all {
-            specs.extend(opts.exposed.iter().map(|e| PortSpec {
-                host_ip: None,
-                host_ports: None,
-                container_ports: e.ports,
-                proto: e.proto,
-            }));
-        }
-        if !specs.is_empty() {
+        // A driver that publishes no ports and leaves the way out to the gateway bridge keeps
+        // them in the record: the sandbox's gateway bridge endpoint publishes them.
+        let caps = net.driver.capabilities();
+        let via_gateway_bridge = caps.egress == Egress::GatewayBridge && !caps.publishes_ports;
+        if !specs.is_empty() && !via_gateway_bridge {
             undo.ports = true;
             record.ports = net
                 .driver

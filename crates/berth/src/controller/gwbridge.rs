@@ -36,7 +36,9 @@ impl Controller {
 
     /// Connects the sandbox to the gateway bridge when it needs it (an endpoint on a
     /// non-internal network whose driver's egress is the gateway bridge, and no endpoint with a
-    /// gateway of its own), and disconnects it when it no longer does.
+    /// gateway of its own), and disconnects it when it no longer does. The gateway bridge
+    /// endpoint publishes the ports asked for on those networks (their drivers publish none):
+    /// when they change, it is made again with the new set.
     pub(super) fn settle_gateway_bridge(&self, sb: &Sandbox, st: &mut SandboxState) -> Result<()> {
         let gw_net = self.read_networks().named(GATEWAY_BRIDGE).cloned();
         let gw_id = gw_net.as_ref().map(|n| n.record.id.clone());
@@ -45,15 +47,26 @@ impl Controller {
         if on_gw.is_some_and(|a| !a.record.for_egress) {
             return Ok(());
         }
-        let on_gw = on_gw.is_some();
+        let published = on_gw.map(|a| a.record.requested_ports.clone());
         let mut needs = false;
         let mut has_gateway = false;
+        let mut ports: Vec<PortSpec> = Vec::new();
         for a in st.endpoints.values() {
             if Some(&a.record.network) == gw_id.as_ref() || a.network.record.internal {
                 continue;
             }
-            match a.network.driver.capabilities().egress {
-                Egress::GatewayBridge => needs = true,
+            let caps = a.network.driver.capabilities();
+            match caps.egress {
+                Egress::GatewayBridge => {
+                    needs = true;
+                    if !caps.publishes_ports {
+                        for p in &a.record.requested_ports {
+                            if !ports.contains(p) {
+                                ports.push(*p);
+                            }
+                        }
+                    }
+                }
                 Egress::Gateway => {
                     has_gateway |= a.join.gateway_v4.is_some() || a.join.gateway_v6.is_some();
                 }
@@ -61,24 +74,42 @@ impl Controller {
             }
         }
         let want = needs && !has_gateway;
-        match (want, on_gw, gw_id) {
-            (true, false, _) => {
-                let net = match gw_net {
-                    Some(n) => n,
-                    None => self.gateway_bridge()?,
-                };
-                tracing::info!(sandbox = %sb.name(), "connecting to the gateway bridge");
-                // Marked as the controller's (in its record from the start).
-                let opts = EndpointOptions::default();
-                self.connect_locked(sb, st, &net, opts, Vec::new(), true)?;
+        match (want, published, gw_id) {
+            (true, Some(now), Some(id)) if now != ports => {
+                tracing::info!(sandbox = %sb.name(), "publishing other ports on the gateway bridge");
+                self.disconnect_locked(sb, st, &id)?;
+                self.join_gateway_bridge(sb, st, gw_net, ports)?;
             }
-            (false, true, Some(id)) => {
+            (true, None, _) => self.join_gateway_bridge(sb, st, gw_net, ports)?,
+            (false, Some(_), Some(id)) => {
                 tracing::info!(sandbox = %sb.name(), "leaving the gateway bridge");
                 self.disconnect_locked(sb, st, &id)?;
                 self.publish(sb, st);
             }
             _ => {}
         }
+        Ok(())
+    }
+
+    /// Connects the sandbox to the gateway bridge (made if missing), publishing `ports` there.
+    fn join_gateway_bridge(
+        &self,
+        sb: &Sandbox,
+        st: &mut SandboxState,
+        gw_net: Option<Arc<Network>>,
+        ports: Vec<PortSpec>,
+    ) -> Result<()> {
+        let net = match gw_net {
+            Some(n) => n,
+            None => self.gateway_bridge()?,
+        };
+        tracing::info!(sandbox = %sb.name(), "connecting to the gateway bridge");
+        // Marked as the controller's (in its record from the start).
+        let opts = EndpointOptions {
+            ports,
+            ..EndpointOptions::default()
+        };
+        self.connect_locked(sb, st, &net, opts, Vec::new(), true)?;
         Ok(())
     }
 
