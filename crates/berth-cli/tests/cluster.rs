@@ -488,7 +488,19 @@ fn two_daemons_share_an_overlay_through_etcd_over_tls() {
     eventually("b knows ov", || {
         b.berth(&["network", "inspect", "ov"]).status.success()
     });
-    a.ok(&["sandbox", "create", "--name", "sa", "--network", "ov"]);
+    // -p on an overlay-only sandbox: published through docker_gwbridge.
+    a.ok(&[
+        "sandbox",
+        "create",
+        "--name",
+        "sa",
+        "--network",
+        "ov",
+        "-p",
+        "8080:80",
+    ]);
+    let ports = a.ok(&["sandbox", "inspect", "-f", "{{json .Ports}}", "sa"]);
+    assert!(ports.contains("\"HostPort\":\"8080\""), "{ports}");
     b.ok(&["sandbox", "create", "--name", "sb", "--network", "ov"]);
     eventually("sa reaches sb by name", || a.ping("sa", "sb"));
     assert_eq!(c.keys("overlay/peer/").len(), 2, "read back over TLS");
