@@ -287,7 +287,7 @@ fn concurrent_creates_on_three_hosts_never_hand_out_the_same_thing_twice() {
 #[test]
 fn the_cluster_rides_out_an_etcd_restart_and_a_cut_link() {
     // Two-second leases, so that a cut host's entries expire within the test.
-    let c = Cluster::new(3, &["--cluster-store-opt=discovery.ttl=2"]);
+    let mut c = Cluster::new(3, &["--cluster-store-opt=discovery.ttl=2"]);
     let (a, b, h3) = (&c.hosts[0], &c.hosts[1], &c.hosts[2]);
     a.ok(&["network", "create", "-d", "overlay", "ov"]);
     eventually("every host knows ov", || {
@@ -383,6 +383,28 @@ fn the_cluster_rides_out_an_etcd_restart_and_a_cut_link() {
         eventually(&format!("each endpoint once under {prefix}"), || {
             c.keys(prefix).len() == 6
         });
+    }
+
+    // Host 2's daemon killed (-9) and started again: its sandboxes keep working throughout,
+    // and its keys are put once under its new lease (the old lease's expiry takes nothing).
+    let ip_sd = c.hosts[1].ip_of("sd", "ov");
+    c.hosts[1].kill9();
+    assert!(
+        c.hosts[0].ping("sa", &ip_sd),
+        "forwarding with host 2's daemon dead"
+    );
+    c.hosts[1].start();
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(
+        c.hosts[0].ping("sa", "sd"),
+        "sd by name after host 2's restart"
+    );
+    assert!(
+        c.hosts[1].ping("sb", "sc1"),
+        "host 2's sandboxes reach host 3"
+    );
+    for prefix in ["overlay/peer/", "network-endpoint/", "network-dns/"] {
+        assert_eq!(c.keys(prefix).len(), 6, "each endpoint once under {prefix}");
     }
 }
 
