@@ -176,9 +176,16 @@ fn names_resolve_across_hosts_and_networks_stay_apart() {
     eventually("web reaches api on front", 5, || a.ping("web", &api_front));
     assert!(!a.ping("web", &db), "front reaches back");
 
+    // A rename reaches the other hosts.
+    b.ctl().rename_sandbox("api", "api2").unwrap();
+    eventually("web resolves api's new name", 5, || {
+        a.dig("web", "api2") == api_front
+    });
+    assert_eq!(a.dig("web", "api"), "", "the old name is gone");
+
     // The remote name goes with the remote endpoint.
-    b.ctl().disconnect("api", "front").unwrap();
-    eventually("web forgets api", 5, || a.dig("web", "api").is_empty());
+    b.ctl().disconnect("api2", "front").unwrap();
+    eventually("web forgets api2", 5, || a.dig("web", "api2").is_empty());
 }
 
 /// The cluster store's peer entries published from `vtep`.

@@ -322,6 +322,14 @@ impl Controller {
                     Error::InvalidRequest(format!("embedded DNS for sandbox {new_name}: {e}"))
                 })?;
         }
+        // The other hosts learn the new name on the sandbox's global networks. The rename
+        // stands if the cluster store cannot be reached: the names are put again with the
+        // next lease renewal that finds the lease lost, or at the next start.
+        for a in st.endpoints.values() {
+            if let Err(e) = self.publish_names(&sb, &a.network, &a.record) {
+                tracing::warn!(network = %a.network.record.name, error = %e, "the new name is not published in the cluster store");
+            }
+        }
         drop(st);
         Ok(())
     }
