@@ -20,7 +20,10 @@ pub struct Config {
     /// The packet filter backend; None leaves the packet filter alone (dockerd's
     /// `--iptables=false`).
     pub firewall: Option<Backend>,
-    /// Program IPv6 rules and allow IPv6 networks (dockerd's `--ipv6` / `--ip6tables`).
+    /// IPv6 for the default bridge and IPv6 forwarding from the start (dockerd's `--ipv6`). A
+    /// user-defined network asks for IPv6 on its own (`network create --ipv6`), as in Docker,
+    /// whatever this says; berth's firewall programs IPv6 rules for every network that has it,
+    /// and IPv6 forwarding is switched on (with `ip_forward`) when the first one is created.
     pub ipv6: bool,
     /// Replaces Docker's default local address pools (`default-address-pools`).
     pub default_address_pools: Option<Vec<DefaultPool>>,

@@ -303,6 +303,11 @@ impl Controller {
         let host_key = bind_host_key(&host, &config.netns_dir())?;
         let instance = instance_id(&*store)?;
 
+        let mut networks: Vec<NetworkRecord> = load(&*store, "network/")?;
+        if let Some((cs, _)) = &cluster_store {
+            networks.extend(load::<NetworkRecord>(&**cs, "network/")?);
+        }
+
         // Docker sets the forward policy to DROP when it switched forwarding on. berth keeps what
         // it switched on in the store, so the policy stays after a restart finds forwarding on.
         let mut forwarding: ForwardingRecord = match store.get(FORWARDING_KEY)? {
@@ -318,7 +323,9 @@ impl Controller {
                     .map_err(|e| Error::kernel("enabling ip_forward", e))?;
                 forwarding.ipv4 = true;
             }
-            if config.ipv6 {
+            // With the daemon's --ipv6, or when an IPv6 network exists (one was created under a
+            // previous run, which switched forwarding on then).
+            if config.ipv6 || networks.iter().any(|n| n.enable_ipv6) {
                 let cur = sysctl_get(&host, "net.ipv6.conf.all.forwarding")
                     .map_err(|e| Error::kernel("reading IPv6 forwarding", e))?;
                 if cur.trim() != "1" {
@@ -332,10 +339,6 @@ impl Controller {
             store.put(FORWARDING_KEY, &encode(&forwarding))?;
         }
 
-        let mut networks: Vec<NetworkRecord> = load(&*store, "network/")?;
-        if let Some((cs, _)) = &cluster_store {
-            networks.extend(load::<NetworkRecord>(&**cs, "network/")?);
-        }
         let sandbox_records: Vec<SandboxRecord> = load(&*store, "sandbox/")?;
         // dockerd's --icc, --ip-masq and --mtu shape the default bridge only (they become its
         // explicit options); user-defined networks keep Docker's defaults unless their own
@@ -354,7 +357,8 @@ impl Controller {
             None => None,
             Some(backend) => {
                 let mut fw_config = FirewallConfig::new(backend);
-                fw_config.ipv6 = config.ipv6;
+                // IPv6 rules for every network that has IPv6, with or without --ipv6.
+                fw_config.ipv6 = true;
                 fw_config.trusted_interfaces = config.trusted_interfaces.clone();
                 fw_config.forward_policy_drop = forwarding.ipv4;
                 fw_config.forward_policy_drop_v6 = forwarding.ipv6;

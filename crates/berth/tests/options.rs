@@ -88,6 +88,50 @@ fn ipv6_dual_stack_network() {
     assert_eq!(net.ipam.config.len(), 2);
 }
 
+/// Docker 20.10 makes an IPv6 network without the daemon's --ipv6; so does berth, with the IPv6
+/// firewall programmed for it (isolation between networks holds over IPv6) and IPv6 forwarding
+/// switched on for it.
+#[test]
+fn ipv6_network_without_the_daemon_setting() {
+    let f = Fixture::new();
+    assert!(!f.ctl().config().ipv6);
+    let v6 = |name: &str, subnet: &str| {
+        let mut req = NetworkCreate::new(name).subnet(IpamPoolConfig {
+            subnet: Some(subnet.parse().unwrap()),
+            ..Default::default()
+        });
+        req.enable_ipv6 = true;
+        req
+    };
+    f.ctl().create_network(v6("six", "fd00:61::/64")).unwrap();
+    f.ctl().create_network(v6("other", "fd00:62::/64")).unwrap();
+    let net = f.ctl().inspect_network("six").unwrap();
+    assert!(net.enable_ipv6);
+    assert_eq!(net.ipam.config.len(), 2, "an IPv4 subnet too, as Docker");
+    f.sandbox_on("a", "six");
+    f.sandbox_on("b", "six");
+    f.sandbox_on("c", "other");
+    let b = f.ctl().inspect_sandbox("b").unwrap().networks["six"]
+        .ipv6_address
+        .clone();
+    let c = f.ctl().inspect_sandbox("c").unwrap().networks["other"]
+        .ipv6_address
+        .clone();
+    assert!(b.starts_with("fd00:61::"), "{b}");
+    assert!(f.ping("a", &b), "IPv6 on one network");
+    assert!(
+        !f.ping("a", &c),
+        "IPv6 between networks is dropped by berth's IPv6 rules"
+    );
+    let rules = f.host.run("ip6tables-save", &[]).unwrap();
+    assert!(rules.contains("fd00:61::/64"), "{rules}");
+    let fwd = f
+        .host
+        .run("cat", &["/proc/sys/net/ipv6/conf/all/forwarding"])
+        .unwrap();
+    assert_eq!(fwd.trim(), "1", "IPv6 forwarding on for the IPv6 network");
+}
+
 /// Docker switches IPv6 off on an interface that has no IPv6 address. Without that, each new
 /// sandbox sends router solicitations and MLD reports that the bridge floods to every other
 /// sandbox on the network: a cost of every connect that grows with the network.

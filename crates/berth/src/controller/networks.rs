@@ -92,11 +92,8 @@ impl Controller {
         driver: Arc<dyn Driver>,
         options: berth_driver::ParsedOptions,
     ) -> Result<NetworkId> {
-        if req.enable_ipv6 && !self.inner.config.ipv6 && self.inner.firewall.is_some() {
-            return Err(Error::InvalidRequest(format!(
-                "network {}: IPv6 networks need the daemon's ipv6 setting (berth programs ip6tables only then)",
-                req.name
-            )));
+        if req.enable_ipv6 {
+            self.ensure_ipv6_forwarding(&req.name)?;
         }
         let caps = driver.capabilities();
         let scope = caps.scope;
@@ -542,5 +539,36 @@ fn iface_prefix_checked(prefix: &str) -> Result<()> {
         Err(Error::InvalidRequest(format!(
             "invalid {IFACE_PREFIX_OPTION} {prefix:?}: 1 to 12 letters, digits, '-', '_' or '.'"
         )))
+    }
+}
+
+impl Controller {
+    /// Switches IPv6 forwarding on in the host namespace for an IPv6 network (as Docker's
+    /// bridge driver does), when berth manages forwarding (`Config::ip_forward`) and it is off;
+    /// recorded as berth's change, so that the IPv6 FORWARD policy is DROP from the next start
+    /// (berth's own chains keep the bridges isolated meanwhile) and a teardown knows to undo it.
+    fn ensure_ipv6_forwarding(&self, network: &str) -> Result<()> {
+        if !self.inner.config.ip_forward {
+            return Ok(());
+        }
+        const KEY: &str = "net.ipv6.conf.all.forwarding";
+        let cur = sysctl_get(&self.inner.host, KEY)
+            .map_err(|e| Error::kernel("reading IPv6 forwarding", e))?;
+        if cur.trim() == "1" {
+            return Ok(());
+        }
+        sysctl_set(&self.inner.host, KEY, "1")
+            .map_err(|e| Error::kernel("enabling IPv6 forwarding", e))?;
+        let mut forwarding: ForwardingRecord = match self.inner.store.get(FORWARDING_KEY)? {
+            Some(e) => decode(FORWARDING_KEY, &e.value).unwrap_or_default(),
+            None => ForwardingRecord::default(),
+        };
+        forwarding.ipv6 = true;
+        self.inner.store.put(FORWARDING_KEY, &encode(&forwarding))?;
+        tracing::info!(
+            network,
+            "IPv6 forwarding switched on for the first IPv6 network"
+        );
+        Ok(())
     }
 }
