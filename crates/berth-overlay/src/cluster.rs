@@ -32,13 +32,16 @@ pub(crate) fn vni_key(vni: u32) -> String {
     format!("{VNI_PREFIX}{vni:08}")
 }
 
-/// The store key of an endpoint's peer entry.
-pub(crate) fn peer_key(network: &NetworkId, endpoint: &EndpointId) -> String {
+/// The store key of an endpoint's peer entry (`overlay/peer/<network id>/<endpoint id>`);
+/// [`parse_peer_key`] reads it back.
+pub fn peer_key(network: &NetworkId, endpoint: &EndpointId) -> String {
     format!("{PEER_PREFIX}{network}/{endpoint}")
 }
 
-/// The network and endpoint a peer key names, if it is one.
-pub(crate) fn parse_peer_key(key: &str) -> Option<(NetworkId, EndpointId)> {
+/// The network and endpoint a peer key names, if it is one: `None` for any key that is not
+/// [`PEER_PREFIX`], a network id, `/` and an endpoint id (ids are 64 lowercase hex characters).
+/// The watch of the peer table skips such keys.
+pub fn parse_peer_key(key: &str) -> Option<(NetworkId, EndpointId)> {
     let rest = key.strip_prefix(PEER_PREFIX)?;
     let (net, ep) = rest.split_once('/')?;
     Some((net.parse().ok()?, ep.parse().ok()?))
@@ -74,12 +77,15 @@ mod mac_text {
 }
 
 impl PeerRecord {
-    pub(crate) fn encode(&self) -> Vec<u8> {
+    /// The record as it is stored: JSON, the MAC address as text (`02:42:0a:00:00:02`).
+    pub fn encode(&self) -> Vec<u8> {
         // A struct of plain fields always serialises.
         serde_json::to_vec(self).unwrap_or_default()
     }
 
-    pub(crate) fn decode(bytes: &[u8]) -> Option<PeerRecord> {
+    /// Reads a stored record (written by any host of the cluster); `None` when the bytes are
+    /// not one (the peer table skips such an entry with a warning).
+    pub fn decode(bytes: &[u8]) -> Option<PeerRecord> {
         serde_json::from_slice(bytes).ok()
     }
 }

@@ -271,9 +271,12 @@ pub(crate) struct LegacyLink {
     pub ports: Vec<LinkPort>,
 }
 
-/// Decodes a stored value the way start-up does for its key's prefix and, when it decodes,
-/// checks that it encodes back to a value that decodes to the same record. Returns whether it
-/// decoded. For the `stored_records` fuzz target; not part of berth's API.
+/// Decodes a stored value the way start-up does for its key's prefix (`network/`, `sandbox/`,
+/// `endpoint/`, `meta/`; and, from the cluster store, the names of a global network's endpoint
+/// under `network-dns/`, as the names watch reads them) and, when it decodes, checks that it
+/// encodes back to a value that decodes to the same record. Returns whether it decoded; any
+/// other key decodes nothing. For the `stored_records` and `cluster_names` fuzz targets; not
+/// part of berth's API.
 #[doc(hidden)]
 pub fn check_stored_record(key: &str, bytes: &[u8]) -> bool {
     fn round_trip<T>(bytes: &[u8]) -> bool
@@ -295,6 +298,38 @@ pub fn check_stored_record(key: &str, bytes: &[u8]) -> bool {
         "sandbox" => round_trip::<SandboxRecord>(bytes),
         "endpoint" => round_trip::<EndpointRecord>(bytes),
         "meta" => round_trip::<ForwardingRecord>(bytes),
+        "network-dns" => round_trip::<EndpointNames>(bytes),
         _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn endpoint_names_are_checked_under_network_dns() {
+        let names = EndpointNames {
+            instance: "0123456789abcdef".into(),
+            name: "web".into(),
+            aliases: vec!["web".into(), "3f2a1b4c5d6e".into()],
+            ipv4: Some("10.0.1.2".parse().unwrap()),
+            ipv6: None,
+        };
+        let bytes = serde_json::to_vec(&names).unwrap();
+        let net = NetworkId::from_bytes([1; 32]);
+        let ep = EndpointId::from_bytes([2; 32]);
+        assert!(check_stored_record(&network_dns_key(&net, &ep), &bytes));
+        assert!(!check_stored_record(
+            &network_dns_key(&net, &ep),
+            b"{\"name\":1}"
+        ));
+        // Other prefixes keep their own records: names are not a network, and a key of no
+        // known prefix decodes nothing.
+        assert!(!check_stored_record(&network_key(&net), &bytes));
+        assert!(!check_stored_record("network-endpoint/x/y", &bytes));
+        let fwd = serde_json::to_vec(&ForwardingRecord::default()).unwrap();
+        assert!(check_stored_record(FORWARDING_KEY, &fwd));
     }
 }
