@@ -9,11 +9,9 @@
 //! ```
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use berth_driver::{DriverError, EndpointId, NetworkId, Result};
-use berth_store::{Expect, KvStore, LeaseId, Txn};
+use berth_store::{Expect, KvStore, Txn};
 use berth_types::MacAddr;
 use serde::{Deserialize, Serialize};
 
@@ -175,63 +173,15 @@ pub(crate) fn release_vni(store: &dyn KvStore, network: &NetworkId, vni: u32) ->
     }
 }
 
-/// This host's lease: every peer entry it publishes lives under it, kept alive by the driver's
-/// keeper thread; granted again (and the entries put again) when it was lost.
-pub(crate) struct HostLease {
-    store: Arc<dyn KvStore>,
-    ttl: Duration,
-    id: Mutex<Option<LeaseId>>,
-}
-
-impl HostLease {
-    pub(crate) fn new(store: Arc<dyn KvStore>, ttl: Duration) -> HostLease {
-        HostLease {
-            store,
-            ttl,
-            id: Mutex::new(None),
-        }
-    }
-
-    pub(crate) fn ttl(&self) -> Duration {
-        self.ttl
-    }
-
-    /// The live lease, granted if there is none.
-    pub(crate) fn current(&self) -> berth_store::Result<LeaseId> {
-        let mut id = self.id.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(l) = *id {
-            return Ok(l);
-        }
-        let l = self.store.grant_lease(self.ttl)?;
-        *id = Some(l);
-        Ok(l)
-    }
-
-    /// Keeps the lease alive. `Ok(false)` when it was lost (expired): the next
-    /// [`HostLease::current`] grants a new one, and the caller puts its entries again.
-    pub(crate) fn renew(&self) -> berth_store::Result<bool> {
-        let Some(l) = *self.id.lock().unwrap_or_else(|p| p.into_inner()) else {
-            return Ok(true);
-        };
-        match self.store.keep_alive(l) {
-            Ok(_) => Ok(true),
-            Err(berth_store::Error::LeaseNotFound { .. }) => {
-                let mut id = self.id.lock().unwrap_or_else(|p| p.into_inner());
-                if *id == Some(l) {
-                    *id = None;
-                }
-                Ok(false)
-            }
-            Err(e) => Err(e),
-        }
-    }
-}
+/// This host's lease, under which its peer entries live (shared with the controller's keys).
+pub(crate) use berth_store::HostLease;
 
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
     use berth_store::MemoryStore;
+    use std::sync::Arc;
 
     fn id(n: u8) -> NetworkId {
         NetworkId::from_bytes([n; 32])
