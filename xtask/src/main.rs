@@ -28,6 +28,10 @@ const PACKAGES: &[&str] = &[
     "etcd-client",
     // The stock docker client, for the daemon's Docker-API compatibility tests.
     "docker.io",
+    // TCP throughput over the overlay and hand-made VXLANs (`--bench overlay`).
+    "iperf3",
+    // The certificates of the etcd TLS tests.
+    "openssl",
 ];
 
 type Result<T = ()> = std::result::Result<T, String>;

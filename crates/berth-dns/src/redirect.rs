@@ -164,8 +164,9 @@ fn stateless_batch(ports: ServerPorts) -> Batch {
     b
 }
 
-/// Installs the stateless redirect in `netns` with one netlink transaction.
-fn install_stateless(netns: &Netns, sandbox: &str, ports: ServerPorts) -> Result<()> {
+/// Installs the stateless redirect in `netns` with one netlink transaction; returns the socket
+/// it used (see [`install_held`]).
+fn install_stateless(netns: &Netns, sandbox: &str, ports: ServerPorts) -> Result<NftHandle> {
     let fail = |e: berth_netlink::Error| Error::RedirectTool {
         sandbox: sandbox.to_owned(),
         message: format!(
@@ -173,26 +174,42 @@ fn install_stateless(netns: &Netns, sandbox: &str, ports: ServerPorts) -> Result
         ),
     };
     let nft = NftHandle::open(netns).map_err(fail)?;
-    nft.commit(&stateless_batch(ports)).map_err(fail)
+    nft.commit(&stateless_batch(ports)).map_err(fail)?;
+    Ok(nft)
 }
 
 /// Installs the redirect of `127.0.0.11:53` to `ports` in a sandbox's namespace (the
 /// [`crate::Resolver`] does this when it starts a sandbox's server; exported as
 /// `install_redirect` for engines that run their own server on [`ServerPorts`]).
 pub fn install(mode: &Redirect, netns: &Netns, sandbox: &str, ports: ServerPorts) -> Result<()> {
+    install_held(mode, netns, sandbox, ports).map(drop)
+}
+
+/// [`install`], returning the nf_tables socket of a stateless redirect for the caller to keep
+/// as long as the sandbox's server runs. Closing a socket that committed makes the kernel wait
+/// out an RCU grace period (about 10 ms) holding the namespace's nf_tables lock, which a veth
+/// created in the namespace meanwhile waits for: the sandbox's next connect would pay it.
+pub(crate) fn install_held(
+    mode: &Redirect,
+    netns: &Netns,
+    sandbox: &str,
+    ports: ServerPorts,
+) -> Result<Option<NftHandle>> {
     match mode {
-        Redirect::None => Ok(()),
-        Redirect::Stateless => install_stateless(netns, sandbox, ports),
+        Redirect::None => Ok(None),
+        Redirect::Stateless => install_stateless(netns, sandbox, ports).map(Some),
         Redirect::Conntrack(fw) => {
             let redirect =
                 DnsRedirect::new(ports.udp, ports.tcp).map_err(|source| Error::Redirect {
                     sandbox: sandbox.to_owned(),
                     source: Box::new(source),
                 })?;
-            apply_dns_redirect(netns, fw, &redirect).map_err(|source| Error::Redirect {
-                sandbox: sandbox.to_owned(),
-                source: Box::new(source),
-            })
+            apply_dns_redirect(netns, fw, &redirect)
+                .map(|()| None)
+                .map_err(|source| Error::Redirect {
+                    sandbox: sandbox.to_owned(),
+                    source: Box::new(source),
+                })
         }
     }
 }

@@ -78,6 +78,9 @@ pub struct ServerPorts {
 
 struct Server {
     ports: ServerPorts,
+    /// The nf_tables socket that installed the sandbox's redirect, kept open while the server
+    /// runs (see `redirect::install_held`).
+    _redirect_socket: Option<berth_netlink::nftables::NftHandle>,
     shutdown: watch::Sender<bool>,
     /// Every task of the server holds a clone; the server is gone when only this one is left.
     alive: Arc<()>,
@@ -323,7 +326,8 @@ impl Resolver {
             udp: udp.local_addr().map_err(socket_err("UDP"))?.port(),
             tcp: tcp.local_addr().map_err(socket_err("TCP"))?.port(),
         };
-        redirect::install(&self.config.redirect, &rt.netns, sandbox, ports)?;
+        let redirect_socket =
+            redirect::install_held(&self.config.redirect, &rt.netns, sandbox, ports)?;
         let Some(runtime) = &self.runtime else {
             return Err(Error::Runtime {
                 what: "tokio runtime",
@@ -372,6 +376,7 @@ impl Resolver {
         );
         Ok(Server {
             ports,
+            _redirect_socket: redirect_socket,
             shutdown,
             alive,
         })

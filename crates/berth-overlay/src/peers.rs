@@ -4,21 +4,50 @@
 //! retries removals the store refused). And the clean-up after a restart.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use berth_driver::{DriverError, EndpointId, NetworkId, Result};
 use berth_store::{Entry, Event, Poll};
 
 use crate::cluster::{PEER_PREFIX, PeerRecord, parse_peer_key, peer_key};
 use crate::datapath::{DataPath, NETNS_PREFIX};
-use crate::{Inner, lock};
+use crate::{Inner, PeerStats, lock};
 
 /// How long the threads wait between tries while the store cannot be reached.
 const RETRY: Duration = Duration::from_millis(500);
 /// How long a watch is polled before the thread looks at its stop flag.
 const POLL: Duration = Duration::from_millis(200);
+
+/// What the kernel calls that program and remove remote endpoints cost on this host, summed
+/// (read by [`crate::OverlayDriver::peer_stats`]). Four relaxed atomics and two clock reads per
+/// endpoint programmed or removed: cheap next to the netlink round trips they measure.
+#[derive(Debug, Default)]
+pub(crate) struct PeerCounters {
+    programmed: AtomicU64,
+    program_ns: AtomicU64,
+    unprogrammed: AtomicU64,
+    unprogram_ns: AtomicU64,
+}
+
+impl PeerCounters {
+    pub(crate) fn snapshot(&self) -> PeerStats {
+        let ns = |a: &AtomicU64| Duration::from_nanos(a.load(Ordering::Relaxed));
+        PeerStats {
+            programmed: self.programmed.load(Ordering::Relaxed),
+            program_time: ns(&self.program_ns),
+            unprogrammed: self.unprogrammed.load(Ordering::Relaxed),
+            unprogram_time: ns(&self.unprogram_ns),
+        }
+    }
+
+    fn add(count: &AtomicU64, total: &AtomicU64, since: Instant) {
+        let spent = u64::try_from(since.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        count.fetch_add(1, Ordering::Relaxed);
+        total.fetch_add(spent, Ordering::Relaxed);
+    }
+}
 
 pub(crate) fn start_threads(inner: &Arc<Inner>) -> Result<()> {
     let spawn = |name: &str, f: fn(Weak<Inner>)| {
@@ -169,11 +198,7 @@ impl Inner {
                     .or_default()
                     .insert(ep.clone(), rec.clone());
                 if rec.vtep != self.config.advertise {
-                    self.with_datapath(&net, |dp| {
-                        if let Err(e) = dp.program(&ep, &rec) {
-                            tracing::warn!(endpoint = %ep.short(), error = %e, "programming a remote endpoint");
-                        }
-                    });
+                    self.with_datapath(&net, |dp| self.program_peer(dp, &ep, &rec));
                 }
             }
             Event::Delete { key, .. } => {
@@ -183,7 +208,7 @@ impl Inner {
                 if let Some(eps) = lock(&self.peers).get_mut(&net) {
                     eps.remove(&ep);
                 }
-                self.with_datapath(&net, |dp| dp.forget(&ep));
+                self.with_datapath(&net, |dp| self.forget_peer(dp, &ep));
             }
             _ => {}
         }
@@ -215,17 +240,42 @@ impl Inner {
                     .cloned()
                     .collect();
                 for ep in stale {
-                    dp.forget(&ep);
+                    self.forget_peer(dp, &ep);
                 }
                 for (ep, rec) in &want {
                     if rec.vtep != self.config.advertise {
-                        if let Err(e) = dp.program(ep, rec) {
-                            tracing::warn!(endpoint = %ep.short(), error = %e, "programming a remote endpoint");
-                        }
+                        self.program_peer(dp, ep, rec);
                     }
                 }
             });
         }
+    }
+
+    /// Programs a remote endpoint into a data path (nothing when it is programmed as it is
+    /// already), timed in the peer counters; a failure is logged.
+    pub(crate) fn program_peer(&self, dp: &mut DataPath, ep: &EndpointId, rec: &PeerRecord) {
+        if dp.programmed.get(ep) == Some(rec) {
+            return;
+        }
+        let c = &self.peer_counters;
+        let start = Instant::now();
+        let done = dp.program(ep, rec);
+        PeerCounters::add(&c.programmed, &c.program_ns, start);
+        if let Err(e) = done {
+            tracing::warn!(endpoint = %ep.short(), error = %e, "programming a remote endpoint");
+        }
+    }
+
+    /// Removes a remote endpoint's entries from a data path (nothing when it has none), timed
+    /// in the peer counters.
+    fn forget_peer(&self, dp: &mut DataPath, ep: &EndpointId) {
+        if !dp.programmed.contains_key(ep) {
+            return;
+        }
+        let c = &self.peer_counters;
+        let start = Instant::now();
+        dp.forget(ep);
+        PeerCounters::add(&c.unprogrammed, &c.unprogram_ns, start);
     }
 
     fn with_datapath(&self, net: &NetworkId, f: impl FnOnce(&mut DataPath)) {
@@ -304,4 +354,23 @@ pub(crate) fn remove_orphans(inner: &Inner) -> Result<Vec<String>> {
         }
     }
     Ok(removed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn peer_counters_add_up() {
+        let c = PeerCounters::default();
+        assert_eq!(c.snapshot(), PeerStats::default());
+        let long_ago = Instant::now() - Duration::from_millis(2);
+        PeerCounters::add(&c.programmed, &c.program_ns, long_ago);
+        PeerCounters::add(&c.programmed, &c.program_ns, Instant::now());
+        PeerCounters::add(&c.unprogrammed, &c.unprogram_ns, Instant::now());
+        let s = c.snapshot();
+        assert_eq!((s.programmed, s.unprogrammed), (2, 1));
+        assert!(s.program_time >= Duration::from_millis(2), "{s:?}");
+        assert!(s.unprogram_time < s.program_time, "{s:?}");
+    }
 }
