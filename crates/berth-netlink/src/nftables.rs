@@ -41,6 +41,10 @@
 //! # Ok(()) }
 //! ```
 //!
+//! An [`NftMonitor`] listens to the namespace's nf_tables change notifications instead: every
+//! committed transaction, by anyone, comes back as one [`Commit`] naming what changed and the
+//! process that committed it, so a firewall notices when something outside it changes the rules.
+//!
 //! [`Error`]: crate::Error
 
 mod batch;
@@ -48,6 +52,7 @@ mod consts;
 mod encode;
 mod handle;
 mod listing;
+mod monitor;
 mod reply;
 #[cfg(test)]
 mod test_util;
@@ -56,6 +61,10 @@ mod types;
 pub use batch::Batch;
 pub use handle::NftHandle;
 pub use listing::{ListedExpr, ListedRule, fuzz_decode_listed_expr, fuzz_scan_rule_dump};
+pub use monitor::{
+    Change, ChangeKind, Commit, DEFAULT_RECEIVE_BUFFER, MAX_CHANGES_PER_COMMIT, NftMonitor, Notice,
+    fuzz_scan_nftables_notices,
+};
 pub use reply::fuzz_scan_nftables_replies;
 pub use types::{
     BaseChain, ChainType, Checksum, ChecksumType, CmpOp, Data, Expr, Family, Hook, MetaKey,

@@ -5,6 +5,8 @@
 pub(super) const NFNL_SUBSYS_NFTABLES: u16 = 10;
 pub(super) const NFNL_MSG_BATCH_BEGIN: u16 = 16;
 pub(super) const NFNL_MSG_BATCH_END: u16 = 17;
+/// `NFNLGRP_NFTABLES`: the multicast group of nf_tables change notifications.
+pub(super) const NFNLGRP_NFTABLES: u32 = 7;
 
 pub(super) const NFT_MSG_NEWTABLE: u16 = 0;
 pub(super) const NFT_MSG_DELTABLE: u16 = 2;
@@ -13,8 +15,19 @@ pub(super) const NFT_MSG_DELCHAIN: u16 = 5;
 pub(super) const NFT_MSG_NEWRULE: u16 = 6;
 pub(super) const NFT_MSG_GETRULE: u16 = 7;
 pub(super) const NFT_MSG_DELRULE: u16 = 8;
+pub(super) const NFT_MSG_NEWSET: u16 = 9;
+pub(super) const NFT_MSG_DELSET: u16 = 11;
 pub(super) const NFT_MSG_NEWSETELEM: u16 = 12;
 pub(super) const NFT_MSG_DELSETELEM: u16 = 14;
+pub(super) const NFT_MSG_NEWGEN: u16 = 15;
+pub(super) const NFT_MSG_DELOBJ: u16 = 20;
+pub(super) const NFT_MSG_DELFLOWTABLE: u16 = 24;
+/// `NFT_MSG_DESTROY*` (kernel 6.3+): deletions that succeed when the object is already gone.
+pub(super) const NFT_MSG_DESTROYTABLE: u16 = 26;
+pub(super) const NFT_MSG_DESTROYCHAIN: u16 = 27;
+pub(super) const NFT_MSG_DESTROYRULE: u16 = 28;
+pub(super) const NFT_MSG_DESTROYSET: u16 = 29;
+pub(super) const NFT_MSG_DESTROYSETELEM: u16 = 30;
 
 pub(super) const NLA_F_NESTED: u16 = 0x8000;
 
@@ -86,6 +99,12 @@ pub(super) const NFTA_XT_INFO: u16 = 3;
 pub(super) const MAX_XT_NAME_LEN: usize = 31;
 /// The largest x_tables match or target payload berth sends.
 pub(super) const MAX_XT_INFO_LEN: usize = 4096;
+
+pub(super) const NFTA_SET_NAME: u16 = 2;
+
+pub(super) const NFTA_GEN_ID: u16 = 1;
+pub(super) const NFTA_GEN_PROC_PID: u16 = 2;
+pub(super) const NFTA_GEN_PROC_NAME: u16 = 3;
 
 pub(super) const NFTA_SET_ELEM_LIST_TABLE: u16 = 1;
 pub(super) const NFTA_SET_ELEM_LIST_SET: u16 = 2;
