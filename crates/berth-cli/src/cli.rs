@@ -16,7 +16,7 @@ use clap::Parser;
 use serde_json::Value;
 
 pub(crate) use args::Cli;
-use args::{Cmd, SandboxCmd};
+use args::{Cmd, FirewallCmd, SandboxCmd};
 use network::network;
 use sandbox::{sandbox, sandbox_exec};
 
@@ -60,8 +60,32 @@ pub fn main_entry() -> ExitCode {
             sandbox_exec(c, &args.sandbox, &args.command)
         }),
         Cmd::Sandbox(cmd) => with_client(host.as_deref(), |c| sandbox(c, cmd)),
+        Cmd::Firewall(FirewallCmd::Reconcile) => with_client(host.as_deref(), firewall_reconcile),
     };
     ExitCode::from(code)
+}
+
+/// `berth firewall reconcile`: what the daemon found (one line per difference, as its start-up
+/// log reports it), then whether it was repaired.
+fn firewall_reconcile(c: &Client) -> Result<u8> {
+    let report: serde_json::Value = c.post("/firewall/reconcile", &serde_json::json!({}))?;
+    let mut out = String::new();
+    for (key, label) in [
+        ("Structure", "structure"),
+        ("Missing", "missing"),
+        ("Unexpected", "unexpected"),
+    ] {
+        for line in report[key].as_array().into_iter().flatten() {
+            out.push_str(&format!("{label}: {}\n", line.as_str().unwrap_or_default()));
+        }
+    }
+    if report["Clean"].as_bool().unwrap_or(false) {
+        out.push_str("no drift: berth's rules are as they must be\n");
+    } else {
+        out.push_str("repaired\n");
+    }
+    print(&out);
+    Ok(0)
 }
 
 fn with_client(host: Option<&str>, f: impl FnOnce(&Client) -> Result<u8>) -> u8 {

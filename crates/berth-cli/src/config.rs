@@ -80,6 +80,9 @@ pub struct DaemonFlags {
     /// Use a userland proxy for published ports
     #[arg(long = "userland-proxy", value_name = "BOOL", num_args = 0..=1, default_missing_value = "true", require_equals = true)]
     pub userland_proxy: Option<bool>,
+    /// Repair berth's firewall rules when something outside berth changes them (default true)
+    #[arg(long = "firewall-heal", value_name = "BOOL", num_args = 0..=1, default_missing_value = "true", require_equals = true)]
+    pub firewall_heal: Option<bool>,
     /// Log level: error, warn, info, debug or trace
     #[arg(long, value_name = "LEVEL")]
     pub log_level: Option<String>,
@@ -133,6 +136,7 @@ const KNOWN_KEYS: &[&str] = &[
     "ip-forward",
     "ip",
     "userland-proxy",
+    "firewall-heal",
     "data-root",
     "exec-root",
     "netns",
@@ -459,6 +463,12 @@ pub fn resolve(host: Option<&str>, flags: DaemonFlags) -> Result<DaemonSettings>
         fb("userland-proxy")?,
         &mut conflicts,
     );
+    let firewall_heal = pick(
+        "firewall-heal",
+        flags.firewall_heal,
+        fb("firewall-heal")?,
+        &mut conflicts,
+    );
     let cluster_store = pick(
         "cluster-store",
         flags.cluster_store,
@@ -607,6 +617,9 @@ pub fn resolve(host: Option<&str>, flags: DaemonFlags) -> Result<DaemonSettings>
     // address and no process or task runs per port. With the proxy on, only publications NAT
     // cannot carry (an IPv6 host address for an IPv4-only container) are relayed, in-process.
     config.userland_proxy = userland_proxy.unwrap_or(false);
+    // The daemon repairs its rules when something outside berth changes them, unless told not
+    // to.
+    config.heal_firewall = firewall_heal.unwrap_or(true);
     let log_level = match log_level.as_deref().map(str::to_ascii_lowercase).as_deref() {
         None | Some("info") => tracing::Level::INFO,
         Some("error") | Some("fatal") => tracing::Level::ERROR,

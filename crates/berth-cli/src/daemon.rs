@@ -665,6 +665,21 @@ async fn execute(state: &Arc<State>, request: Request) -> Response<Body> {
             })
             .await
         }
+        Request::ReconcileFirewall => {
+            blocking(state, move |ctl| {
+                let report = ctl.reconcile_firewall().map_err(ctl_err)?;
+                Ok(json_response(
+                    200,
+                    &serde_json::json!({
+                        "Clean": report.is_clean(),
+                        "Structure": report.structure,
+                        "Missing": report.missing,
+                        "Unexpected": report.unexpected,
+                    }),
+                ))
+            })
+            .await
+        }
     };
     match result {
         Ok(r) => r,

@@ -174,6 +174,7 @@ pub fn apply_dns_redirect(
                 variant: config.iptables_variant,
                 dir: config.tools_dir.clone(),
                 fast: exec::FastPath::off(),
+                legacy: false,
             };
             exec::apply(
                 netns,

@@ -3,7 +3,7 @@
 //! nftables changes that only add and delete set elements skip `nft`: they go to the kernel as
 //! one nf_tables netlink batch, on a socket kept open per namespace.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -31,6 +31,9 @@ pub(crate) struct Tools {
     /// Whether the iptables binaries are the nf_tables ones, whose rules the netlink fast path
     /// ([`crate::xtnl`]) can append; probed on first use.
     pub fast: Arc<FastPath>,
+    /// The iptables binaries are the legacy (x_tables) ones: the kernel sends no notifications
+    /// of their changes.
+    pub legacy: bool,
 }
 
 /// The state of the iptables netlink fast path in the namespace the [`Tools`] were found for.
@@ -61,6 +64,43 @@ pub(crate) fn describe(netns: &Netns) -> String {
         Some(p) => format!("network namespace {}", p.display()),
         None => "the given network namespace".into(),
     }
+}
+
+/// The process ids of the tools the firewall ran lately, and the thread ids of its netlink
+/// commits (most recent last): the kernel names them as the authors of berth's own nf_tables
+/// commits, which the healing thread skips.
+static OWN_CHILDREN: Mutex<VecDeque<u32>> = Mutex::new(VecDeque::new());
+/// How many tool pids are remembered (a pid is reused only after the kernel's whole pid space
+/// went round, so a few hundred are plenty for commits notified a moment later).
+const OWN_CHILDREN_KEPT: usize = 512;
+
+/// Remembers `pid` (a tool the firewall started, or a thread of this process about to commit
+/// over netlink) as the author of berth's own commits.
+fn note_own(pid: u32) {
+    let mut own = OWN_CHILDREN.lock().unwrap_or_else(|p| p.into_inner());
+    if own.back() == Some(&pid) {
+        return;
+    }
+    if own.len() >= OWN_CHILDREN_KEPT {
+        own.pop_front();
+    }
+    own.push_back(pid);
+}
+
+/// Remembers the calling thread as the author of the nf_tables commit it is about to make (the
+/// kernel names the committing thread, not the process).
+pub(crate) fn note_own_commit() {
+    note_own(nix::unistd::gettid().as_raw().unsigned_abs());
+}
+
+/// Whether `pid` is this process or one of the tools or threads that made berth's commits
+/// lately.
+pub(crate) fn is_own_process(pid: u32) -> bool {
+    pid == std::process::id()
+        || OWN_CHILDREN
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(&pid)
 }
 
 /// Runs `program args` inside `netns`, feeding `stdin`.
@@ -103,6 +143,7 @@ pub(crate) fn run(
             Error::io(format!("starting {program} in {}", describe(netns)), e)
         }
     })?;
+    note_own(child.id());
     let writer = match (stdin, child.stdin.take()) {
         (Some(text), Some(mut pipe)) => {
             let text = text.to_owned();
@@ -152,6 +193,7 @@ pub(crate) fn detect(netns: &Netns, config: &FirewallConfig) -> Result<Tools> {
                 variant: config.iptables_variant,
                 dir: config.tools_dir.clone(),
                 fast: FastPath::off(),
+                legacy: false,
             })
         }
         Backend::Iptables => {
@@ -163,6 +205,7 @@ pub(crate) fn detect(netns: &Netns, config: &FirewallConfig) -> Result<Tools> {
                 variant: config.iptables_variant,
                 dir: config.tools_dir.clone(),
                 fast: FastPath::new(!legacy && config.iptables_netlink, config.families()),
+                legacy,
             })
         }
     }
@@ -401,6 +444,7 @@ fn forget_nft_socket(id: u64) {
 /// or, if the kernel refuses any element, nothing.
 pub(crate) fn apply_netlink(netns: &Netns, batch: &NlBatch) -> Result<()> {
     let socket = nft_socket(netns)?;
+    note_own_commit();
     socket.commit(batch).map_err(|e| {
         if let Ok(id) = netns.id() {
             forget_nft_socket(id);

@@ -97,6 +97,14 @@ impl Firewall {
         self.lock().links().to_vec()
     }
 
+    pub(crate) fn tools(&self) -> &Tools {
+        &self.tools
+    }
+
+    pub(crate) fn netns(&self) -> &Netns {
+        &self.netns
+    }
+
     fn lock(&self) -> MutexGuard<'_, DesiredState> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }

@@ -90,6 +90,7 @@
 mod error;
 mod exec;
 mod firewall;
+mod heal;
 mod plan;
 mod report;
 mod spec;
@@ -103,6 +104,7 @@ pub mod sim;
 
 pub use error::{Error, Result};
 pub use firewall::Firewall;
+pub use heal::{HealMode, HealOptions, HealStats, Healer, Repair};
 pub use model::{Family, FamilyExt, PortRange, PortRangeExt, Protocol};
 pub use plan::{Observed, Planner, Transaction};
 pub use report::DriftReport;

@@ -64,7 +64,7 @@ mod encode;
 /// The table berth owns (family and name).
 pub const TABLE: &str = "inet berth";
 /// The name of [`TABLE`] (its family is `inet`).
-const TABLE_NAME: &str = "berth";
+pub(crate) const TABLE_NAME: &str = "berth";
 /// The user's chain in berth's table (the counterpart of DOCKER-USER).
 pub const USER_CHAIN: &str = "user_forward";
 /// berth's chain at prerouting's raw priority (drops before conntrack and NAT).

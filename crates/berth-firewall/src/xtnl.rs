@@ -581,6 +581,7 @@ pub(crate) fn probe_cleanup(nft: &NftHandle, families: &[Family]) -> berth_netli
             }
         }
     }
+    crate::exec::note_own_commit();
     nft.commit(&clean)
 }
 
@@ -606,6 +607,7 @@ fn probe_append_and_compare(
             }
         }
     }
+    crate::exec::note_own_commit();
     if let Err(e) = nft.commit(&add) {
         return Ok(Some(format!("the kernel refused the netlink rules: {e}")));
     }

@@ -59,6 +59,11 @@ pub struct Config {
     /// option (a vendor key, an option of a later Docker) is kept, stored and shown in inspect,
     /// with no effect, and the create answers a warning naming it.
     pub strict_options: bool,
+    /// Repair berth's firewall rules while running when something outside berth changes them
+    /// (a flushed chain, a deleted jump, `nft flush ruleset`): see
+    /// [`berth_firewall::Firewall::start_healing`]. Off by default for embedders (the daemon
+    /// turns it on); [`crate::Controller::reconcile_firewall`] repairs on demand either way.
+    pub heal_firewall: bool,
 }
 
 impl Config {
@@ -83,6 +88,7 @@ impl Config {
             userland_proxy_limits: berth_portmap::ProxyLimits::default(),
             dns: Vec::new(),
             strict_options: false,
+            heal_firewall: false,
         }
     }
 

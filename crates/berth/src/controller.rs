@@ -117,6 +117,8 @@ struct Inner {
     /// Sandboxes a start could not open again (a transient error on their namespace), with
     /// their endpoints, waiting for [`Controller::retry_degraded`]. Not in `sandboxes`.
     degraded: Mutex<BTreeMap<SandboxId, DegradedSandbox>>,
+    /// The firewall's healing thread (`Config::heal_firewall`), stopped with the controller.
+    healer: Mutex<Option<berth_firewall::Healer>>,
 }
 
 /// The namespace ids berth gives sandboxes in the host namespace count down from here to
@@ -420,6 +422,7 @@ impl Controller {
             sandboxes: RwLock::new(Registry::default()),
             next_nsid: AtomicI32::new(NSID_TOP),
             degraded: Mutex::default(),
+            healer: Mutex::default(),
         };
         // Below every id of berth's range already given (sandboxes from before a restart).
         if let Ok(ids) = inner.host_netlink.nsid_list()
@@ -437,6 +440,28 @@ impl Controller {
         controller.keep_cluster_lease()?;
         controller.watch_cluster()?;
         Ok(controller)
+    }
+
+    /// Compares berth's firewall rules in the host namespace with what they must be and fixes
+    /// what differs (`berth firewall reconcile`): missing rules, chains, jumps and elements are
+    /// put back, stale ones removed; the user's chain (`DOCKER-USER`) is never touched. Returns
+    /// what was found (clean when nothing had to change). Fails with
+    /// [`Error::InvalidRequest`] when berth manages no firewall (`Config::firewall` is None).
+    pub fn reconcile_firewall(&self) -> Result<berth_firewall::DriftReport> {
+        let fw = self.inner.firewall.as_ref().ok_or_else(|| {
+            Error::InvalidRequest("berth manages no firewall here (iptables=false)".into())
+        })?;
+        let report = fw.reconcile()?;
+        if !report.is_clean() {
+            tracing::warn!(found = %report, "firewall reconciled on demand: repaired");
+        }
+        Ok(report)
+    }
+
+    /// The firewall's healing thread's counters and last repair, when it runs
+    /// (`Config::heal_firewall`).
+    pub fn firewall_healing(&self) -> Option<berth_firewall::HealStats> {
+        lock(&self.inner.healer).as_ref().map(|h| h.stats())
     }
 
     /// This state's instance id: made on the first start and kept in the store (the mark on

@@ -63,6 +63,9 @@ pub enum Request {
     },
     /// `POST /networks/prune?filters=...`.
     PruneNetworks(PruneFilters),
+    /// `POST /firewall/reconcile` (berth): compare berth's rules with what they must be, fix
+    /// what differs, answer what was found.
+    ReconcileFirewall,
     /// `POST /sandboxes/create` (berth).
     CreateSandbox(Box<SandboxSpec>),
     /// `GET /sandboxes` (berth).
@@ -239,6 +242,7 @@ pub fn decode(
         ["sandboxes", "create"] => &["POST", "GET", "DELETE"],
         ["sandboxes", _] => &["GET", "DELETE"],
         ["sandboxes", _, "rename"] => &["POST"],
+        ["firewall", "reconcile"] => &["POST"],
         [root, ..] if DOCKER_ONLY.contains(root) => {
             return Err(ApiError::not_found(format!(
                 "berth serves networks and sandboxes only: {path} is not part of its API (containers, images and the rest are the engine's)"
@@ -306,6 +310,7 @@ pub fn decode(
                 force: b.force,
             })
         }
+        (_, ["firewall", "reconcile"]) => Ok(Request::ReconcileFirewall),
         (_, ["sandboxes"]) => Ok(Request::ListSandboxes),
         ("POST", ["sandboxes", "create"]) => {
             let b: SandboxCreateBody = json_body(content_type, body, "sandbox create")?;

@@ -39,6 +39,15 @@ pub(super) enum Cmd {
     /// Manage sandboxes (a container's network namespace)
     #[command(subcommand)]
     Sandbox(SandboxCmd),
+    /// berth's packet filter rules in the host namespace
+    #[command(subcommand)]
+    Firewall(FirewallCmd),
+}
+
+#[derive(Debug, Subcommand)]
+pub(super) enum FirewallCmd {
+    /// Compare berth's rules with what they must be, fix what differs, and print what was found
+    Reconcile,
 }
 
 #[derive(Debug, Subcommand)]

@@ -100,6 +100,10 @@ impl Controller {
         if let Some(fw) = &self.inner.firewall {
             let report = fw.reconcile()?;
             tracing::info!(%report, "firewall reconciled on start");
+            if self.inner.config.heal_firewall {
+                let healer = fw.start_healing(berth_firewall::HealOptions::default())?;
+                *lock(&self.inner.healer) = Some(healer);
+            }
         }
         Ok(())
     }
