@@ -437,6 +437,29 @@ fn kernel_release() -> String {
         .unwrap_or_default()
 }
 
+/// A field of the machine's os-release file (`/etc/os-release`, else `/usr/lib/os-release`).
+fn os_release(key: &str) -> Option<String> {
+    let text = std::fs::read_to_string("/etc/os-release")
+        .or_else(|_| std::fs::read_to_string("/usr/lib/os-release"))
+        .ok()?;
+    text.lines().find_map(|l| {
+        let (k, v) = l.split_once('=')?;
+        (k.trim() == key).then(|| v.trim().trim_matches('"').to_owned())
+    })
+}
+
+/// The machine's memory in bytes (`/proc/meminfo`'s MemTotal), 0 when unreadable.
+fn mem_total() -> u64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find_map(|l| l.strip_prefix("MemTotal:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        })
+        .map_or(0, |kb| kb * 1024)
+}
+
 fn go_arch() -> &'static str {
     match std::env::consts::ARCH {
         "x86_64" => "amd64",
@@ -501,10 +524,15 @@ fn info_body(ctl: &berth::Controller) -> serde_json::Value {
         "ID": ctl.instance_id(),
         "Name": name,
         "ServerVersion": env!("CARGO_PKG_VERSION"),
-        "OperatingSystem": "linux",
+        "OperatingSystem": os_release("PRETTY_NAME").unwrap_or_else(|| "linux".into()),
+        "OSVersion": os_release("VERSION_ID").unwrap_or_default(),
         "OSType": "linux",
-        "Architecture": go_arch(),
+        // As Docker's info: the kernel's machine name (its /version says GOARCH).
+        "Architecture": nix::sys::utsname::uname()
+            .map(|u| u.machine().to_string_lossy().into_owned())
+            .unwrap_or_default(),
         "KernelVersion": kernel_release(),
+        "MemTotal": mem_total(),
         "NCPU": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
         "DockerRootDir": cfg.data_root.display().to_string(),
         "Driver": "",

@@ -20,6 +20,7 @@ pub mod cluster;
 pub mod driver_suite;
 pub mod etcd;
 pub mod logs;
+pub mod refdocker;
 pub mod state_dir;
 pub mod traffic;
 

@@ -105,9 +105,7 @@ impl IpamDriver for ClusterIpam {
         if req.space != AddressSpace::Global {
             return Err("the cluster's address space serves global-scope networks only".into());
         }
-        if let Some(key) = req.options.keys().next() {
-            return Err(format!("the default IPAM driver takes no options (got {key:?})").into());
-        }
+        // Unknown options are kept with the network, with no effect (as the local one).
         let pr = crate::ipam::allocator_request(berth_ipam::AddressSpace::Global, req);
         let id = self.update(|ipam| ipam.request_pool(&pr))?;
         Ok(pool_of(&id))

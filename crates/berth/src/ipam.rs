@@ -78,9 +78,8 @@ impl IpamDriver for BuiltinIpam {
     }
 
     fn request_pool(&self, req: &PoolRequest) -> Result<Pool, BoxError> {
-        if let Some(key) = req.options.keys().next() {
-            return Err(format!("the default IPAM driver takes no options (got {key:?})").into());
-        }
+        // Options it does not know are kept with the network and shown in inspect, with no
+        // effect, as Docker's default IPAM driver does (`--ipam-opt`).
         let pr = allocator_request(space(req.space), req);
         Ok(pool_of(self.lock().request_pool(&pr)?))
     }

@@ -74,17 +74,6 @@ pub(super) fn network_create(b: NetworkCreateBody) -> Result<NetworkCreate, ApiE
     } else {
         b.ipam.driver
     };
-    if ipam_driver == "default" && !b.ipam.options.is_empty() {
-        return Err(ApiError::bad_request(format!(
-            "IPAM options are not supported by berth's default IPAM driver (got {})",
-            b.ipam
-                .options
-                .keys()
-                .cloned()
-                .collect::<Vec<_>>()
-                .join(", ")
-        )));
-    }
     let mut req = NetworkCreate::new(b.name);
     if !b.driver.is_empty() {
         req.driver = b.driver;
