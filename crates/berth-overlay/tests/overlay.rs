@@ -396,3 +396,53 @@ fn an_overlay_only_sandbox_goes_out_and_publishes_through_docker_gwbridge() {
         .to_string();
     assert!(refused.contains("internal"), "{refused}");
 }
+
+#[test]
+fn an_overlay_takes_its_subnet_and_mtu_from_the_user() {
+    let underlay = Underlay::new().unwrap();
+    let cluster: Arc<dyn KvStore> = Arc::new(MemoryStore::new());
+    let a = Node::new(&underlay, &cluster);
+    let b = Node::new(&underlay, &cluster);
+    let req = overlay("small")
+        .option("com.docker.network.driver.mtu", "1400")
+        .subnet(berth::IpamPoolConfig {
+            subnet: Some("10.99.0.0/24".parse().unwrap()),
+            ..Default::default()
+        });
+    a.ctl().create_network(req).unwrap();
+    let net = a.ctl().inspect_network("small").unwrap();
+    assert_eq!(net.ipam.config[0].subnet, "10.99.0.0/24");
+    eventually("b knows small", 5, || {
+        b.ctl().inspect_network("small").is_ok()
+    });
+    let ip_a = a.sandbox_on("sa", "small");
+    assert!(ip_a.starts_with("10.99.0."), "{ip_a}");
+    let ip_b = b.sandbox_on("sb", "small");
+    let link = a
+        .sandbox_ns("sa")
+        .command("ip")
+        .args(["-o", "link", "show", "eth0"])
+        .output()
+        .unwrap();
+    let link = String::from_utf8_lossy(&link.stdout).into_owned();
+    assert!(link.contains(" mtu 1400 "), "{link}");
+    let udp = UdpEcho::start(
+        &b.sandbox_ns("sb"),
+        SocketAddr::new(ip_b.parse().unwrap(), 5353),
+        "b",
+    )
+    .unwrap();
+    eventually("a reaches b", 5, || a.ping("sa", &ip_b));
+    let ns = a.sandbox_ns("sa");
+    assert!(udp_exchange_df(&ns, udp.addr(), 1372, Duration::from_secs(3)).is_ok());
+    let over = udp_exchange_df(&ns, udp.addr(), 1373, Duration::from_secs(3)).unwrap_err();
+    assert!(over.to_string().contains("Message too long"), "{over}");
+    // A bad MTU is refused, naming the option, and nothing is made.
+    let err = a
+        .ctl()
+        .create_network(overlay("bad").option("com.docker.network.driver.mtu", "huge"))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("com.docker.network.driver.mtu"), "{err}");
+    assert!(a.ctl().inspect_network("bad").is_err());
+}
