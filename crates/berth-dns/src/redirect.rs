@@ -185,6 +185,22 @@ pub fn install(mode: &Redirect, netns: &Netns, sandbox: &str, ports: ServerPorts
     install_held(mode, netns, sandbox, ports).map(drop)
 }
 
+/// Removes the stateless redirect [`install_held`] installed, with its socket: a namespace the
+/// sandbox adopted is left as it came (an owned one is deleted anyway). A redirect already gone
+/// is no error.
+pub(crate) fn uninstall_stateless(nft: &NftHandle) -> Result<()> {
+    let mut b = Batch::new();
+    b.delete_table(TABLE_FAMILY, TABLE_NAME);
+    match nft.commit(&b) {
+        Ok(()) => Ok(()),
+        Err(e) if e.is_gone() => Ok(()),
+        Err(e) => Err(Error::RedirectTool {
+            sandbox: String::new(),
+            message: format!("removing the embedded DNS redirect: {e}"),
+        }),
+    }
+}
+
 /// [`install`], returning the nf_tables socket of a stateless redirect for the caller to keep
 /// as long as the sandbox's server runs. Closing a socket that committed makes the kernel wait
 /// out an RCU grace period (about 10 ms) holding the namespace's nf_tables lock, which a veth

@@ -80,7 +80,7 @@ struct Server {
     ports: ServerPorts,
     /// The nf_tables socket that installed the sandbox's redirect, kept open while the server
     /// runs (see `redirect::install_held`).
-    _redirect_socket: Option<berth_netlink::nftables::NftHandle>,
+    redirect_socket: Option<berth_netlink::nftables::NftHandle>,
     shutdown: watch::Sender<bool>,
     /// Every task of the server holds a clone; the server is gone when only this one is left.
     alive: Arc<()>,
@@ -290,6 +290,13 @@ impl Resolver {
         let server = lock(&rt).server.take();
         let result = self.names.remove_sandbox(sandbox);
         if let Some(server) = server {
+            // The sandbox goes: its namespace (one the engine made and berth adopted) keeps no
+            // redirect to a server that is no more.
+            if let Some(nft) = &server.redirect_socket
+                && let Err(e) = redirect::uninstall_stateless(nft)
+            {
+                tracing::warn!(sandbox, error = %e, "the embedded DNS redirect stays in the namespace");
+            }
             stop_server(server);
         }
         result
@@ -376,7 +383,7 @@ impl Resolver {
         );
         Ok(Server {
             ports,
-            _redirect_socket: redirect_socket,
+            redirect_socket,
             shutdown,
             alive,
         })

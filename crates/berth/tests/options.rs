@@ -174,13 +174,25 @@ fn adopted_namespace_is_used_and_left_alone() {
     // An id the engine (or `ip netns set`) gave the namespace in the host stays as it is.
     let host_nl = berth_testhost::berth_netlink::Handle::open(f.host.netns()).unwrap();
     host_nl.nsid_set(outside.netns(), 77).unwrap();
+    // Its loopback down, as `ip netns add` leaves it: adoption brings it up.
+    outside.ip(&["link", "set", "lo", "down"]).unwrap();
+    let tables_before = outside.run("nft", &["list", "tables"]).unwrap();
     let mut req = SandboxCreate::new("adopted");
     req.netns = SandboxNetns::Adopt(outside.path());
     f.ctl().create_sandbox(req).unwrap();
     assert_eq!(host_nl.nsid_get(outside.netns()).unwrap(), Some(77));
+    let lo = outside.ip(&["-o", "link", "show", "lo"]).unwrap();
+    assert!(lo.contains("UP"), "{lo}");
     f.ctl()
         .connect("adopted", "bridge", EndpointOptions::default())
         .unwrap();
+    // A user-defined network: the embedded DNS server and its redirect in the namespace.
+    f.ctl().create_network(NetworkCreate::new("named")).unwrap();
+    f.ctl()
+        .connect("adopted", "named", EndpointOptions::default())
+        .unwrap();
+    let tables = outside.run("nft", &["list", "tables"]).unwrap();
+    assert!(tables.contains("berth-resolver"), "{tables}");
     let links = outside.ip(&["-o", "addr", "show", "eth0"]).unwrap();
     assert!(links.contains("172.17.0.2/16"), "{links}");
     assert!(outside.ping("172.17.0.1"));
@@ -192,6 +204,11 @@ fn adopted_namespace_is_used_and_left_alone() {
     assert!(
         outside.ip(&["link", "show", "eth0"]).is_err(),
         "its interface is gone"
+    );
+    assert_eq!(
+        outside.run("nft", &["list", "tables"]).unwrap(),
+        tables_before,
+        "no DNS redirect is left behind"
     );
 }
 

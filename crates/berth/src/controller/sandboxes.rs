@@ -84,8 +84,12 @@ impl Controller {
         hit("sandbox.create.netns")?;
         let setup = || -> berth_netlink::Result<Handle> {
             let nl = Handle::open(&netns)?;
-            if owned {
+            // Loopback up, also in an adopted namespace (the embedded DNS server listens on
+            // 127.0.0.11 there); one the engine brought up already stays as it is.
+            if !host_mode {
                 nl.link_set_up("lo")?;
+            }
+            if owned {
                 // Interfaces berth puts here get addresses nobody else has (IPAM says so):
                 // skip duplicate address detection, so IPv6 works the moment a connect returns.
                 for key in [
