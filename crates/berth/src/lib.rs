@@ -34,9 +34,22 @@ mod requests;
 mod time;
 
 pub use berth_dns::{DnsSettings, HostEntry};
+/// What an engine needs from the crates berth is made of, so that one dependency on `berth` is
+/// enough: the namespace handle (`Config::host_netns`, `Controller::sandbox_netns`), the driver
+/// and IPAM traits with their types (`ControllerBuilder::driver`, `::ipam`), the stores and their
+/// errors (`ControllerBuilder::store`, `::cluster_store`; match [`StoreError::Locked`] when a
+/// second process opens the same state), the default pools of `Config::default_address_pools`,
+/// and what the firewall reports. The whole crates are re-exported too, for the rest.
+pub use berth_driver::{
+    Capabilities, DataPath, Driver, DriverError, Egress, IpamDriver, NetworkDriver, Scope,
+};
 pub use berth_driver::{EndpointId, MacAddr, NetworkId, RawOptions, SandboxId};
 pub use berth_firewall::Backend as FirewallBackend;
+pub use berth_firewall::{DriftReport, HealStats, Repair};
+pub use berth_ipam::DefaultPool;
+pub use berth_netlink::Netns;
 pub use berth_portmap::{ExposedPort, PortBinding, PortSpec};
+pub use berth_store::{Error as StoreError, KvStore, MemoryStore, RedbStore};
 pub use cluster_ipam::{ClusterIpam, GLOBAL_IPAM_KEY};
 pub use config::Config;
 pub use controller::{
@@ -52,3 +65,4 @@ pub use ipam::BuiltinIpam;
 #[doc(hidden)]
 pub use records::check_stored_record;
 pub use requests::{EndpointOptions, IpamPoolConfig, NetworkCreate, SandboxCreate, SandboxNetns};
+pub use {berth_driver, berth_firewall, berth_netlink, berth_store};
