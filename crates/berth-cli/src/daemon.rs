@@ -418,7 +418,13 @@ pub fn status_of(e: &berth::Error) -> u16 {
 }
 
 fn ctl_err(e: berth::Error) -> ApiError {
-    ApiError::new(status_of(&e), e.to_string())
+    match &e {
+        // Docker's words at Docker's API (the library says what an embedder can do about it).
+        berth::Error::DriverNotFound(name) => {
+            ApiError::new(status_of(&e), format!("plugin \"{name}\" not found"))
+        }
+        _ => ApiError::new(status_of(&e), e.to_string()),
+    }
 }
 
 /// On Docker's endpoints a missing sandbox is a missing container, with Docker's message.

@@ -15,8 +15,11 @@ pub enum Error {
     /// An id prefix matches several networks.
     #[error("network {0} is ambiguous: it matches several network ids")]
     NetworkAmbiguous(String),
-    /// The driver is not registered.
-    #[error("plugin \"{0}\" not found")]
+    /// No network or IPAM driver of this name is registered. (The daemon answers Docker's
+    /// `plugin "NAME" not found` for it.)
+    #[error(
+        "no driver named \"{0}\" is registered (bridge, null and host are built in; register others with ControllerBuilder::driver or ::ipam)"
+    )]
     DriverNotFound(String),
     /// A global-scope network was asked for, and the controller has no cluster store.
     #[error(

@@ -77,7 +77,7 @@ fn network_creation_errors_leave_nothing_behind() {
                 r.driver = "weird".into();
                 r
             },
-            "plugin \"weird\" not found",
+            "no driver named \"weird\" is registered",
         ),
         (
             NetworkCreate::new("bad_prefix")
