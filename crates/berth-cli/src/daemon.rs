@@ -376,6 +376,7 @@ pub fn status_of(e: &berth::Error) -> u16 {
         | E::NotConnected { .. }
         | E::NoClusterStore => 403,
         E::NetworkAmbiguous(_) | E::InvalidRequest(_) => 400,
+        E::MissingPrivileges { .. } => 500,
         E::Ipam(ie) => {
             use berth_ipam::Error as I;
             match ie {

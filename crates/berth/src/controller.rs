@@ -285,6 +285,7 @@ impl Controller {
     ) -> Result<Controller> {
         let span = tracing::info_span!("controller_new", data_root = %config.data_root.display());
         let _enter = span.enter();
+        check_privileges()?;
         std::fs::create_dir_all(&config.data_root).map_err(|e| {
             Error::kernel(
                 format!("creating {}", config.data_root.display()),
@@ -544,6 +545,38 @@ impl Controller {
 /// Runs `f` on every item on up to as many threads as the machine has cores (at most 4), and
 /// returns the first error (items not started yet are then skipped). The restore of a restart
 /// uses it: sandboxes are independent, and most of the time goes to waiting on the kernel.
+/// The capabilities berth needs, checked before anything is written: CAP_NET_ADMIN (links,
+/// addresses, routes, rules, sysctls) and CAP_SYS_ADMIN (namespaces and their bind mounts).
+const NEEDED_CAPABILITIES: [(u32, &str); 2] = [(12, "CAP_NET_ADMIN"), (21, "CAP_SYS_ADMIN")];
+
+/// Fails with [`Error::MissingPrivileges`] when the process's effective capabilities
+/// (`/proc/self/status`, `CapEff`) lack one berth needs. An unreadable status is no refusal: the
+/// kernel says so at the first operation instead.
+fn check_privileges() -> Result<()> {
+    let Ok(status) = std::fs::read_to_string("/proc/self/status") else {
+        return Ok(());
+    };
+    let Some(eff) = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+    else {
+        return Ok(());
+    };
+    let missing: Vec<&str> = NEEDED_CAPABILITIES
+        .iter()
+        .filter(|(bit, _)| eff & (1 << bit) == 0)
+        .map(|(_, name)| *name)
+        .collect();
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::MissingPrivileges {
+            missing: missing.join(", "),
+        })
+    }
+}
+
 fn in_parallel<T, F>(items: Vec<T>, f: F) -> Result<()>
 where
     T: Send,

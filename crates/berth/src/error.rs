@@ -64,6 +64,14 @@ pub enum Error {
         /// The network's name.
         network: String,
     },
+    /// The process lacks capabilities berth needs (found before anything is written).
+    #[error(
+        "berth needs root to manage networks: this process lacks {missing} (run it as root, or grant them); nothing was written"
+    )]
+    MissingPrivileges {
+        /// The capabilities missing (`CAP_NET_ADMIN, CAP_SYS_ADMIN`).
+        missing: String,
+    },
     /// The request is invalid as a whole (names, combinations, modes).
     #[error("{0}")]
     InvalidRequest(String),
