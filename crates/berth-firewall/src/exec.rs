@@ -468,7 +468,12 @@ pub(crate) fn apply_netlink(netns: &Netns, batch: &NlBatch) -> Result<()> {
     })
 }
 
-fn restore(netns: &Netns, tools: &Tools, family: Family, script: &str) -> Result<Output> {
+pub(crate) fn restore(
+    netns: &Netns,
+    tools: &Tools,
+    family: Family,
+    script: &str,
+) -> Result<Output> {
     run(
         netns,
         tools.dir.as_deref(),

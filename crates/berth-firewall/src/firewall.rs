@@ -101,6 +101,10 @@ impl Firewall {
         &self.tools
     }
 
+    pub(crate) fn lock_state(&self) -> MutexGuard<'_, DesiredState> {
+        self.lock()
+    }
+
     pub(crate) fn netns(&self) -> &Netns {
         &self.netns
     }

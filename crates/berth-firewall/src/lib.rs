@@ -94,6 +94,7 @@ mod heal;
 mod plan;
 mod report;
 mod spec;
+mod teardown;
 mod xtnl;
 
 pub mod dns;

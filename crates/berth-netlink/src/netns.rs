@@ -405,6 +405,34 @@ fn prepare_run_dir(dir: &Path) -> Result<()> {
     }
 }
 
+impl Netns {
+    /// Undoes what creating namespaces in `dir` set up (the directory made a shared bind mount
+    /// of itself, as `ip netns add` does): unmounts it and removes it if it is empty. For a
+    /// caller that is done with `dir` for good (a teardown); namespaces still named in it are
+    /// detached with it.
+    pub fn release_dir(dir: &Path) -> Result<()> {
+        let _guard = RUN_DIR_SETUP.lock().unwrap_or_else(|p| p.into_inner());
+        match umount2(dir, MntFlags::MNT_DETACH) {
+            Ok(()) | Err(nix::Error::EINVAL) | Err(nix::Error::ENOENT) => {}
+            Err(e) => {
+                return Err(Error::io(format!("unmounting {}", dir.display()), e.into()));
+            }
+        }
+        match fs::remove_dir(dir) {
+            Ok(()) => Ok(()),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::NotFound | io::ErrorKind::DirectoryNotEmpty
+                ) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(Error::io(format!("removing {}", dir.display()), e)),
+        }
+    }
+}
+
 fn remove_mount(path: &Path) -> Result<()> {
     match umount2(path, MntFlags::MNT_DETACH) {
         Ok(()) | Err(nix::Error::EINVAL) | Err(nix::Error::ENOENT) => {}

@@ -56,6 +56,7 @@ mod links;
 mod networks;
 mod restore;
 mod sandboxes;
+mod teardown;
 mod validate;
 use builder::BUILT_IN_DRIVERS;
 pub use builder::ControllerBuilder;
@@ -64,6 +65,7 @@ pub use gwbridge::GATEWAY_BRIDGE;
 use links::*;
 pub use networks::IFACE_PREFIX_OPTION;
 use restore::{bind_host_key, instance_id, load};
+pub use teardown::TeardownReport;
 use validate::*;
 
 /// The built-in networks, which exist from the start and cannot be removed.

@@ -54,6 +54,7 @@ pub use cluster_ipam::{ClusterIpam, GLOBAL_IPAM_KEY};
 pub use config::Config;
 pub use controller::{
     Controller, ControllerBuilder, GATEWAY_BRIDGE, IFACE_PREFIX_OPTION, PREDEFINED_NETWORKS,
+    TeardownReport,
 };
 pub use drivers::{HostDriver, NullDriver};
 pub use error::{Error, Result};

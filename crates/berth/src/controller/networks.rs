@@ -400,6 +400,12 @@ impl Controller {
         if PREDEFINED_NETWORKS.contains(&net.record.name.as_str()) {
             return Err(Error::PredefinedNetwork(net.record.name.clone()));
         }
+        self.remove_network_found(&net, name_or_id)
+    }
+
+    /// [`Controller::remove_network`] of a network found (a predefined one too: the teardown
+    /// removes them).
+    pub(super) fn remove_network_found(&self, net: &Arc<Network>, name_or_id: &str) -> Result<()> {
         {
             let mut members = lock(&net.members);
             if members.removed {
