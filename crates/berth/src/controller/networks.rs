@@ -421,7 +421,7 @@ impl Controller {
         }
         let store = self.store_for(net.record.scope)?.clone();
         if net.record.scope == berth_driver::Scope::Global {
-            if let Err(e) = self.hold_global_removal(&net) {
+            if let Err(e) = self.hold_global_removal(net) {
                 lock(&net.members).removed = false;
                 return Err(e);
             }
