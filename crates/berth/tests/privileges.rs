@@ -15,9 +15,11 @@ fn an_unprivileged_start_is_refused_before_anything_is_written() {
     if let Ok(dir) = std::env::var(CHILD) {
         // The child, as nobody.
         let dir = PathBuf::from(dir);
-        let err = berth::Controller::new(berth::Config::new(dir.join("data"), dir.join("run")))
-            .err()
-            .expect("refused");
+        let Err(err) =
+            berth::Controller::new(berth::Config::new(dir.join("data"), dir.join("run")))
+        else {
+            panic!("a controller started without privileges");
+        };
         println!("CHILD-ERROR: {err}");
         assert!(
             matches!(err, berth::Error::MissingPrivileges { .. }),
