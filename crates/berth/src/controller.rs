@@ -544,9 +544,6 @@ impl Controller {
     }
 }
 
-/// Runs `f` on every item on up to as many threads as the machine has cores (at most 4), and
-/// returns the first error (items not started yet are then skipped). The restore of a restart
-/// uses it: sandboxes are independent, and most of the time goes to waiting on the kernel.
 /// The capabilities berth needs, checked before anything is written: CAP_NET_ADMIN (links,
 /// addresses, routes, rules, sysctls) and CAP_SYS_ADMIN (namespaces and their bind mounts).
 const NEEDED_CAPABILITIES: [(u32, &str); 2] = [(12, "CAP_NET_ADMIN"), (21, "CAP_SYS_ADMIN")];
@@ -579,6 +576,9 @@ fn check_privileges() -> Result<()> {
     }
 }
 
+/// Runs `f` on every item on up to as many threads as the machine has cores (at most 4), and
+/// returns the first error (items not started yet are then skipped). The restore of a restart
+/// uses it: sandboxes are independent, and most of the time goes to waiting on the kernel.
 fn in_parallel<T, F>(items: Vec<T>, f: F) -> Result<()>
 where
     T: Send,
