@@ -71,7 +71,7 @@ pub use marker::{DEFAULT_INSTANCE, MARKER_PREFIX, MAX_INSTANCE_LEN};
 pub use netfilter::{BRIDGE_NF_CALL_IP6TABLES, BRIDGE_NF_CALL_IPTABLES, BridgeError};
 pub use options::{
     BRIDGE_NAME, BridgeDefaults, BridgeOptions, DEFAULT_BRIDGE, ENABLE_ICC, ENABLE_IP_MASQUERADE,
-    HOST_BINDING_IPV4, HOST_IPV4, HOST_IPV6, INHIBIT_IPV4, MCAST_SNOOPING, MTU,
+    EXISTING_BRIDGE, HOST_BINDING_IPV4, HOST_IPV4, HOST_IPV6, INHIBIT_IPV4, MCAST_SNOOPING, MTU,
 };
 
 /// Prefix of the host end of every endpoint veth.
@@ -102,6 +102,9 @@ struct BridgeNetwork {
     owned: bool,
     options: BridgeOptions,
     gateways: Vec<IpNet>,
+    /// The gateway addresses this driver put on a bridge it does not own: the only ones taken
+    /// off again when the network goes (an address found there is left, it may be the user's).
+    added: Vec<IpNet>,
     internal: bool,
     endpoints: Mutex<HashMap<EndpointId, BridgeEndpoint>>,
 }
@@ -200,10 +203,14 @@ impl BridgeDriver {
     /// id is reported by the first operation that marks or removes links.
     ///
     /// Bridges made by berth before links were marked carry no mark: a network record that
-    /// names one (berth's `br-<id>` naming, or the default bridge) adopts and marks it when the
-    /// network is restored; unmarked bridges and veths no record names are never deleted (they
-    /// may be Docker's), only logged by `remove_orphans`. A bridge with another instance's mark
-    /// is not shared: creating a network on it fails with [`DriverError::Exists`].
+    /// names one under berth's `br-<id>` naming adopts and marks it when the network is
+    /// restored; unmarked bridges and veths no record names are never deleted (they may be
+    /// Docker's), only logged by `remove_orphans`. The default bridge's name proves nothing
+    /// (Docker's `docker0` has it too): an unmarked bridge under it is refused with
+    /// [`BridgeError::ForeignBridge`] unless the network names it as the user's
+    /// ([`EXISTING_BRIDGE`]), which berth then uses without marking, changing or deleting it.
+    /// A bridge with another instance's mark is not shared: creating a network on it fails
+    /// with [`DriverError::Exists`].
     pub fn with_instance(mut self, instance: impl Into<String>) -> Self {
         self.marker = Marker::new(&instance.into());
         self
@@ -393,14 +400,15 @@ impl NetworkDriver for BridgeDriver {
         }
         let mut undo = Vec::new();
         match self.set_up_network(spec, o, &bridge, &mut undo) {
-            Ok((owned, link, gateways)) => {
+            Ok(set_up) => {
                 let net = BridgeNetwork {
                     bridge: bridge.clone(),
-                    index: AtomicU32::new(link.index),
-                    mac: link.mac,
-                    owned,
+                    index: AtomicU32::new(set_up.link.index),
+                    mac: set_up.link.mac,
+                    owned: set_up.owned,
                     options: o.clone(),
-                    gateways,
+                    gateways: set_up.gateways,
+                    added: set_up.added,
                     internal: spec.internal,
                     endpoints: Mutex::new(HashMap::new()),
                 };
@@ -437,7 +445,8 @@ impl NetworkDriver for BridgeDriver {
                 )),
             }
         } else {
-            for gw in &net.gateways {
+            // A bridge berth does not own stays, with the addresses it had.
+            for gw in &net.added {
                 let _ = self.netlink.addr_delete(net.bridge.as_str(), *gw);
             }
             Ok(())

@@ -29,7 +29,8 @@ pub const BRIDGE_NF_CALL_IPTABLES: &str = "net.bridge.bridge-nf-call-iptables";
 /// The key that sends bridged IPv6 through ip6tables.
 pub const BRIDGE_NF_CALL_IP6TABLES: &str = "net.bridge.bridge-nf-call-ip6tables";
 
-/// The bridge driver's own errors, carried as the source of a [`DriverError`] (downcast it).
+/// The bridge driver's own errors, carried as the source of a [`DriverError::Kernel`] (downcast
+/// it: `source.downcast_ref::<BridgeError>()`).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum BridgeError {
@@ -46,6 +47,38 @@ pub enum BridgeError {
         network: String,
         /// The missing sysctl.
         key: &'static str,
+    },
+    /// A bridge of the name berth is to make exists already and was not made by berth (it
+    /// carries no berth mark: Docker's `docker0`, or one a user or another program made).
+    /// berth never takes over such a bridge unless told to use it (see
+    /// [`crate::EXISTING_BRIDGE`]); nothing was changed on it.
+    #[error(
+        "bridge {bridge} exists and was not made by berth (Docker's, or another program's): \
+         berth does not take over a bridge it did not make, so network {network} was not \
+         created and {bridge} was left as it is. To use {bridge} on purpose, name it as an \
+         existing bridge (daemon: --bridge {bridge}, or \"bridge\": \"{bridge}\" in \
+         daemon.json; library: Config::default_bridge = DefaultBridge::Existing); or let \
+         berth make a bridge of another name (DefaultBridge::Create); or delete {bridge} if \
+         nothing uses it"
+    )]
+    ForeignBridge {
+        /// The bridge's name.
+        bridge: String,
+        /// The network that was to be made on it.
+        network: String,
+    },
+    /// The existing bridge a network is to use (see [`crate::EXISTING_BRIDGE`]) does not exist.
+    #[error(
+        "network {network} is to use the existing bridge {bridge}, which does not exist: \
+         create it (ip link add {bridge} type bridge) and give it an address, or let berth \
+         make a bridge of its own (daemon: leave --bridge out; library: \
+         DefaultBridge::Create)"
+    )]
+    ExistingBridgeMissing {
+        /// The bridge's name.
+        bridge: String,
+        /// The network that was to use it.
+        network: String,
     },
 }
 

@@ -7,20 +7,74 @@ use ipnet::IpNet;
 
 use crate::marker::{self, Owner};
 use crate::netfilter::{self, BRIDGE_NF_CALL_IP6TABLES, BRIDGE_NF_CALL_IPTABLES};
-use crate::{BridgeDriver, BridgeOptions, random_bytes};
+use crate::{BridgeDriver, BridgeError, BridgeOptions, random_bytes};
 
 impl BridgeDriver {
     /// Creates (or adopts, after a restart) the bridge, addresses and rules; undoes its own work
-    /// on failure.
+    /// on failure. A bridge that exists and is not berth's is refused under the default
+    /// bridge's name ([`BridgeError::ForeignBridge`]) before anything is changed on it, unless
+    /// the options name it as the user's ([`crate::EXISTING_BRIDGE`]).
     pub(crate) fn set_up_network(
         &self,
         spec: &NetworkSpec,
         o: &BridgeOptions,
         bridge: &str,
         undo: &mut Vec<Undo>,
-    ) -> Result<(bool, Link, Vec<IpNet>)> {
+    ) -> Result<SetUp> {
         let nl = &self.netlink;
         let mark = marker::checked(&self.marker)?.network(&spec.id);
+        let looking_up = || format!("looking up bridge {bridge}");
+        let existing = nl
+            .link_get(bridge)
+            .map_err(|e| DriverError::kernel(looking_up(), e))?;
+        let setting_up = || format!("setting up network {}", spec.name);
+        // Whose the bridge is, decided before anything is changed (on it or anywhere).
+        let adopted = match &existing {
+            Some(link) if link.kind != Some(LinkKind::Bridge) => {
+                return Err(DriverError::InvalidConfig(format!(
+                    "cannot use {bridge} as the bridge of network {}: it exists and is not a bridge",
+                    spec.name
+                )));
+            }
+            Some(link) => Some(match self.marker_owner(link)? {
+                Owner::OtherInstance(other) => {
+                    return Err(DriverError::Exists(format!(
+                        "bridge {bridge} (made by berth instance {other}; network {} cannot \
+                         share it: choose another bridge name, or delete the bridge if that \
+                         instance is gone)",
+                        spec.name
+                    )));
+                }
+                // The user's bridge, used on purpose: never berth's to change or delete.
+                _ if o.existing_bridge => false,
+                // Made by this instance in an earlier run.
+                Owner::Us => true,
+                // The default bridge's name proves nothing (Docker's docker0 has it too): an
+                // unmarked bridge under it is not taken over.
+                Owner::Unmarked if o.default_bridge => {
+                    return Err(DriverError::kernel(
+                        setting_up(),
+                        BridgeError::ForeignBridge {
+                            bridge: bridge.to_owned(),
+                            network: spec.name.clone(),
+                        },
+                    ));
+                }
+                // Berth's naming (made by berth before links were marked: the record that
+                // names it proves it), or an existing bridge the user named and keeps.
+                Owner::Unmarked => o.bridge_name.is_none(),
+            }),
+            None if o.existing_bridge => {
+                return Err(DriverError::kernel(
+                    setting_up(),
+                    BridgeError::ExistingBridgeMissing {
+                        bridge: bridge.to_owned(),
+                        network: spec.name.clone(),
+                    },
+                ));
+            }
+            None => None,
+        };
         if let Some(fw) = &self.firewall {
             // Before anything is made: a network whose isolation cannot be enforced is refused.
             let mut keys = Vec::new();
@@ -32,32 +86,8 @@ impl BridgeDriver {
             }
             netfilter::ensure(&self.host, &spec.name, &keys, !o.enable_icc)?;
         }
-        let looking_up = || format!("looking up bridge {bridge}");
-        let existing = nl
-            .link_get(bridge)
-            .map_err(|e| DriverError::kernel(looking_up(), e))?;
-        let owned = match &existing {
-            Some(link) if link.kind != Some(LinkKind::Bridge) => {
-                return Err(DriverError::InvalidConfig(format!(
-                    "cannot use {bridge} as the bridge of network {}: it exists and is not a bridge",
-                    spec.name
-                )));
-            }
-            Some(link) => match self.marker_owner(link)? {
-                // Made by this instance in an earlier run.
-                Owner::Us => true,
-                Owner::OtherInstance(other) => {
-                    return Err(DriverError::Exists(format!(
-                        "bridge {bridge} (made by berth instance {other}; network {} cannot \
-                         share it: choose another bridge name, or delete the bridge if that \
-                         instance is gone)",
-                        spec.name
-                    )));
-                }
-                // Berth's naming (made by berth before links were marked: the record that
-                // names it proves it), or an existing bridge the user named and keeps.
-                Owner::Unmarked => o.bridge_name.is_none() || o.default_bridge,
-            },
+        let owned = match adopted {
+            Some(owned) => owned,
             None => {
                 // A MAC of its own, as Docker gives its bridges: without one, the bridge takes the
                 // lowest MAC of its ports, compares every port's on each join (a pass over all
@@ -96,6 +126,7 @@ impl BridgeDriver {
                 })?;
         }
         let mut gateways = Vec::new();
+        let mut added = Vec::new();
         let v4 = spec.ipv4.iter().filter(|_| !o.inhibit_ipv4);
         for gw in v4.chain(spec.ipv6.iter()).filter_map(|p| p.gateway) {
             let mut addr = AddrSpec::new(gw);
@@ -103,7 +134,12 @@ impl BridgeDriver {
                 addr = addr.nodad();
             }
             match nl.addr_add(bridge, &addr) {
-                Ok(()) => undo.push(Undo::DeleteAddr(bridge.to_owned(), gw)),
+                Ok(()) => {
+                    undo.push(Undo::DeleteAddr(bridge.to_owned(), gw));
+                    added.push(gw);
+                }
+                // Put there by berth in an earlier run, or the user's own (the address of a
+                // bridge the user made): kept either way on a bridge berth does not own.
                 Err(e) if e.is_exists() => {}
                 Err(e) => {
                     return Err(DriverError::kernel(
@@ -149,7 +185,12 @@ impl BridgeDriver {
                 undo.push(Undo::RemoveRules(bridge.to_owned()));
             }
         }
-        Ok((owned, link, gateways))
+        Ok(SetUp {
+            owned,
+            link,
+            gateways,
+            added,
+        })
     }
 
     pub(crate) fn run_undo(&self, undo: Vec<Undo>) {
@@ -176,6 +217,19 @@ impl BridgeDriver {
             }
         }
     }
+}
+
+/// What [`BridgeDriver::set_up_network`] found and made.
+#[derive(Debug)]
+pub(crate) struct SetUp {
+    /// berth made the bridge (or adopted its own): it goes with the network.
+    pub(crate) owned: bool,
+    /// The bridge.
+    pub(crate) link: Link,
+    /// The gateway addresses on the bridge.
+    pub(crate) gateways: Vec<IpNet>,
+    /// The gateway addresses this set-up added (the rest were there already).
+    pub(crate) added: Vec<IpNet>,
 }
 
 #[derive(Debug)]

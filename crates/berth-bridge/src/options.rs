@@ -28,6 +28,13 @@ pub const HOST_IPV6: &str = "com.docker.network.host_ipv6";
 /// false). Docker leaves the kernel's default (on); berth turns it off, see [`BridgeOptions`].
 pub const MCAST_SNOOPING: &str = "berth.bridge.mcast_snooping";
 
+/// `berth.bridge.existing`: the bridge [`BRIDGE_NAME`] names is one the user made and keeps
+/// (berth's own key; default false; needs [`BRIDGE_NAME`]). berth uses it as it is: it never
+/// creates, marks, reconfigures or deletes it, and removes from it only the addresses it added
+/// itself. A network with this option fails when the bridge does not exist. The default
+/// `bridge` network on a bridge given with dockerd's `--bridge`/`-b` carries it.
+pub const EXISTING_BRIDGE: &str = "berth.bridge.existing";
+
 /// Daemon-wide defaults the options fall back to (dockerd's `--icc`, `--ip-masq`, `--mtu`, `--ip`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BridgeDefaults {
@@ -59,6 +66,8 @@ pub struct BridgeOptions {
     pub bridge_name: Option<String>,
     /// This is the default `bridge` network.
     pub default_bridge: bool,
+    /// The bridge is the user's, to be used as it is (see [`EXISTING_BRIDGE`]).
+    pub existing_bridge: bool,
     /// Inter-container communication.
     pub enable_icc: bool,
     /// Masquerade outbound traffic.
@@ -95,6 +104,14 @@ impl BridgeOptions {
             })?;
         }
         let default_bridge = r.bool(DEFAULT_BRIDGE)?.unwrap_or(false);
+        let existing_bridge = r.bool(EXISTING_BRIDGE)?.unwrap_or(false);
+        if existing_bridge && bridge_name.is_none() {
+            return Err(DriverError::InvalidOption {
+                key: EXISTING_BRIDGE.into(),
+                value: "true".into(),
+                reason: format!("an existing bridge is named with {BRIDGE_NAME}"),
+            });
+        }
         let enable_icc = r.bool(ENABLE_ICC)?.unwrap_or(defaults.icc);
         let enable_ip_masquerade = r
             .bool(ENABLE_IP_MASQUERADE)?
@@ -121,6 +138,7 @@ impl BridgeOptions {
         Ok(BridgeOptions {
             bridge_name,
             default_bridge,
+            existing_bridge,
             enable_icc,
             enable_ip_masquerade,
             host_binding_ipv4,
@@ -154,6 +172,7 @@ mod tests {
         let o = BridgeOptions::parse(&RawOptions::new(), &d).unwrap();
         assert!(!o.enable_icc && o.enable_ip_masquerade && o.mtu == Some(1400));
         assert!(!o.mcast_snooping, "snooping is off unless asked for");
+        assert!(!o.existing_bridge, "berth's own bridge unless asked for");
         let o = BridgeOptions::parse(
             &raw(&[
                 (ENABLE_ICC, "true"),
@@ -165,12 +184,13 @@ mod tests {
                 (INHIBIT_IPV4, "false"),
                 (ENABLE_IP_MASQUERADE, "false"),
                 (MCAST_SNOOPING, "true"),
+                (EXISTING_BRIDGE, "true"),
             ]),
             &d,
         )
         .unwrap();
         assert!(o.enable_icc && !o.enable_ip_masquerade && o.default_bridge);
-        assert!(o.mcast_snooping);
+        assert!(o.mcast_snooping && o.existing_bridge);
         assert_eq!(o.mtu, Some(9001));
         assert_eq!(o.bridge_name.as_deref(), Some("docker0"));
         assert_eq!(o.host_ipv4, Some(Ipv4Addr::new(192, 0, 2, 10)));
@@ -185,6 +205,12 @@ mod tests {
             (MTU, "12", "between 68 and 65535"),
             (MTU, "big", MTU),
             (MCAST_SNOOPING, "sometimes", MCAST_SNOOPING),
+            (
+                EXISTING_BRIDGE,
+                "true",
+                "named with com.docker.network.bridge.name",
+            ),
+            (EXISTING_BRIDGE, "yes", EXISTING_BRIDGE),
             (HOST_IPV4, "::1", HOST_IPV4),
             (BRIDGE_NAME, "a-name-that-is-too-long", "at most 15 bytes"),
             (BRIDGE_NAME, "bad/name", "'/'"),

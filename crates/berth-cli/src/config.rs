@@ -4,7 +4,7 @@
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
-use berth::{Config, FirewallBackend};
+use berth::{Config, DefaultBridge, FirewallBackend};
 use berth_ipam::DefaultPool;
 use ipnet::{Ipv4Net, Ipv6Net};
 use serde_json::Value;
@@ -38,6 +38,9 @@ pub struct DaemonFlags {
     /// Treat this network namespace as the host (e.g. /run/netns/test-host)
     #[arg(long, value_name = "PATH")]
     pub netns: Option<PathBuf>,
+    /// An existing bridge for the default network (berth makes docker0 without it), or none
+    #[arg(short = 'b', long, value_name = "NAME|none")]
+    pub bridge: Option<String>,
     /// The default bridge's gateway address and subnet (e.g. 172.17.0.1/16)
     #[arg(long, value_name = "CIDR")]
     pub bip: Option<String>,
@@ -122,6 +125,7 @@ pub struct DaemonSettings {
 
 const KNOWN_KEYS: &[&str] = &[
     "hosts",
+    "bridge",
     "bip",
     "default-address-pools",
     "iptables",
@@ -325,6 +329,26 @@ fn setting_err(key: &str, value: &str, why: impl std::fmt::Display) -> Error {
     Error::usage(format!("invalid {key} {value:?}: {why}"))
 }
 
+/// dockerd's `--bridge`/`-b`: an existing bridge (`Existing`), `none`, or berth's own `docker0`
+/// when not given; as dockerd, not together with `bip`.
+fn default_bridge(bridge: Option<String>, bip: bool) -> Result<DefaultBridge> {
+    let Some(name) = bridge else {
+        return Ok(DefaultBridge::default());
+    };
+    if bip {
+        return Err(setting_err(
+            "bridge",
+            &name,
+            "bridge and bip are mutually exclusive: the existing bridge's own address is used",
+        ));
+    }
+    if name == "none" {
+        return Ok(DefaultBridge::None);
+    }
+    berth::berth_netlink::validate_ifname(&name).map_err(|e| setting_err("bridge", &name, e))?;
+    Ok(DefaultBridge::Existing(name))
+}
+
 /// Resolves flags, the configuration file and defaults into the daemon's settings.
 ///
 /// # Errors
@@ -391,6 +415,12 @@ pub fn resolve(host: Option<&str>, flags: DaemonFlags) -> Result<DaemonSettings>
         "netns",
         flags.netns.map(|p| p.display().to_string()),
         f(&|fc| fc.string("netns"))?,
+        &mut conflicts,
+    );
+    let bridge = pick(
+        "bridge",
+        flags.bridge,
+        f(&|fc| fc.string("bridge"))?,
         &mut conflicts,
     );
     let bip = pick("bip", flags.bip, f(&|fc| fc.string("bip"))?, &mut conflicts);
@@ -547,6 +577,7 @@ pub fn resolve(host: Option<&str>, flags: DaemonFlags) -> Result<DaemonSettings>
         );
     }
     config.default_address_pools = pools;
+    config.default_bridge = default_bridge(bridge, bip.is_some())?;
     if let Some(b) = bip {
         let net: Ipv4Net = b.parse().map_err(|e| {
             setting_err(

@@ -261,3 +261,81 @@ fn ipv6_and_default_binding_address() {
     .unwrap();
     assert!(got.starts_with("b from 192.0.2.2"), "{got}");
 }
+
+#[test]
+fn bridge_flag_and_key_choose_the_default_bridge() {
+    let links = |f: &Fixture| {
+        f.host
+            .ip(&["-o", "link", "show", "type", "bridge"])
+            .unwrap()
+    };
+    // A foreign docker0 (Docker's): without --bridge the daemon refuses it, naming the way out,
+    // and leaves it as it was.
+    let mut f = Fixture::unstarted(&[]);
+    f.host
+        .ip(&["link", "add", "docker0", "type", "bridge"])
+        .unwrap();
+    f.host
+        .ip(&["addr", "add", "172.17.0.1/16", "dev", "docker0"])
+        .unwrap();
+    let status = f.try_start_with_env(&[]).unwrap_err();
+    assert!(!status.success());
+    let log = f.log();
+    assert!(
+        log.contains("bridge docker0 exists and was not made by berth")
+            && log.contains("--bridge docker0"),
+        "{log}"
+    );
+    let addrs = f
+        .host
+        .ip(&["-o", "addr", "show", "dev", "docker0"])
+        .unwrap();
+    assert_eq!(addrs.lines().count(), 1, "{addrs}");
+    assert!(addrs.contains("172.17.0.1/16"), "{addrs}");
+
+    // `-b docker0` uses it on purpose, with its address.
+    f.extra_args = vec!["-b".into(), "docker0".into()];
+    f.start();
+    let sub = f.ok(&[
+        "network",
+        "inspect",
+        "-f",
+        "{{range .IPAM.Config}}{{.Subnet}}{{end}}",
+        "bridge",
+    ]);
+    assert_eq!(sub.trim(), "172.17.0.0/16");
+    f.ok(&["sandbox", "create", "--name", "c"]);
+    f.ok(&["sandbox", "create", "--name", "d"]);
+    let ip = f.ip_of("d", "bridge");
+    assert!(ip.starts_with("172.17.0."), "{ip}");
+    assert!(f.ping("c", &ip));
+    f.ok(&["sandbox", "rm", "c", "d"]);
+    f.sigterm();
+
+    // daemon.json `"bridge": "none"`: no default network (the stored one goes), docker0 stays.
+    let cfg = f.dir.path().join("daemon.json");
+    std::fs::write(&cfg, r#"{"bridge": "none"}"#).unwrap();
+    f.extra_args = vec!["--config-file".into(), cfg.display().to_string()];
+    f.start();
+    let names = f.ok(&["network", "ls", "--format", "{{.Name}}"]);
+    assert_eq!(
+        names.split_whitespace().collect::<Vec<_>>(),
+        ["host", "none"]
+    );
+    assert_eq!(links(&f).lines().count(), 1, "{}", links(&f));
+    assert!(links(&f).contains("docker0"));
+    f.sigterm();
+
+    // As dockerd: -b and --bip together are refused; a bad name is refused by name.
+    for (args, needle) in [
+        (
+            &["--bridge", "br-x", "--bip", "10.1.0.1/24"][..],
+            "mutually exclusive",
+        ),
+        (&["--bridge", "a/b"][..], "invalid bridge \"a/b\""),
+    ] {
+        let mut g = Fixture::unstarted(args);
+        assert!(g.try_start_with_env(&[]).is_err());
+        assert!(g.log().contains(needle), "{needle}: {}", g.log());
+    }
+}

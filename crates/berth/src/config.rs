@@ -27,7 +27,12 @@ pub struct Config {
     pub ipv6: bool,
     /// Replaces Docker's default local address pools (`default-address-pools`).
     pub default_address_pools: Option<Vec<DefaultPool>>,
-    /// The default bridge's gateway address and subnet (`--bip 172.17.0.1/16`).
+    /// Which bridge the predefined `bridge` network uses, if any (dockerd's `--bridge`/`-b`):
+    /// by default berth makes and owns `docker0`.
+    pub default_bridge: DefaultBridge,
+    /// The default bridge's gateway address and subnet (`--bip 172.17.0.1/16`). Without it, a
+    /// [`DefaultBridge::Existing`] bridge's own first IPv4 address gives them (as with dockerd's
+    /// `-b`), and a bridge berth makes gets the next free default pool.
     pub bip: Option<Ipv4Net>,
     /// The default bridge's IPv6 subnet (`--fixed-cidr-v6`), with `ipv6`.
     pub fixed_cidr_v6: Option<Ipv6Net>,
@@ -76,6 +81,7 @@ impl Config {
             firewall: Some(Backend::Iptables),
             ipv6: false,
             default_address_pools: None,
+            default_bridge: DefaultBridge::default(),
             bip: None,
             fixed_cidr_v6: None,
             icc: true,
@@ -100,5 +106,45 @@ impl Config {
     /// The store file.
     pub fn store_path(&self) -> PathBuf {
         self.data_root.join("berth.redb")
+    }
+}
+
+/// The bridge of the predefined `bridge` network (dockerd's `--bridge`/`-b` and daemon.json's
+/// `bridge`). The choice is stored with the network: a start with another choice replaces the
+/// network when no sandbox is connected to it, and keeps it (with a warning) while one is, as
+/// dockerd keeps its networks for running containers under live-restore.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DefaultBridge {
+    /// berth makes a bridge of this name and owns it: it is marked as berth's and deleted with
+    /// the network. A bridge of that name that berth did not make (Docker's `docker0`, say) is
+    /// never taken over: the start fails with
+    /// [`berth_bridge::BridgeError::ForeignBridge`] before anything is changed on it. The
+    /// default is `Create("docker0")`.
+    Create(String),
+    /// Use a bridge the user made, on purpose (dockerd's `-b NAME`): berth attaches the network
+    /// to it, takes its first IPv4 address as gateway and subnet when [`Config::bip`] is not
+    /// given, and never marks, reconfigures or deletes it (only an address berth added is taken
+    /// off again). The start fails with [`berth_bridge::BridgeError::ExistingBridgeMissing`]
+    /// when it does not exist.
+    Existing(String),
+    /// No predefined `bridge` network at all (`dockerd -b none`); sandboxes created without a
+    /// network have none.
+    None,
+}
+
+impl DefaultBridge {
+    /// The bridge's name (None for [`DefaultBridge::None`]).
+    pub fn name(&self) -> Option<&str> {
+        match self {
+            DefaultBridge::Create(name) | DefaultBridge::Existing(name) => Some(name),
+            DefaultBridge::None => None,
+        }
+    }
+}
+
+impl Default for DefaultBridge {
+    /// `Create("docker0")`, as dockerd.
+    fn default() -> Self {
+        DefaultBridge::Create("docker0".into())
     }
 }

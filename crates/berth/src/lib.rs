@@ -52,6 +52,7 @@ pub use berth_portmap::{ExposedPort, PortBinding, PortSpec};
 pub use berth_store::{Error as StoreError, KvStore, MemoryStore, RedbStore};
 pub use cluster_ipam::{ClusterIpam, GLOBAL_IPAM_KEY};
 pub use config::Config;
+pub use config::DefaultBridge;
 pub use controller::{
     Controller, ControllerBuilder, GATEWAY_BRIDGE, IFACE_PREFIX_OPTION, PREDEFINED_NETWORKS,
     TeardownReport,

@@ -2,6 +2,7 @@
 //! prune, and the predefined `bridge`, `host` and `none`.
 
 use super::*;
+use crate::config::DefaultBridge;
 
 /// The network option that names the interfaces its endpoints get in sandboxes (`eth` by
 /// default: `eth0`, `eth1`, ...); Docker's generic option, the controller's rather than the
@@ -39,6 +40,13 @@ impl Controller {
         // Only an existing *name* conflicts: a new name may well be a prefix of some network's id.
         if self.read_networks().named(&req.name).is_some() {
             return Err(Error::NetworkExists(req.name));
+        }
+        // `bridge` is absent when `Config::default_bridge` is None: the name stays reserved.
+        if PREDEFINED_NETWORKS.contains(&req.name.as_str()) {
+            return Err(Error::InvalidRequest(format!(
+                "{} is a pre-defined network and cannot be created",
+                req.name
+            )));
         }
         let (options, unknown) =
             self.parse_network_options(&*driver, &req.options, self.inner.config.strict_options)?;
@@ -486,39 +494,13 @@ impl Controller {
         Ok(removed)
     }
 
+    /// Creates the predefined networks that do not exist: `bridge` as
+    /// [`Config::default_bridge`] says (none for [`DefaultBridge::None`]), `host` and `none`.
     pub(super) fn ensure_predefined(&self) -> Result<()> {
-        let cfg = &self.inner.config;
         if self.read_networks().named("bridge").is_none() {
-            let mut opts = RawOptions::new();
-            let mut set = |k: &str, v: String| {
-                opts.insert(k.to_owned(), v);
-            };
-            set(berth_bridge::DEFAULT_BRIDGE, "true".into());
-            set(berth_bridge::ENABLE_ICC, cfg.icc.to_string());
-            set(berth_bridge::ENABLE_IP_MASQUERADE, cfg.ip_masq.to_string());
-            set(
-                berth_bridge::HOST_BINDING_IPV4,
-                cfg.default_bind_ip.to_string(),
-            );
-            set(berth_bridge::BRIDGE_NAME, "docker0".into());
-            set(berth_bridge::MTU, cfg.mtu.unwrap_or(1500).to_string());
-            let mut req = NetworkCreate::new("bridge");
-            req.options = opts;
-            req.ipam.push(IpamPoolConfig {
-                subnet: cfg.bip.map(|b| IpNet::V4(b.trunc())),
-                gateway: cfg.bip.map(|b| IpAddr::V4(b.addr())),
-                ..Default::default()
-            });
-            if cfg.ipv6 {
-                if let Some(v6) = cfg.fixed_cidr_v6 {
-                    req.enable_ipv6 = true;
-                    req.ipam.push(IpamPoolConfig {
-                        subnet: Some(IpNet::V6(v6)),
-                        ..Default::default()
-                    });
-                }
+            if let Some(req) = self.default_bridge_request()? {
+                self.create_network_inner(req, self.driver("bridge")?)?;
             }
-            self.create_network_inner(req, self.driver("bridge")?)?;
         }
         for (name, driver) in [("host", "host"), ("none", "null")] {
             if self.read_networks().named(name).is_none() {
@@ -528,6 +510,149 @@ impl Controller {
             }
         }
         Ok(())
+    }
+
+    /// The request of the predefined `bridge` network ([`Config::default_bridge`]); None when
+    /// there is to be none.
+    fn default_bridge_request(&self) -> Result<Option<NetworkCreate>> {
+        let cfg = &self.inner.config;
+        let (bridge, existing) = match &cfg.default_bridge {
+            DefaultBridge::None => return Ok(None),
+            DefaultBridge::Create(name) => (name, false),
+            DefaultBridge::Existing(name) => (name, true),
+        };
+        berth_netlink::validate_ifname(bridge).map_err(|e| {
+            Error::InvalidRequest(format!(
+                "invalid default bridge name {bridge:?} (Config::default_bridge, the daemon's \
+                 --bridge): {e}"
+            ))
+        })?;
+        let mut opts = RawOptions::new();
+        let mut set = |k: &str, v: String| {
+            opts.insert(k.to_owned(), v);
+        };
+        set(berth_bridge::DEFAULT_BRIDGE, "true".into());
+        set(berth_bridge::ENABLE_ICC, cfg.icc.to_string());
+        set(berth_bridge::ENABLE_IP_MASQUERADE, cfg.ip_masq.to_string());
+        set(
+            berth_bridge::HOST_BINDING_IPV4,
+            cfg.default_bind_ip.to_string(),
+        );
+        set(berth_bridge::BRIDGE_NAME, bridge.clone());
+        if existing {
+            set(berth_bridge::EXISTING_BRIDGE, "true".into());
+        }
+        set(berth_bridge::MTU, cfg.mtu.unwrap_or(1500).to_string());
+        let mut req = NetworkCreate::new("bridge");
+        req.options = opts;
+        let v4 = match cfg.bip {
+            Some(bip) => IpamPoolConfig {
+                subnet: Some(IpNet::V4(bip.trunc())),
+                gateway: Some(IpAddr::V4(bip.addr())),
+                ..Default::default()
+            },
+            None if existing => self.existing_bridge_pool(bridge)?,
+            None => IpamPoolConfig::default(),
+        };
+        req.ipam.push(v4);
+        if cfg.ipv6 {
+            if let Some(v6) = cfg.fixed_cidr_v6 {
+                req.enable_ipv6 = true;
+                req.ipam.push(IpamPoolConfig {
+                    subnet: Some(IpNet::V6(v6)),
+                    ..Default::default()
+                });
+            }
+        }
+        Ok(Some(req))
+    }
+
+    /// The subnet and gateway of an existing bridge, from its first IPv4 address, as dockerd
+    /// takes them with `-b` (the gateway only when the address is not the subnet's network or
+    /// broadcast address). Without a bridge or an address: the next free default pool (a
+    /// missing bridge is the driver's to report).
+    fn existing_bridge_pool(&self, bridge: &str) -> Result<IpamPoolConfig> {
+        let nl = &self.inner.host_netlink;
+        let looking = |e| Error::kernel(format!("looking up the existing bridge {bridge}"), e);
+        let Some(link) = nl.link_get(bridge).map_err(looking)? else {
+            return Ok(IpamPoolConfig::default());
+        };
+        let addrs = nl.addr_list(link.index).map_err(looking)?;
+        let Some(net) = addrs.iter().find_map(|a| match a.net {
+            IpNet::V4(v4) => Some(v4),
+            IpNet::V6(_) => None,
+        }) else {
+            return Ok(IpamPoolConfig::default());
+        };
+        let host_part = net.addr() != net.network() && net.addr() != net.broadcast();
+        tracing::info!(
+            bridge,
+            address = %net,
+            "the default bridge uses the existing bridge's address (set bip to choose another)"
+        );
+        Ok(IpamPoolConfig {
+            subnet: Some(IpNet::V4(net.trunc())),
+            gateway: host_part.then_some(IpAddr::V4(net.addr())),
+            ..Default::default()
+        })
+    }
+
+    /// True when `rec` is the predefined `bridge` network as made for another
+    /// [`Config::default_bridge`] than this start's, and no endpoint is on it: the restore then
+    /// removes it (its bridge goes only if berth owns it) and [`Controller::ensure_predefined`]
+    /// makes the one asked for. With endpoints on it, it is kept and the change waits for a
+    /// start without them (as dockerd keeps its networks for running containers under
+    /// live-restore), with a warning.
+    pub(super) fn default_bridge_replaced(&self, rec: &NetworkRecord) -> Result<bool> {
+        let opt = |k: &str| rec.options.get(k).map(String::as_str);
+        if rec.name != "bridge"
+            || rec.driver != "bridge"
+            || rec.scope != berth_driver::Scope::Local
+            || opt(berth_bridge::DEFAULT_BRIDGE) != Some("true")
+        {
+            return Ok(false);
+        }
+        let existing = opt(berth_bridge::EXISTING_BRIDGE) == Some("true");
+        let stored = match opt(berth_bridge::BRIDGE_NAME) {
+            Some(name) if existing => DefaultBridge::Existing(name.to_owned()),
+            Some(name) => DefaultBridge::Create(name.to_owned()),
+            None => DefaultBridge::None,
+        };
+        let wanted = &self.inner.config.default_bridge;
+        if stored == *wanted {
+            return Ok(false);
+        }
+        let endpoints = self.inner.store.list("endpoint/")?.entries;
+        let in_use = endpoints
+            .iter()
+            .filter_map(|e| decode::<EndpointRecord>(&e.key, &e.value).ok())
+            .filter(|e| e.network == rec.id)
+            .count();
+        if in_use > 0 {
+            tracing::warn!(
+                stored = %describe(&stored),
+                configured = %describe(wanted),
+                endpoints = in_use,
+                "the default bridge network is kept as it was made: sandboxes are connected to \
+                 it; the configured default bridge takes effect on a start without them"
+            );
+            return Ok(false);
+        }
+        tracing::info!(
+            stored = %describe(&stored),
+            configured = %describe(wanted),
+            "replacing the default bridge network: the configuration changed"
+        );
+        Ok(true)
+    }
+}
+
+/// A default bridge choice, for logs.
+fn describe(choice: &DefaultBridge) -> String {
+    match choice {
+        DefaultBridge::Create(name) => format!("berth's bridge {name}"),
+        DefaultBridge::Existing(name) => format!("the existing bridge {name}"),
+        DefaultBridge::None => "no default bridge".into(),
     }
 }
 

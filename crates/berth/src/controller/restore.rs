@@ -18,10 +18,15 @@ impl Controller {
             }
             let driver = self.driver(&rec.driver)?;
             let (options, _) = self.parse_network_options(&*driver, &rec.options, false)?;
-            if rec.removing {
+            // The default bridge made for another `Config::default_bridge`: removed as below,
+            // and made anew as configured by `ensure_predefined`.
+            let replaced = !rec.removing && self.default_bridge_replaced(&rec)?;
+            if rec.removing || replaced {
                 // A removal that a crash cut short: the driver takes the network back (its
                 // kernel objects may be half gone) and removes it; then the records go.
-                tracing::info!(network = %rec.name, "finishing an interrupted network removal");
+                if !replaced {
+                    tracing::info!(network = %rec.name, "finishing an interrupted network removal");
+                }
                 if driver.restore_network(&spec_of(&rec), &options).is_ok() {
                     let _ = driver.delete_network(&rec.id);
                 }
