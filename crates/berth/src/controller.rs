@@ -258,7 +258,9 @@ fn decode<T: DeserializeOwned>(key: &str, bytes: &[u8]) -> Result<T> {
 impl Controller {
     /// Opens (or creates) the state in `config.data_root`, restores every network, sandbox and
     /// endpoint it holds, reconciles the kernel with it, and makes sure the built-in networks
-    /// `bridge`, `host` and `none` exist.
+    /// `host`, `none` and (unless `Config::default_bridge` is `None`) `bridge` exist. A bridge
+    /// of the default bridge's name that berth did not make is refused
+    /// ([`berth_bridge::BridgeError::ForeignBridge`], also re-exported as `berth::BridgeError`).
     ///
     /// A second controller on the same data root fails with [`berth_store::Error::Locked`].
     /// With drivers of its own, an engine uses [`Controller::builder`] instead.

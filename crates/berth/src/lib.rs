@@ -33,6 +33,7 @@ mod registry;
 mod requests;
 mod time;
 
+pub use berth_bridge::BridgeError;
 pub use berth_dns::{DnsSettings, HostEntry};
 /// What an engine needs from the crates berth is made of, so that one dependency on `berth` is
 /// enough: the namespace handle (`Config::host_netns`, `Controller::sandbox_netns`), the driver

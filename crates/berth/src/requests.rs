@@ -114,7 +114,8 @@ pub struct SandboxCreate {
     /// `--add-host NAMES:ADDR` entries for `/etc/hosts`, in order.
     pub extra_hosts: Vec<HostEntry>,
     /// A network to connect it to right away (`docker run --network`); the sandbox is removed
-    /// again if that connect fails.
+    /// again if that connect fails. `default` is Docker's default network mode: the predefined
+    /// `bridge` network, or `none` when there is none (`Config::default_bridge` is `None`).
     pub network: Option<String>,
     /// The options of that first connect (`--ip`, `--alias`, `-p`, ...).
     pub endpoint: EndpointOptions,

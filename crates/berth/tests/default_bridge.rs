@@ -247,6 +247,18 @@ fn no_default_bridge_means_no_bridge_network_and_no_docker0() {
     );
     let links = f.links_in("lonely");
     assert_eq!(links.lines().count(), 1, "{links}");
+    // Docker's default network mode (`docker run` without --network) is `none` here.
+    let mut req = SandboxCreate::new("defaulted");
+    req.network = Some("default".into());
+    f.ctl().create_sandbox(req).unwrap();
+    let nets: Vec<String> = f
+        .ctl()
+        .inspect_sandbox("defaulted")
+        .unwrap()
+        .networks
+        .into_keys()
+        .collect();
+    assert_eq!(nets, ["none"]);
     // The name stays reserved, as in Docker.
     let e = f
         .ctl()

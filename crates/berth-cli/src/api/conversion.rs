@@ -233,8 +233,9 @@ pub(super) fn sandbox_spec(b: SandboxCreateBody) -> Result<SandboxSpec, ApiError
             "invalid sandbox name \"\": a sandbox needs a name",
         ));
     }
-    let mode = if b.network_mode.is_empty() || b.network_mode == "default" {
-        "bridge".to_owned()
+    // Docker's default mode: the controller picks `bridge`, or `none` without a default bridge.
+    let mode = if b.network_mode.is_empty() {
+        "default".to_owned()
     } else {
         b.network_mode.clone()
     };

@@ -130,6 +130,16 @@ impl Controller {
         // instead of taking the network first and failing this create.
         let first = match &req.network {
             Some(network) => {
+                let network = match network.as_str() {
+                    "default" if self.read_networks().named("default").is_none() => {
+                        if self.read_networks().named("bridge").is_some() {
+                            "bridge"
+                        } else {
+                            "none"
+                        }
+                    }
+                    other => other,
+                };
                 let net = match self.lookup_network(network) {
                     Ok(n) => n,
                     Err(e) => return self.abandon_created(sb, e),
