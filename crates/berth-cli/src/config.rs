@@ -651,6 +651,8 @@ pub fn resolve(host: Option<&str>, flags: DaemonFlags) -> Result<DaemonSettings>
     // The daemon repairs its rules when something outside berth changes them, unless told not
     // to.
     config.heal_firewall = firewall_heal.unwrap_or(true);
+    // The docker CLI's users name networks and sandboxes by id prefixes.
+    config.id_prefixes = true;
     let log_level = match log_level.as_deref().map(str::to_ascii_lowercase).as_deref() {
         None | Some("info") => tracing::Level::INFO,
         Some("error") | Some("fatal") => tracing::Level::ERROR,

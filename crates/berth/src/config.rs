@@ -69,6 +69,11 @@ pub struct Config {
     /// [`berth_firewall::Firewall::start_healing`]. Off by default for embedders (the daemon
     /// turns it on); [`crate::Controller::reconcile_firewall`] repairs on demand either way.
     pub heal_firewall: bool,
+    /// Let a unique id prefix name a network or sandbox (Docker's lookup rules: exact id, exact
+    /// name, then a unique id prefix). Off by default: an engine's `remove_sandbox("621")` then
+    /// never removes a sandbox whose id merely starts with 621; the daemon turns it on for the
+    /// docker CLI's users.
+    pub id_prefixes: bool,
 }
 
 impl Config {
@@ -95,6 +100,7 @@ impl Config {
             dns: Vec::new(),
             strict_options: false,
             heal_firewall: false,
+            id_prefixes: false,
         }
     }
 

@@ -517,13 +517,21 @@ impl Controller {
     }
 
     fn lookup_network(&self, key: &str) -> Result<Arc<Network>> {
+        if !self.inner.config.id_prefixes {
+            let reg = self.read_networks();
+            return reg
+                .get(key)
+                .or_else(|| reg.named(key))
+                .cloned()
+                .ok_or_else(|| Error::NetworkNotFound(key.to_owned()));
+        }
         self.read_networks().find(key).map_err(|miss| match miss {
             Miss::Ambiguous => Error::NetworkAmbiguous(key.to_owned()),
             Miss::None => Error::NetworkNotFound(key.to_owned()),
         })
     }
 
-    /// A live sandbox by name, id or unique id prefix. A degraded one (see
+    /// A live sandbox by name or id (or unique id prefix, with `Config::id_prefixes`). A degraded one (see
     /// [`Controller::retry_degraded`]) is [`Error::Degraded`], naming why.
     fn lookup_sandbox(&self, key: &str) -> Result<Arc<Sandbox>> {
         // A degraded sandbox's own name or id wins over a live one's id prefix.
@@ -540,6 +548,9 @@ impl Controller {
         };
         if let Some(e) = degraded(true) {
             return Err(e);
+        }
+        if !self.inner.config.id_prefixes {
+            return Err(Error::SandboxNotFound(key.to_owned()));
         }
         let found = self.read_sandboxes().find(key);
         found.map_err(|_| degraded(false).unwrap_or_else(|| Error::SandboxNotFound(key.to_owned())))

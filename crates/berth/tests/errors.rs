@@ -266,3 +266,32 @@ fn a_new_name_may_be_a_prefix_of_an_existing_id() {
     assert_eq!(f.ctl().inspect_network(name).unwrap().name, name);
     assert_eq!(f.ctl().inspect_network(&id).unwrap().name, "none");
 }
+
+/// The library never resolves an id prefix unless asked (`Config::id_prefixes`, which the
+/// daemon sets for the docker CLI's users): `remove_sandbox("621")` with no sandbox named 621
+/// does not remove the sandbox whose id starts with 621.
+#[test]
+fn ids_are_exact_unless_prefixes_are_asked_for() {
+    let mut f = Fixture::new();
+    f.ctl().create_network(NetworkCreate::new("net")).unwrap();
+    let net_id = f.ctl().inspect_network("net").unwrap().id;
+    f.sandbox_on("web", "net");
+    let id = f.ctl().inspect_sandbox("web").unwrap().id;
+    let prefix = &id[..3];
+    let e = f.ctl().remove_sandbox(prefix).unwrap_err();
+    assert!(matches!(e, berth::Error::SandboxNotFound(_)), "{e:?}");
+    assert!(
+        f.ctl().inspect_network(&net_id[..6]).is_err(),
+        "no network by prefix"
+    );
+    assert!(f.ctl().inspect_sandbox("web").is_ok(), "web is still there");
+    assert!(f.ctl().inspect_sandbox(&id).is_ok(), "by its whole id");
+
+    f.restart_with(|c| c.id_prefixes = true);
+    assert_eq!(f.ctl().inspect_network(&net_id[..6]).unwrap().name, "net");
+    f.ctl().remove_sandbox(prefix).unwrap();
+    assert!(
+        f.ctl().inspect_sandbox("web").is_err(),
+        "asked for: removed by prefix"
+    );
+}
