@@ -86,6 +86,10 @@ pub struct DaemonFlags {
     /// Repair berth's firewall rules when something outside berth changes them (default true)
     #[arg(long = "firewall-heal", value_name = "BOOL", num_args = 0..=1, default_missing_value = "true", require_equals = true)]
     pub firewall_heal: Option<bool>,
+    /// Start on the state, remove everything berth made and restore what it changed in the host
+    /// namespace (ip_forward, the FORWARD policy, its rules, bridges and mounts), then exit
+    #[arg(long)]
+    pub teardown: bool,
     /// Log level: error, warn, info, debug or trace
     #[arg(long, value_name = "LEVEL")]
     pub log_level: Option<String>,
@@ -121,6 +125,8 @@ pub struct DaemonSettings {
     pub notes: Vec<String>,
     /// The cluster store and this host's advertise address, when global-scope networks are on.
     pub cluster: Option<crate::cluster::ClusterSettings>,
+    /// `--teardown`: remove everything and exit instead of serving.
+    pub teardown: bool,
 }
 
 const KNOWN_KEYS: &[&str] = &[
@@ -667,6 +673,7 @@ pub fn resolve(host: Option<&str>, flags: DaemonFlags) -> Result<DaemonSettings>
             ));
         }
     };
+    let teardown = flags.teardown;
     let cluster = crate::cluster::parse(
         cluster_store.as_deref(),
         cluster_advertise.as_deref(),
@@ -680,6 +687,7 @@ pub fn resolve(host: Option<&str>, flags: DaemonFlags) -> Result<DaemonSettings>
         log_level,
         notes,
         cluster,
+        teardown,
     })
 }
 

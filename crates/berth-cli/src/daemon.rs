@@ -112,6 +112,22 @@ pub(crate) fn run(settings: DaemonSettings) -> Result<()> {
         host_netns = %settings.config.host_netns.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "(own)".into()),
         "controller ready"
     );
+    if settings.teardown {
+        let report = ctl.teardown()?;
+        for s in &report.sandboxes {
+            println!("removed sandbox {s}");
+        }
+        for n in &report.networks {
+            println!("removed network {n}");
+        }
+        for f in &report.firewall {
+            println!("removed firewall {f}");
+        }
+        for r in &report.restored {
+            println!("restored {r}");
+        }
+        return Ok(());
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .max_blocking_threads(64)

@@ -339,3 +339,49 @@ fn bridge_flag_and_key_choose_the_default_bridge() {
         assert!(g.log().contains(needle), "{needle}: {}", g.log());
     }
 }
+
+/// `berth daemon --teardown` on a stopped daemon's state: everything it made goes, and what it
+/// changed in the host namespace is restored (docker0, berth's chains, ip_forward).
+#[test]
+fn daemon_teardown_removes_everything_and_restores_the_host() {
+    // A fresh namespace has forwarding off; the daemon switched it on.
+    let mut f = Fixture::new();
+    f.ok(&["network", "create", "n"]);
+    f.ok(&[
+        "sandbox",
+        "create",
+        "--name",
+        "web",
+        "--network",
+        "n",
+        "-p",
+        "8080:80",
+    ]);
+    assert!(f.host.ip(&["link", "show", "docker0"]).is_ok());
+    f.sigterm();
+    let out = f.daemon_command().arg("--teardown").output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("removed sandbox web"), "{stdout}");
+    assert!(stdout.contains("removed network bridge"), "{stdout}");
+    assert!(
+        stdout.contains("restored net.ipv4.ip_forward=0"),
+        "{stdout}"
+    );
+    assert!(
+        f.host.ip(&["link", "show", "docker0"]).is_err(),
+        "docker0 gone"
+    );
+    let rules = f.host.run("iptables-save", &[]).unwrap();
+    assert!(!rules.contains("BERTH"), "{rules}");
+    assert_eq!(
+        f.host
+            .run("cat", &["/proc/sys/net/ipv4/ip_forward"])
+            .unwrap(),
+        "0\n"
+    );
+}
