@@ -235,13 +235,21 @@ impl Worker {
         // (first outside change, last outside change) of the pending check.
         let mut pending: Option<(Instant, Instant)> = None;
         let mut culprits: BTreeSet<String> = BTreeSet::new();
+        let mut drained = false;
         while !self.stop.load(Ordering::Relaxed) {
-            let wait = if pending.is_some() {
-                Duration::from_millis(10)
-            } else {
-                Duration::from_millis(200)
-            };
-            match monitor.next(wait) {
+            // Read on a timer, never blocked on the socket: a thread waiting there is woken
+            // inside every commit, berth's own included (about 10 µs each, measured), while
+            // queued notifications cost the committer only the kernel's 1-3 µs.
+            if drained {
+                std::thread::sleep(if pending.is_some() {
+                    Duration::from_millis(10)
+                } else {
+                    READ_EVERY
+                });
+            }
+            let got = monitor.next(Duration::ZERO);
+            drained = !matches!(got, Ok(Some(_)));
+            match got {
                 Ok(Some(Notice::Commit(c))) => {
                     if is_own(&c) {
                         self.shared.own.fetch_add(1, Ordering::Relaxed);
@@ -365,6 +373,10 @@ impl Worker {
         })
     }
 }
+
+/// How often the queued notifications are read while nothing is pending (the socket holds
+/// them meanwhile; an overflow is reported and answered with a full check).
+const READ_EVERY: Duration = Duration::from_millis(25);
 
 /// nf_tables' family numbers (`NFPROTO_*`).
 const NFPROTO_INET: u8 = 1;
