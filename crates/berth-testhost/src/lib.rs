@@ -174,6 +174,62 @@ impl TestHost {
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
+    /// What berth may change in this namespace, as the tools show it, sorted: links and
+    /// addresses, iptables and ip6tables rules, user chains and non-ACCEPT policies (empty
+    /// tables with ACCEPT built-in chains are no rule), berth's nftables tables, the forwarding
+    /// sysctls, and the mounts under `root` (an exec root). Two snapshots compare equal when
+    /// a controller left the namespace as it found it.
+    pub fn state_snapshot(&self, root: &std::path::Path) -> Result<Vec<String>> {
+        let mut s = Vec::new();
+        for l in self.ip(&["-o", "link"])?.lines() {
+            s.push(format!(
+                "link {}",
+                l.split_whitespace().nth(1).unwrap_or("")
+            ));
+        }
+        for l in self.ip(&["-o", "addr"])?.lines() {
+            let w: Vec<&str> = l.split_whitespace().collect();
+            s.push(format!(
+                "addr {} {}",
+                w.get(1).unwrap_or(&""),
+                w.get(3).unwrap_or(&"")
+            ));
+        }
+        for save in ["iptables-save", "ip6tables-save"] {
+            for l in self.run(save, &[])?.lines() {
+                let chain_decl = l.starts_with(':') && !l.contains(" ACCEPT ");
+                if l.starts_with("-A") || chain_decl {
+                    s.push(format!("{save}: {l}"));
+                }
+            }
+        }
+        for l in self.run("nft", &["list", "tables"])?.lines() {
+            if l.contains("berth") {
+                s.push(format!("nft: {l}"));
+            }
+        }
+        for key in ["net/ipv4/ip_forward", "net/ipv6/conf/all/forwarding"] {
+            let v = self.run("cat", &[&format!("/proc/sys/{key}")])?;
+            s.push(format!("{key}={}", v.trim()));
+        }
+        let root = root.display().to_string();
+        let mounts =
+            std::fs::read_to_string("/proc/self/mountinfo").map_err(|source| Error::Spawn {
+                command: "read /proc/self/mountinfo".into(),
+                source,
+            })?;
+        for l in mounts.lines() {
+            if l.contains(&root) {
+                s.push(format!(
+                    "mount {}",
+                    l.split_whitespace().nth(4).unwrap_or("")
+                ));
+            }
+        }
+        s.sort();
+        Ok(s)
+    }
+
     /// Runs a program with arguments inside the namespace and checks it succeeded; returns stdout.
     pub fn run(&self, program: &str, args: &[&str]) -> Result<String> {
         let mut cmd = self.command(program);

@@ -15,52 +15,8 @@ use berth::{
 };
 use berth_testhost::{StateDir, TestHost};
 
-/// What berth may change in a host namespace, as the tools show it.
 fn snapshot(host: &TestHost, exec_root: &std::path::Path) -> Vec<String> {
-    let mut s = Vec::new();
-    for l in host.ip(&["-o", "link"]).unwrap().lines() {
-        s.push(format!(
-            "link {}",
-            l.split_whitespace().nth(1).unwrap_or("")
-        ));
-    }
-    for l in host.ip(&["-o", "addr"]).unwrap().lines() {
-        let w: Vec<&str> = l.split_whitespace().collect();
-        s.push(format!("addr {} {}", w[1], w[3]));
-    }
-    for save in ["iptables-save", "ip6tables-save"] {
-        for l in host.run(save, &[]).unwrap().lines() {
-            // Rules, user chains, and policies other than ACCEPT (empty tables with ACCEPT
-            // built-in chains are no rule).
-            let chain_decl = l.starts_with(':') && !l.contains(" ACCEPT ");
-            if l.starts_with("-A") || chain_decl {
-                s.push(format!("{save}: {l}"));
-            }
-        }
-    }
-    for l in host.run("nft", &["list", "tables"]).unwrap().lines() {
-        if l.contains("berth") {
-            s.push(format!("nft: {l}"));
-        }
-    }
-    for key in ["net/ipv4/ip_forward", "net/ipv6/conf/all/forwarding"] {
-        let v = host.run("cat", &[&format!("/proc/sys/{key}")]).unwrap();
-        s.push(format!("{key}={}", v.trim()));
-    }
-    let root = exec_root.display().to_string();
-    for l in std::fs::read_to_string("/proc/self/mountinfo")
-        .unwrap()
-        .lines()
-    {
-        if l.contains(&root) {
-            s.push(format!(
-                "mount {}",
-                l.split_whitespace().nth(4).unwrap_or("")
-            ));
-        }
-    }
-    s.sort();
-    s
+    host.state_snapshot(exec_root).unwrap()
 }
 
 fn busy_controller(
