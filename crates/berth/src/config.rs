@@ -115,6 +115,76 @@ impl Config {
     }
 }
 
+// Setters for a `Config` built in one expression (each sets the field of the same name).
+macro_rules! setters {
+    ($($(#[$doc:meta])* $name:ident: $field:ident: $ty:ty;)*) => {
+        impl Config {
+            $(
+                $(#[$doc])*
+                #[must_use]
+                pub fn $name(mut self, value: $ty) -> Config {
+                    self.$field = value;
+                    self
+                }
+            )*
+        }
+    };
+}
+
+setters! {
+    /// Sets [`Config::host_netns`]. Every field has such a setter, for a config built in one
+    /// expression:
+    ///
+    /// ```
+    /// use berth::{Config, DefaultBridge, FirewallBackend};
+    ///
+    /// let config = Config::new("/var/lib/my-engine/net", "/run/my-engine/net")
+    ///     .with_host_netns(Some("/run/netns/engine-host".into()))
+    ///     .with_firewall(Some(FirewallBackend::Nftables))
+    ///     .with_default_bridge(DefaultBridge::None)
+    ///     .with_heal_firewall(true);
+    /// assert_eq!(config.firewall, Some(FirewallBackend::Nftables));
+    /// assert!(!config.id_prefixes, "exact lookups unless asked for");
+    /// ```
+    with_host_netns: host_netns: Option<PathBuf>;
+    /// Sets [`Config::firewall`].
+    with_firewall: firewall: Option<Backend>;
+    /// Sets [`Config::ipv6`].
+    with_ipv6: ipv6: bool;
+    /// Sets [`Config::default_address_pools`].
+    with_default_address_pools: default_address_pools: Option<Vec<DefaultPool>>;
+    /// Sets [`Config::default_bridge`].
+    with_default_bridge: default_bridge: DefaultBridge;
+    /// Sets [`Config::bip`].
+    with_bip: bip: Option<Ipv4Net>;
+    /// Sets [`Config::fixed_cidr_v6`].
+    with_fixed_cidr_v6: fixed_cidr_v6: Option<Ipv6Net>;
+    /// Sets [`Config::icc`].
+    with_icc: icc: bool;
+    /// Sets [`Config::ip_masq`].
+    with_ip_masq: ip_masq: bool;
+    /// Sets [`Config::mtu`].
+    with_mtu: mtu: Option<u32>;
+    /// Sets [`Config::ip_forward`].
+    with_ip_forward: ip_forward: bool;
+    /// Sets [`Config::default_bind_ip`].
+    with_default_bind_ip: default_bind_ip: IpAddr;
+    /// Sets [`Config::trusted_interfaces`].
+    with_trusted_interfaces: trusted_interfaces: Vec<String>;
+    /// Sets [`Config::userland_proxy`].
+    with_userland_proxy: userland_proxy: bool;
+    /// Sets [`Config::userland_proxy_limits`].
+    with_userland_proxy_limits: userland_proxy_limits: berth_portmap::ProxyLimits;
+    /// Sets [`Config::dns`].
+    with_dns: dns: Vec<IpAddr>;
+    /// Sets [`Config::strict_options`].
+    with_strict_options: strict_options: bool;
+    /// Sets [`Config::heal_firewall`].
+    with_heal_firewall: heal_firewall: bool;
+    /// Sets [`Config::id_prefixes`].
+    with_id_prefixes: id_prefixes: bool;
+}
+
 /// The bridge of the predefined `bridge` network (dockerd's `--bridge`/`-b` and daemon.json's
 /// `bridge`). The choice is stored with the network: a start with another choice replaces the
 /// network when no sandbox is connected to it, and keeps it (with a warning) while one is, as
