@@ -16,6 +16,7 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
+use berth_benches::{PORTS_PER_NETWORK, extra_port, network, port};
 use berth_firewall::{
     Backend, DesiredState, Firewall, FirewallConfig, NetworkRules, Planner, PortRange, PortRule,
     Protocol,
@@ -24,30 +25,6 @@ use berth_testhost::TestHost;
 use criterion::{Criterion, criterion_group, criterion_main};
 
 const NETWORKS: u32 = 1000;
-const PORTS_PER_NETWORK: u32 = 10;
-
-fn network(k: u32) -> NetworkRules {
-    let subnet = format!("10.{}.{}.0/24", 100 + k / 256, k % 256);
-    NetworkRules::new(
-        &format!("br-{k:012x}"),
-        Some(subnet.parse().expect("subnet")),
-        None,
-    )
-}
-
-fn port(k: u32, i: u32) -> PortRule {
-    let ip = format!("10.{}.{}.2", 100 + k / 256, k % 256);
-    let host = u16::try_from(20000 + k * PORTS_PER_NETWORK + i).expect("host port fits");
-    let ctr = u16::try_from(80 + i).expect("port fits");
-    PortRule {
-        proto: Protocol::Tcp,
-        host_ip: None,
-        host_ports: PortRange::single(host).expect("port"),
-        container_ip: ip.parse().expect("ip"),
-        container_ports: PortRange::single(ctr).expect("port"),
-        bridge: network(k).bridge,
-    }
-}
 
 fn loaded_state(config: &FirewallConfig) -> DesiredState {
     DesiredState::from_parts(
@@ -65,17 +42,6 @@ fn extra_network() -> NetworkRules {
         Some("10.250.0.0/24".parse().expect("subnet")),
         None,
     )
-}
-
-fn extra_port() -> PortRule {
-    PortRule {
-        proto: Protocol::Udp,
-        host_ip: None,
-        host_ports: PortRange::single(5353).expect("port"),
-        container_ip: "10.100.0.2".parse().expect("ip"),
-        container_ports: PortRange::single(53).expect("port"),
-        bridge: network(0).bridge,
-    }
 }
 
 fn range_port() -> PortRule {

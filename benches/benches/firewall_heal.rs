@@ -39,15 +39,15 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
+use berth_benches::{PORTS_PER_NETWORK, extra_port, network, port};
 use berth_firewall::{
     Backend, DesiredState, Firewall, FirewallConfig, HealMode, HealOptions, HealStats, Healer,
-    IptablesVariant, NetworkRules, PortRange, PortRule, Protocol,
+    IptablesVariant,
 };
 use berth_netlink::nftables::{NftMonitor, Notice};
 use berth_testhost::TestHost;
 use nix::sys::resource::{UsageWho, getrusage};
 
-const PORTS_PER_NETWORK: u32 = 10;
 /// Trials of each case of part 1 (15 at 10,000 iptables rules, where a reconcile is slow).
 const TRIALS: usize = 20;
 const TRIALS_LARGE_IPTABLES: usize = 15;
@@ -58,40 +58,6 @@ const BLOCKS: usize = 12;
 const REPAIR_TIMEOUT: Duration = Duration::from_secs(10);
 /// The healing thread's name as the kernel keeps it (`comm`: 15 characters).
 const HEAL_THREAD_COMM: &str = "berth-firewall-";
-
-fn network(k: u32) -> NetworkRules {
-    let subnet = format!("10.{}.{}.0/24", 100 + k / 256, k % 256);
-    NetworkRules::new(
-        &format!("br-{k:012x}"),
-        Some(subnet.parse().expect("subnet")),
-        None,
-    )
-}
-
-fn port(k: u32, i: u32) -> PortRule {
-    let ip = format!("10.{}.{}.2", 100 + k / 256, k % 256);
-    let host = u16::try_from(20000 + k * PORTS_PER_NETWORK + i).expect("host port fits");
-    let ctr = u16::try_from(80 + i).expect("port fits");
-    PortRule {
-        proto: Protocol::Tcp,
-        host_ip: None,
-        host_ports: PortRange::single(host).expect("port"),
-        container_ip: ip.parse().expect("ip"),
-        container_ports: PortRange::single(ctr).expect("port"),
-        bridge: network(k).bridge,
-    }
-}
-
-fn extra_port() -> PortRule {
-    PortRule {
-        proto: Protocol::Udp,
-        host_ip: None,
-        host_ports: PortRange::single(5353).expect("port"),
-        container_ip: "10.100.0.2".parse().expect("ip"),
-        container_ports: PortRange::single(53).expect("port"),
-        bridge: network(0).bridge,
-    }
-}
 
 /// One case: a backend at a scale, and the outside command that flushes berth's port rules.
 #[derive(Clone, Copy)]

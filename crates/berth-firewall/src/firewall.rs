@@ -101,15 +101,11 @@ impl Firewall {
         &self.tools
     }
 
-    pub(crate) fn lock_state(&self) -> MutexGuard<'_, DesiredState> {
-        self.lock()
-    }
-
     pub(crate) fn netns(&self) -> &Netns {
         &self.netns
     }
 
-    fn lock(&self) -> MutexGuard<'_, DesiredState> {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, DesiredState> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 

@@ -21,7 +21,7 @@ impl Firewall {
     /// in berth's table and goes with it (its rules are named in the answer). Returns what was
     /// removed, one line each.
     pub fn remove_all(&self) -> Result<Vec<String>> {
-        let mut state = self.lock_state();
+        let mut state = self.lock();
         let done = match self.config().backend {
             Backend::Iptables => self.remove_iptables()?,
             Backend::Nftables => self.remove_nftables()?,

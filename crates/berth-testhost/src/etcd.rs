@@ -25,8 +25,6 @@
 //! println!("{} with CA {}", etcd.client_url(), tls.ca.display());
 //! ```
 
-use std::fs::File;
-use std::io::{Read, Seek, SeekFrom};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
@@ -281,14 +279,7 @@ impl Etcd {
 
     /// The last `max_bytes` of etcd's log, for error messages.
     pub fn log_tail(&self, max_bytes: u64) -> String {
-        let Ok(mut file) = File::open(self.log_path()) else {
-            return String::from("(no log)");
-        };
-        let len = file.metadata().map(|m| m.len()).unwrap_or(0);
-        let _ = file.seek(SeekFrom::Start(len.saturating_sub(max_bytes)));
-        let mut bytes = Vec::new();
-        let _ = file.read_to_end(&mut bytes);
-        String::from_utf8_lossy(&bytes).into_owned()
+        crate::file_tail(&self.log_path(), max_bytes)
     }
 
     /// The process id of the running server, if it runs.

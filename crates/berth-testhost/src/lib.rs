@@ -395,6 +395,20 @@ impl Drop for Background {
     }
 }
 
+/// The last `max_bytes` of the file at `path` (a server's log), for error messages; `(no log)`
+/// when it cannot be read.
+pub fn file_tail(path: &std::path::Path, max_bytes: u64) -> String {
+    use std::io::{Read, Seek, SeekFrom};
+    let Ok(mut file) = std::fs::File::open(path) else {
+        return String::from("(no log)");
+    };
+    let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let _ = file.seek(SeekFrom::Start(len.saturating_sub(max_bytes)));
+    let mut bytes = Vec::new();
+    let _ = file.read_to_end(&mut bytes);
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
 /// Sends one ICMP echo from inside `ns` (busybox ping, 1 s timeout); true if answered.
 pub fn ping_in(ns: &Netns, addr: &str) -> bool {
     let v6 = addr.contains(':');

@@ -26,8 +26,6 @@
 //! // dockerd is stopped and its namespace and directory removed when `docker` drops
 //! ```
 
-use std::fs::File;
-use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -106,14 +104,7 @@ impl RefDocker {
 
     /// The last `max_bytes` of the engine's log, for error messages.
     pub fn log_tail(&self, max_bytes: u64) -> String {
-        let Ok(mut file) = File::open(self.log_path()) else {
-            return String::from("(no log)");
-        };
-        let len = file.metadata().map(|m| m.len()).unwrap_or(0);
-        let _ = file.seek(SeekFrom::Start(len.saturating_sub(max_bytes)));
-        let mut bytes = Vec::new();
-        let _ = file.read_to_end(&mut bytes);
-        String::from_utf8_lossy(&bytes).into_owned()
+        crate::file_tail(&self.log_path(), max_bytes)
     }
 
     /// The process id of the running engine.

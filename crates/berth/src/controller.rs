@@ -317,10 +317,7 @@ impl Controller {
 
         // Docker sets the forward policy to DROP when it switched forwarding on. berth keeps what
         // it switched on in the store, so the policy stays after a restart finds forwarding on.
-        let mut forwarding: ForwardingRecord = match store.get(FORWARDING_KEY)? {
-            Some(e) => decode(FORWARDING_KEY, &e.value).unwrap_or_default(),
-            None => ForwardingRecord::default(),
-        };
+        let mut forwarding = forwarding_record(&*store)?;
         let before = forwarding;
         if config.ip_forward {
             let cur = sysctl_get(&host, "net.ipv4.ip_forward")
@@ -518,10 +515,9 @@ impl Controller {
 
     fn lookup_network(&self, key: &str) -> Result<Arc<Network>> {
         if !self.inner.config.id_prefixes {
-            let reg = self.read_networks();
-            return reg
-                .get(key)
-                .or_else(|| reg.named(key))
+            return self
+                .read_networks()
+                .exact(key)
                 .cloned()
                 .ok_or_else(|| Error::NetworkNotFound(key.to_owned()));
         }
@@ -537,7 +533,7 @@ impl Controller {
         // A degraded sandbox's own name or id wins over a live one's id prefix.
         let exact = {
             let reg = self.read_sandboxes();
-            reg.get(key).or_else(|| reg.named(key)).cloned()
+            reg.exact(key).cloned()
         };
         if let Some(sb) = exact {
             return Ok(sb);
@@ -587,6 +583,15 @@ fn check_privileges() -> Result<()> {
             missing: missing.join(", "),
         })
     }
+}
+
+/// What berth switched on in the host namespace (kept under [`FORWARDING_KEY`]); an unreadable
+/// record counts as nothing switched on.
+fn forwarding_record(store: &dyn KvStore) -> Result<ForwardingRecord> {
+    Ok(match store.get(FORWARDING_KEY)? {
+        Some(e) => decode(FORWARDING_KEY, &e.value).unwrap_or_default(),
+        None => ForwardingRecord::default(),
+    })
 }
 
 /// Runs `f` on every item on up to as many threads as the machine has cores (at most 4), and

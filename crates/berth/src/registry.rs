@@ -55,6 +55,11 @@ impl<T> Registry<T> {
         self.by_name.get(name).and_then(|id| self.exact.get(id))
     }
 
+    /// The object with exactly this id, else exactly this name.
+    pub(crate) fn exact(&self, key: &str) -> Option<&Arc<T>> {
+        self.get(key).or_else(|| self.named(key))
+    }
+
     pub(crate) fn values(&self) -> impl Iterator<Item = &Arc<T>> {
         self.by_id.values()
     }
@@ -64,7 +69,7 @@ impl<T> Registry<T> {
         if key.is_empty() {
             return Err(Miss::None);
         }
-        if let Some(v) = self.get(key).or_else(|| self.named(key)) {
+        if let Some(v) = self.exact(key) {
             return Ok(v.clone());
         }
         let mut prefixed = self

@@ -225,7 +225,7 @@ fn reserve_seqs(seq: &mut u32, count: usize) -> u32 {
 
 /// Sets a socket buffer size with the privileged `*FORCE` option (beyond the system maximum),
 /// falling back to the plain option without CAP_NET_ADMIN.
-fn set_buffer(
+pub(super) fn set_buffer(
     socket: &Socket,
     force: libc::c_int,
     plain: libc::c_int,

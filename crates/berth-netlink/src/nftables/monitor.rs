@@ -375,27 +375,7 @@ impl NftMonitor {
 /// `NFNLGRP_NFTABLES`, with a receive buffer of `bytes`.
 fn subscribe(bytes: usize) -> Result<Socket> {
     let socket = open_socket(NETLINK_NETFILTER, "nftables monitor")?;
-    let value = libc::c_int::try_from(bytes).unwrap_or(libc::c_int::MAX);
-    let set = |option: libc::c_int| -> io::Result<()> {
-        // SAFETY: the fd is a live socket owned by `socket`; the option value points to a c_int
-        // that outlives the call, and its exact size is passed.
-        let rc = unsafe {
-            libc::setsockopt(
-                socket.as_raw_fd(),
-                libc::SOL_SOCKET,
-                option,
-                std::ptr::from_ref(&value).cast(),
-                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-            )
-        };
-        if rc == 0 {
-            Ok(())
-        } else {
-            Err(io::Error::last_os_error())
-        }
-    };
-    set(libc::SO_RCVBUFFORCE)
-        .or_else(|_| set(libc::SO_RCVBUF))
+    super::handle::set_buffer(&socket, libc::SO_RCVBUFFORCE, libc::SO_RCVBUF, bytes)
         .map_err(|e| Error::io("sizing the nf_tables monitor's receive buffer", e))?;
     socket.add_membership(NFNLGRP_NFTABLES).map_err(|e| {
         Error::io(

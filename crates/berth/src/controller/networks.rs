@@ -690,10 +690,7 @@ impl Controller {
         }
         sysctl_set(&self.inner.host, KEY, "1")
             .map_err(|e| Error::kernel("enabling IPv6 forwarding", e))?;
-        let mut forwarding: ForwardingRecord = match self.inner.store.get(FORWARDING_KEY)? {
-            Some(e) => decode(FORWARDING_KEY, &e.value).unwrap_or_default(),
-            None => ForwardingRecord::default(),
-        };
+        let mut forwarding = forwarding_record(&*self.inner.store)?;
         forwarding.ipv6 = true;
         self.inner.store.put(FORWARDING_KEY, &encode(&forwarding))?;
         tracing::info!(

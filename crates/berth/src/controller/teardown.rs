@@ -63,10 +63,7 @@ impl Controller {
         if let Some(fw) = &self.inner.firewall {
             report.firewall = fw.remove_all()?;
         }
-        let forwarding: ForwardingRecord = match self.inner.store.get(FORWARDING_KEY)? {
-            Some(e) => decode(FORWARDING_KEY, &e.value).unwrap_or_default(),
-            None => ForwardingRecord::default(),
-        };
+        let forwarding = forwarding_record(&*self.inner.store)?;
         for (changed, key) in [
             (forwarding.ipv4, "net.ipv4.ip_forward"),
             (forwarding.ipv6, "net.ipv6.conf.all.forwarding"),
