@@ -20,6 +20,7 @@ use std::time::Duration;
 
 use berth_netlink::Netns;
 use nix::sched::{CloneFlags, setns};
+use nix::sys::socket::{setsockopt, sockopt};
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, UdpSocket};
@@ -225,6 +226,23 @@ pub(crate) struct Forwarder {
     /// The resolver's forwards in flight (shared by every sandbox).
     pub(crate) inflight: Arc<InFlight>,
     pub(crate) timeouts: ForwardTimeouts,
+    /// Upstreams the sandbox has no route to (an ICMP "network/host unreachable" came back), and
+    /// until when they are skipped. The host sends such ICMP errors at most once a second per
+    /// destination (`icmp_ratelimit`), so without this memory every query after the first in a
+    /// second would wait for the attempt timeout instead of failing at once.
+    pub(crate) unreachable: Mutex<HashMap<SocketAddr, Instant>>,
+}
+
+/// How long an upstream that was unreachable from a sandbox is skipped (the kernel's default
+/// `icmp_ratelimit`: the next query after it gets a fresh ICMP error or an answer).
+const UNREACHABLE_HOLD: Duration = Duration::from_secs(1);
+
+/// Whether `e` says that no route leads to the server.
+fn is_unreachable(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(nix::libc::ENETUNREACH | nix::libc::EHOSTUNREACH)
+    )
 }
 
 impl Forwarder {
@@ -245,12 +263,22 @@ impl Forwarder {
             if now >= deadline {
                 break;
             }
+            if self.skipped(server, now) {
+                continue;
+            }
             let attempt = (now + self.timeouts.attempt).min(deadline);
             let got = match transport {
-                Transport::Tcp => timeout_at(attempt, self.tcp(server, query, info, path))
-                    .await
-                    .ok()
-                    .and_then(Result::ok),
+                Transport::Tcp => {
+                    match timeout_at(attempt, self.tcp(server, query, info, path)).await {
+                        Ok(Ok(got)) => Some(got),
+                        Ok(Err(e)) => {
+                            tracing::debug!(%server, error = %e, "upstream over TCP failed");
+                            self.note_failure(server, &e);
+                            None
+                        }
+                        Err(_) => None,
+                    }
+                }
                 Transport::Udp => {
                     match timeout_at(attempt, self.udp(server, query, info, path)).await {
                         Ok(Ok((msg, Upstream::Truncated))) => {
@@ -263,6 +291,7 @@ impl Forwarder {
                         Ok(Ok(got)) => Some(got),
                         Ok(Err(e)) => {
                             tracing::debug!(%server, error = %e, "upstream over UDP failed");
+                            self.note_failure(server, &e);
                             None
                         }
                         Err(_) => {
@@ -285,6 +314,31 @@ impl Forwarder {
         }
         wire::servfail(info, &mut out);
         out
+    }
+
+    fn lock_unreachable(&self) -> MutexGuard<'_, HashMap<SocketAddr, Instant>> {
+        self.unreachable.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Holds `server` down for [`UNREACHABLE_HOLD`] when `e` says there is no route to it.
+    fn note_failure(&self, server: SocketAddr, e: &io::Error) {
+        if is_unreachable(e) {
+            self.lock_unreachable()
+                .insert(server, Instant::now() + UNREACHABLE_HOLD);
+        }
+    }
+
+    /// Whether `server` is still held down as unreachable (forgotten once its time is up).
+    fn skipped(&self, server: SocketAddr, now: Instant) -> bool {
+        let mut held = self.lock_unreachable();
+        match held.get(&server) {
+            Some(until) if now < *until => true,
+            Some(_) => {
+                held.remove(&server);
+                false
+            }
+            None => false,
+        }
     }
 
     /// The query to send from local `port`, under a fresh random id registered as in flight
@@ -332,6 +386,15 @@ impl Forwarder {
         path: ForwardPath,
     ) -> io::Result<(Vec<u8>, Upstream)> {
         let (sock, port) = self.bound_socket(server, Type::DGRAM).await?;
+        // A connected UDP socket only reports "port unreachable" by itself; with RECVERR it also
+        // reports "network/host unreachable", so a server with no route to it fails at once
+        // rather than after the attempt timeout (an isolated host has no route out).
+        let recv_err = if server.is_ipv4() {
+            setsockopt(&sock, sockopt::Ipv4RecvErr, &true)
+        } else {
+            setsockopt(&sock, sockopt::Ipv6RecvErr, &true)
+        };
+        recv_err.map_err(io::Error::from)?;
         let sock = UdpSocket::from_std(std::net::UdpSocket::from(sock))?;
         sock.connect(server).await?;
         let (q, id, _in_flight) = self.registered(port, query, info, path);

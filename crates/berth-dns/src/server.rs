@@ -361,6 +361,7 @@ impl Resolver {
                     attempt: self.config.upstream_timeout,
                     total: self.config.forward_timeout,
                 },
+                unreachable: Mutex::default(),
             },
             forwards: Arc::new(Semaphore::new(self.config.max_forwards_per_sandbox)),
             connections: Arc::new(Semaphore::new(self.config.max_tcp_connections_per_sandbox)),

@@ -74,3 +74,44 @@ fn names_resolve_on_user_networks_only() {
     assert!(!std::path::Path::new(&hosts).exists());
     assert!(!dir.exists());
 }
+
+/// A test host has no route out, so the upstream taken from the machine's resolv.conf is
+/// unreachable: the host answers the forward with an ICMP "network unreachable" (at most about
+/// once a second per sandbox, the kernel's rate limit). Every query for an unknown name must get
+/// its SERVFAIL at once, not after the 2 s upstream timeout.
+#[test]
+fn unknown_names_fail_fast_without_a_route_out() {
+    let f = Fixture::new();
+    f.ctl().create_network(NetworkCreate::new("nw")).unwrap();
+    f.sandbox_on("c1", "nw");
+    let route = f
+        .host
+        .command("ip")
+        .args(["route", "get", "192.0.2.1"])
+        .output()
+        .unwrap();
+    assert!(
+        !route.status.success(),
+        "the test host must have no route out"
+    );
+    let mut slowest = std::time::Duration::ZERO;
+    for i in 0..12 {
+        let t = std::time::Instant::now();
+        let out = f
+            .sandbox_ns("c1")
+            .command("dig")
+            .args(["+time=4", "+tries=1", "@127.0.0.11"])
+            .arg(format!("unknown-{i}.example"))
+            .output()
+            .unwrap();
+        let took = t.elapsed();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains("status: SERVFAIL"), "query {i}: {text}");
+        slowest = slowest.max(took);
+    }
+    println!("slowest of 12 unknown names: {slowest:?}");
+    assert!(
+        slowest < std::time::Duration::from_millis(1000),
+        "an unknown name waited {slowest:?} for an unreachable upstream"
+    );
+}
