@@ -43,7 +43,7 @@ const L4_SPORT: u32 = 0;
 const L4_DPORT: u32 = 2;
 
 /// How `127.0.0.11:53` is redirected to the server's ports in each sandbox.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Redirect {
     /// Stateless port rewriting with nftables, no conntrack (the default; needs nf_tables in the

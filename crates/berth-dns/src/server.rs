@@ -31,7 +31,7 @@ use crate::udp_batch::{FlushState, UDP_SEND_BATCH, flush, recv_batch};
 use crate::wire::{self, Action, ForwardInfo, MAX_QUERY_LEN, MAX_UDP_QUERY_LEN, Transport};
 
 /// How the embedded server runs. [`ResolverConfig::default`] gives berth's defaults.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ResolverConfig {
     /// Worker threads of the one runtime that serves every sandbox.

@@ -3,6 +3,7 @@
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 
+use berth_dns::ResolverConfig;
 use berth_firewall::Backend;
 use berth_ipam::DefaultPool;
 use ipnet::{Ipv4Net, Ipv6Net};
@@ -60,6 +61,13 @@ pub struct Config {
     pub userland_proxy_limits: berth_portmap::ProxyLimits,
     /// Default `--dns` servers (dockerd's `--dns`) of sandboxes that give none.
     pub dns: Vec<IpAddr>,
+    /// The embedded DNS server at 127.0.0.11 of sandboxes on user-defined networks, and its
+    /// settings (worker threads, upstream timeouts, per-sandbox limits, how 127.0.0.11:53 is
+    /// redirected). None switches it off, for an engine with a resolver of its own: no server
+    /// threads, no redirect in any sandbox, and every sandbox's `resolv.conf` lists its upstream
+    /// servers directly (its `--dns` servers, or the host's), as on the default bridge; sandboxes
+    /// then do not find each other by name unless the engine's resolver does it.
+    pub embedded_dns: Option<ResolverConfig>,
     /// Refuse a network option its driver does not know. Off by default: as Docker, an unknown
     /// option (a vendor key, an option of a later Docker) is kept, stored and shown in inspect,
     /// with no effect, and the create answers a warning naming it.
@@ -98,6 +106,7 @@ impl Config {
             userland_proxy: false,
             userland_proxy_limits: berth_portmap::ProxyLimits::default(),
             dns: Vec::new(),
+            embedded_dns: Some(ResolverConfig::default()),
             strict_options: false,
             heal_firewall: false,
             id_prefixes: false,
@@ -177,6 +186,8 @@ setters! {
     with_userland_proxy_limits: userland_proxy_limits: berth_portmap::ProxyLimits;
     /// Sets [`Config::dns`].
     with_dns: dns: Vec<IpAddr>;
+    /// Sets [`Config::embedded_dns`].
+    with_embedded_dns: embedded_dns: Option<ResolverConfig>;
     /// Sets [`Config::strict_options`].
     with_strict_options: strict_options: bool;
     /// Sets [`Config::heal_firewall`].

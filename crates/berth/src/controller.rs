@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuar
 use berth_bridge::{BridgeDefaults, BridgeDriver};
 use berth_dns::{
     DnsSettings, EndpointDns, ExposedPort as DnsExposedPort, HostEntry, HostsFile, Link, LinkHost,
-    NetworkDns, ResolvMode, Resolver, ResolverConfig, SandboxFiles, plan_resolv_conf,
+    NetworkDns, ResolvMode, Resolver, SandboxFiles, plan_resolv_conf,
 };
 use berth_driver::{AddressRequest, AddressSpace, IpFamily, IpamDriver, Pool, PoolRequest};
 use berth_driver::{
@@ -103,7 +103,8 @@ struct Inner {
     firewall: Option<Arc<Firewall>>,
     /// By name: the built-in ones and those registered through [`ControllerBuilder`].
     drivers: BTreeMap<String, Arc<dyn Driver>>,
-    dns: Resolver,
+    /// The embedded DNS server (None when [`Config::embedded_dns`] switches it off).
+    dns: Option<Resolver>,
     /// IPAM drivers by name: `default` (the built-in allocator, or the one given to the
     /// builder under that name) and those registered through [`ControllerBuilder::ipam`].
     ipams: BTreeMap<String, Arc<dyn IpamDriver>>,
@@ -406,8 +407,12 @@ impl Controller {
             creating: Mutex::default(),
             remote_names: Mutex::default(),
         });
-        let dns = Resolver::new(ResolverConfig::default())
-            .map_err(|e| Error::InvalidRequest(format!("starting the embedded DNS server: {e}")))?;
+        let dns = match &config.embedded_dns {
+            Some(dns) => Some(Resolver::new(dns.clone()).map_err(|e| {
+                Error::InvalidRequest(format!("starting the embedded DNS server: {e}"))
+            })?),
+            None => None,
+        };
         let inner = Inner {
             config,
             host,
@@ -488,6 +493,11 @@ impl Controller {
     }
 
     // ----- lookups -----
+
+    /// The embedded DNS server, unless [`Config::embedded_dns`] switched it off.
+    fn dns(&self) -> Option<&Resolver> {
+        self.inner.dns.as_ref()
+    }
 
     fn driver(&self, name: &str) -> Result<Arc<dyn Driver>> {
         self.inner

@@ -34,7 +34,7 @@ mod requests;
 mod time;
 
 pub use berth_bridge::BridgeError;
-pub use berth_dns::{DnsSettings, HostEntry};
+pub use berth_dns::{DnsSettings, HostEntry, Redirect as DnsRedirect, ResolverConfig};
 /// What an engine needs from the crates berth is made of, so that one dependency on `berth` is
 /// enough: the namespace handle (`Config::host_netns`, `Controller::sandbox_netns`), the driver
 /// and IPAM traits with their types (`ControllerBuilder::driver`, `::ipam`), the stores and their

@@ -299,7 +299,9 @@ impl Controller {
         self.remove_host_policy(net.policy.as_deref());
         self.write_networks()
             .remove(net.record.id.as_str(), &net.record.name);
-        let _ = self.inner.dns.remove_network(net.record.id.as_str());
+        if let Some(dns) = self.dns() {
+            let _ = dns.remove_network(net.record.id.as_str());
+        }
         tracing::info!(network = %net.record.name, "global network removed elsewhere");
     }
 

@@ -126,7 +126,9 @@ impl Controller {
             ipv6: names.ipv6,
         };
         // A network not known here yet loads its names when it arrives.
-        if self.inner.dns.add_remote(net.as_str(), &remote).is_ok() {
+        if let Some(dns) = self.dns()
+            && dns.add_remote(net.as_str(), &remote).is_ok()
+        {
             lock(&cluster.remote_names).insert((net, ep));
         }
     }
@@ -135,7 +137,9 @@ impl Controller {
         if let Some(cluster) = &self.inner.cluster {
             lock(&cluster.remote_names).remove(&(net.clone(), ep.clone()));
         }
-        let _ = self.inner.dns.remove_remote(net.as_str(), ep.as_str());
+        if let Some(dns) = self.dns() {
+            let _ = dns.remove_remote(net.as_str(), ep.as_str());
+        }
     }
 }
 

@@ -342,10 +342,9 @@ impl Controller {
     ) -> Result<()> {
         tracing::info!(endpoint = %ep.id.short(), state = ?ep.state, "rolling back an endpoint");
         if let Some(net) = net {
-            let _ = self
-                .inner
-                .dns
-                .disconnect(ep.sandbox.as_str(), net.record.id.as_str());
+            if let Some(dns) = self.dns() {
+                let _ = dns.disconnect(ep.sandbox.as_str(), net.record.id.as_str());
+            }
             let _ = net
                 .driver
                 .revoke_external_connectivity(&net.record.id, &ep.id);

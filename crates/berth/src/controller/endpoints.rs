@@ -299,11 +299,10 @@ impl Controller {
             let addrs: Vec<IpAddr> = undo.addresses.iter().map(|(_, a)| *a).collect();
             let _ = net.driver.close_link_holes(&net.record.id, &addrs);
         }
-        if undo.dns {
-            let _ = self
-                .inner
-                .dns
-                .disconnect(sb.record.id.as_str(), net.record.id.as_str());
+        if undo.dns
+            && let Some(dns) = self.dns()
+        {
+            let _ = dns.disconnect(sb.record.id.as_str(), net.record.id.as_str());
         }
         if undo.ports {
             let _ = net.driver.revoke_external_connectivity(&net.record.id, id);
@@ -381,11 +380,10 @@ impl Controller {
         let net = att.network.clone();
         let id = att.record.id.clone();
         let addrs = att.record.addresses();
-        if sb.files.is_some() {
-            let _ = self
-                .inner
-                .dns
-                .disconnect(sb.record.id.as_str(), network.as_str());
+        if sb.files.is_some()
+            && let Some(dns) = self.dns()
+        {
+            let _ = dns.disconnect(sb.record.id.as_str(), network.as_str());
         }
         hit("disconnect.dns")?;
         net.driver.close_link_holes(network, &addrs)?;

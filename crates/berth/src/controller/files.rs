@@ -18,17 +18,19 @@ impl Controller {
             Error::InvalidRequest(format!("embedded DNS for sandbox {}: {e}", rec.name))
         };
         let id = rec.id.as_str();
-        // A restart registers again; a leftover registration is replaced.
-        let _ = self.inner.dns.remove_sandbox(id);
-        self.inner
-            .dns
-            .add_sandbox(id, &rec.name, netns, &[])
-            .map_err(dns_err)?;
+        if let Some(dns) = self.dns() {
+            // A restart registers again; a leftover registration is replaced.
+            let _ = dns.remove_sandbox(id);
+            dns.add_sandbox(id, &rec.name, netns, &[])
+                .map_err(dns_err)?;
+        }
         let dir = self.inner.config.exec_root.join("sandboxes").join(id);
         match SandboxFiles::create(dir) {
             Ok(files) => Ok(Some(files)),
             Err(e) => {
-                let _ = self.inner.dns.remove_sandbox(id);
+                if let Some(dns) = self.dns() {
+                    let _ = dns.remove_sandbox(id);
+                }
                 Err(dns_err(e))
             }
         }
@@ -75,9 +77,12 @@ impl Controller {
                     name: l.name.clone(),
                 }));
         }
-        let embedded = attached
-            .iter()
-            .any(|a| !PREDEFINED_NETWORKS.contains(&a.network.record.name.as_str()));
+        // Without the embedded server, every sandbox gets the upstream servers directly, as on
+        // the default bridge.
+        let embedded = self.dns().is_some()
+            && attached
+                .iter()
+                .any(|a| !PREDEFINED_NETWORKS.contains(&a.network.record.name.as_str()));
         let mode = if embedded {
             ResolvMode::Embedded
         } else {
@@ -97,9 +102,9 @@ impl Controller {
                 options: rec.dns_options.clone(),
             };
             let plan = plan_resolv_conf(&host_resolv, &settings, mode)?;
-            self.inner
-                .dns
-                .set_upstreams(sb.record.id.as_str(), &plan.upstreams)?;
+            if let Some(dns) = self.dns() {
+                dns.set_upstreams(sb.record.id.as_str(), &plan.upstreams)?;
+            }
             files.write_resolv_conf(&plan.content)
         });
         if let Err(e) = result {
@@ -143,49 +148,47 @@ impl Controller {
         // The endpoint the controller adds for a sandbox's way out (docker_gwbridge) is not
         // in service discovery, as in Docker (libnetwork disables resolution on it): its
         // sandboxes do not find each other by name there.
+        let Some(dns) = self.dns() else {
+            return Ok(());
+        };
         if sb.files.is_none() || record.for_egress {
             return Ok(());
         }
         let aliases = super::cluster_names::published_aliases(sb, record);
         let user_defined = !PREDEFINED_NETWORKS.contains(&net.record.name.as_str());
         self.publish_names(sb, net, record)?;
-        self.inner
-            .dns
-            .connect(
-                sb.record.id.as_str(),
-                net.record.id.as_str(),
-                &EndpointDns {
-                    endpoint_id: record.id.to_string(),
-                    aliases,
-                    ipv4: record.ipv4.map(|n| n.addr()),
-                    ipv6: record.ipv6.map(|n| n.addr()),
-                    links: if user_defined {
-                        record.links.clone()
-                    } else {
-                        Vec::new()
-                    },
+        dns.connect(
+            sb.record.id.as_str(),
+            net.record.id.as_str(),
+            &EndpointDns {
+                endpoint_id: record.id.to_string(),
+                aliases,
+                ipv4: record.ipv4.map(|n| n.addr()),
+                ipv6: record.ipv6.map(|n| n.addr()),
+                links: if user_defined {
+                    record.links.clone()
+                } else {
+                    Vec::new()
                 },
-            )
-            .map(|_| ())
-            .map_err(|e| {
-                Error::InvalidRequest(format!("embedded DNS for sandbox {}: {e}", sb.name()))
-            })
+            },
+        )
+        .map(|_| ())
+        .map_err(|e| Error::InvalidRequest(format!("embedded DNS for sandbox {}: {e}", sb.name())))
     }
 
     pub(super) fn dns_network(&self, rec: &NetworkRecord) -> Result<()> {
-        self.inner
-            .dns
-            .add_network(&NetworkDns {
-                id: rec.id.to_string(),
-                name: rec.name.clone(),
-                internal: rec.internal,
-                embedded_dns: !PREDEFINED_NETWORKS.contains(&rec.name.as_str())
-                    && self
-                        .driver(&rec.driver)
-                        .is_ok_and(|d| d.capabilities().embedded_dns),
-            })
-            .map_err(|e| {
-                Error::InvalidRequest(format!("embedded DNS for network {}: {e}", rec.name))
-            })
+        let Some(dns) = self.dns() else {
+            return Ok(());
+        };
+        dns.add_network(&NetworkDns {
+            id: rec.id.to_string(),
+            name: rec.name.clone(),
+            internal: rec.internal,
+            embedded_dns: !PREDEFINED_NETWORKS.contains(&rec.name.as_str())
+                && self
+                    .driver(&rec.driver)
+                    .is_ok_and(|d| d.capabilities().embedded_dns),
+        })
+        .map_err(|e| Error::InvalidRequest(format!("embedded DNS for network {}: {e}", rec.name)))
     }
 }

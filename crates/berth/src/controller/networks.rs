@@ -465,7 +465,9 @@ impl Controller {
         self.free_network(&*net.driver, &net.record);
         self.write_networks()
             .remove(net.record.id.as_str(), &net.record.name);
-        let _ = self.inner.dns.remove_network(net.record.id.as_str());
+        if let Some(dns) = self.dns() {
+            let _ = dns.remove_network(net.record.id.as_str());
+        }
         Ok(())
     }
 

@@ -260,7 +260,9 @@ impl Controller {
         st.removed = true;
         drop(st);
         if let Some(files) = &sb.files {
-            let _ = self.inner.dns.remove_sandbox(sb.record.id.as_str());
+            if let Some(dns) = self.dns() {
+                let _ = dns.remove_sandbox(sb.record.id.as_str());
+            }
             if let Err(e) = std::fs::remove_dir_all(files.dir()) {
                 tracing::warn!(sandbox = %sb.name(), error = %e, "removing hosts/resolv.conf");
             }
@@ -328,13 +330,12 @@ impl Controller {
             reg.insert(id.as_str(), new_name, sb.clone());
         }
         *write(&sb.name) = new_name.to_owned();
-        if sb.files.is_some() {
-            self.inner
-                .dns
-                .rename_sandbox(id.as_str(), new_name)
-                .map_err(|e| {
-                    Error::InvalidRequest(format!("embedded DNS for sandbox {new_name}: {e}"))
-                })?;
+        if sb.files.is_some()
+            && let Some(dns) = self.dns()
+        {
+            dns.rename_sandbox(id.as_str(), new_name).map_err(|e| {
+                Error::InvalidRequest(format!("embedded DNS for sandbox {new_name}: {e}"))
+            })?;
         }
         // The other hosts learn the new name on the sandbox's global networks. The rename
         // stands if the cluster store cannot be reached: the names are put again with the

@@ -54,7 +54,9 @@ impl Controller {
                     Err(e) => return Err(e.into()),
                 }
                 self.write_networks().remove(net.record.id.as_str(), &name);
-                let _ = self.inner.dns.remove_network(net.record.id.as_str());
+                if let Some(dns) = self.dns() {
+                    let _ = dns.remove_network(net.record.id.as_str());
+                }
             } else {
                 self.remove_network_found(&net, &name)?;
             }
