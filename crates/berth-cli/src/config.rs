@@ -1,16 +1,12 @@
 //! `berth daemon`'s settings: flags and a JSON configuration file that reads like dockerd's
 //! `daemon.json`, merged the way dockerd merges them (a setting given both ways is an error).
 
-use std::net::IpAddr;
 use std::path::PathBuf;
 
-use berth::{Config, DefaultBridge, FirewallBackend};
-use ipnet::{Ipv4Net, Ipv6Net};
+use berth::daemon_json::NETWORK_KEYS;
+use berth::{Config, DaemonJson};
 
 use crate::error::{Error, Result};
-
-mod file;
-use file::FileConfig;
 
 /// Where the daemon listens when neither `--host` nor `hosts` says otherwise.
 pub const DEFAULT_SOCKET: &str = "/run/berth/berth.sock";
@@ -146,366 +142,133 @@ pub fn parse_host(host: &str) -> Result<PathBuf> {
     Ok(PathBuf::from(path))
 }
 
-/// Merges one setting: an error if both the flag and the file give it.
-fn pick<T: std::fmt::Debug>(
-    key: &str,
-    flag: Option<T>,
-    file: Option<T>,
-    conflicts: &mut Vec<String>,
-) -> Option<T> {
-    match (flag, file) {
-        (Some(a), Some(b)) => {
-            conflicts.push(format!("{key}: (from flag: {a:?}, from file: {b:?})"));
-            Some(a)
-        }
-        (a, b) => a.or(b),
-    }
-}
-
-fn pick_list<T: std::fmt::Debug>(
-    key: &str,
-    flag: Vec<T>,
-    file: Vec<T>,
-    conflicts: &mut Vec<String>,
-) -> Vec<T> {
-    pick(
-        key,
-        (!flag.is_empty()).then_some(flag),
-        (!file.is_empty()).then_some(file),
-        conflicts,
-    )
-    .unwrap_or_default()
-}
+/// The daemon.json keys the daemon knows: the controller's ([`berth::daemon_json::NETWORK_KEYS`])
+/// and the daemon's own.
+const DAEMON_KEYS: &[&str] = &[
+    "hosts",
+    "log-level",
+    "group",
+    "cluster-store",
+    "cluster-advertise",
+    "cluster-store-opts",
+];
 
 fn setting_err(key: &str, value: &str, why: impl std::fmt::Display) -> Error {
     Error::usage(format!("invalid {key} {value:?}: {why}"))
 }
 
-/// dockerd's `--bridge`/`-b`: an existing bridge (`Existing`), `none`, or berth's own `docker0`
-/// when not given; as dockerd, not together with `bip`.
-fn default_bridge(bridge: Option<String>, bip: bool) -> Result<DefaultBridge> {
-    let Some(name) = bridge else {
-        return Ok(DefaultBridge::default());
-    };
-    if bip {
-        return Err(setting_err(
-            "bridge",
-            &name,
-            "bridge and bip are mutually exclusive: the existing bridge's own address is used",
-        ));
+/// The flags in daemon.json's shape, each under its key (only the ones given).
+fn flags_json(host: Option<&str>, flags: &DaemonFlags) -> Result<DaemonJson> {
+    let mut j = DaemonJson::new();
+    let path = |p: &Option<PathBuf>| p.as_ref().map(|p| p.display().to_string());
+    let values: [(&str, Option<serde_json::Value>); 24] = [
+        ("hosts", host.map(|h| vec![h.to_owned()]).map(Into::into)),
+        ("data-root", path(&flags.data_root).map(Into::into)),
+        ("exec-root", path(&flags.exec_root).map(Into::into)),
+        ("netns", path(&flags.netns).map(Into::into)),
+        ("bridge", flags.bridge.clone().map(Into::into)),
+        ("bip", flags.bip.clone().map(Into::into)),
+        ("iptables", flags.iptables.map(Into::into)),
+        ("ip6tables", flags.ip6tables.map(Into::into)),
+        ("ipv6", flags.ipv6.map(Into::into)),
+        ("fixed-cidr-v6", flags.fixed_cidr_v6.clone().map(Into::into)),
+        (
+            "firewall-backend",
+            flags.firewall_backend.clone().map(Into::into),
+        ),
+        ("mtu", flags.mtu.map(Into::into)),
+        ("dns", Some(flags.dns.clone().into())),
+        ("icc", flags.icc.map(Into::into)),
+        ("ip-masq", flags.ip_masq.map(Into::into)),
+        ("ip-forward", flags.ip_forward.map(Into::into)),
+        ("ip", flags.ip.clone().map(Into::into)),
+        ("userland-proxy", flags.userland_proxy.map(Into::into)),
+        ("firewall-heal", flags.firewall_heal.map(Into::into)),
+        ("log-level", flags.log_level.clone().map(Into::into)),
+        ("group", flags.group.clone().map(Into::into)),
+        ("cluster-store", flags.cluster_store.clone().map(Into::into)),
+        (
+            "cluster-advertise",
+            flags.cluster_advertise.clone().map(Into::into),
+        ),
+        (
+            "cluster-store-opts",
+            Some(flags.cluster_store_opts.clone().into()),
+        ),
+    ];
+    for (key, value) in values {
+        if let Some(v) = value {
+            j.set(key, v);
+        }
     }
-    if name == "none" {
-        return Ok(DefaultBridge::None);
+    if !flags.default_address_pools.is_empty() {
+        let pools = flags
+            .default_address_pools
+            .iter()
+            .map(|p| {
+                berth_ipam::parse_default_pool(p)
+                    .map_err(|e| setting_err("--default-address-pool", p, e))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let pools = serde_json::to_value(pools)
+            .map_err(|e| Error::usage(format!("--default-address-pool: {e}")))?;
+        j.set("default-address-pools", pools);
     }
-    berth::berth_netlink::validate_ifname(&name).map_err(|e| setting_err("bridge", &name, e))?;
-    Ok(DefaultBridge::Existing(name))
+    Ok(j)
 }
 
-/// Resolves flags, the configuration file and defaults into the daemon's settings.
+/// Resolves flags, the configuration file and defaults into the daemon's settings: the file is
+/// read and applied with the library's daemon.json reader ([`berth::DaemonJson`]), after the
+/// flags are merged into it the way dockerd merges them.
 ///
 /// # Errors
-/// [`Error::Config`] for an unreadable file, an unknown key or a mistyped value;
-/// [`Error::Usage`] for a bad value or a setting given both as a flag and in the file.
+/// [`Error::DaemonJson`] for an unreadable file, an unknown key, a mistyped or bad value, or a
+/// setting given both as a flag and in the file; [`Error::Usage`] for a bad flag of the
+/// daemon's own.
 pub fn resolve(host: Option<&str>, flags: DaemonFlags) -> Result<DaemonSettings> {
     let file_path = match &flags.config_file {
         Some(p) => Some(p.clone()),
         None => Some(PathBuf::from(DEFAULT_CONFIG_FILE)).filter(|p| p.exists()),
     };
     let file = match &file_path {
-        Some(p) => Some(FileConfig::read(p)?),
+        Some(p) => {
+            let file = DaemonJson::read(p)?;
+            let known: Vec<&str> = NETWORK_KEYS.iter().chain(DAEMON_KEYS).copied().collect();
+            file.deny_unknown(&known)?;
+            Some(file)
+        }
         None => None,
     };
-    let f = |get: &dyn Fn(&FileConfig) -> Result<Option<String>>| -> Result<Option<String>> {
-        match &file {
-            Some(fc) => get(fc),
-            None => Ok(None),
-        }
-    };
-    let fb = |key: &str| -> Result<Option<bool>> {
-        match &file {
-            Some(fc) => fc.bool(key),
-            None => Ok(None),
-        }
-    };
-    let mut conflicts = Vec::new();
+    let merged = DaemonJson::merge(flags_json(host, &flags)?, file)?;
 
-    let hosts_file = match &file {
-        Some(fc) => fc.strings("hosts")?,
-        None => Vec::new(),
-    };
-    if hosts_file.len() > 1 {
+    let hosts = merged.strings("hosts")?;
+    if hosts.len() > 1 {
         return Err(Error::usage(
             "\"hosts\" lists several sockets: berth serves exactly one unix socket",
         ));
     }
-    let host = pick(
-        "hosts",
-        host.map(str::to_owned),
-        hosts_file.into_iter().next(),
-        &mut conflicts,
-    );
-    let socket = match host {
-        Some(h) => parse_host(&h)?,
+    let socket = match hosts.first() {
+        Some(h) => parse_host(h)?,
         None => PathBuf::from(DEFAULT_SOCKET),
     };
 
-    let data_root = pick(
-        "data-root",
-        flags.data_root.map(|p| p.display().to_string()),
-        f(&|fc| fc.string("data-root"))?,
-        &mut conflicts,
-    )
-    .unwrap_or_else(|| DEFAULT_DATA_ROOT.into());
-    let exec_root = pick(
-        "exec-root",
-        flags.exec_root.map(|p| p.display().to_string()),
-        f(&|fc| fc.string("exec-root"))?,
-        &mut conflicts,
-    )
-    .unwrap_or_else(|| DEFAULT_EXEC_ROOT.into());
-    let netns = pick(
-        "netns",
-        flags.netns.map(|p| p.display().to_string()),
-        f(&|fc| fc.string("netns"))?,
-        &mut conflicts,
-    );
-    let bridge = pick(
-        "bridge",
-        flags.bridge,
-        f(&|fc| fc.string("bridge"))?,
-        &mut conflicts,
-    );
-    let bip = pick("bip", flags.bip, f(&|fc| fc.string("bip"))?, &mut conflicts);
-    let file_pools = match &file {
-        Some(fc) => fc.pools()?,
-        None => None,
-    };
-    let flag_pools = if flags.default_address_pools.is_empty() {
-        None
-    } else {
-        Some(
-            flags
-                .default_address_pools
-                .iter()
-                .map(|p| {
-                    berth_ipam::parse_default_pool(p)
-                        .map_err(|e| setting_err("--default-address-pool", p, e))
-                })
-                .collect::<Result<Vec<_>>>()?,
-        )
-    };
-    let pools = pick(
-        "default-address-pools",
-        flag_pools,
-        file_pools,
-        &mut conflicts,
-    );
-    let iptables = pick("iptables", flags.iptables, fb("iptables")?, &mut conflicts);
-    let ip6tables = pick(
-        "ip6tables",
-        flags.ip6tables,
-        fb("ip6tables")?,
-        &mut conflicts,
-    );
-    let ipv6 = pick("ipv6", flags.ipv6, fb("ipv6")?, &mut conflicts);
-    let fixed_cidr_v6 = pick(
-        "fixed-cidr-v6",
-        flags.fixed_cidr_v6,
-        f(&|fc| fc.string("fixed-cidr-v6"))?,
-        &mut conflicts,
-    );
-    let backend = pick(
-        "firewall-backend",
-        flags.firewall_backend,
-        f(&|fc| fc.string("firewall-backend"))?,
-        &mut conflicts,
-    );
-    let file_mtu = match &file {
-        Some(fc) => fc.u32("mtu")?,
-        None => None,
-    };
-    let mtu = pick("mtu", flags.mtu, file_mtu, &mut conflicts);
-    let file_dns = match &file {
-        Some(fc) => fc.strings("dns")?,
-        None => Vec::new(),
-    };
-    let dns = pick_list("dns", flags.dns, file_dns, &mut conflicts);
-    let icc = pick("icc", flags.icc, fb("icc")?, &mut conflicts);
-    let ip_masq = pick("ip-masq", flags.ip_masq, fb("ip-masq")?, &mut conflicts);
-    let ip_forward = pick(
-        "ip-forward",
-        flags.ip_forward,
-        fb("ip-forward")?,
-        &mut conflicts,
-    );
-    let ip = pick("ip", flags.ip, f(&|fc| fc.string("ip"))?, &mut conflicts);
-    let userland_proxy = pick(
-        "userland-proxy",
-        flags.userland_proxy,
-        fb("userland-proxy")?,
-        &mut conflicts,
-    );
-    let firewall_heal = pick(
-        "firewall-heal",
-        flags.firewall_heal,
-        fb("firewall-heal")?,
-        &mut conflicts,
-    );
-    let cluster_store = pick(
-        "cluster-store",
-        flags.cluster_store,
-        f(&|fc| fc.string("cluster-store"))?,
-        &mut conflicts,
-    );
-    let cluster_advertise = pick(
-        "cluster-advertise",
-        flags.cluster_advertise,
-        f(&|fc| fc.string("cluster-advertise"))?,
-        &mut conflicts,
-    );
-    let file_store_opts = match &file {
-        Some(fc) => fc.string_map("cluster-store-opts")?,
-        None => Vec::new(),
-    };
-    let cluster_store_opts = pick_list(
-        "cluster-store-opts",
-        flags.cluster_store_opts,
-        file_store_opts,
-        &mut conflicts,
-    );
-    let log_level = pick(
-        "log-level",
-        flags.log_level,
-        f(&|fc| fc.string("log-level"))?,
-        &mut conflicts,
-    );
-    let socket_group = pick(
-        "group",
-        flags.group,
-        f(&|fc| fc.string("group"))?,
-        &mut conflicts,
-    )
-    .unwrap_or_else(|| DEFAULT_SOCKET_GROUP.into());
-    if !conflicts.is_empty() {
-        return Err(Error::usage(format!(
-            "the following directives are specified both as a flag and in the configuration file{}: {}",
-            file_path
-                .as_ref()
-                .map(|p| format!(" {}", p.display()))
-                .unwrap_or_default(),
-            conflicts.join(", ")
-        )));
-    }
-
-    let mut config = Config::new(&data_root, &exec_root);
-    if !config.data_root.is_absolute() || !config.exec_root.is_absolute() {
-        return Err(Error::usage(format!(
-            "data-root {data_root:?} and exec-root {exec_root:?} must be absolute paths"
-        )));
-    }
-    config.host_netns = netns.map(PathBuf::from);
-    let mut notes = Vec::new();
-    let backend = match backend.as_deref() {
-        None | Some("iptables") => FirewallBackend::Iptables,
-        Some("nftables") => FirewallBackend::Nftables,
-        Some(other) => {
-            return Err(setting_err(
-                "firewall-backend",
-                other,
-                "use iptables or nftables",
-            ));
-        }
-    };
-    config.firewall = match iptables {
-        Some(false) => None,
-        _ => Some(backend),
-    };
-    let ipv6_on = ipv6.unwrap_or(false);
-    config.ipv6 = ipv6_on || ip6tables.unwrap_or(false);
-    if ipv6_on && ip6tables == Some(false) && config.firewall.is_some() {
-        notes.push(
-            "ip6tables=false is not supported: with ipv6 on, berth programs IPv6 rules as well"
-                .into(),
-        );
-    }
-    config.default_address_pools = pools;
-    config.default_bridge = default_bridge(bridge, bip.is_some())?;
-    if let Some(b) = bip {
-        let net: Ipv4Net = b.parse().map_err(|e| {
-            setting_err(
-                "bip",
-                &b,
-                format!("{e}; expected ADDRESS/PREFIX such as 172.17.0.1/16"),
-            )
-        })?;
-        if net.addr() == net.network() {
-            return Err(setting_err(
-                "bip",
-                &b,
-                "bip is the bridge's own address (the gateway), not the network address: use e.g. 172.17.0.1/16",
-            ));
-        }
-        config.bip = Some(net);
-    }
-    if let Some(v6) = fixed_cidr_v6 {
-        let net: Ipv6Net = v6.parse().map_err(|e| {
-            setting_err(
-                "fixed-cidr-v6",
-                &v6,
-                format!("{e}; expected e.g. 2001:db8:1::/64"),
-            )
-        })?;
-        if !ipv6_on {
-            return Err(setting_err(
-                "fixed-cidr-v6",
-                &v6,
-                "it needs ipv6 to be true as well",
-            ));
-        }
-        config.fixed_cidr_v6 = Some(net.trunc());
-    }
-    if let Some(m) = mtu {
-        if !(68..=65_535).contains(&m) {
-            return Err(setting_err(
-                "mtu",
-                &m.to_string(),
-                "use a value from 68 to 65535",
-            ));
-        }
-        config.mtu = Some(m);
-    }
-    if let Some(v) = icc {
-        config.icc = v;
-    }
-    if let Some(v) = ip_masq {
-        config.ip_masq = v;
-    }
-    if let Some(v) = ip_forward {
-        config.ip_forward = v;
-    }
-    if let Some(addr) = ip {
-        config.default_bind_ip = addr
-            .parse()
-            .map_err(|_| setting_err("ip", &addr, "expected an IP address such as 0.0.0.0"))?;
-    }
-    let dns = dns
-        .iter()
-        .map(|d| {
-            d.parse::<IpAddr>()
-                .map_err(|_| setting_err("dns", d, "expected an IP address"))
-        })
-        .collect::<Result<Vec<_>>>()?;
-    config.dns = dns;
+    let mut config = Config::new(DEFAULT_DATA_ROOT, DEFAULT_EXEC_ROOT);
+    // The daemon repairs its rules when something outside berth changes them, unless told not
+    // to; and the docker CLI's users name networks and sandboxes by id prefixes.
+    config.heal_firewall = true;
+    config.id_prefixes = true;
     // berth's default is NAT only (dockerd's userland-proxy=false): clients keep their source
     // address and no process or task runs per port. With the proxy on, only publications NAT
     // cannot carry (an IPv6 host address for an IPv4-only container) are relayed, in-process.
-    config.userland_proxy = userland_proxy.unwrap_or(false);
-    // The daemon repairs its rules when something outside berth changes them, unless told not
-    // to.
-    config.heal_firewall = firewall_heal.unwrap_or(true);
-    // The docker CLI's users name networks and sandboxes by id prefixes.
-    config.id_prefixes = true;
-    let log_level = match log_level.as_deref().map(str::to_ascii_lowercase).as_deref() {
+    let notes = merged.apply(&mut config)?;
+    let userland_proxy = merged.bool("userland-proxy")?;
+
+    let log_level = match merged
+        .string("log-level")?
+        .as_deref()
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
         None | Some("info") => tracing::Level::INFO,
         Some("error") | Some("fatal") => tracing::Level::ERROR,
         Some("warn") | Some("warning") => tracing::Level::WARN,
@@ -519,11 +282,13 @@ pub fn resolve(host: Option<&str>, flags: DaemonFlags) -> Result<DaemonSettings>
             ));
         }
     };
-    let teardown = flags.teardown;
+    let socket_group = merged
+        .string("group")?
+        .unwrap_or_else(|| DEFAULT_SOCKET_GROUP.into());
     let cluster = crate::cluster::parse(
-        cluster_store.as_deref(),
-        cluster_advertise.as_deref(),
-        &cluster_store_opts,
+        merged.string("cluster-store")?.as_deref(),
+        merged.string("cluster-advertise")?.as_deref(),
+        &merged.string_map("cluster-store-opts")?,
     )?;
     Ok(DaemonSettings {
         config,
@@ -533,14 +298,16 @@ pub fn resolve(host: Option<&str>, flags: DaemonFlags) -> Result<DaemonSettings>
         log_level,
         notes,
         cluster,
-        teardown,
+        teardown: flags.teardown,
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use berth::FirewallBackend;
     use std::io::Write;
+    use std::net::IpAddr;
 
     fn file(json: &str) -> tempfile::NamedTempFile {
         let mut f = tempfile::NamedTempFile::new().unwrap();

@@ -40,14 +40,9 @@ pub enum Error {
     /// A command-line value is invalid.
     #[error("{0}")]
     Usage(String),
-    /// The daemon's configuration file is unusable.
-    #[error("configuration file {}: {message}", path.display())]
-    Config {
-        /// The file.
-        path: PathBuf,
-        /// What is wrong.
-        message: String,
-    },
+    /// The daemon's configuration (its file, or a flag checked with it) is unusable.
+    #[error(transparent)]
+    DaemonJson(#[from] berth::DaemonJsonError),
     /// Another daemon serves the socket already.
     #[error(
         "another berth daemon is already serving unix://{}: stop it first, or give this one another --host and --data-root",

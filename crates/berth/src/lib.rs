@@ -23,6 +23,7 @@
 mod cluster_ipam;
 mod config;
 mod controller;
+pub mod daemon_json;
 mod drivers;
 mod error;
 pub mod failpoint;
@@ -58,6 +59,7 @@ pub use controller::{
     Controller, ControllerBuilder, GATEWAY_BRIDGE, IFACE_PREFIX_OPTION, PREDEFINED_NETWORKS,
     TeardownReport,
 };
+pub use daemon_json::{DaemonJson, DaemonJsonError};
 pub use drivers::{HostDriver, NullDriver};
 pub use error::{Error, Result};
 pub use inspect::{
