@@ -32,6 +32,11 @@ const PACKAGES: &[&str] = &[
     "iperf3",
     // The certificates of the etcd TLS tests.
     "openssl",
+    // The HTTP proxy of the sandbox proxy-environment tests.
+    "tinyproxy",
+    // A real CNI runtime and the reference CNI plugins, for berth-cni's tests.
+    "podman",
+    "containernetworking-plugins",
 ];
 
 type Result<T = ()> = std::result::Result<T, String>;

@@ -59,7 +59,9 @@ pub fn main_entry() -> ExitCode {
         Cmd::Sandbox(SandboxCmd::Exec(args)) => with_client(host.as_deref(), |c| {
             sandbox_exec(c, &args.sandbox, &args.command)
         }),
-        Cmd::Sandbox(cmd) => with_client(host.as_deref(), |c| sandbox(c, cmd)),
+        Cmd::Sandbox(cmd) => {
+            with_client(host.as_deref(), |c| sandbox(c, cmd, cli.config.as_deref()))
+        }
         Cmd::Firewall(FirewallCmd::Reconcile) => with_client(host.as_deref(), firewall_reconcile),
     };
     ExitCode::from(code)

@@ -47,6 +47,12 @@ impl Client {
         Ok(Client { socket })
     }
 
+    /// The daemon's address as the docker CLI names it (`unix:///run/berth/berth.sock`): the
+    /// key of its entry in the client configuration's `proxies`.
+    pub(crate) fn host_url(&self) -> String {
+        format!("unix://{}", self.socket.display())
+    }
+
     fn protocol(&self, message: impl Into<String>) -> Error {
         Error::Protocol {
             socket: format!("unix://{}", self.socket.display()),

@@ -29,7 +29,9 @@ pub(crate) struct ExecTarget {
     /// reports them (`HostsPath`, `ResolvConfPath`, `HostnamePath`) and they exist.
     pub(crate) etc_files: Vec<(PathBuf, &'static str)>,
     /// Environment variables for the command: the sandbox's legacy-link environment
-    /// (`LinkEnv`), as Docker gives a linking container's processes.
+    /// (`LinkEnv`), as Docker gives a linking container's processes, then its own (`Env`:
+    /// `--env` and the proxy settings), which wins over a link variable of the same name as
+    /// in Docker.
     pub(crate) env: Vec<(String, String)>,
 }
 
@@ -64,10 +66,9 @@ impl ExecTarget {
                 etc_files.push((PathBuf::from(p), target));
             }
         }
-        let env = v
-            .get("LinkEnv")
-            .and_then(Value::as_array)
-            .into_iter()
+        let env = ["LinkEnv", "Env"]
+            .iter()
+            .filter_map(|key| v.get(key).and_then(Value::as_array))
             .flatten()
             .filter_map(Value::as_str)
             .filter_map(|kv| kv.split_once('='))
@@ -202,5 +203,12 @@ mod tests {
         assert_eq!(t.env[0], ("DB_NAME".to_owned(), "/web/db".to_owned()));
         assert_eq!(t.env.len(), 2);
         assert!(ExecTarget::from_inspect(&serde_json::json!({"Name": "x"})).is_err());
+        // The sandbox's own environment comes after the link environment, so it wins.
+        let v = serde_json::json!({"Name": "web", "SandboxKey": "/run/berth/netns/abc",
+            "LinkEnv": ["DB_NAME=/web/db"], "Env": ["DB_NAME=mine", "http_proxy=http://p:3128"]});
+        let t = ExecTarget::from_inspect(&v).unwrap();
+        let names: Vec<&str> = t.env.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(names, ["DB_NAME", "DB_NAME", "http_proxy"]);
+        assert_eq!(t.env[1].1, "mine");
     }
 }

@@ -126,6 +126,10 @@ pub struct SandboxInspect {
     pub networks: BTreeMap<String, SandboxNetworkInspect>,
     /// Published ports: "80/tcp" to bindings.
     pub ports: BTreeMap<String, Vec<PortBindingInspect>>,
+    /// The environment of its processes given at create (`KEY=VALUE`: `--env` and the client's
+    /// proxy settings); `[]` when it has none.
+    #[serde(default)]
+    pub env: Vec<String>,
     /// The environment of its legacy links (berth's addition: what an engine puts into the
     /// sandbox's processes, see [`crate::Controller::link_env`]); absent when it has none.
     #[serde(skip_serializing_if = "Vec::is_empty", default)]

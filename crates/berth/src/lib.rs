@@ -29,6 +29,7 @@ mod error;
 pub mod failpoint;
 mod inspect;
 mod ipam;
+pub mod proxy;
 mod records;
 mod registry;
 mod requests;

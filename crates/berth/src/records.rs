@@ -251,6 +251,9 @@ pub(crate) struct SandboxRecord {
     /// A removal was asked for and may not have finished: a restart finishes it.
     #[serde(default)]
     pub removing: bool,
+    /// The environment of its processes (`KEY=VALUE`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub env: Vec<String>,
 }
 
 /// A legacy link (`--link name:alias` on the default bridge), resolved when the linking sandbox

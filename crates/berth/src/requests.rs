@@ -64,6 +64,13 @@ impl NetworkCreate {
         }
     }
 
+    /// Sets the driver (`-d`: `bridge` by default, `macvlan`, `ipvlan`, `overlay`, or a
+    /// registered one).
+    pub fn driver(mut self, driver: impl Into<String>) -> Self {
+        self.driver = driver.into();
+        self
+    }
+
     /// Adds a pool.
     pub fn subnet(mut self, pool: IpamPoolConfig) -> Self {
         self.ipam.push(pool);
@@ -119,6 +126,11 @@ pub struct SandboxCreate {
     pub network: Option<String>,
     /// The options of that first connect (`--ip`, `--alias`, `-p`, ...).
     pub endpoint: EndpointOptions,
+    /// The environment of the sandbox's processes, `KEY=VALUE` each (`docker run --env`, and
+    /// the proxy variables a client adds from its configuration: see
+    /// [`crate::proxy`]). berth keeps it with the sandbox, shows it in inspect (`Env`) and gives
+    /// it to `berth sandbox exec`; an engine gives it to the processes it starts.
+    pub env: Vec<String>,
 }
 
 impl SandboxCreate {

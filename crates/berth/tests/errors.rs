@@ -159,6 +159,16 @@ fn sandbox_and_connect_errors_leave_nothing_behind() {
         .create_sandbox(SandboxCreate::new("/bad"))
         .unwrap_err();
     assert!(err.to_string().contains("invalid sandbox name"), "{err}");
+    for bad in ["NOVALUE", "=x", "A=b\0c"] {
+        let mut req = SandboxCreate::new("envy");
+        req.env = vec!["OK=1".into(), bad.into()];
+        let err = f.ctl().create_sandbox(req).unwrap_err();
+        assert!(matches!(err, Error::InvalidRequest(_)), "{err:?}");
+        assert!(
+            err.to_string().contains("invalid environment variable"),
+            "{err}"
+        );
+    }
     // A path that is no namespace is the caller's mistake (a 400 over the API), named as such;
     // the name is free again afterwards.
     let plain = f.dir.path().join("plain-file");

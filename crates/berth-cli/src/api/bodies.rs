@@ -237,6 +237,10 @@ pub struct SandboxCreateBody {
     /// `--add-host HOST:IP`.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub extra_hosts: Vec<String>,
+    /// The environment of its processes (`KEY=VALUE`): `--env` and the proxy variables of the
+    /// client's configuration.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub env: Vec<String>,
 }
 
 /// Endpoint settings of a sandbox create request.

@@ -297,6 +297,7 @@ pub(super) fn sandbox_spec(b: SandboxCreateBody) -> Result<SandboxSpec, ApiError
     };
     create.network = Some(mode);
     create.endpoint = endpoint;
+    create.env = b.env;
     let servers = b
         .dns
         .iter()

@@ -25,6 +25,11 @@ pub(crate) struct Cli {
         value_name = "unix:///PATH"
     )]
     pub(super) host: Option<String>,
+    /// Location of the client's configuration files, as docker's --config (default
+    /// $DOCKER_CONFIG, else ~/.docker): the `proxies` of its config.json become the proxy
+    /// environment of new sandboxes
+    #[arg(long = "config", global = true, value_name = "DIR")]
+    pub(super) config: Option<std::path::PathBuf>,
     #[command(subcommand)]
     pub(super) cmd: Cmd,
 }
@@ -232,6 +237,10 @@ pub(super) struct SbCreate {
     /// The sandbox's name
     #[arg(long)]
     pub(super) name: String,
+    /// Set an environment variable of the sandbox's processes (KEY=VALUE, or KEY to pass this
+    /// shell's value); it wins over the proxy settings of the client's configuration
+    #[arg(short = 'e', long = "env", value_name = "KEY[=VALUE]")]
+    pub(super) env: Vec<String>,
     /// Connect to a network (default "bridge"; "host" and "none" as in docker)
     #[arg(long = "network", alias = "net")]
     pub(super) network: Option<String>,

@@ -31,7 +31,45 @@ pub(crate) fn parse_publish(spec: &str) -> Result<(String, PortBindingBody)> {
     ))
 }
 
-pub(super) fn sandbox(c: &Client, cmd: SandboxCmd) -> Result<u8> {
+/// The environment of a new sandbox: `--env` (a bare `KEY` takes this process's value, and is
+/// left out when unset), then the proxy variables of the client configuration in `config_dir`
+/// (docker's `--config`; default `$DOCKER_CONFIG` or `~/.docker`) for this daemon, as the
+/// docker CLI gives containers: a name given with `--env` (bare or not) is not added.
+fn sandbox_env(
+    c: &Client,
+    config_dir: Option<&std::path::Path>,
+    flags: &[String],
+) -> Result<Vec<String>> {
+    use berth::proxy::{ClientProxies, client_config_dir};
+    let proxies = match config_dir
+        .map(std::path::Path::to_path_buf)
+        .or_else(|| client_config_dir(None))
+    {
+        Some(dir) => ClientProxies::load(&dir).map_err(|e| Error::usage(e.to_string()))?,
+        None => ClientProxies::default(),
+    };
+    for key in proxies.ignored_keys() {
+        eprintln!("WARNING: ignoring unknown key {key} of the client configuration's proxies");
+    }
+    let mut env: Vec<String> = flags
+        .iter()
+        .filter_map(|e| {
+            if e.contains('=') {
+                Some(e.clone())
+            } else {
+                std::env::var(e).ok().map(|v| format!("{e}={v}"))
+            }
+        })
+        .collect();
+    env.extend(proxies.env_for(&c.host_url(), flags));
+    Ok(env)
+}
+
+pub(super) fn sandbox(
+    c: &Client,
+    cmd: SandboxCmd,
+    config_dir: Option<&std::path::Path>,
+) -> Result<u8> {
     match cmd {
         SandboxCmd::Create(a) => {
             let mut port_bindings: BTreeMap<String, Vec<PortBindingBody>> = BTreeMap::new();
@@ -58,7 +96,9 @@ pub(super) fn sandbox(c: &Client, cmd: SandboxCmd) -> Result<u8> {
                 links: a.link,
                 mac_address: a.mac_address.unwrap_or_default(),
             };
+            let env = sandbox_env(c, config_dir, &a.env)?;
             let body = SandboxCreateBody {
+                env,
                 name: a.name,
                 hostname: a.hostname.unwrap_or_default(),
                 domainname: a.domainname.unwrap_or_default(),

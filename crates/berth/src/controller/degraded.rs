@@ -482,6 +482,7 @@ impl Controller {
                     resolv_conf_path: None,
                     networks: networks_of(&view),
                     ports: ports_of(&view),
+                    env: record.env.clone(),
                     link_env: Vec::new(),
                     degraded: view.troubles,
                 }

@@ -153,6 +153,7 @@ impl Controller {
             },
             networks: networks_of(&st),
             ports: ports_of(&st),
+            env: sb.record.env.clone(),
             link_env: link_env_of(&sb.name(), &st),
             degraded: st.troubles.clone(),
         }

@@ -34,6 +34,7 @@ impl Controller {
                 .map(|h| (h.names.clone(), h.addr))
                 .collect(),
             removing: false,
+            env: req.env.clone(),
         };
         let claim = Txn::new()
             .when(sandbox_name_key(&req.name), Expect::Absent)

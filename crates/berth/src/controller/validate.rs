@@ -67,6 +67,14 @@ pub(super) fn validate_sandbox_dns(req: &SandboxCreate) -> Result<()> {
             )));
         }
     }
+    for kv in &req.env {
+        let key = kv.split_once('=').map(|(k, _)| k);
+        if key.is_none_or(str::is_empty) || kv.contains('\0') {
+            return Err(Error::InvalidRequest(format!(
+                "invalid environment variable {kv:?}: expected KEY=VALUE, with a KEY and no NUL"
+            )));
+        }
+    }
     for mode in [ResolvMode::Embedded, ResolvMode::Direct { ipv6: true }] {
         plan_resolv_conf("", &req.dns, mode)
             .map_err(|e| Error::InvalidRequest(format!("sandbox {}: {e}", req.name)))?;
