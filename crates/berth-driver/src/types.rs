@@ -79,6 +79,12 @@ pub struct Capabilities {
     /// [`crate::NetworkDriver::program_external_connectivity`]); a `-p` on a network whose
     /// driver cannot is refused before anything is made.
     pub publishes_ports: bool,
+    /// Whether ports published on its endpoints are accepted and have no effect, as Docker's
+    /// macvlan and ipvlan drivers do (their sandboxes have addresses of their own on the LAN,
+    /// where their ports are reachable as they are): the controller logs Docker's warning
+    /// "DRIVER driver does not support port mappings" and publishes nothing. Without it, a `-p`
+    /// on a driver that does not publish ports is refused.
+    pub ignores_ports: bool,
     /// Whether sandboxes on its user-defined networks get the embedded DNS server (names of the
     /// other sandboxes on the network, aliases, 127.0.0.11 in resolv.conf).
     pub embedded_dns: bool,
@@ -95,6 +101,7 @@ impl Capabilities {
             data_path,
             user_creatable: true,
             publishes_ports: false,
+            ignores_ports: false,
             embedded_dns: data_path == DataPath::Interfaces,
             egress: match data_path {
                 DataPath::Interfaces => Egress::Gateway,
@@ -124,6 +131,12 @@ impl Capabilities {
     /// Whether ports can be published on its endpoints.
     pub fn publishes_ports(mut self, yes: bool) -> Capabilities {
         self.publishes_ports = yes;
+        self
+    }
+
+    /// Whether ports published on its endpoints are accepted and ignored (see the field).
+    pub fn ignores_ports(mut self, yes: bool) -> Capabilities {
+        self.ignores_ports = yes;
         self
     }
 

@@ -1,13 +1,14 @@
-//! What [`Handle::link_add`] creates: [`LinkSpec`] (bridge, veth, vxlan, macvlan, ipvlan, dummy)
-//! with its kind-specific parts, [`VethPeer`] and [`Vxlan`], checked before any request is sent.
+//! What [`Handle::link_add`] creates: [`LinkSpec`] (bridge, veth, vxlan, macvlan, ipvlan, 802.1q
+//! VLAN, dummy) with its kind-specific parts, [`VethPeer`] and [`Vxlan`], checked before any request
+//! is sent; and [`Error::is_unknown_link_kind`], which tells a kernel without the kind's driver.
 
 use std::net::IpAddr;
 use std::os::fd::{AsFd, AsRawFd};
 
 use netlink_packet_core::{NLM_F_CREATE, NLM_F_EXCL};
 use netlink_packet_route::link::{
-    InfoBridge, InfoData, InfoIpVlan, InfoKind, InfoMacVlan, InfoVeth, InfoVxlan, LinkAttribute,
-    LinkInfo, LinkMessage,
+    InfoBridge, InfoData, InfoIpVlan, InfoKind, InfoMacVlan, InfoVeth, InfoVlan, InfoVxlan,
+    IpVlanFlags, LinkAttribute, LinkInfo, LinkMessage,
 };
 
 use crate::Netns;
@@ -136,6 +137,20 @@ enum KindSpec<'a> {
     Vxlan(Vxlan),
     Macvlan { parent: LinkRef, mode: MacvlanMode },
     Ipvlan { parent: LinkRef, mode: IpvlanMode },
+    Vlan { parent: LinkRef, id: u16 },
+}
+
+/// Largest 802.1q VLAN id a link can carry (4095 is reserved).
+const MAX_VLAN_ID: u16 = 4094;
+
+/// How an ipvlan's children reach each other through their parent (`ip link add ... type
+/// ipvlan mode M bridge|private|vepa`). The kernel's default (no flag) is `bridge`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum IpvlanIsolation {
+    /// `private` (`IPVLAN_F_PRIVATE`): children of one parent do not reach each other.
+    Private,
+    /// `vepa` (`IPVLAN_F_VEPA`): traffic between children goes out to the adjacent switch.
+    Vepa,
 }
 
 /// What [`Handle::link_add`] creates: a kind, a name and common settings.
@@ -165,6 +180,8 @@ pub struct LinkSpec<'a> {
     mcast_snooping: Option<bool>,
     alias: Option<String>,
     netns: Option<&'a Netns>,
+    /// Every ipvlan flag asked for (two are refused by the validation).
+    ipvlan_flags: Vec<IpvlanIsolation>,
 }
 
 impl<'a> LinkSpec<'a> {
@@ -179,6 +196,7 @@ impl<'a> LinkSpec<'a> {
             mcast_snooping: None,
             alias: None,
             netns: None,
+            ipvlan_flags: Vec::new(),
         }
     }
 
@@ -222,6 +240,36 @@ impl<'a> LinkSpec<'a> {
                 mode,
             },
         )
+    }
+
+    /// An 802.1q VLAN sub-interface of `parent` (`ip link add link PARENT name NAME type vlan id
+    /// ID`) tagging its frames with `vlan_id` (0 to 4094; 0 is priority tagging only). Needs the
+    /// kernel's `8021q` driver: where it is missing, the creation fails with an error for which
+    /// [`Error::is_unknown_link_kind`] is true.
+    pub fn vlan(name: impl Into<String>, parent: impl Into<LinkRef>, vlan_id: u16) -> Self {
+        Self::new(
+            name,
+            KindSpec::Vlan {
+                parent: parent.into(),
+                id: vlan_id,
+            },
+        )
+    }
+
+    /// For an ipvlan: its children do not reach each other through the parent (`private`,
+    /// `IPVLAN_F_PRIVATE`). Without this or [`LinkSpec::ipvlan_vepa`] the ipvlan is in the
+    /// kernel's default `bridge` flag mode. Refused for other kinds, and together with `vepa`.
+    pub fn ipvlan_private(mut self) -> Self {
+        self.ipvlan_flags.push(IpvlanIsolation::Private);
+        self
+    }
+
+    /// For an ipvlan: traffic between its children goes out of the parent to the adjacent
+    /// switch, which may reflect it (`vepa`, `IPVLAN_F_VEPA`). Refused for other kinds, and
+    /// together with `private`.
+    pub fn ipvlan_vepa(mut self) -> Self {
+        self.ipvlan_flags.push(IpvlanIsolation::Vepa);
+        self
     }
 
     /// The MTU ([`MIN_MTU`] to [`MAX_MTU`]).
@@ -324,6 +372,20 @@ impl<'a> LinkSpec<'a> {
                 message: "multicast snooping is a setting of bridges only".into(),
             });
         }
+        if !self.ipvlan_flags.is_empty() && !matches!(self.kind, KindSpec::Ipvlan { .. }) {
+            return Err(Error::InvalidArgument {
+                object: self.describe(),
+                message: "the private and vepa flags are settings of ipvlan links only".into(),
+            });
+        }
+        if self.ipvlan_flags.contains(&IpvlanIsolation::Private)
+            && self.ipvlan_flags.contains(&IpvlanIsolation::Vepa)
+        {
+            return Err(Error::InvalidArgument {
+                object: self.describe(),
+                message: "an ipvlan is private or vepa, not both (neither: bridge)".into(),
+            });
+        }
         match &self.kind {
             KindSpec::Veth(peer) => {
                 validate_ifname(&peer.name)?;
@@ -352,6 +414,15 @@ impl<'a> LinkSpec<'a> {
             }
             KindSpec::Macvlan { parent, .. } | KindSpec::Ipvlan { parent, .. } => {
                 parent.validate()?;
+            }
+            KindSpec::Vlan { parent, id } => {
+                parent.validate()?;
+                if *id > MAX_VLAN_ID {
+                    return Err(Error::InvalidArgument {
+                        object: self.describe(),
+                        message: format!("VLAN id {id} is out of range (0 to {MAX_VLAN_ID})"),
+                    });
+                }
             }
             KindSpec::Bridge | KindSpec::Dummy => {}
         }
@@ -480,9 +551,21 @@ impl Handle {
             KindSpec::Ipvlan { parent, mode } => {
                 msg.attributes
                     .push(LinkAttribute::Link(self.resolve(parent)?));
+                let mut attrs = vec![InfoIpVlan::Mode(mode.to_netlink())];
+                if let Some(flag) = spec.ipvlan_flags.first() {
+                    attrs.push(InfoIpVlan::Flags(match flag {
+                        IpvlanIsolation::Private => IpVlanFlags::Private,
+                        IpvlanIsolation::Vepa => IpVlanFlags::Vepa,
+                    }));
+                }
+                (InfoKind::IpVlan, Some(InfoData::IpVlan(attrs)))
+            }
+            KindSpec::Vlan { parent, id } => {
+                msg.attributes
+                    .push(LinkAttribute::Link(self.resolve(parent)?));
                 (
-                    InfoKind::IpVlan,
-                    Some(InfoData::IpVlan(vec![InfoIpVlan::Mode(mode.to_netlink())])),
+                    InfoKind::Vlan,
+                    Some(InfoData::Vlan(vec![InfoVlan::Id(*id)])),
                 )
             }
         };
@@ -492,6 +575,19 @@ impl Handle {
         self.request(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, &msg, &|| {
             spec.describe()
         })
+    }
+}
+
+impl Error {
+    /// True when the kernel refused to create a link because it has no driver for the link's
+    /// kind (`EOPNOTSUPP`, "Unknown device type": the module, e.g. `8021q` or `ipvlan`, is
+    /// neither built in nor loadable here). Only meaningful for an error of
+    /// [`Handle::link_add`]; the kernel answers so also for a setting a kind's driver refuses
+    /// as unsupported.
+    pub fn is_unknown_link_kind(&self) -> bool {
+        let eopnotsupp = std::io::Error::from_raw_os_error(libc::EOPNOTSUPP).to_string();
+        matches!(self, Error::Invalid { message, .. }
+            if message.starts_with(&eopnotsupp) || message.contains("Unknown device type"))
     }
 }
 
@@ -539,5 +635,45 @@ mod tests {
                 .validate()
                 .is_ok()
         );
+    }
+
+    #[test]
+    fn vlan_ids_and_ipvlan_flags_are_validated_before_sending() {
+        assert!(LinkSpec::vlan("eth0.10", "eth0", 10).validate().is_ok());
+        assert!(LinkSpec::vlan("eth0.0", "eth0", 0).validate().is_ok());
+        assert!(LinkSpec::vlan("eth0.4094", "eth0", 4094).validate().is_ok());
+        let e = LinkSpec::vlan("eth0.4095", "eth0", 4095)
+            .validate()
+            .unwrap_err();
+        assert!(matches!(e, Error::InvalidArgument { .. }), "{e:?}");
+        assert!(e.to_string().contains("VLAN id 4095"), "{e}");
+        assert!(matches!(
+            LinkSpec::vlan("v", "bad parent", 1).validate(),
+            Err(Error::InvalidName { .. })
+        ));
+
+        let iv = || LinkSpec::ipvlan("iv0", "eth0", IpvlanMode::L2);
+        assert!(iv().ipvlan_private().validate().is_ok());
+        assert!(iv().ipvlan_vepa().validate().is_ok());
+        let both = iv().ipvlan_private().ipvlan_vepa().validate().unwrap_err();
+        assert!(both.to_string().contains("not both"), "{both}");
+        let other = LinkSpec::macvlan("mv0", "eth0", MacvlanMode::Vepa)
+            .ipvlan_private()
+            .validate()
+            .unwrap_err();
+        assert!(other.to_string().contains("ipvlan links only"), "{other}");
+    }
+
+    #[test]
+    fn unknown_link_kinds_are_told_from_other_refusals() {
+        let unknown = Error::from_errno_with(
+            libc::EOPNOTSUPP,
+            "link \"v0.10\"",
+            Some("Unknown device type"),
+        );
+        assert!(unknown.is_unknown_link_kind());
+        assert!(Error::from_errno(libc::EOPNOTSUPP, "link \"v0.10\"").is_unknown_link_kind());
+        assert!(!Error::from_errno(libc::EINVAL, "link \"v0.10\"").is_unknown_link_kind());
+        assert!(!Error::from_errno(libc::EEXIST, "link \"v0.10\"").is_unknown_link_kind());
     }
 }

@@ -19,6 +19,7 @@
 pub mod cluster;
 pub mod driver_suite;
 pub mod etcd;
+pub mod lan;
 pub mod logs;
 pub mod refdocker;
 pub mod state_dir;

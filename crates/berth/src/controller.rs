@@ -385,8 +385,16 @@ impl Controller {
             )?
             .with_instance(instance.clone()),
         );
+        let macvlan = Arc::new(berth_macvlan::MacvlanDriver::new(&host, &instance)?);
+        let ipvlan = Arc::new(berth_macvlan::IpvlanDriver::new(&host, &instance)?);
         let mut drivers: BTreeMap<String, Arc<dyn Driver>> = BTreeMap::new();
-        let built_in: [Arc<dyn Driver>; 3] = [bridge, Arc::new(NullDriver), Arc::new(HostDriver)];
+        let built_in: [Arc<dyn Driver>; 5] = [
+            bridge,
+            macvlan,
+            ipvlan,
+            Arc::new(NullDriver),
+            Arc::new(HostDriver),
+        ];
         debug_assert!(built_in.iter().map(|d| d.name()).eq(BUILT_IN_DRIVERS));
         for d in built_in.into_iter().chain(registered) {
             drivers.insert(d.name().to_owned(), d);

@@ -50,6 +50,7 @@ pub use berth_driver::{EndpointId, MacAddr, NetworkId, RawOptions, SandboxId};
 pub use berth_firewall::Backend as FirewallBackend;
 pub use berth_firewall::{DriftReport, HealStats, Repair};
 pub use berth_ipam::DefaultPool;
+pub use berth_macvlan::{IpvlanDriver, MacvlanDriver, MacvlanError};
 pub use berth_netlink::Netns;
 pub use berth_portmap::{ExposedPort, PortBinding, PortSpec};
 pub use berth_store::{Error as StoreError, KvStore, MemoryStore, RedbStore};
@@ -71,4 +72,4 @@ pub use ipam::BuiltinIpam;
 #[doc(hidden)]
 pub use records::check_stored_record;
 pub use requests::{EndpointOptions, IpamPoolConfig, NetworkCreate, SandboxCreate, SandboxNetns};
-pub use {berth_driver, berth_firewall, berth_netlink, berth_store};
+pub use {berth_driver, berth_firewall, berth_macvlan, berth_netlink, berth_store};

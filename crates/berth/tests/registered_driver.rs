@@ -47,7 +47,10 @@ fn a_driver_registered_from_outside_carries_traffic_and_survives_a_restart() {
     let dir = StateDir::new().unwrap();
     let driver = p2p(&host);
     let ctl = build(&host, &dir, &driver);
-    assert_eq!(ctl.drivers(), ["bridge", "host", "null", "p2p"]);
+    assert_eq!(
+        ctl.drivers(),
+        ["bridge", "host", "ipvlan", "macvlan", "null", "p2p"]
+    );
     p2p_network(&ctl, "routed", "10.98.0.0/24");
     let insp = ctl.inspect_network("routed").unwrap();
     assert_eq!(

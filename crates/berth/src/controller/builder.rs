@@ -107,7 +107,7 @@ impl ControllerBuilder {
                 || self.drivers[..i].iter().any(|o| o.name() == name);
             if twice {
                 return Err(Error::InvalidRequest(format!(
-                    "driver {name} is registered twice (bridge, null and host are built in)"
+                    "driver {name} is registered twice (bridge, macvlan, ipvlan, null and host are built in)"
                 )));
             }
         }
@@ -130,4 +130,4 @@ impl ControllerBuilder {
 }
 
 /// The drivers every controller has.
-pub(super) const BUILT_IN_DRIVERS: [&str; 3] = ["bridge", "null", "host"];
+pub(super) const BUILT_IN_DRIVERS: [&str; 5] = ["bridge", "macvlan", "ipvlan", "null", "host"];

@@ -120,7 +120,7 @@ impl Controller {
             )));
         }
         let publishing = !opts.ports.is_empty() || (opts.publish_all && !opts.exposed.is_empty());
-        if publishing && caps.creates_interfaces() && !caps.publishes_ports {
+        if publishing && caps.creates_interfaces() && !caps.publishes_ports && !caps.ignores_ports {
             // The gateway bridge publishes them for a driver that leaves the way out to it
             // (as Docker's overlay); an internal network has no way out to publish them on.
             if caps.egress == Egress::GatewayBridge && net.record.internal {
@@ -164,6 +164,7 @@ impl Controller {
             (None, None)
         };
         let ifname = creates.then(|| next_ifname(st, Controller::iface_prefix(&net.record)));
+        let caps = net.driver.capabilities();
         let mut specs = opts.ports.clone();
         if opts.publish_all {
             specs.extend(opts.exposed.iter().map(|e| PortSpec {
@@ -172,6 +173,25 @@ impl Controller {
                 container_ports: e.ports,
                 proto: e.proto,
             }));
+        }
+        if caps.ignores_ports {
+            // Docker's macvlan and ipvlan accept -p and --expose and ignore them, with these
+            // warnings.
+            if !specs.is_empty() {
+                tracing::warn!(
+                    network = %net.record.name,
+                    "{} driver does not support port mappings",
+                    net.record.driver
+                );
+                specs.clear();
+            }
+            if !opts.exposed.is_empty() {
+                tracing::warn!(
+                    network = %net.record.name,
+                    "{} driver does not support port exposures",
+                    net.record.driver
+                );
+            }
         }
         let mut record = EndpointRecord {
             id: id.clone(),
@@ -228,7 +248,6 @@ impl Controller {
         hit("connect.routes")?;
         // A driver that publishes no ports and leaves the way out to the gateway bridge keeps
         // them in the record: the sandbox's gateway bridge endpoint publishes them.
-        let caps = net.driver.capabilities();
         let via_gateway_bridge = caps.egress == Egress::GatewayBridge && !caps.publishes_ports;
         if !specs.is_empty() && !via_gateway_bridge {
             undo.ports = true;
