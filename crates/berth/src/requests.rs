@@ -170,4 +170,9 @@ pub struct EndpointOptions {
     /// `--driver-opt`: the endpoint's driver options, handed to the network's driver as given
     /// (it refuses what it does not know; the bridge driver knows none).
     pub driver_opts: RawOptions,
+    /// The interface's name in the sandbox (a CNI runtime's `CNI_IFNAME`). By default the
+    /// network's prefix (`eth`, or `com.docker.network.container_iface_prefix`) and the lowest
+    /// free number. A valid interface name, not `lo`, and not the name of another of the
+    /// sandbox's endpoints.
+    pub ifname: Option<String>,
 }

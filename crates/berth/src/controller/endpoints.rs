@@ -78,6 +78,21 @@ impl Controller {
                 network: net.record.name.clone(),
             });
         }
+        if let Some(ifname) = &opts.ifname {
+            berth_netlink::validate_ifname(ifname).map_err(|e| {
+                Error::InvalidRequest(format!("interface name {ifname:?} for sandbox {name}: {e}"))
+            })?;
+            let taken = ifname == "lo"
+                || st
+                    .endpoints
+                    .values()
+                    .any(|a| a.record.ifname.as_deref() == Some(ifname.as_str()));
+            if taken {
+                return Err(Error::InvalidRequest(format!(
+                    "interface name {ifname:?} is already used in sandbox {name}"
+                )));
+            }
+        }
         let caps = net.driver.capabilities();
         if sb.record.host_mode != (caps.data_path == DataPath::HostNamespace) {
             return Err(Error::InvalidRequest(format!(
@@ -163,7 +178,11 @@ impl Controller {
         } else {
             (None, None)
         };
-        let ifname = creates.then(|| next_ifname(st, Controller::iface_prefix(&net.record)));
+        let ifname = creates.then(|| {
+            opts.ifname
+                .clone()
+                .unwrap_or_else(|| next_ifname(st, Controller::iface_prefix(&net.record)))
+        });
         let caps = net.driver.capabilities();
         let mut specs = opts.ports.clone();
         if opts.publish_all {
