@@ -31,12 +31,10 @@ use berth::{
     Config, Controller, EndpointOptions, FirewallBackend, IpamPoolConfig, NetworkCreate,
     SandboxCreate,
 };
+use berth_benches::connect::{ROUND, time_connect_rounds};
 use berth_testhost::TestHost;
 use berth_testhost::berth_netlink::{Handle, LinkSpec, MacAddr, Netns, VethPeer};
 use criterion::{Criterion, criterion_group, criterion_main};
-
-/// Sandboxes connected in one round of a `connect` row.
-const ROUND: u64 = 10;
 
 struct Bed {
     ctl: Option<Controller>,
@@ -100,50 +98,10 @@ impl Bed {
         }
     }
 
-    /// Links in the host namespace.
-    fn host_links(&self) -> usize {
-        let nl = Handle::open(self.host.netns()).unwrap();
-        nl.link_list().unwrap().len()
-    }
-
-    /// Waits until the host namespace has `links` links again: the namespaces of removed
-    /// sandboxes are torn down by the kernel after `remove_sandbox` returns, and their veths go
-    /// last.
-    fn settle(&self, links: usize) {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while self.host_links() > links && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-
-    /// Times `iters` connects of fresh sandboxes to network `n0`, in rounds of at most
-    /// [`ROUND`] so that the number of connected sandboxes stays within `ROUND` of the row's
-    /// level: a round's sandboxes are created before and removed after it, untimed, and the
-    /// kernel's teardown of them is waited for before the next round.
+    /// Times `iters` connects of fresh sandboxes to network `n0`, in rounds (see
+    /// [`berth_benches::connect`]).
     fn time_connects(&self, iters: u64) -> Duration {
-        let links = self.host_links();
-        let mut total = Duration::ZERO;
-        let mut left = iters;
-        while left > 0 {
-            let round = left.min(ROUND);
-            left -= round;
-            let names: Vec<String> = (0..round).map(|i| format!("bench{i}")).collect();
-            for name in &names {
-                self.ctl().create_sandbox(SandboxCreate::new(name)).unwrap();
-            }
-            for name in &names {
-                let start = Instant::now();
-                self.ctl()
-                    .connect(name, "n0", EndpointOptions::default())
-                    .unwrap();
-                total += start.elapsed();
-            }
-            for name in &names {
-                self.ctl().remove_sandbox(name).unwrap();
-            }
-            self.settle(links);
-        }
-        total
+        time_connect_rounds(self.ctl(), &self.host, "n0", iters)
     }
 
     /// Times `iters` connects of fresh sandboxes to network `n0`, each sandbox removed right

@@ -13,18 +13,12 @@
 //! Run with `cargo bench -p berth-benches --bench macvlan`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use berth::{
-    Config, Controller, EndpointOptions, FirewallBackend, IpamPoolConfig, NetworkCreate,
-    SandboxCreate,
-};
-use berth_testhost::berth_netlink::Handle;
+use berth::{Config, Controller, FirewallBackend, IpamPoolConfig, NetworkCreate};
+use berth_benches::connect::time_connect_rounds;
 use berth_testhost::{LanPeer, TestHost};
 use criterion::{Criterion, criterion_group, criterion_main};
-
-/// Sandboxes connected in one round.
-const ROUND: u64 = 10;
 
 struct Bed {
     ctl: Option<Controller>,
@@ -76,50 +70,6 @@ impl Bed {
     fn ctl(&self) -> &Controller {
         self.ctl.as_ref().unwrap()
     }
-
-    fn host_links(&self) -> usize {
-        Handle::open(self.host.netns())
-            .unwrap()
-            .link_list()
-            .unwrap()
-            .len()
-    }
-
-    /// Waits until the host namespace has at most `links` links again (the kernel tears a
-    /// removed sandbox's namespace down after `remove_sandbox` returns).
-    fn settle(&self, links: usize) {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while self.host_links() > links && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-
-    /// Times `iters` connects of fresh sandboxes to `network`, in rounds of [`ROUND`].
-    fn time_connects(&self, network: &str, iters: u64) -> Duration {
-        let links = self.host_links();
-        let mut total = Duration::ZERO;
-        let mut left = iters;
-        while left > 0 {
-            let round = left.min(ROUND);
-            left -= round;
-            let names: Vec<String> = (0..round).map(|i| format!("bench{i}")).collect();
-            for name in &names {
-                self.ctl().create_sandbox(SandboxCreate::new(name)).unwrap();
-            }
-            for name in &names {
-                let start = Instant::now();
-                self.ctl()
-                    .connect(name, network, EndpointOptions::default())
-                    .unwrap();
-                total += start.elapsed();
-            }
-            for name in &names {
-                self.ctl().remove_sandbox(name).unwrap();
-            }
-            self.settle(links);
-        }
-        total
-    }
 }
 
 impl Drop for Bed {
@@ -142,10 +92,10 @@ fn macvlan(c: &mut Criterion) {
         .measurement_time(Duration::from_secs(6));
     let bed = Bed::new();
     group.bench_function("connect_macvlan", |b| {
-        b.iter_custom(|n| bed.time_connects("mv", n))
+        b.iter_custom(|n| time_connect_rounds(bed.ctl(), &bed.host, "mv", n))
     });
     group.bench_function("connect_bridge", |b| {
-        b.iter_custom(|n| bed.time_connects("br", n))
+        b.iter_custom(|n| time_connect_rounds(bed.ctl(), &bed.host, "br", n))
     });
     group.finish();
 }

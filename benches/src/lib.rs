@@ -1,5 +1,8 @@
 //! Shared pieces of the benchmarks under `benches/` (the criterion benches and the measured
-//! scenarios): the synthetic firewall load both firewall benches put in a namespace.
+//! scenarios): the synthetic firewall load both firewall benches put in a namespace, and timed
+//! connects in rounds ([`connect`]).
+
+pub mod connect;
 
 use berth_firewall::{NetworkRules, PortRange, PortRule, Protocol};
 
