@@ -293,7 +293,7 @@ pub(super) fn sandbox_spec(b: SandboxCreateBody) -> Result<SandboxSpec, ApiError
         ports,
         exposed,
         publish_all: b.publish_all_ports,
-        driver_opts: Default::default(),
+        ..Default::default()
     };
     create.network = Some(mode);
     create.endpoint = endpoint;
