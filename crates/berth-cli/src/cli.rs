@@ -63,6 +63,7 @@ pub fn main_entry() -> ExitCode {
             with_client(host.as_deref(), |c| sandbox(c, cmd, cli.config.as_deref()))
         }
         Cmd::Firewall(FirewallCmd::Reconcile) => with_client(host.as_deref(), firewall_reconcile),
+        Cmd::Plugin(cmd) => crate::plugin::plugin(cmd),
     };
     ExitCode::from(code)
 }

@@ -33,6 +33,7 @@ mod daemon;
 mod error;
 mod exec;
 mod format;
+mod plugin;
 pub mod template;
 
 pub use cli::main_entry;

@@ -169,7 +169,10 @@ fn docker_info_and_the_paths_berth_does_not_serve() {
         let out = stdout(&o);
         let fields: Vec<&str> = out.trim().split('|').collect();
         assert_eq!(fields[0], env!("CARGO_PKG_VERSION"), "{tag}: {out}");
-        assert_eq!(fields[1], "[bridge host ipvlan macvlan null]", "{tag}: {out}");
+        assert_eq!(
+            fields[1], "[bridge host ipvlan macvlan null]",
+            "{tag}: {out}"
+        );
         assert_eq!(fields[3], "7", "{tag}: Docker's local default pools: {out}");
         // Options Docker accepts are accepted: a real 20.10 option and a vendor key (kept and
         // shown, as Docker keeps it).

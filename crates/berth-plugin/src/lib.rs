@@ -1,5 +1,7 @@
-//! Docker's remote plugin protocol, client side: the network and IPAM plugins written for
-//! dockerd (Weave, Calico, Kuryr, ...) as berth drivers.
+//! Docker's remote plugin protocol, both ways. Client side: the network and IPAM plugins
+//! written for dockerd (Weave, Calico, Kuryr, ...) as berth drivers. Server side
+//! ([`PluginServer`], `berth plugin serve`): berth's bridge driver and IPAM served to a stock
+//! dockerd on a plugin socket (`docker network create -d berth --ipam-driver berth`).
 //!
 //! A plugin is found by name the way dockerd finds legacy plugins ([`locate`], in
 //! [`PluginDirs`]: a unix socket under `/run/docker/plugins`, else a `.spec` or `.json` file
@@ -39,6 +41,7 @@ mod ipam;
 mod network;
 mod plugin;
 mod saved;
+pub mod server;
 pub mod wire;
 
 pub use client::{Client, ClientConfig, RetryPolicy};
@@ -47,6 +50,7 @@ pub use error::{CallFailure, Error, Result};
 pub use ipam::{IpamCapabilities, RemoteIpamDriver};
 pub use network::{PluginOptions, RemoteNetworkDriver};
 pub use plugin::{Plugin, discover, discover_with};
+pub use server::{PluginServer, ServerConfig, ServerError, TerminationSignals};
 
 /// For the fuzz target: reads an HTTP answer from `raw` as the client does (`eof`: the
 /// connection closed), returning its status and body when complete. Never panics.
@@ -64,4 +68,5 @@ const _: () = {
     assert_send_sync::<RemoteNetworkDriver>();
     assert_send_sync::<RemoteIpamDriver>();
     assert_send_sync::<Client>();
+    assert_send_sync::<PluginServer>();
 };

@@ -123,6 +123,15 @@ impl RefDocker {
         cmd
     }
 
+    /// Restarts the engine on the same data root, exec root and namespace: SIGTERM (SIGKILL
+    /// after [`STOP_TIMEOUT`]), as a service manager stops it (it stops its containers; without
+    /// live-restore they stay stopped), then a start as [`RefDocker::start`]'s, waiting until
+    /// it answers again.
+    pub fn restart(&mut self) -> Result<()> {
+        self.stop();
+        self.launch()
+    }
+
     /// Whether `docker version` answers now (the client and the server part both).
     pub fn answers(&self) -> bool {
         self.client(DOCKER)

@@ -47,6 +47,9 @@ pub(super) enum Cmd {
     /// berth's packet filter rules in the host namespace
     #[command(subcommand)]
     Firewall(FirewallCmd),
+    /// Serve berth's drivers to dockerd as a plugin
+    #[command(subcommand)]
+    Plugin(crate::plugin::PluginCmd),
 }
 
 #[derive(Debug, Subcommand)]

@@ -4,7 +4,9 @@
 //! then the plugin, the namespaces and the directories.
 #![allow(dead_code, clippy::unwrap_used)]
 
+pub(crate) mod engine;
 pub(crate) mod fake;
+pub(crate) mod served;
 pub(crate) mod server;
 
 use std::sync::Arc;
