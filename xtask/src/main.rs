@@ -190,14 +190,62 @@ fn demo() -> Result {
     walkthrough::run(&root(), cargo())
 }
 
+/// Measured scenarios beside the criterion benches: whole processes (a CNI plugin's calls,
+/// containers started through dockerd), timed by the ignored tests that drive them, in release
+/// builds. `cargo xtask bench cni` runs one by name; `cargo xtask bench` runs all of them too.
+const SCENARIOS: &[(&str, &[&str])] = &[
+    (
+        "cni",
+        &[
+            "test",
+            "--release",
+            "-p",
+            "berth-cni",
+            "--test",
+            "measure",
+            "--",
+            "--ignored",
+            "--nocapture",
+        ],
+    ),
+    (
+        "dockerd_plugin",
+        &[
+            "test",
+            "--release",
+            "-p",
+            "berth-plugin",
+            "--test",
+            "server_measure",
+            "--",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ],
+    ),
+];
+
 fn bench(names: &[String]) -> Result {
     install_packages()?;
-    let mut cmd = cargo();
-    cmd.args(["bench", "--package", "berth-benches"]);
-    for n in names {
-        cmd.args(["--bench", n]);
+    let (scenarios, criterion): (Vec<&String>, Vec<&String>) = names
+        .iter()
+        .partition(|n| SCENARIOS.iter().any(|(name, _)| name == n));
+    if names.is_empty() || !criterion.is_empty() {
+        let mut cmd = cargo();
+        cmd.args(["bench", "--package", "berth-benches"]);
+        for n in &criterion {
+            cmd.args(["--bench", n]);
+        }
+        run(cmd)?;
     }
-    run(cmd)
+    for (name, args) in SCENARIOS {
+        if names.is_empty() || scenarios.iter().any(|n| n == name) {
+            let mut cmd = cargo();
+            cmd.args(*args);
+            run(cmd)?;
+        }
+    }
+    Ok(())
 }
 
 fn fuzz(args: &[String]) -> Result {

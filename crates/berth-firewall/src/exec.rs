@@ -45,6 +45,62 @@ pub(crate) struct FastPath {
     families: Vec<Family>,
 }
 
+/// What the tool probes found for a configuration: which iptables binaries are installed and
+/// whether the netlink fast path works with them. A short-lived process (a CNI plugin's call)
+/// keeps it for the next one, which then runs no probe: see [`crate::Firewall::tools_verdict`]
+/// and [`crate::Firewall::with_known_tools`].
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ToolsVerdict {
+    backend: Backend,
+    variant: IptablesVariant,
+    dir: Option<PathBuf>,
+    legacy: bool,
+    /// `None`: not probed yet.
+    fast_path: Option<bool>,
+}
+
+impl Tools {
+    /// What the probes found so far.
+    pub(crate) fn verdict(&self) -> ToolsVerdict {
+        ToolsVerdict {
+            backend: self.backend,
+            variant: self.variant,
+            dir: self.dir.clone(),
+            legacy: self.legacy,
+            fast_path: *self.fast.usable.lock().unwrap_or_else(PoisonError::into_inner),
+        }
+    }
+
+    /// The tools a verdict describes, if it was found for this configuration (backend,
+    /// iptables variant and tools directory).
+    pub(crate) fn from_verdict(v: &ToolsVerdict, config: &FirewallConfig) -> Option<Tools> {
+        if v.backend != config.backend
+            || v.variant != config.iptables_variant
+            || v.dir != config.tools_dir
+        {
+            return None;
+        }
+        let fast = match v.backend {
+            Backend::Nftables => FastPath::off(),
+            Backend::Iptables => {
+                let candidate = !v.legacy && config.iptables_netlink;
+                let fast = FastPath::new(candidate, config.families());
+                if candidate {
+                    *fast.usable.lock().unwrap_or_else(PoisonError::into_inner) = v.fast_path;
+                }
+                fast
+            }
+        };
+        Some(Tools {
+            backend: v.backend,
+            variant: v.variant,
+            dir: v.dir.clone(),
+            fast,
+            legacy: v.legacy,
+        })
+    }
+}
+
 impl FastPath {
     fn new(candidate: bool, families: Vec<Family>) -> Arc<FastPath> {
         Arc::new(FastPath {

@@ -7,7 +7,7 @@ use std::sync::{Mutex, MutexGuard};
 use berth_netlink::Netns;
 
 use crate::error::Result;
-use crate::exec::{self, Tools};
+use crate::exec::{self, Tools, ToolsVerdict};
 use crate::plan::{Planner, Transaction};
 use crate::report::DriftReport;
 use crate::spec::{DesiredState, FirewallConfig, LinkRule, NetworkRules, PortRule};
@@ -67,6 +67,48 @@ impl Firewall {
             state: Mutex::new(checked),
             staging: AtomicBool::new(true),
         })
+    }
+
+    /// [`Firewall::with_state`] without the tool probes (no `--version` runs, and no probe of
+    /// the netlink fast path when the verdict has one): `verdict` is what an earlier
+    /// [`Firewall::tools_verdict`] found in this namespace. `None` when the verdict was found
+    /// for another configuration (backend, iptables variant, tools directory); probe then.
+    pub fn with_known_tools(
+        netns: &Netns,
+        config: FirewallConfig,
+        state: DesiredState,
+        verdict: &ToolsVerdict,
+    ) -> Result<Option<Firewall>> {
+        let Some(tools) = Tools::from_verdict(verdict, &config) else {
+            return Ok(None);
+        };
+        let planner = Planner::new(config)?;
+        let checked = DesiredState::from_parts(
+            planner.config(),
+            state.networks().values().cloned(),
+            state.ports().iter().cloned(),
+            state.links().iter().cloned(),
+        )?;
+        Ok(Some(Firewall {
+            netns: netns.try_clone()?,
+            planner,
+            tools,
+            state: Mutex::new(checked),
+            staging: AtomicBool::new(true),
+        }))
+    }
+
+    /// What the tool probes found (for [`Firewall::with_known_tools`] in a later process).
+    pub fn tools_verdict(&self) -> ToolsVerdict {
+        self.tools.verdict()
+    }
+
+    /// Ends the staging of [`Firewall::with_state`] without a reconcile: the caller knows that
+    /// the kernel holds exactly what the state says (an earlier process left it so, on this
+    /// boot and in this namespace, and ended cleanly). Changes apply from now on; drift made
+    /// meanwhile by others stays until a [`Firewall::reconcile`].
+    pub fn trust_kernel(&self) {
+        self.staging.store(false, Ordering::Relaxed);
     }
 
     /// The configuration.

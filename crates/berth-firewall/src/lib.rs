@@ -104,6 +104,7 @@ pub mod nftables;
 pub mod sim;
 
 pub use error::{Error, Result};
+pub use exec::ToolsVerdict;
 pub use firewall::Firewall;
 pub use heal::{HealMode, HealOptions, HealStats, Healer, Repair};
 pub use model::{Family, FamilyExt, PortRange, PortRangeExt, Protocol};

@@ -82,6 +82,14 @@ pub struct Config {
     /// never removes a sandbox whose id merely starts with 621; the daemon turns it on for the
     /// docker CLI's users.
     pub id_prefixes: bool,
+    /// Trust the kernel at start when the previous controller on this state went away cleanly
+    /// on this boot and in this host namespace: the firewall's tool probes are not run again
+    /// (their verdicts are kept in `<exec_root>/firewall-trust.json`) and the start does not
+    /// reconcile the firewall. For short-lived openers, such as a CNI plugin's calls, where
+    /// those are most of the time a call takes. Any other start (the first, after a crash, a
+    /// reboot or a teardown) probes and reconciles as usual; drift made by others in between
+    /// stays until [`crate::Controller::reconcile_firewall`]. Off by default.
+    pub trust_kernel: bool,
 }
 
 impl Config {
@@ -110,6 +118,7 @@ impl Config {
             strict_options: false,
             heal_firewall: false,
             id_prefixes: false,
+            trust_kernel: false,
         }
     }
 
@@ -194,6 +203,8 @@ setters! {
     with_heal_firewall: heal_firewall: bool;
     /// Sets [`Config::id_prefixes`].
     with_id_prefixes: id_prefixes: bool;
+    /// Sets [`Config::trust_kernel`].
+    with_trust_kernel: trust_kernel: bool;
 }
 
 /// The bridge of the predefined `bridge` network (dockerd's `--bridge`/`-b` and daemon.json's

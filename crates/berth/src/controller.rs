@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use berth_bridge::{BridgeDefaults, BridgeDriver};
@@ -57,6 +57,7 @@ mod networks;
 mod restore;
 mod sandboxes;
 mod teardown;
+mod trust;
 mod validate;
 use builder::BUILT_IN_DRIVERS;
 pub use builder::ControllerBuilder;
@@ -122,6 +123,24 @@ struct Inner {
     degraded: Mutex<BTreeMap<SandboxId, DegradedSandbox>>,
     /// The firewall's healing thread (`Config::heal_firewall`), stopped with the controller.
     healer: Mutex<Option<berth_firewall::Healer>>,
+    /// The firewall was started trusting the kernel (see `trust`): the start does not
+    /// reconcile it.
+    trusted: bool,
+    /// The start completed and no teardown happened: with `Config::trust_kernel`, going away
+    /// leaves the marker for the next start (see `trust`).
+    trust_ready: AtomicBool,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if self.config.trust_kernel
+            && self.trust_ready.load(Ordering::Relaxed)
+            && !std::thread::panicking()
+            && let Some(fw) = &self.firewall
+        {
+            trust::leave(&self.config.exec_root, &self.host, fw.tools_verdict());
+        }
+    }
 }
 
 /// The namespace ids berth gives sandboxes in the host namespace count down from here to
@@ -358,6 +377,11 @@ impl Controller {
         // end of the restore converges the kernel on exactly that (see `restore`). What a
         // restore does not bring back (a sandbox gone after a reboot, an endpoint that failed)
         // is never applied and its old rules are removed by that reconcile.
+        // Taken away by every start, trusting or not: a marker must never outlive a start that
+        // may change the kernel without leaving a new one.
+        let mut trusted_tools =
+            trust::take(&config.exec_root, &host).filter(|_| config.trust_kernel);
+        let mut trusted = false;
         let firewall = match config.firewall {
             None => None,
             Some(backend) => {
@@ -367,11 +391,22 @@ impl Controller {
                 fw_config.trusted_interfaces = config.trusted_interfaces.clone();
                 fw_config.forward_policy_drop = forwarding.ipv4;
                 fw_config.forward_policy_drop_v6 = forwarding.ipv6;
-                Some(Arc::new(Firewall::with_state(
-                    &host,
-                    fw_config,
-                    DesiredState::new(),
-                )?))
+                // A trusted start (`Config::trust_kernel`) takes the probes' verdicts from the
+                // marker the previous opener left, and skips the start reconcile.
+                let known = match trusted_tools.take() {
+                    Some(tools) => Firewall::with_known_tools(
+                        &host,
+                        fw_config.clone(),
+                        DesiredState::new(),
+                        &tools,
+                    )?,
+                    None => None,
+                };
+                trusted = known.is_some();
+                Some(Arc::new(match known {
+                    Some(fw) => fw,
+                    None => Firewall::with_state(&host, fw_config, DesiredState::new())?,
+                }))
             }
         };
 
@@ -438,6 +473,8 @@ impl Controller {
             next_nsid: AtomicI32::new(NSID_TOP),
             degraded: Mutex::default(),
             healer: Mutex::default(),
+            trusted,
+            trust_ready: AtomicBool::new(false),
         };
         // Below every id of berth's range already given (sandboxes from before a restart).
         if let Ok(ids) = inner.host_netlink.nsid_list()
@@ -454,6 +491,7 @@ impl Controller {
         controller.republish_global_endpoints()?;
         controller.keep_cluster_lease()?;
         controller.watch_cluster()?;
+        controller.inner.trust_ready.store(true, Ordering::Relaxed);
         Ok(controller)
     }
 

@@ -112,6 +112,9 @@ impl Plugin {
             .with_default_bridge(DefaultBridge::None)
             .with_embedded_dns(None)
             .with_heal_firewall(false)
+            // Each call opens the controller: after a clean call, the next skips the firewall's
+            // probes and start reconcile (see `berth::Config::trust_kernel`).
+            .with_trust_kernel(true)
             .with_ip_forward(conf.ip_forward)
             .with_default_address_pools(conf.default_address_pools.clone())
     }

@@ -103,8 +103,13 @@ impl Controller {
         // The firewall was staged (see `Controller::start`): its state now holds what the
         // restores brought back; one reconcile makes the kernel say exactly that.
         if let Some(fw) = &self.inner.firewall {
-            let report = fw.reconcile()?;
-            tracing::info!(%report, "firewall reconciled on start");
+            if self.inner.trusted {
+                // The previous opener left the kernel as the state says (see `trust`).
+                fw.trust_kernel();
+            } else {
+                let report = fw.reconcile()?;
+                tracing::info!(%report, "firewall reconciled on start");
+            }
             if self.inner.config.heal_firewall {
                 let healer = fw.start_healing(berth_firewall::HealOptions::default())?;
                 *lock(&self.inner.healer) = Some(healer);

@@ -34,8 +34,10 @@ impl Controller {
     pub fn teardown(self) -> Result<TeardownReport> {
         let span = tracing::info_span!("teardown");
         let _enter = span.enter();
-        // Nothing repairs the rules being removed.
+        // Nothing repairs the rules being removed, and the next start must not trust the
+        // kernel to hold them.
         lock(&self.inner.healer).take();
+        self.inner.trust_ready.store(false, Ordering::Relaxed);
         let mut report = TeardownReport::default();
         let sandboxes: Vec<String> = self.read_sandboxes().values().map(|s| s.name()).collect();
         for name in sandboxes {
