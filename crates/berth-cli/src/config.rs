@@ -102,6 +102,11 @@ pub struct DaemonFlags {
     /// A cluster store option: kv.cacertfile, kv.certfile, kv.keyfile (repeatable)
     #[arg(long = "cluster-store-opt", value_name = "KEY=VALUE")]
     pub cluster_store_opts: Vec<String>,
+    /// A Docker network or IPAM plugin to use, found as dockerd finds it
+    /// (/run/docker/plugins/NAME.sock, /etc/docker/plugins/NAME.spec|json, ...) and activated
+    /// at start; `network create -d NAME` and `--ipam-driver NAME` then use it (repeatable)
+    #[arg(long = "network-plugin", value_name = "NAME")]
+    pub network_plugins: Vec<String>,
 }
 
 /// Everything the daemon needs to start.
@@ -124,6 +129,8 @@ pub struct DaemonSettings {
     pub cluster: Option<crate::cluster::ClusterSettings>,
     /// `--teardown`: remove everything and exit instead of serving.
     pub teardown: bool,
+    /// Docker plugins to activate at start and register as network and IPAM drivers.
+    pub network_plugins: Vec<String>,
 }
 
 /// Parses the host option: `unix:///path` or a plain absolute path.
@@ -151,6 +158,7 @@ const DAEMON_KEYS: &[&str] = &[
     "cluster-store",
     "cluster-advertise",
     "cluster-store-opts",
+    "network-plugins",
 ];
 
 fn setting_err(key: &str, value: &str, why: impl std::fmt::Display) -> Error {
@@ -161,7 +169,7 @@ fn setting_err(key: &str, value: &str, why: impl std::fmt::Display) -> Error {
 fn flags_json(host: Option<&str>, flags: &DaemonFlags) -> Result<DaemonJson> {
     let mut j = DaemonJson::new();
     let path = |p: &Option<PathBuf>| p.as_ref().map(|p| p.display().to_string());
-    let values: [(&str, Option<serde_json::Value>); 24] = [
+    let values: [(&str, Option<serde_json::Value>); 25] = [
         ("hosts", host.map(|h| vec![h.to_owned()]).map(Into::into)),
         ("data-root", path(&flags.data_root).map(Into::into)),
         ("exec-root", path(&flags.exec_root).map(Into::into)),
@@ -194,6 +202,10 @@ fn flags_json(host: Option<&str>, flags: &DaemonFlags) -> Result<DaemonJson> {
         (
             "cluster-store-opts",
             Some(flags.cluster_store_opts.clone().into()),
+        ),
+        (
+            "network-plugins",
+            Some(flags.network_plugins.clone().into()),
         ),
     ];
     for (key, value) in values {
@@ -299,6 +311,7 @@ pub fn resolve(host: Option<&str>, flags: DaemonFlags) -> Result<DaemonSettings>
         notes,
         cluster,
         teardown: flags.teardown,
+        network_plugins: merged.strings("network-plugins")?,
     })
 }
 

@@ -67,6 +67,44 @@ struct State {
 /// # Errors
 /// When the socket group does not exist, the socket is served by another daemon, the data root is
 /// locked by another daemon, the controller cannot start, or the socket cannot be bound.
+/// Finds and activates the Docker plugin `name` (dockerd's discovery and retries) and registers
+/// what its handshake lists: a network driver (its endpoints' joins kept under
+/// `<data_root>/plugins/NAME`, so that a restart takes them back without asking the plugin
+/// again) and an IPAM driver.
+fn network_plugin(
+    mut builder: berth::ControllerBuilder,
+    name: &str,
+    host: &berth_netlink::Netns,
+    config: &berth::Config,
+) -> Result<berth::ControllerBuilder> {
+    let unusable = |e: berth_plugin::Error| Error::usage(format!("--network-plugin {name}: {e}"));
+    let plugin =
+        berth_plugin::discover(name, &berth_plugin::PluginDirs::default()).map_err(unusable)?;
+    let mut registered = Vec::new();
+    if plugin.implements_kind("NetworkDriver") {
+        let dir = config.data_root.join("plugins").join(name);
+        let driver = plugin
+            .network_driver(host)
+            .and_then(|d| d.keep_state_in(&dir))
+            .map_err(unusable)?;
+        builder = builder.driver_arc(std::sync::Arc::new(driver));
+        registered.push("network driver");
+    }
+    if plugin.implements_kind("IpamDriver") {
+        let ipam = plugin.ipam_driver().map_err(unusable)?;
+        builder = builder.ipam(std::sync::Arc::new(ipam));
+        registered.push("IPAM driver");
+    }
+    if registered.is_empty() {
+        return Err(Error::usage(format!(
+            "--network-plugin {name}: the plugin implements neither NetworkDriver nor IpamDriver (it lists {:?})",
+            plugin.implements()
+        )));
+    }
+    tracing::info!(plugin = %name, ?registered, "plugin activated");
+    Ok(builder)
+}
+
 pub(crate) fn run(settings: DaemonSettings) -> Result<()> {
     let _ = tracing_subscriber::fmt()
         .with_max_level(settings.log_level)
@@ -84,27 +122,32 @@ pub(crate) fn run(settings: DaemonSettings) -> Result<()> {
         return Err(Error::AlreadyServing { socket });
     }
     let started = Instant::now();
-    let ctl = match &settings.cluster {
-        None => Controller::new(settings.config.clone())?,
-        Some(cluster) => {
-            let host = match &settings.config.host_netns {
-                Some(p) => berth_netlink::Netns::open(p),
-                None => berth_netlink::Netns::current(),
-            }
-            .map_err(|e| Error::usage(format!("opening the host namespace: {e}")))?;
+    let ctl = if settings.cluster.is_none() && settings.network_plugins.is_empty() {
+        Controller::new(settings.config.clone())?
+    } else {
+        let host = match &settings.config.host_netns {
+            Some(p) => berth_netlink::Netns::open(p),
+            None => berth_netlink::Netns::current(),
+        }
+        .map_err(|e| Error::usage(format!("opening the host namespace: {e}")))?;
+        let mut builder = Controller::builder(settings.config.clone());
+        if let Some(cluster) = &settings.cluster {
             let (store, overlay) =
                 crate::cluster::start(cluster, &host, settings.config.netns_dir())?;
             tracing::info!(store = ?cluster.endpoints, "cluster store connected; overlay networks on");
-            Controller::builder(settings.config.clone())
+            builder = builder
                 .driver_arc(overlay)
                 .cluster_store(store)
                 .cluster_lease_ttl(
                     cluster
                         .lease_ttl
                         .unwrap_or(berth_store::DEFAULT_HOST_LEASE_TTL),
-                )
-                .build()?
+                );
         }
+        for name in &settings.network_plugins {
+            builder = network_plugin(builder, name, &host, &settings.config)?;
+        }
+        builder.build()?
     };
     tracing::info!(
         elapsed_ms = started.elapsed().as_millis() as u64,

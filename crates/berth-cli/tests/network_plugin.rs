@@ -1,0 +1,90 @@
+//! `berth daemon --network-plugin NAME`: a Docker network and IPAM plugin, found and activated
+//! as dockerd does, used by `network create -d NAME --ipam-driver NAME`. The plugin here is
+//! berth's own plugin server (`berth_plugin::PluginServer`) on `/run/docker/plugins/NAME.sock`
+//! in the daemon's test host; the daemon runs without a firewall of its own (one berth firewall
+//! per namespace: the server's). Real traffic between sandboxes on the plugin's network, across
+//! a daemon restart; a missing plugin stops the start with a message naming it.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::process::Stdio;
+
+use berth_plugin::{PluginServer, ServerConfig};
+use berth_testhost::TestHost;
+use common::Fixture;
+
+#[test]
+fn a_docker_plugin_serves_networks_of_the_daemon() {
+    let host = TestHost::new().unwrap();
+    let name = format!("berthcli{}", std::process::id());
+    let state = tempfile::tempdir().unwrap();
+    let server = PluginServer::start(
+        ServerConfig::new(&name)
+            .with_state_dir(state.path())
+            .with_host_netns(host.path()),
+    )
+    .unwrap();
+    let mut f = Fixture::on_host(
+        host,
+        &[
+            "--iptables=false",
+            "--bridge",
+            "none",
+            "--network-plugin",
+            &name,
+        ],
+    );
+    f.ok(&[
+        "network",
+        "create",
+        "-d",
+        &name,
+        "--ipam-driver",
+        &name,
+        "--subnet",
+        "10.93.0.0/24",
+        "pnet",
+    ]);
+    let driver = f.ok(&["network", "inspect", "-f", "{{.Driver}}", "pnet"]);
+    assert_eq!(driver.trim(), name);
+    for sb in ["a", "b"] {
+        f.ok(&["sandbox", "create", "--name", sb, "--network", "pnet"]);
+    }
+    let ip_b = f.ip_of("b", "pnet");
+    assert!(ip_b.starts_with("10.93.0."), "the plugin's IPAM: {ip_b}");
+    assert!(f.ping("a", &ip_b), "traffic on the plugin's network");
+
+    // A restart takes the endpoints back (kept under the data root) and traffic goes on.
+    f.sigterm();
+    f.start();
+    assert!(f.ping("a", &ip_b), "after the daemon's restart");
+    f.ok(&["sandbox", "create", "--name", "c", "--network", "pnet"]);
+    assert!(f.ping("c", &ip_b));
+    for sb in ["a", "b", "c"] {
+        f.ok(&["sandbox", "rm", sb]);
+    }
+    f.ok(&["network", "rm", "pnet"]);
+    let links = f.host.ip(&["-br", "link"]).unwrap();
+    assert!(
+        !links
+            .lines()
+            .any(|l| l.starts_with("br-") || l.starts_with("veth")),
+        "the plugin's bridge and veths are gone: {links}"
+    );
+
+    // A plugin that is not there stops the start, named.
+    f.sigterm();
+    let missing = format!("{name}missing");
+    let out = f
+        .daemon_command()
+        .args(["--network-plugin", &missing])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains(&missing), "{err}");
+    drop(f);
+    drop(server);
+}
