@@ -37,6 +37,8 @@ const PACKAGES: &[&str] = &[
     // A real CNI runtime and the reference CNI plugins, for berth-cni's tests.
     "podman",
     "containernetworking-plugins",
+    // netavark's `setup`, a baseline of the `cni` measured scenario (podman only recommends it).
+    "netavark",
 ];
 
 type Result<T = ()> = std::result::Result<T, String>;

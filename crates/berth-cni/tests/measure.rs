@@ -6,13 +6,23 @@
 //!
 //! ADD of a container with one published port, as a runtime runs it (a process per plugin,
 //! the configuration on stdin), timed from spawn to exit: berth-cni with the iptables backend,
-//! berth-cni with the nftables backend, and the reference chain `bridge` (with `host-local`)
-//! then `portmap`, 50 times each, interleaved (each round in another order), each in a test host
-//! of its own that keeps one resident container attached (so every measured ADD joins an
-//! existing network, as on a busy host). Every ADD is followed by its DEL (timed too). The
-//! first round proves each published port with a TCP connection from a LAN peer. It prints the
-//! median, the 10th and 90th percentiles, and for berth-cni the median of each step it reports
-//! with `BERTH_CNI_TIMINGS` (lock, ifname, controller, network, attach, result, close).
+//! berth-cni with the nftables backend, the reference chain `bridge` (with `host-local`) then
+//! `portmap`, and netavark's `setup` (Debian's netavark 1.4, podman 4.3's default backend, with
+//! its iptables driver), 50 times each, interleaved (each round in another order), each in a
+//! test host of its own that keeps one resident container attached (so every measured ADD joins
+//! an existing network, as on a busy host). Every ADD is followed by its DEL (timed too;
+//! netavark's `teardown` is not timed). The first round proves each published port with a TCP
+//! connection from a LAN peer. It prints the median, the 10th and 90th percentiles, and for
+//! berth-cni the median of each step it reports with `BERTH_CNI_TIMINGS` (lock, ifname,
+//! controller, network, attach, result, close).
+//!
+//! netavark is given what podman 4.3 sends it (seen through a wrapper in podman's helper
+//! binaries directory): the options JSON on stdin with the container's id and name, its
+//! `port_mappings`, and one bridge network with a subnet and gateway, DNS disabled, and the
+//! container's address chosen already (podman's IPAM runs in podman, before `setup`, so its cost
+//! is not in netavark's time). `NETAVARK_FW=iptables` names the firewall driver (podman sets
+//! nothing and netavark would first look for firewalld on the system bus), `--config` is a
+//! temporary directory.
 //!
 //! With `BERTH_CNI_MEASURE_PRELOAD` set to a shared object to preload into berth-cni (such as
 //! one whose `fsync` and `fdatasync` return at once), a third berth-cni variant (iptables) runs
@@ -22,15 +32,24 @@
 mod common;
 
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use berth_testhost::TestHost;
 use berth_testhost::traffic::{TcpBanner, tcp_fetch};
 use common::{Answer, Cni, Container, TIMEOUT, ip_of, run, sa};
 use serde_json::{Value, json};
 
 const ROUNDS: usize = 50;
 const REF_DIR: &str = "/usr/lib/cni";
+/// Debian's netavark (package `netavark`), where podman looks for it.
+const NETAVARK: &str = "/usr/lib/podman/netavark";
+/// netavark's network: its name, bridge, subnet and gateway.
+const NV_NETWORK: &str = "nvnet";
+const NV_BRIDGE: &str = "nvbr0";
+const NV_SUBNET: &str = "10.140.0.0/24";
+const NV_GATEWAY: &str = "10.140.0.1";
 
 /// One way of adding a container.
 struct Variant {
@@ -56,6 +75,77 @@ enum Kind {
         bridge: Value,
         portmap: Value,
     },
+    Netavark {
+        /// `--config`: netavark's directory (aardvark-dns's, unused with DNS disabled).
+        config: PathBuf,
+    },
+}
+
+/// netavark's options for container `c` at `address` on [`NV_NETWORK`], as podman 4.3 writes
+/// them, publishing `port` (host) to 80 (container) over TCP when given.
+fn netavark_options(c: &Container, address: &str, port: Option<u16>) -> Value {
+    // podman's container ids are 64 hex digits; this one is the test's id in hex, padded.
+    let hex: String = c.id.bytes().map(|b| format!("{b:02x}")).collect();
+    let id = format!("{hex:0>64}");
+    let port_mappings: Vec<Value> = port
+        .into_iter()
+        .map(|p| {
+            json!({"host_ip": "", "container_port": 80, "host_port": p, "range": 1,
+                   "protocol": "tcp"})
+        })
+        .collect();
+    json!({
+        "container_id": id,
+        "container_name": c.id,
+        "port_mappings": port_mappings,
+        "networks": {
+            NV_NETWORK: {
+                "static_ips": [address],
+                "aliases": [&id[..12]],
+                "interface_name": "eth0",
+            },
+        },
+        "network_info": {
+            NV_NETWORK: {
+                "name": NV_NETWORK,
+                "id": "6e7661726b6e6574776f726b6f66626572746863696d6561737572656d656e74",
+                "driver": "bridge",
+                "network_interface": NV_BRIDGE,
+                "subnets": [{"subnet": NV_SUBNET, "gateway": NV_GATEWAY}],
+                "ipv6_enabled": false,
+                "internal": false,
+                "dns_enabled": false,
+                "ipam_options": {"driver": "host-local"},
+            },
+        },
+    })
+}
+
+/// Runs `netavark setup|teardown NETNS` for `c` with `options` on stdin, inside `host`, as
+/// podman runs it (but with the firewall driver named).
+fn netavark(
+    host: &TestHost,
+    config: &Path,
+    command: &str,
+    c: &Container,
+    options: &Value,
+) -> Answer {
+    let mut cmd = host.command(NETAVARK);
+    cmd.arg("--config")
+        .arg(config)
+        .arg("--rootless=false")
+        .arg(command)
+        .arg(c.netns());
+    run(
+        &mut cmd,
+        &[("NETAVARK_FW", "iptables"), ("RUST_LOG", "netavark=warn")],
+        &options.to_string(),
+    )
+}
+
+/// The address netavark gives the container of round `i` (the resident has .2).
+fn netavark_address(i: usize) -> String {
+    format!("10.140.0.{}", 10 + i)
 }
 
 fn vars<'a>(command: &'a str, c: &'a Container, netns: &'a str) -> Vec<(&'a str, &'a str)> {
@@ -140,12 +230,72 @@ impl Variant {
         }
     }
 
+    fn netavark() -> Variant {
+        let version = Command::new(NETAVARK)
+            .arg("--version")
+            .output()
+            .unwrap_or_else(|e| {
+                panic!("{NETAVARK}: {e} (install Debian's netavark: apt-get install netavark)")
+            });
+        assert!(
+            version.status.success(),
+            "{NETAVARK} --version: {version:?}"
+        );
+        let version = String::from_utf8_lossy(&version.stdout).trim().to_owned();
+        let cni = Cni::new();
+        let peer = cni
+            .host
+            .add_lan_peer("192.0.2.1/24", "192.0.2.2/24")
+            .unwrap();
+        let config = cni.dir.path().join("netavark");
+        std::fs::create_dir(&config).unwrap();
+        // The resident container on the network alone, as the other variants'.
+        let resident = Container::new("resident");
+        let options = netavark_options(&resident, "10.140.0.2", None);
+        netavark(&cni.host, &config, "setup", &resident, &options).assert_ok();
+        Variant {
+            label: format!("{version} setup (iptables)"),
+            cni,
+            kind: Kind::Netavark { config },
+            port: 38080,
+            add: Vec::new(),
+            del: Vec::new(),
+            steps: BTreeMap::new(),
+            peer,
+            _resident: resident,
+        }
+    }
+
+    /// netavark's `command` for `c` in this variant's test host.
+    fn netavark_call(&self, command: &str, c: &Container, options: &Value) -> Answer {
+        let Kind::Netavark { config } = &self.kind else {
+            unreachable!("netavark_call on {}", self.label)
+        };
+        netavark(&self.cni.host, config, command, c, options)
+    }
+
+    /// The container's address in an ADD's result (netavark's status block, or a CNI result).
+    fn address(&self, result: &Value) -> String {
+        match &self.kind {
+            Kind::Netavark { .. } => {
+                result[NV_NETWORK]["interfaces"]["eth0"]["subnets"][0]["ipnet"]
+                    .as_str()
+                    .unwrap_or_else(|| panic!("{}: no address in {result}", self.label))
+                    .split('/')
+                    .next()
+                    .unwrap()
+                    .to_owned()
+            }
+            _ => ip_of(result),
+        }
+    }
+
     fn plugin(&self, name: &str) -> Command {
         self.cni.host.command(format!("{REF_DIR}/{name}"))
     }
 
-    /// ADD of `c` (timed); its result.
-    fn add(&mut self, c: &Container) -> Value {
+    /// ADD of `c`, the container of round `i` (timed); its result.
+    fn add(&mut self, c: &Container, i: usize) -> Value {
         let netns = c.netns();
         let v = vars("ADD", c, &netns);
         match &self.kind {
@@ -173,11 +323,32 @@ impl Variant {
                 p.assert_ok();
                 p.json()
             }
+            Kind::Netavark { .. } => {
+                let options = netavark_options(c, &netavark_address(i), Some(self.port));
+                let started = Instant::now();
+                let a = self.netavark_call("setup", c, &options);
+                self.add.push(ms(started.elapsed()));
+                a.assert_ok();
+                let result = a.json();
+                assert_eq!(
+                    self.address(&result),
+                    netavark_address(i),
+                    "{}: {result}",
+                    self.label
+                );
+                result
+            }
         }
     }
 
-    /// DEL of `c` (timed), with the ADD's result as prevResult.
-    fn del(&mut self, c: &Container, result: &Value) {
+    /// DEL of `c`, the container of round `i` (timed), with the ADD's result as prevResult;
+    /// netavark's `teardown` (not timed) with the options of its `setup`.
+    fn del(&mut self, c: &Container, i: usize, result: &Value) {
+        if let Kind::Netavark { .. } = self.kind {
+            let options = netavark_options(c, &netavark_address(i), Some(self.port));
+            self.netavark_call("teardown", c, &options).assert_ok();
+            return;
+        }
         let netns = c.netns();
         let v = vars("DEL", c, &netns);
         let started = Instant::now();
@@ -199,6 +370,7 @@ impl Variant {
                 b["prevResult"] = result.clone();
                 run(&mut self.plugin("bridge"), &v, &b.to_string()).assert_ok();
             }
+            Kind::Netavark { .. } => unreachable!("netavark's teardown returned above"),
         }
         self.del.push(ms(started.elapsed()));
     }
@@ -223,9 +395,9 @@ impl Variant {
     /// One round: ADD of a new container, the published port proven on the first round, DEL.
     fn round(&mut self, i: usize) {
         let c = Container::new(&format!("m{i}"));
-        let result = self.add(&c);
+        let result = self.add(&c, i);
         if i == 0 {
-            let ip = ip_of(&result);
+            let ip = self.address(&result);
             let _server =
                 TcpBanner::start(c.ns.netns(), sa(&format!("{ip}:80")), "measured").unwrap();
             let got = tcp_fetch(
@@ -236,17 +408,21 @@ impl Variant {
             .unwrap_or_else(|e| panic!("{}: the published port: {e}", self.label));
             assert!(got.starts_with("measured"), "{}: {got}", self.label);
         }
-        self.del(&c, &result);
+        self.del(&c, i, &result);
     }
 
     fn report(&self) {
+        let del = if self.del.is_empty() {
+            "DEL not timed".to_owned()
+        } else {
+            format!("DEL median {:>6.2} ms", percentile(&self.del, 50))
+        };
         println!(
-            "{:<44} ADD median {:>6.2} ms (p10 {:>6.2}, p90 {:>6.2})   DEL median {:>6.2} ms",
+            "{:<44} ADD median {:>6.2} ms (p10 {:>6.2}, p90 {:>6.2})   {del}",
             self.label,
             percentile(&self.add, 50),
             percentile(&self.add, 10),
             percentile(&self.add, 90),
-            percentile(&self.del, 50),
         );
         if !self.steps.is_empty() {
             let steps: Vec<String> = self
@@ -276,6 +452,7 @@ fn add_cost_against_the_reference_chain() {
         Variant::berth("berth-cni (iptables)", "iptables", None),
         Variant::berth("berth-cni (nftables)", "nftables", None),
         Variant::reference(),
+        Variant::netavark(),
     ];
     if let Ok(p) = std::env::var("BERTH_CNI_MEASURE_PRELOAD") {
         variants.push(Variant::berth(
