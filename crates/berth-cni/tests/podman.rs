@@ -178,8 +178,33 @@ fn attachments_in_state(store_path: &Path) -> Vec<String> {
     keys
 }
 
+/// podman 4.3's libcni keeps its result cache in the machine's `/var/lib/cni` (it cannot be
+/// configured): removed again at the end (also on panic) when the test made it.
+struct CniCacheDir {
+    made: bool,
+}
+
+const CNI_CACHE: &str = "/var/lib/cni";
+
+impl CniCacheDir {
+    fn watch() -> CniCacheDir {
+        CniCacheDir {
+            made: !Path::new(CNI_CACHE).exists(),
+        }
+    }
+}
+
+impl Drop for CniCacheDir {
+    fn drop(&mut self) {
+        if self.made {
+            let _ = std::fs::remove_dir_all(CNI_CACHE);
+        }
+    }
+}
+
 #[test]
 fn podman_runs_containers_on_berth_cni() {
+    let _cache = CniCacheDir::watch();
     let cni = Cni::new();
     let podman = Podman::new(&cni);
     let peer = cni

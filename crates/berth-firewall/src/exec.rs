@@ -67,7 +67,11 @@ impl Tools {
             variant: self.variant,
             dir: self.dir.clone(),
             legacy: self.legacy,
-            fast_path: *self.fast.usable.lock().unwrap_or_else(PoisonError::into_inner),
+            fast_path: *self
+                .fast
+                .usable
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner),
         }
     }
 
