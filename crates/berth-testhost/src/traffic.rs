@@ -156,11 +156,8 @@ pub fn udp_exchange_df(
     if rc != 0 {
         return Err(io::Error::last_os_error());
     }
-    socket.set_read_timeout(Some(timeout))?;
     socket.send_to(&vec![b'x'; payload], addr)?;
-    let mut buf = [0u8; 2048];
-    let (n, _) = socket.recv_from(&mut buf)?;
-    Ok(String::from_utf8_lossy(&buf[..n]).into_owned())
+    answer(&socket, timeout)
 }
 
 /// Sends one datagram from inside `ns` to `addr` and returns the answer.
@@ -171,9 +168,28 @@ pub fn udp_exchange(ns: &Netns, addr: SocketAddr, timeout: Duration) -> io::Resu
         "[::]:0".parse().map_err(io::Error::other)?
     };
     let socket = in_ns(ns, || UdpSocket::bind(bind))?;
-    socket.set_read_timeout(Some(timeout))?;
     socket.send_to(b"ping", addr)?;
+    answer(&socket, timeout)
+}
+
+/// The first datagram `socket` receives within `timeout`, as text. A receive with a timeout is
+/// never restarted after a signal handler ran (signal(7)), whatever `SA_RESTART` says: a child
+/// of the test process exiting (SIGCHLD, with the handler tokio installs) would fail it with
+/// EINTR, so it is asked again for the time left.
+fn answer(socket: &UdpSocket, timeout: Duration) -> io::Result<String> {
+    let deadline = std::time::Instant::now() + timeout;
     let mut buf = [0u8; 2048];
-    let (n, _) = socket.recv_from(&mut buf)?;
-    Ok(String::from_utf8_lossy(&buf[..n]).into_owned())
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            // What the receive itself says when its timeout runs out (EAGAIN).
+            return Err(io::Error::from_raw_os_error(libc::EAGAIN));
+        }
+        socket.set_read_timeout(Some(left))?;
+        match socket.recv_from(&mut buf) {
+            Ok((n, _)) => return Ok(String::from_utf8_lossy(&buf[..n]).into_owned()),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
+    }
 }

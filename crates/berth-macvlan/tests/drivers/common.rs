@@ -307,16 +307,3 @@ pub fn macvlan_error<'a>(
     }
     None
 }
-
-/// Runs one exchange again while a signal interrupted its wait (a socket with a receive
-/// timeout is never restarted after a signal handler ran, and other threads of the test
-/// process have children exiting all the time): its result once it was not interrupted.
-pub fn uninterrupted<T>(mut exchange: impl FnMut() -> std::io::Result<T>) -> std::io::Result<T> {
-    let mut tries = 0;
-    loop {
-        match exchange() {
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted && tries < 50 => tries += 1,
-            other => return other,
-        }
-    }
-}
