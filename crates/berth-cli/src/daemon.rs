@@ -12,6 +12,7 @@
 
 mod deadline;
 mod listen;
+mod plugins;
 
 use std::convert::Infallible;
 use std::path::PathBuf;
@@ -67,44 +68,6 @@ struct State {
 /// # Errors
 /// When the socket group does not exist, the socket is served by another daemon, the data root is
 /// locked by another daemon, the controller cannot start, or the socket cannot be bound.
-/// Finds and activates the Docker plugin `name` (dockerd's discovery and retries) and registers
-/// what its handshake lists: a network driver (its endpoints' joins kept under
-/// `<data_root>/plugins/NAME`, so that a restart takes them back without asking the plugin
-/// again) and an IPAM driver.
-fn network_plugin(
-    mut builder: berth::ControllerBuilder,
-    name: &str,
-    host: &berth_netlink::Netns,
-    config: &berth::Config,
-) -> Result<berth::ControllerBuilder> {
-    let unusable = |e: berth_plugin::Error| Error::usage(format!("--network-plugin {name}: {e}"));
-    let plugin =
-        berth_plugin::discover(name, &berth_plugin::PluginDirs::default()).map_err(unusable)?;
-    let mut registered = Vec::new();
-    if plugin.implements_kind("NetworkDriver") {
-        let dir = config.data_root.join("plugins").join(name);
-        let driver = plugin
-            .network_driver(host)
-            .and_then(|d| d.keep_state_in(&dir))
-            .map_err(unusable)?;
-        builder = builder.driver_arc(std::sync::Arc::new(driver));
-        registered.push("network driver");
-    }
-    if plugin.implements_kind("IpamDriver") {
-        let ipam = plugin.ipam_driver().map_err(unusable)?;
-        builder = builder.ipam(std::sync::Arc::new(ipam));
-        registered.push("IPAM driver");
-    }
-    if registered.is_empty() {
-        return Err(Error::usage(format!(
-            "--network-plugin {name}: the plugin implements neither NetworkDriver nor IpamDriver (it lists {:?})",
-            plugin.implements()
-        )));
-    }
-    tracing::info!(plugin = %name, ?registered, "plugin activated");
-    Ok(builder)
-}
-
 pub(crate) fn run(settings: DaemonSettings) -> Result<()> {
     let _ = tracing_subscriber::fmt()
         .with_max_level(settings.log_level)
@@ -145,7 +108,7 @@ pub(crate) fn run(settings: DaemonSettings) -> Result<()> {
                 );
         }
         for name in &settings.network_plugins {
-            builder = network_plugin(builder, name, &host, &settings.config)?;
+            builder = plugins::network_plugin(builder, name, &host, &settings.config)?;
         }
         builder.build()?
     };
