@@ -163,12 +163,7 @@ fn main() {
     }
     let started = Instant::now();
     println!("# berth self-healing firewall bench (issue 19)");
-    println!(
-        "machine: {} cores, kernel {}, load at start {}",
-        std::thread::available_parallelism().map_or(0, |n| n.get()),
-        first_line("/proc/sys/kernel/osrelease"),
-        first_line("/proc/loadavg")
-    );
+    println!("{}", berth_benches::machine_line());
     let only = std::env::var("HEAL_BENCH").ok();
     let run = |n: &str| {
         only.as_ref().is_none_or(|o| {
@@ -192,11 +187,7 @@ fn main() {
         }
         print_no_cost(&quiet);
     }
-    println!(
-        "\nwhole run {:.0} s, load at end {}",
-        started.elapsed().as_secs_f64(),
-        first_line("/proc/loadavg")
-    );
+    println!("\n{}", berth_benches::whole_run_line(started));
 }
 
 /// Part 1's measurements of one case.
@@ -669,15 +660,6 @@ impl Rng {
         self.0 ^= self.0 << 17;
         self.0 % n
     }
-}
-
-fn first_line(path: &str) -> String {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .next()
-        .unwrap_or("?")
-        .to_owned()
 }
 
 fn ms(d: Duration) -> String {

@@ -69,12 +69,7 @@ fn main() {
     }
     let started = Instant::now();
     println!("# berth overlay bench");
-    println!(
-        "machine: {} cores, kernel {}, load at start {}",
-        std::thread::available_parallelism().map_or(0, |n| n.get()),
-        first_line("/proc/sys/kernel/osrelease"),
-        first_line("/proc/loadavg")
-    );
+    println!("{}", berth_benches::machine_line());
     // `OVERLAY_BENCH=1,4` runs scenarios 1 and 4 only (3 needs 2's hosts: it runs 2 too).
     let only = std::env::var("OVERLAY_BENCH").ok();
     let run = |n: &str| {
@@ -97,20 +92,7 @@ fn main() {
     if run("5") {
         requests(&cluster);
     }
-    println!(
-        "\nwhole run {:.0} s, load at end {}",
-        started.elapsed().as_secs_f64(),
-        first_line("/proc/loadavg")
-    );
-}
-
-fn first_line(path: &str) -> String {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .next()
-        .unwrap_or("?")
-        .to_owned()
+    println!("\n{}", berth_benches::whole_run_line(started));
 }
 
 fn ms(d: Duration) -> String {

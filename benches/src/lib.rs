@@ -4,6 +4,35 @@
 
 pub mod connect;
 
+/// The first line of a file (`?` when it cannot be read): `/proc/loadavg`, the kernel release.
+pub fn first_line(path: &str) -> String {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .next()
+        .unwrap_or("?")
+        .to_owned()
+}
+
+/// The report header of a measured scenario: `machine: N cores, kernel X, load at start Y`.
+pub fn machine_line() -> String {
+    format!(
+        "machine: {} cores, kernel {}, load at start {}",
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        first_line("/proc/sys/kernel/osrelease"),
+        first_line("/proc/loadavg")
+    )
+}
+
+/// The report footer of a measured scenario: `whole run N s, load at end Y`.
+pub fn whole_run_line(started: std::time::Instant) -> String {
+    format!(
+        "whole run {:.0} s, load at end {}",
+        started.elapsed().as_secs_f64(),
+        first_line("/proc/loadavg")
+    )
+}
+
 use berth_firewall::{NetworkRules, PortRange, PortRule, Protocol};
 
 /// Published ports per synthetic network.

@@ -319,24 +319,6 @@ impl BridgeDriver {
     }
 }
 
-/// The sandbox's namespace and an rtnetlink handle inside it, opened from what the join names
-/// (the descriptor the controller holds, duplicated; the path if there is none).
-fn open_sandbox(req: &JoinRequest<'_>) -> Result<(Netns, Handle)> {
-    let netns = &req.sandbox.netns;
-    let object = || {
-        format!(
-            "the network namespace of sandbox {} ({})",
-            req.sandbox.id.short(),
-            netns.path.display()
-        )
-    };
-    let ns = Netns::from_fd_or_path(netns.fd, netns.path)
-        .map_err(|e| DriverError::kernel(format!("opening {}", object()), e))?;
-    let nl = Handle::open(&ns)
-        .map_err(|e| DriverError::kernel(format!("opening netlink in {}", object()), e))?;
-    Ok((ns, nl))
-}
-
 /// Random bytes from the thread's CSPRNG (seeded by the OS). Was a read of `/dev/urandom` that
 /// gave zeros, silently, when the read failed.
 fn random_bytes<const N: usize>() -> [u8; N] {
@@ -521,7 +503,8 @@ impl NetworkDriver for BridgeDriver {
                 .ok_or_else(|| DriverError::EndpointNotFound(req.endpoint.to_string()))?
         };
         let nl = &self.netlink;
-        let (sb_ns, sb) = open_sandbox(req)?;
+        let (sb_ns, sb) = Handle::open_namespace(req.sandbox.netns.fd, req.sandbox.netns.path)
+            .map_err(|e| DriverError::kernel(format!("opening {}", req.sandbox), e))?;
         let sb = &sb;
         let host_if = ep.host_if.as_str();
         let mark = marker::checked(&self.marker)?.endpoint(req.endpoint);

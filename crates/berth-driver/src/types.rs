@@ -327,6 +327,18 @@ pub struct SandboxRef<'a> {
     pub netns: NetnsRef<'a>,
 }
 
+impl std::fmt::Display for SandboxRef<'_> {
+    /// `the network namespace of sandbox <short id> (<path>)`, for a driver's errors.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "the network namespace of sandbox {} ({})",
+            self.id.short(),
+            self.netns.path.display()
+        )
+    }
+}
+
 /// A join request: put the endpoint's interface into the sandbox.
 #[derive(Debug, Clone, Copy)]
 pub struct JoinRequest<'a> {

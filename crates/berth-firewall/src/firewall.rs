@@ -53,20 +53,8 @@ impl Firewall {
         state: DesiredState,
     ) -> Result<Firewall> {
         let planner = Planner::new(config)?;
-        let checked = DesiredState::from_parts(
-            planner.config(),
-            state.networks().values().cloned(),
-            state.ports().iter().cloned(),
-            state.links().iter().cloned(),
-        )?;
         let tools = exec::detect(netns, planner.config())?;
-        Ok(Firewall {
-            netns: netns.try_clone()?,
-            planner,
-            tools,
-            state: Mutex::new(checked),
-            staging: AtomicBool::new(true),
-        })
+        Firewall::staged(netns, planner, state, tools)
     }
 
     /// [`Firewall::with_state`] without the tool probes (no `--version` runs, and no probe of
@@ -79,23 +67,33 @@ impl Firewall {
         state: DesiredState,
         verdict: &ToolsVerdict,
     ) -> Result<Option<Firewall>> {
-        let Some(tools) = Tools::from_verdict(verdict, &config) else {
-            return Ok(None);
-        };
-        let planner = Planner::new(config)?;
+        match Tools::from_verdict(verdict, &config) {
+            Some(tools) => Firewall::staged(netns, Planner::new(config)?, state, tools).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// A staged firewall with these tools, over `state` validated against the planner's
+    /// configuration piece by piece.
+    fn staged(
+        netns: &Netns,
+        planner: Planner,
+        state: DesiredState,
+        tools: Tools,
+    ) -> Result<Firewall> {
         let checked = DesiredState::from_parts(
             planner.config(),
             state.networks().values().cloned(),
             state.ports().iter().cloned(),
             state.links().iter().cloned(),
         )?;
-        Ok(Some(Firewall {
+        Ok(Firewall {
             netns: netns.try_clone()?,
             planner,
             tools,
             state: Mutex::new(checked),
             staging: AtomicBool::new(true),
-        }))
+        })
     }
 
     /// What the tool probes found (for [`Firewall::with_known_tools`] in a later process).

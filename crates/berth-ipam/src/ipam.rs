@@ -99,6 +99,22 @@ impl PoolRequest {
     }
 }
 
+/// What a pool taken from the defaults must not overlap on a host (for
+/// [`PoolRequest::with_exclude`]), as Docker has it: the destinations of the host's `routes` but
+/// default routes, and the `nameserver` addresses of its `resolv_conf` text.
+pub fn host_exclusions(routes: impl IntoIterator<Item = IpNet>, resolv_conf: &str) -> Vec<IpNet> {
+    let mut out: Vec<IpNet> = routes.into_iter().filter(|d| d.prefix_len() > 0).collect();
+    for line in resolv_conf.lines() {
+        let mut words = line.split_whitespace();
+        if words.next() == Some("nameserver")
+            && let Some(Ok(ip)) = words.next().map(str::parse::<std::net::IpAddr>)
+        {
+            out.push(IpNet::from(ip));
+        }
+    }
+    out
+}
+
 /// A request for an address in a pool.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum AddressRequest {
@@ -484,5 +500,31 @@ impl TryFrom<IpamIn> for Ipam {
             local: r.local.into_space(AddressSpace::Local)?,
             global: r.global.into_space(AddressSpace::Global)?,
         })
+    }
+}
+
+#[cfg(test)]
+mod host_exclusion_tests {
+    use super::*;
+
+    #[test]
+    fn routes_but_default_ones_and_nameservers() {
+        let routes = ["0.0.0.0/0", "10.0.2.0/24", "::/0", "fd00::/64"]
+            .map(|r| r.parse::<IpNet>().unwrap_or_else(|e| panic!("{r}: {e}")));
+        let resolv =
+            "# comment\nnameserver 10.255.255.53\nnameserver fe80::1\nsearch x\nnameserver bogus\n";
+        let got: Vec<String> = host_exclusions(routes, resolv)
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(
+            got,
+            [
+                "10.0.2.0/24",
+                "fd00::/64",
+                "10.255.255.53/32",
+                "fe80::1/128"
+            ]
+        );
     }
 }

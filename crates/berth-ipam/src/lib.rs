@@ -79,7 +79,7 @@ pub use ipnet;
 
 pub use addr::IpFamily;
 pub use error::{Error, Field, Reserved, Result};
-pub use ipam::{AddressRequest, Ipam, PoolRequest, PoolSubnet};
+pub use ipam::{AddressRequest, Ipam, PoolRequest, PoolSubnet, host_exclusions};
 pub use parse::{
     parse_address, parse_aux_address, parse_cidr, parse_default_pool, parse_gateway,
     parse_ip_range, parse_subnet,

@@ -148,7 +148,8 @@ impl Core {
         };
         let joining = || format!("joining network {} in the sandbox", net.name);
         self.check_supported(joining)?;
-        let (sb_ns, sb) = open_sandbox(req)?;
+        let (sb_ns, sb) = Handle::open_namespace(req.sandbox.netns.fd, req.sandbox.netns.path)
+            .map_err(|e| DriverError::kernel(format!("opening {}", req.sandbox), e))?;
         let mark = self.marker.mark(req.endpoint.as_str());
         let addrs: Vec<AddrSpec> = want
             .ipv4
@@ -376,22 +377,4 @@ fn converge(
         sb.route_replace(&route.clone().dev(ifname))?;
     }
     Ok(())
-}
-
-/// The sandbox's namespace and an rtnetlink handle inside it, opened from what the join names
-/// (the descriptor the controller holds, duplicated; the path if there is none).
-fn open_sandbox(req: &JoinRequest<'_>) -> Result<(Netns, Handle)> {
-    let netns = &req.sandbox.netns;
-    let object = || {
-        format!(
-            "the network namespace of sandbox {} ({})",
-            req.sandbox.id.short(),
-            netns.path.display()
-        )
-    };
-    let ns = Netns::from_fd_or_path(netns.fd, netns.path)
-        .map_err(|e| DriverError::kernel(format!("opening {}", object()), e))?;
-    let nl = Handle::open(&ns)
-        .map_err(|e| DriverError::kernel(format!("opening netlink in {}", object()), e))?;
-    Ok((ns, nl))
 }

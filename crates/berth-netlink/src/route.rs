@@ -375,6 +375,15 @@ impl Handle {
         self.request(RTM_DELROUTE, 0, &msg, &|| spec.describe())
     }
 
+    /// The destinations of the main table's routes, IPv4 then IPv6 (default routes included).
+    pub fn route_destinations(&self) -> Result<Vec<IpNet>> {
+        let mut out = Vec::new();
+        for family in [IpFamily::V4, IpFamily::V6] {
+            out.extend(self.route_list(family, None)?.into_iter().map(|r| r.dst));
+        }
+        Ok(out)
+    }
+
     /// The routes of one family in one table (`None`: the main table). Cached (cloned) routes are
     /// left out. A table that does not exist yet has no routes.
     pub fn route_list(&self, family: IpFamily, table: Option<u32>) -> Result<Vec<Route>> {

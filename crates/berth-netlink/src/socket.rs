@@ -75,6 +75,17 @@ impl Handle {
         })
     }
 
+    /// The namespace a driver is given for a sandbox (an open descriptor on it, else its path:
+    /// [`Netns::from_fd_or_path`]) and an rtnetlink socket inside it.
+    pub fn open_namespace(
+        fd: Option<std::os::fd::BorrowedFd<'_>>,
+        path: &std::path::Path,
+    ) -> Result<(Netns, Handle)> {
+        let ns = Netns::from_fd_or_path(fd, path)?;
+        let handle = Handle::open(&ns)?;
+        Ok((ns, handle))
+    }
+
     /// Opens an rtnetlink socket in the calling thread's current namespace.
     pub fn current() -> Result<Handle> {
         Ok(Handle {

@@ -342,23 +342,6 @@ impl Inner {
     }
 }
 
-/// The sandbox's namespace and an rtnetlink handle inside it.
-fn open_sandbox(req: &JoinRequest<'_>) -> Result<(Netns, Handle)> {
-    let netns = &req.sandbox.netns;
-    let object = || {
-        format!(
-            "the network namespace of sandbox {} ({})",
-            req.sandbox.id.short(),
-            netns.path.display()
-        )
-    };
-    let ns = Netns::from_fd_or_path(netns.fd, netns.path)
-        .map_err(|e| DriverError::kernel(format!("opening {}", object()), e))?;
-    let nl = Handle::open(&ns)
-        .map_err(|e| DriverError::kernel(format!("opening netlink in {}", object()), e))?;
-    Ok((ns, nl))
-}
-
 impl NetworkDriver for OverlayDriver {
     type Options = OverlayOptions;
 
@@ -526,7 +509,8 @@ impl NetworkDriver for OverlayDriver {
                 message: "no data path after making it".into(),
             });
         };
-        let (sb_ns, sb) = open_sandbox(req)?;
+        let (sb_ns, sb) = Handle::open_namespace(req.sandbox.netns.fd, req.sandbox.netns.path)
+            .map_err(|e| DriverError::kernel(format!("opening {}", req.sandbox), e))?;
         let port = port_name(req.endpoint);
         let peer = VethPeer::new(req.ifname)
             .netns(&sb_ns)

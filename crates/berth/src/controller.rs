@@ -16,7 +16,7 @@ use berth_driver::{
     NetworkSpec, RawOptions, SandboxId, SandboxRef,
 };
 use berth_firewall::{DesiredState, Firewall, FirewallConfig, LinkPort};
-use berth_netlink::{Handle, IpFamily as NlFamily, Netns, RouteSpec, sysctl_get, sysctl_set};
+use berth_netlink::{Handle, Netns, RouteSpec, sysctl_get, sysctl_set};
 use berth_portmap::PortSpec;
 use berth_store::{Expect, KvStore, RedbStore, Txn};
 use ipnet::IpNet;

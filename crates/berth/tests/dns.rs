@@ -7,16 +7,6 @@ mod common;
 use berth::{EndpointOptions, NetworkCreate, SandboxCreate};
 use common::Fixture;
 
-fn dig(f: &Fixture, from: &str, name: &str) -> String {
-    let out = f
-        .sandbox_ns(from)
-        .command("dig")
-        .args(["+short", "+time=1", "+tries=1", "@127.0.0.11", name])
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
-}
-
 #[test]
 fn names_resolve_on_user_networks_only() {
     let f = Fixture::new();
@@ -33,9 +23,9 @@ fn names_resolve_on_user_networks_only() {
         f.ctl().create_sandbox(req).unwrap();
     }
     let ip4 = f.ip_of("container4", "isolated_nw");
-    assert_eq!(dig(&f, "container3", "container4"), ip4);
-    assert_eq!(dig(&f, "container3", "CONTAINER4.isolated_nw"), ip4);
-    assert_eq!(dig(&f, "container3", "container4-alias"), ip4);
+    assert_eq!(f.dig("container3", "container4"), ip4);
+    assert_eq!(f.dig("container3", "CONTAINER4.isolated_nw"), ip4);
+    assert_eq!(f.dig("container3", "container4-alias"), ip4);
 
     // The files: embedded server on user networks, the sandbox's own line in hosts.
     let insp = f.ctl().inspect_sandbox("container3").unwrap();
@@ -52,16 +42,16 @@ fn names_resolve_on_user_networks_only() {
     // Disconnect: the name is gone at once.
     f.ctl().disconnect("container4", "isolated_nw").unwrap();
     // (An unknown name is forwarded upstream, which nothing answers in a test host.)
-    let answer = dig(&f, "container3", "container4");
+    let answer = f.dig("container3", "container4");
     assert!(!answer.contains(&ip4), "{answer}");
-    assert_eq!(dig(&f, "container3", "container3-alias"), own);
+    assert_eq!(f.dig("container3", "container3-alias"), own);
 
     // The default bridge has no embedded DNS: no names there, resolv.conf is the host's.
     f.sandbox_on("b1", "bridge");
     let insp = f.ctl().inspect_sandbox("b1").unwrap();
     let resolv = std::fs::read_to_string(insp.resolv_conf_path.unwrap()).unwrap();
     assert!(!resolv.contains("127.0.0.11"), "{resolv}");
-    let answer = dig(&f, "b1", "container3");
+    let answer = f.dig("b1", "container3");
     assert!(
         !answer.contains(&own),
         "no name service on the default bridge: {answer}"

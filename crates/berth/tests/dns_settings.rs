@@ -85,16 +85,6 @@ impl Drop for FakeUpstream {
     }
 }
 
-fn dig(f: &Fixture, from: &str, name: &str) -> String {
-    let out = f
-        .sandbox_ns(from)
-        .command("dig")
-        .args(["+short", "+time=1", "+tries=2", "@127.0.0.11", name])
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
-}
-
 fn files(f: &Fixture, sandbox: &str) -> (String, String) {
     let insp = f.ctl().inspect_sandbox(sandbox).unwrap();
     (
@@ -129,7 +119,7 @@ fn sandbox_dns_settings_forwarding_and_files() {
 
     // No --dns of its own: the default applies, and the embedded server forwards there.
     f.ctl().create_sandbox(on("n1", "plain")).unwrap();
-    assert_eq!(dig(&f, "plain", "ext.example"), FAKE_ANSWER);
+    assert_eq!(f.dig("plain", "ext.example"), FAKE_ANSWER);
 
     // Its own --dns (a silent address) replaces the default: the same name is not answered.
     let mut req = on("n1", "own");
@@ -145,9 +135,9 @@ fn sandbox_dns_settings_forwarding_and_files() {
         HostEntry::parse("v6host:fd00::5").unwrap(),
     ];
     f.ctl().create_sandbox(req).unwrap();
-    assert_ne!(dig(&f, "own", "ext.example"), FAKE_ANSWER);
+    assert_ne!(f.dig("own", "ext.example"), FAKE_ANSWER);
     // Names of the network still answer locally.
-    assert_eq!(dig(&f, "own", "plain"), f.ip_of("plain", "n1"));
+    assert_eq!(f.dig("own", "plain"), f.ip_of("plain", "n1"));
 
     let (hosts, resolv) = files(&f, "own");
     assert!(hosts.contains("10.9.8.7\tdb\n"), "{hosts}");
@@ -183,7 +173,7 @@ fn sandbox_dns_settings_forwarding_and_files() {
     let (hosts, resolv) = files(&f, "own");
     assert!(hosts.contains("10.9.8.7\tdb\n"), "{hosts}");
     assert!(resolv.contains("search corp.example\n"), "{resolv}");
-    assert_eq!(dig(&f, "plain", "ext.example"), FAKE_ANSWER);
+    assert_eq!(f.dig("plain", "ext.example"), FAKE_ANSWER);
 }
 
 #[test]
@@ -350,12 +340,12 @@ fn rename_changes_the_dns_name_at_once_and_persists() {
         f.ctl().create_sandbox(on("n1", name)).unwrap();
     }
     let b_ip = f.ip_of("sb", "n1");
-    assert_eq!(dig(&f, "sa", "sb"), b_ip);
+    assert_eq!(f.dig("sa", "sb"), b_ip);
 
     f.ctl().rename_sandbox("sb", "sc").unwrap();
-    assert_eq!(dig(&f, "sa", "sc"), b_ip);
-    assert_eq!(dig(&f, "sa", "sc.n1"), b_ip);
-    assert_ne!(dig(&f, "sa", "sb"), b_ip);
+    assert_eq!(f.dig("sa", "sc"), b_ip);
+    assert_eq!(f.dig("sa", "sc.n1"), b_ip);
+    assert_ne!(f.dig("sa", "sb"), b_ip);
     assert!(f.ctl().inspect_sandbox("sb").is_err());
     assert_eq!(f.ctl().inspect_sandbox("sc").unwrap().name, "sc");
     let net = f.ctl().inspect_network("n1").unwrap();
@@ -367,14 +357,14 @@ fn rename_changes_the_dns_name_at_once_and_persists() {
     let err = f.ctl().rename_sandbox("sc", "bad name").unwrap_err();
     assert!(matches!(err, Error::InvalidRequest(_)), "{err}");
     f.ctl().create_sandbox(on("n1", "sb")).unwrap();
-    assert_ne!(dig(&f, "sa", "sb"), b_ip);
+    assert_ne!(f.dig("sa", "sb"), b_ip);
 
     f.restart();
     assert_eq!(
         f.ctl().inspect_sandbox("sc").unwrap().networks["n1"].ip_address,
         b_ip
     );
-    assert_eq!(dig(&f, "sa", "sc"), b_ip);
+    assert_eq!(f.dig("sa", "sc"), b_ip);
     f.ctl().remove_sandbox("sc").unwrap();
     assert!(f.ctl().inspect_sandbox("sc").is_err());
 }

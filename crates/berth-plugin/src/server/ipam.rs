@@ -5,7 +5,6 @@
 use std::net::IpAddr;
 
 use berth_ipam::{AddressRequest, AddressSpace, IpFamily, PoolId, PoolRequest};
-use berth_netlink::IpFamily as NlFamily;
 use ipnet::IpNet;
 
 use super::error::{ServerError, ServerResult};
@@ -53,28 +52,10 @@ impl Service {
     /// `/etc/resolv.conf`, which a pool from the defaults must not overlap (as the
     /// controller has it).
     fn host_exclusions(&self) -> Vec<IpNet> {
-        let mut out = Vec::new();
-        for family in [NlFamily::V4, NlFamily::V6] {
-            if let Ok(routes) = self.host_netlink.route_list(family, None) {
-                out.extend(
-                    routes
-                        .into_iter()
-                        .map(|r| r.dst)
-                        .filter(|d| d.prefix_len() > 0),
-                );
-            }
-        }
-        if let Ok(resolv) = std::fs::read_to_string("/etc/resolv.conf") {
-            for line in resolv.lines() {
-                let mut words = line.split_whitespace();
-                if words.next() == Some("nameserver")
-                    && let Some(Ok(ip)) = words.next().map(str::parse::<IpAddr>)
-                {
-                    out.push(IpNet::from(ip));
-                }
-            }
-        }
-        out
+        // A namespace whose routes cannot be read excludes nothing but its nameservers.
+        let routes = self.host_netlink.route_destinations().unwrap_or_default();
+        let resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+        berth_ipam::host_exclusions(routes, &resolv)
     }
 
     pub(crate) fn request_pool(&self, body: &[u8]) -> ServerResult<Vec<u8>> {

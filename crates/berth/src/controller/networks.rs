@@ -374,30 +374,16 @@ impl Controller {
         }
     }
 
-    /// The host's routes (and IPv4 nameservers), which default pools must not overlap.
+    /// The host's routes and nameservers, which default pools must not overlap.
     pub(super) fn host_exclusions(&self) -> Vec<IpNet> {
-        let mut out = Vec::new();
-        for family in [NlFamily::V4, NlFamily::V6] {
-            if let Ok(routes) = self.inner.host_netlink.route_list(family, None) {
-                out.extend(
-                    routes
-                        .into_iter()
-                        .map(|r| r.dst)
-                        .filter(|d| d.prefix_len() > 0),
-                );
-            }
-        }
-        if let Ok(resolv) = std::fs::read_to_string("/etc/resolv.conf") {
-            for line in resolv.lines() {
-                let mut words = line.split_whitespace();
-                if words.next() == Some("nameserver") {
-                    if let Some(Ok(ip)) = words.next().map(str::parse::<IpAddr>) {
-                        out.push(IpNet::from(ip));
-                    }
-                }
-            }
-        }
-        out
+        // A namespace whose routes cannot be read excludes nothing but its nameservers.
+        let routes = self
+            .inner
+            .host_netlink
+            .route_destinations()
+            .unwrap_or_default();
+        let resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+        berth_ipam::host_exclusions(routes, &resolv)
     }
 
     /// Removes a network (by name, id or unique id prefix).

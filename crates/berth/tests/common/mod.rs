@@ -92,6 +92,17 @@ impl Fixture {
         self.ctl().sandbox_netns(name).unwrap()
     }
 
+    /// `dig +short` of `name` at the sandbox's embedded server (127.0.0.11): the answer lines.
+    pub(crate) fn dig(&self, from: &str, name: &str) -> String {
+        let out = self
+            .sandbox_ns(from)
+            .command("dig")
+            .args(["+short", "+time=1", "+tries=2", "@127.0.0.11", name])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+
     /// One ICMP echo from inside a sandbox.
     pub(crate) fn ping(&self, from: &str, to: &str) -> bool {
         berth_testhost::ping_in(&self.sandbox_ns(from), to)
