@@ -10,6 +10,12 @@
 //! berth:<instance>:<full endpoint id>    on the host end of a veth
 //! ```
 //!
+//! The kernel ignores an alias in the request that creates a link, so a mark is set by a second
+//! request: a crash between the two leaves a bridge without one. A bridge berth makes therefore
+//! also gets a MAC address derived from its instance and network id
+//! ([`Marker::bridge_mac`]), which the creating request does carry: an unmarked bridge with the
+//! MAC of the network that names it is berth's, made just before a crash, and is marked then.
+//!
 //! `<instance>` names one berth installation (the controller passes an id it keeps in its store,
 //! one per data root; see [`BridgeDriver::with_instance`](crate::BridgeDriver::with_instance)).
 //! A driver on which it is not set is instance [`DEFAULT_INSTANCE`]. On start,
@@ -17,7 +23,9 @@
 //! carry this instance's mark and belong to no record; links of other instances, Docker's and
 //! unmarked ones are left alone.
 
-use berth_driver::{DriverError, EndpointId, NetworkId, Result};
+use std::hash::Hasher;
+
+use berth_driver::{DriverError, EndpointId, MacAddr, NetworkId, Result, local_mac_from_bytes};
 
 /// The instance of a driver on which [`BridgeDriver::with_instance`](crate::BridgeDriver::with_instance)
 /// was not called. Two drivers working in one host namespace must not both use it.
@@ -72,6 +80,17 @@ impl Marker {
     /// The mark of a network's bridge.
     pub(crate) fn network(&self, id: &NetworkId) -> String {
         format!("{}{}", self.prefix, id.as_str())
+    }
+
+    /// The MAC address of a network's bridge: a locally administered unicast address taken from
+    /// the FNV-1a hash (a fixed algorithm: the same in every build) of the network's mark. Made
+    /// with the bridge in one request, it proves the bridge berth's where the mark is missing;
+    /// a bridge made by anyone else has it by chance with a probability of 2^-46.
+    pub(crate) fn bridge_mac(&self, id: &NetworkId) -> MacAddr {
+        let mut h = fnv::FnvHasher::default();
+        h.write(self.network(id).as_bytes());
+        let b = h.finish().to_be_bytes();
+        local_mac_from_bytes([b[0], b[1], b[2], b[3], b[4], b[5]])
     }
 
     /// The mark of an endpoint's host-side veth.
@@ -134,6 +153,14 @@ mod tests {
         ] {
             assert_eq!(m.owner(foreign), Owner::Unmarked, "{foreign:?}");
         }
+        // A bridge's MAC: the same for the same network and instance, in every build; another
+        // for another network or instance; unicast and locally administered.
+        let mac = m.bridge_mac(&net);
+        assert_eq!(mac, Marker::new("a1b2-c3").unwrap().bridge_mac(&net));
+        assert_eq!(mac.to_string(), "1a:69:6a:fb:d2:07", "FNV-1a 64 of the mark");
+        assert_ne!(mac, m.bridge_mac(&NetworkId::from_bytes([0x3b; 32])));
+        assert_ne!(mac, other.bridge_mac(&net));
+        assert_eq!(mac.0[0] & 0x03, 0x02);
         // The longest instance still fits the kernel's alias limit.
         let long = Marker::new(&"i".repeat(MAX_INSTANCE_LEN)).unwrap();
         assert!(long.network(&net).len() <= 254);

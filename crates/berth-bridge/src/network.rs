@@ -1,13 +1,13 @@
 //! A network's kernel side: the bridge (made or adopted, and marked), its gateway addresses,
 //! the bridge netfilter sysctls and the firewall rules; and the rollback of a failed setup.
 
-use berth_driver::{DriverError, NetworkSpec, Result, local_mac_from_bytes};
+use berth_driver::{DriverError, NetworkSpec, Result};
 use berth_netlink::{AddrSpec, Link, LinkKind, LinkSpec, sysctl_set};
 use ipnet::IpNet;
 
 use crate::marker::{self, Owner};
 use crate::netfilter::{self, BRIDGE_NF_CALL_IP6TABLES, BRIDGE_NF_CALL_IPTABLES};
-use crate::{BridgeDriver, BridgeError, BridgeOptions, random_bytes};
+use crate::{BridgeDriver, BridgeError, BridgeOptions};
 
 impl BridgeDriver {
     /// Creates (or adopts, after a restart) the bridge, addresses and rules; undoes its own work
@@ -22,7 +22,9 @@ impl BridgeDriver {
         undo: &mut Vec<Undo>,
     ) -> Result<SetUp> {
         let nl = &self.netlink;
-        let mark = marker::checked(&self.marker)?.network(&spec.id);
+        let marker = marker::checked(&self.marker)?;
+        let mark = marker.network(&spec.id);
+        let mac = marker.bridge_mac(&spec.id);
         let looking_up = || format!("looking up bridge {bridge}");
         let existing = nl
             .link_get(bridge)
@@ -49,6 +51,16 @@ impl BridgeDriver {
                 _ if o.existing_bridge => false,
                 // Made by this instance in an earlier run.
                 Owner::Us => true,
+                // Made by this instance, which stopped before it could mark it (see
+                // `Marker::bridge_mac`): marked below.
+                Owner::Unmarked if link.mac == Some(mac) => {
+                    tracing::info!(
+                        %bridge, network = %spec.name,
+                        "bridge carries this network's MAC but no mark: made by berth just before \
+                         a crash, marked now"
+                    );
+                    true
+                }
                 // The default bridge's name proves nothing (Docker's docker0 has it too): an
                 // unmarked bridge under it is not taken over.
                 Owner::Unmarked if o.default_bridge => {
@@ -92,8 +104,10 @@ impl BridgeDriver {
                 // A MAC of its own, as Docker gives its bridges: without one, the bridge takes the
                 // lowest MAC of its ports, compares every port's on each join (a pass over all
                 // ports) and changes address whenever a port with a lower one joins or leaves.
+                // Derived from the mark, it also proves the bridge berth's if the mark cannot
+                // be set before a crash.
                 let mut link = LinkSpec::bridge(bridge)
-                    .mac(local_mac_from_bytes(random_bytes()))
+                    .mac(mac)
                     .mcast_snooping(o.mcast_snooping)
                     .alias(mark.as_str());
                 if let Some(mtu) = o.mtu {

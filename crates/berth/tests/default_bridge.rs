@@ -317,3 +317,50 @@ fn create_names_berths_bridge_and_a_restart_keeps_or_replaces_it() {
     assert_eq!(network_names(f.ctl()), ["host", "none"]);
     assert!(bridges(&f.host).is_empty(), "{:?}", bridges(&f.host));
 }
+
+/// The MAC of a link.
+fn mac_of(host: &TestHost, name: &str) -> String {
+    let out = host.ip(&["-j", "link", "show", "dev", name]).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    v[0]["address"].as_str().unwrap().to_owned()
+}
+
+#[test]
+fn a_docker0_made_but_not_marked_before_a_crash_is_taken_back_by_its_mac() {
+    let mut f = Fixture::new();
+    let a = f.sandbox_on("a", "bridge");
+    f.sandbox_on("b", "bridge");
+    let mark = alias_of(&f.host, "docker0").expect("berth marks docker0");
+    let mac = mac_of(&f.host, "docker0");
+    f.stop();
+
+    // What a crash between the bridge's creation and its marking leaves (the kernel takes no
+    // alias in the creating request): berth's bridge, with the MAC berth gave it, unmarked.
+    f.host
+        .ip(&["link", "set", "dev", "docker0", "alias", ""])
+        .unwrap();
+    assert_eq!(alias_of(&f.host, "docker0"), None);
+    f.start();
+    assert_eq!(alias_of(&f.host, "docker0"), Some(mark), "marked again");
+    assert_eq!(mac_of(&f.host, "docker0"), mac);
+    assert!(f.ping("b", &a), "the sandboxes still reach each other");
+
+    // An unmarked docker0 with another MAC is not berth's: refused, as before.
+    f.stop();
+    f.host
+        .ip(&["link", "set", "dev", "docker0", "alias", ""])
+        .unwrap();
+    f.host
+        .ip(&["link", "set", "dev", "docker0", "address", "02:42:ac:11:00:01"])
+        .unwrap();
+    let err = match Controller::new(f.config()) {
+        Ok(_) => panic!("an unmarked docker0 with Docker's kind of MAC was taken over"),
+        Err(e) => e,
+    };
+    assert!(
+        err.to_string()
+            .contains("bridge docker0 exists and was not made by berth"),
+        "{err}"
+    );
+    assert_eq!(alias_of(&f.host, "docker0"), None, "left unmarked");
+}
