@@ -157,7 +157,11 @@ mod tests {
         // for another network or instance; unicast and locally administered.
         let mac = m.bridge_mac(&net);
         assert_eq!(mac, Marker::new("a1b2-c3").unwrap().bridge_mac(&net));
-        assert_eq!(mac.to_string(), "1a:69:6a:fb:d2:07", "FNV-1a 64 of the mark");
+        assert_eq!(
+            mac.to_string(),
+            "1a:69:6a:fb:d2:07",
+            "FNV-1a 64 of the mark"
+        );
         assert_ne!(mac, m.bridge_mac(&NetworkId::from_bytes([0x3b; 32])));
         assert_ne!(mac, other.bridge_mac(&net));
         assert_eq!(mac.0[0] & 0x03, 0x02);

@@ -3,7 +3,8 @@
 //! berth's own plugin server (`berth_plugin::PluginServer`) on `/run/docker/plugins/NAME.sock`
 //! in the daemon's test host; the daemon runs without a firewall of its own (one berth firewall
 //! per namespace: the server's). Real traffic between sandboxes on the plugin's network, across
-//! a daemon restart; a missing plugin stops the start with a message naming it.
+//! a daemon restart; a missing plugin stops the start with a message naming it, and a daemon with a
+//! firewall of its own beside the server's is refused.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -73,8 +74,34 @@ fn a_docker_plugin_serves_networks_of_the_daemon() {
         "the plugin's bridge and veths are gone: {links}"
     );
 
-    // A plugin that is not there stops the start, named.
+    // A daemon with a firewall of its own beside the server's would remove the server's rules
+    // (the same chain names): refused before it writes anything, naming the server's process.
     f.sigterm();
+    let second = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(common::BERTH)
+        .arg("daemon")
+        .arg("--host")
+        .arg(format!("unix://{}", second.path().join("b.sock").display()))
+        .arg("--netns")
+        .arg(f.host.path())
+        .arg("--data-root")
+        .arg(second.path().join("data"))
+        .arg("--exec-root")
+        .arg(second.path().join("run"))
+        .args(["--bridge", "none"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains("another berth firewall (pid"), "{err}");
+    assert!(
+        err.contains(&format!("pid {}", std::process::id())),
+        "the server's process is named: {err}"
+    );
+    assert!(!second.path().join("data").exists(), "nothing written");
+
+    // A plugin that is not there stops the start, named.
     let missing = format!("{name}missing");
     let out = f
         .daemon_command()

@@ -213,6 +213,21 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
+    /// Another berth firewall manages this network namespace already (see
+    /// [`crate::NamespaceClaim`]): two would remove each other's rules, so the second is
+    /// refused before it changes anything.
+    #[error(
+        "another berth firewall ({}) manages {netns} already: two would remove each other's \
+         rules. Stop it first, run this one without a firewall (the daemon's --iptables=false, \
+         Config::firewall = None), or in another network namespace",
+        match holder { Some(h) => h.to_string(), None => "a process not visible from here".into() }
+    )]
+    NamespaceClaimed {
+        /// The namespace.
+        netns: String,
+        /// The process holding it, when the kernel names it.
+        holder: Option<crate::ClaimHolder>,
+    },
     /// A namespace operation failed.
     #[error("network namespace: {0}")]
     Netns(#[from] berth_netlink::Error),

@@ -87,6 +87,7 @@
 //! # Ok(()) }
 //! ```
 
+mod claim;
 mod error;
 mod exec;
 mod firewall;
@@ -103,6 +104,7 @@ pub mod model;
 pub mod nftables;
 pub mod sim;
 
+pub use claim::{CLAIM_SOCKET, ClaimHolder, NamespaceClaim};
 pub use error::{Error, Result};
 pub use exec::ToolsVerdict;
 pub use firewall::Firewall;

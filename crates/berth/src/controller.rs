@@ -15,7 +15,7 @@ use berth_driver::{
     DataPath, Driver, EndpointId, IpamInfo, JoinInfo, JoinRequest, LinkHole, NetworkId,
     NetworkSpec, RawOptions, SandboxId, SandboxRef,
 };
-use berth_firewall::{DesiredState, Firewall, FirewallConfig, LinkPort};
+use berth_firewall::{DesiredState, Firewall, FirewallConfig, LinkPort, NamespaceClaim};
 use berth_netlink::{Handle, Netns, RouteSpec, sysctl_get, sysctl_set};
 use berth_portmap::PortSpec;
 use berth_store::{Expect, KvStore, RedbStore, Txn};
@@ -129,6 +129,9 @@ struct Inner {
     /// The start completed and no teardown happened: with `Config::trust_kernel`, going away
     /// leaves the marker for the next start (see `trust`).
     trust_ready: AtomicBool,
+    /// The host namespace's berth firewall is this controller's (with a firewall); the last
+    /// field, so released after everything else has gone.
+    _claim: Option<NamespaceClaim>,
 }
 
 impl Drop for Inner {
@@ -310,6 +313,16 @@ impl Controller {
         let span = tracing::info_span!("controller_new", data_root = %config.data_root.display());
         let _enter = span.enter();
         check_privileges()?;
+        let host = match &config.host_netns {
+            Some(p) => Netns::open(p),
+            None => Netns::current(),
+        }
+        .map_err(|e| Error::kernel("opening the host namespace", e))?;
+        // Before anything is written: a second berth firewall in the namespace is refused.
+        let claim = match config.firewall {
+            Some(_) => Some(NamespaceClaim::take(&host)?),
+            None => None,
+        };
         std::fs::create_dir_all(&config.data_root).map_err(|e| {
             Error::kernel(
                 format!("creating {}", config.data_root.display()),
@@ -320,11 +333,6 @@ impl Controller {
             Some(s) => s,
             None => Arc::new(RedbStore::open(config.store_path())?),
         };
-        let host = match &config.host_netns {
-            Some(p) => Netns::open(p),
-            None => Netns::current(),
-        }
-        .map_err(|e| Error::kernel("opening the host namespace", e))?;
         let host_netlink =
             Handle::open(&host).map_err(|e| Error::kernel("netlink in the host namespace", e))?;
         let host_key = bind_host_key(&host, &config.netns_dir())?;
@@ -475,6 +483,7 @@ impl Controller {
             healer: Mutex::default(),
             trusted,
             trust_ready: AtomicBool::new(false),
+            _claim: claim,
         };
         // Below every id of berth's range already given (sandboxes from before a restart).
         if let Ok(ids) = inner.host_netlink.nsid_list()

@@ -351,7 +351,14 @@ fn a_docker0_made_but_not_marked_before_a_crash_is_taken_back_by_its_mac() {
         .ip(&["link", "set", "dev", "docker0", "alias", ""])
         .unwrap();
     f.host
-        .ip(&["link", "set", "dev", "docker0", "address", "02:42:ac:11:00:01"])
+        .ip(&[
+            "link",
+            "set",
+            "dev",
+            "docker0",
+            "address",
+            "02:42:ac:11:00:01",
+        ])
         .unwrap();
     let err = match Controller::new(f.config()) {
         Ok(_) => panic!("an unmarked docker0 with Docker's kind of MAC was taken over"),

@@ -7,8 +7,8 @@
 mod common;
 
 use berth::{
-    EndpointOptions, Error, FirewallBackend, IpamPoolConfig, NetworkCreate, SandboxCreate,
-    SandboxNetns,
+    Controller, EndpointOptions, Error, FirewallBackend, IpamPoolConfig, NetworkCreate,
+    SandboxCreate, SandboxNetns,
 };
 use berth_store::KvStore;
 use common::*;
@@ -170,4 +170,59 @@ fn the_forward_drop_policy_survives_a_restart_on_both_families() {
         assert!(rules.contains("meta nfproto ipv4 drop"), "{rules}");
         assert!(rules.contains("meta nfproto ipv6 drop"), "{rules}");
     }
+}
+
+#[test]
+fn a_second_berth_firewall_in_one_namespace_is_refused_before_it_writes_anything() {
+    // A controller with a firewall on its data root, traffic through it.
+    let f = Fixture::new();
+    f.ctl().create_network(NetworkCreate::new("n")).unwrap();
+    let a = f.sandbox_on("a", "n");
+    f.sandbox_on("b", "n");
+    assert!(f.ping("b", &a));
+    let rules = f.iptables_save();
+
+    // A second data root, same host namespace: before, its start reconcile removed the first
+    // one's rules (the same chain names). Now refused, naming the holder (this process).
+    let other = common::StateDir::new().unwrap();
+    let err = match Controller::new(Fixture::config_for(&f.host, &other)) {
+        Ok(_) => panic!("a second berth firewall in the namespace was started"),
+        Err(e) => e,
+    };
+    match &err {
+        Error::Firewall(berth_firewall::Error::NamespaceClaimed { holder, .. }) => {
+            let holder = holder.as_ref().expect("the holder is named");
+            assert_eq!(holder.pid as u32, std::process::id());
+        }
+        other => panic!("not NamespaceClaimed: {other:?}"),
+    }
+    let text = err.to_string();
+    for needle in [
+        "another berth firewall (pid",
+        "manages network namespace",
+        &format!("pid {}", std::process::id()),
+        "Config::firewall = None",
+    ] {
+        assert!(text.contains(needle), "{needle:?} missing from: {text}");
+    }
+    // Nothing written: no state, no rule changed, traffic as before.
+    assert!(!other.path().join("data").exists(), "no data root made");
+    assert_eq!(f.iptables_save(), rules);
+    assert!(f.ping("b", &a));
+
+    // Without a firewall, a second berth may share the namespace.
+    let mut config = Fixture::config_for(&f.host, &other);
+    config.firewall = None;
+    config.default_bridge = berth::DefaultBridge::None;
+    let second = Controller::new(config).unwrap();
+    second.teardown().unwrap();
+
+    // The claim goes with its holder (docker0 stays the first instance's: none for this one).
+    let mut f = f;
+    f.stop();
+    let mut config = Fixture::config_for(&f.host, &other);
+    config.default_bridge = berth::DefaultBridge::None;
+    let third = Controller::new(config);
+    assert!(third.is_ok(), "{:?}", third.err());
+    third.unwrap().teardown().unwrap();
 }

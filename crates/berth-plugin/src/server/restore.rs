@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use berth_bridge::{BridgeDefaults, BridgeDriver};
 use berth_driver::{DriverError, EndpointSpec, NetworkDriver};
-use berth_firewall::{DesiredState, Firewall, FirewallConfig};
+use berth_firewall::{DesiredState, Firewall, FirewallConfig, NamespaceClaim};
 use berth_ipam::{AddressRequest, DefaultPool, Ipam, PoolId, PoolRequest};
 use berth_netlink::{Handle, Netns, sysctl_get, sysctl_set};
 use berth_store::{Expect, RedbStore, Txn};
@@ -52,6 +52,16 @@ fn instance_id(store: &RedbStore) -> ServerResult<String> {
 impl Service {
     /// Sets everything up and restores the stored state.
     pub(crate) fn start(config: &ServerConfig) -> ServerResult<Service> {
+        let host = match &config.host_netns {
+            Some(p) => Netns::open(p),
+            None => Netns::current(),
+        }
+        .map_err(|e| ServerError::kernel("opening the host namespace", e))?;
+        // Before anything is written: a second berth firewall in the namespace is refused.
+        let claim = match config.firewall {
+            Some(_) => Some(NamespaceClaim::take(&host)?),
+            None => None,
+        };
         std::fs::create_dir_all(&config.state_dir).map_err(|source| ServerError::StateDir {
             path: config.state_dir.clone(),
             source,
@@ -60,11 +70,6 @@ impl Service {
             .map_err(|e| ServerError::store("opening", e))?;
         let instance = instance_id(&store)?;
         let records = Records::new(Box::new(store));
-        let host = match &config.host_netns {
-            Some(p) => Netns::open(p),
-            None => Netns::current(),
-        }
-        .map_err(|e| ServerError::kernel("opening the host namespace", e))?;
         let host_netlink = Handle::open(&host)
             .map_err(|e| ServerError::kernel("netlink in the host namespace", e))?;
 
@@ -121,6 +126,7 @@ impl Service {
             state: Mutex::new(State::default()),
             ipam: Mutex::new(ipam),
             ip_forward: config.ip_forward,
+            _claim: claim,
         };
         service.restore()?;
         Ok(service)

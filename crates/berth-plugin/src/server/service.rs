@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use berth_bridge::BridgeDriver;
 use berth_driver::{EndpointId, NetworkId};
-use berth_firewall::Firewall;
+use berth_firewall::{Firewall, NamespaceClaim};
 use berth_ipam::Ipam;
 use berth_netlink::{Handle, Netns};
 use serde::Serialize;
@@ -72,6 +72,9 @@ pub(crate) struct Service {
     pub(crate) ipam: Mutex<Ipam>,
     /// The server switches forwarding on where it is off ([`super::ServerConfig::ip_forward`]).
     pub(crate) ip_forward: bool,
+    /// The host namespace's berth firewall is this server's (with a firewall); the last field,
+    /// so released after everything else has gone.
+    pub(crate) _claim: Option<NamespaceClaim>,
 }
 
 impl std::fmt::Debug for Service {
