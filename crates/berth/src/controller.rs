@@ -320,7 +320,17 @@ impl Controller {
         .map_err(|e| Error::kernel("opening the host namespace", e))?;
         // Before anything is written: a second berth firewall in the namespace is refused.
         let claim = match config.firewall {
-            Some(_) => Some(NamespaceClaim::take(&host)?),
+            Some(_) => match NamespaceClaim::take(&host) {
+                Ok(claim) => Some(claim),
+                Err(e) => {
+                    // The same data root in use (`berth_store::Error::Locked`) says more than
+                    // the namespace's claim; an existing store is opened only to find that out.
+                    if store.is_none() && config.store_path().exists() {
+                        RedbStore::open(config.store_path())?;
+                    }
+                    return Err(e.into());
+                }
+            },
             None => None,
         };
         std::fs::create_dir_all(&config.data_root).map_err(|e| {

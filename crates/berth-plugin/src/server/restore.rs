@@ -59,7 +59,18 @@ impl Service {
         .map_err(|e| ServerError::kernel("opening the host namespace", e))?;
         // Before anything is written: a second berth firewall in the namespace is refused.
         let claim = match config.firewall {
-            Some(_) => Some(NamespaceClaim::take(&host)?),
+            Some(_) => match NamespaceClaim::take(&host) {
+                Ok(claim) => Some(claim),
+                Err(e) => {
+                    // The same state directory in use says more than the namespace's claim; an
+                    // existing store is opened only to find that out.
+                    let path = config.state_dir.join(STORE_FILE);
+                    if path.exists() {
+                        RedbStore::open(path).map_err(|e| ServerError::store("opening", e))?;
+                    }
+                    return Err(e.into());
+                }
+            },
             None => None,
         };
         std::fs::create_dir_all(&config.state_dir).map_err(|source| ServerError::StateDir {
