@@ -321,6 +321,25 @@ impl BridgeDriver {
 
 /// Random bytes from the thread's CSPRNG (seeded by the OS). Was a read of `/dev/urandom` that
 /// gave zeros, silently, when the read failed.
+/// What a join tells the controller: the interface's name and the network's gateways for the
+/// endpoint's families (none on an internal network).
+fn join_info(net: &BridgeNetwork, ep: &BridgeEndpoint, ifname: &str) -> JoinInfo {
+    let gw4 = net.gateways.iter().find_map(|g| match g.addr() {
+        IpAddr::V4(a) if ep.ipv4.is_some() && !net.options.inhibit_ipv4 => Some(a),
+        _ => None,
+    });
+    let gw6 = net.gateways.iter().find_map(|g| match g.addr() {
+        IpAddr::V6(a) if ep.ipv6.is_some() => Some(a),
+        _ => None,
+    });
+    JoinInfo {
+        ifname: ifname.to_owned(),
+        gateway_v4: gw4.filter(|_| !net.internal),
+        gateway_v6: gw6.filter(|_| !net.internal),
+        static_routes: Vec::new(),
+    }
+}
+
 fn random_bytes<const N: usize>() -> [u8; N] {
     rand::random()
 }
@@ -614,20 +633,22 @@ impl NetworkDriver for BridgeDriver {
             let _ = nl.link_delete(host_if);
             return Err(e);
         }
-        let gw4 = net.gateways.iter().find_map(|g| match g.addr() {
-            IpAddr::V4(a) if ep.ipv4.is_some() && !net.options.inhibit_ipv4 => Some(a),
-            _ => None,
-        });
-        let gw6 = net.gateways.iter().find_map(|g| match g.addr() {
-            IpAddr::V6(a) if ep.ipv6.is_some() => Some(a),
-            _ => None,
-        });
-        Ok(JoinInfo {
-            ifname: req.ifname.to_owned(),
-            gateway_v4: gw4.filter(|_| !net.internal),
-            gateway_v6: gw6.filter(|_| !net.internal),
-            static_routes: Vec::new(),
-        })
+        Ok(join_info(&net, &ep, req.ifname))
+    }
+
+    /// Trusted (see [`NetworkDriver::restore_join`]): the pair, its addresses and its mark are
+    /// as the previous opener left them, so the answer comes from memory, with no netlink
+    /// request (a join's requests are most of a restart's cost per endpoint).
+    fn restore_join(&self, req: &JoinRequest<'_>, trusted: bool) -> Result<JoinInfo> {
+        if !trusted {
+            return self.join(req);
+        }
+        let net = self.network(req.network)?;
+        let eps = net.endpoints.lock().unwrap_or_else(|p| p.into_inner());
+        let ep = eps
+            .get(req.endpoint)
+            .ok_or_else(|| DriverError::EndpointNotFound(req.endpoint.to_string()))?;
+        Ok(join_info(&net, ep, req.ifname))
     }
 
     fn leave(&self, network: &NetworkId, endpoint: &EndpointId) -> Result<()> {

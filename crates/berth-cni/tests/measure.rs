@@ -9,8 +9,9 @@
 //! berth-cni with the nftables backend, the reference chain `bridge` (with `host-local`) then
 //! `portmap`, and netavark's `setup` (Debian's netavark 1.4, podman 4.3's default backend, with
 //! its iptables driver), 50 times each, interleaved (each round in another order), each in a
-//! test host of its own that keeps one resident container attached (so every measured ADD joins
-//! an existing network, as on a busy host). Every ADD is followed by its DEL (timed too;
+//! test host of its own that keeps resident containers attached (so every measured ADD joins
+//! an existing network, as on a busy host): one, or `BERTH_CNI_MEASURE_RESIDENTS` (at most
+//! [`MAX_RESIDENTS`]), to see how an ADD's cost grows with the containers on the host. Every ADD is followed by its DEL (timed too;
 //! netavark's `teardown` is not timed). The first round proves each published port with a TCP
 //! connection from a LAN peer. It prints the median, the 10th and 90th percentiles, and for
 //! berth-cni the median of each step it reports with `BERTH_CNI_TIMINGS` (lock, ifname,
@@ -48,8 +49,29 @@ const NETAVARK: &str = "/usr/lib/podman/netavark";
 /// netavark's network: its name, bridge, subnet and gateway.
 const NV_NETWORK: &str = "nvnet";
 const NV_BRIDGE: &str = "nvbr0";
-const NV_SUBNET: &str = "10.140.0.0/24";
+const NV_SUBNET: &str = "10.140.0.0/16";
 const NV_GATEWAY: &str = "10.140.0.1";
+
+/// Most resident containers (`BERTH_CNI_MEASURE_RESIDENTS`): the reference chain's subnet is a
+/// /24, shared with the measured containers.
+const MAX_RESIDENTS: usize = 200;
+
+/// The resident containers of each variant: `BERTH_CNI_MEASURE_RESIDENTS`, or 1.
+fn residents() -> usize {
+    match std::env::var("BERTH_CNI_MEASURE_RESIDENTS") {
+        Ok(v) => {
+            let n: usize = v
+                .parse()
+                .unwrap_or_else(|_| panic!("BERTH_CNI_MEASURE_RESIDENTS={v:?}: not a number"));
+            assert!(
+                (1..=MAX_RESIDENTS).contains(&n),
+                "BERTH_CNI_MEASURE_RESIDENTS: 1 to {MAX_RESIDENTS}"
+            );
+            n
+        }
+        Err(_) => 1,
+    }
+}
 
 /// One way of adding a container.
 struct Variant {
@@ -62,8 +84,8 @@ struct Variant {
     del: Vec<f64>,
     steps: BTreeMap<String, Vec<f64>>,
     peer: berth_testhost::LanPeer,
-    /// Keeps the network in use between the measured ADDs.
-    _resident: Container,
+    /// Keep the network in use between the measured ADDs.
+    _residents: Vec<Container>,
 }
 
 enum Kind {
@@ -143,7 +165,7 @@ fn netavark(
     )
 }
 
-/// The address netavark gives the container of round `i` (the resident has .2).
+/// The address netavark gives the container of round `i` (residents are in 10.140.1.0/24).
 fn netavark_address(i: usize) -> String {
     format!("10.140.0.{}", 10 + i)
 }
@@ -166,8 +188,13 @@ impl Variant {
             .add_lan_peer("192.0.2.1/24", "192.0.2.2/24")
             .unwrap();
         let conf = cni.conf("measured", json!({"firewallBackend": backend}));
-        let resident = Container::new("resident");
-        cni.add(&resident, &conf);
+        let residents: Vec<Container> = (0..residents())
+            .map(|i| {
+                let c = Container::new(&format!("resident{i}"));
+                cni.add(&c, &conf);
+                c
+            })
+            .collect();
         let mut conf = conf;
         conf["runtimeConfig"] =
             json!({"portMappings": [{"hostPort": 18080, "containerPort": 80, "protocol": "tcp"}]});
@@ -180,7 +207,7 @@ impl Variant {
             del: Vec::new(),
             steps: BTreeMap::new(),
             peer,
-            _resident: resident,
+            _residents: residents,
         }
     }
 
@@ -206,17 +233,17 @@ impl Variant {
                 {"hostPort": 28080, "containerPort": 80, "protocol": "tcp"}
             ]},
         });
-        // The resident container on the bridge alone (its port would shadow the measured one's:
-        // portmap does not refuse a host port taken).
-        let resident = Container::new("resident");
-        let netns = resident.netns();
-        let mut cmd = cni.host.command(format!("{REF_DIR}/bridge"));
-        run(
-            &mut cmd,
-            &vars("ADD", &resident, &netns),
-            &bridge.to_string(),
-        )
-        .assert_ok();
+        // The resident containers on the bridge alone (their port would shadow the measured
+        // one's: portmap does not refuse a host port taken).
+        let residents: Vec<Container> = (0..residents())
+            .map(|i| {
+                let c = Container::new(&format!("resident{i}"));
+                let netns = c.netns();
+                let mut cmd = cni.host.command(format!("{REF_DIR}/bridge"));
+                run(&mut cmd, &vars("ADD", &c, &netns), &bridge.to_string()).assert_ok();
+                c
+            })
+            .collect();
         Variant {
             label: "reference bridge+portmap (iptables)".to_owned(),
             cni,
@@ -226,7 +253,7 @@ impl Variant {
             del: Vec::new(),
             steps: BTreeMap::new(),
             peer,
-            _resident: resident,
+            _residents: residents,
         }
     }
 
@@ -249,10 +276,16 @@ impl Variant {
             .unwrap();
         let config = cni.dir.path().join("netavark");
         std::fs::create_dir(&config).unwrap();
-        // The resident container on the network alone, as the other variants'.
-        let resident = Container::new("resident");
-        let options = netavark_options(&resident, "10.140.0.2", None);
-        netavark(&cni.host, &config, "setup", &resident, &options).assert_ok();
+        // The resident containers on the network alone, as the other variants'.
+        let residents: Vec<Container> = (0..residents())
+            .map(|i| {
+                let c = Container::new(&format!("resident{i}"));
+                let address = format!("10.140.{}.{}", 1 + i / 200, 2 + i % 200);
+                let options = netavark_options(&c, &address, None);
+                netavark(&cni.host, &config, "setup", &c, &options).assert_ok();
+                c
+            })
+            .collect();
         Variant {
             label: format!("{version} setup (iptables)"),
             cni,
@@ -262,7 +295,7 @@ impl Variant {
             del: Vec::new(),
             steps: BTreeMap::new(),
             peer,
-            _resident: resident,
+            _residents: residents,
         }
     }
 
@@ -467,7 +500,10 @@ fn add_cost_against_the_reference_chain() {
             variants[(i + k) % n].round(i);
         }
     }
-    println!("{ROUNDS} rounds, interleaved, each ADD with one published port:");
+    println!(
+        "{ROUNDS} rounds, interleaved, each ADD with one published port, {} resident container(s):",
+        residents()
+    );
     for v in &variants {
         assert_eq!(v.add.len(), ROUNDS);
         v.report();

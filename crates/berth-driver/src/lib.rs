@@ -133,6 +133,17 @@ pub trait NetworkDriver: Send + Sync + 'static {
     /// Puts the endpoint's interface into the sandbox, named as asked, addressed and up.
     fn join(&self, request: &JoinRequest<'_>) -> Result<JoinInfo>;
 
+    /// After a restart: takes back a stored endpoint's join (its endpoint was given again with
+    /// [`NetworkDriver::create_endpoint`]). With `trusted`, the previous opener of the state
+    /// stopped cleanly on this boot and in this host namespace, and the kernel is taken to be as
+    /// it left it (berth's `Config::trust_kernel`): a driver may then answer from what it knows,
+    /// without asking the kernel. The default calls [`NetworkDriver::join`], which must then
+    /// converge on an interface that exists already.
+    fn restore_join(&self, request: &JoinRequest<'_>, trusted: bool) -> Result<JoinInfo> {
+        let _ = trusted;
+        self.join(request)
+    }
+
     /// Takes the endpoint's interface out of the sandbox and removes it.
     fn leave(&self, network: &NetworkId, endpoint: &EndpointId) -> Result<()>;
 
@@ -244,6 +255,8 @@ pub trait Driver: Send + Sync {
     -> Result<EndpointOperInfo>;
     /// See [`NetworkDriver::join`].
     fn join(&self, request: &JoinRequest<'_>) -> Result<JoinInfo>;
+    /// See [`NetworkDriver::restore_join`].
+    fn restore_join(&self, request: &JoinRequest<'_>, trusted: bool) -> Result<JoinInfo>;
     /// See [`NetworkDriver::leave`].
     fn leave(&self, network: &NetworkId, endpoint: &EndpointId) -> Result<()>;
     /// See [`NetworkDriver::open_link_holes`].
@@ -382,6 +395,10 @@ impl<D: NetworkDriver> Driver for D {
 
     fn join(&self, request: &JoinRequest<'_>) -> Result<JoinInfo> {
         NetworkDriver::join(self, request)
+    }
+
+    fn restore_join(&self, request: &JoinRequest<'_>, trusted: bool) -> Result<JoinInfo> {
+        NetworkDriver::restore_join(self, request, trusted)
     }
 
     fn leave(&self, network: &NetworkId, endpoint: &EndpointId) -> Result<()> {

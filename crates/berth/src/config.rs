@@ -84,11 +84,14 @@ pub struct Config {
     pub id_prefixes: bool,
     /// Trust the kernel at start when the previous controller on this state went away cleanly
     /// on this boot and in this host namespace: the firewall's tool probes are not run again
-    /// (their verdicts are kept in `<exec_root>/firewall-trust.json`) and the start does not
-    /// reconcile the firewall. For short-lived openers, such as a CNI plugin's calls, where
-    /// those are most of the time a call takes. Any other start (the first, after a crash, a
-    /// reboot or a teardown) probes and reconciles as usual; drift made by others in between
-    /// stays until [`crate::Controller::reconcile_firewall`]. Off by default.
+    /// (their verdicts are kept in `<exec_root>/firewall-trust.json`), the start does not
+    /// reconcile the firewall, and the drivers take their endpoints' joins back from memory
+    /// ([`berth_driver::NetworkDriver::restore_join`]) with the sandboxes' default routes as they
+    /// were left. For short-lived openers, such as a CNI plugin's calls, where those are most
+    /// of the time a call takes (and grow with the sandboxes on the host). Any other start (the
+    /// first, after a crash, a reboot or a teardown) probes, joins and reconciles as usual;
+    /// drift made by others in between stays until [`crate::Controller::reconcile_firewall`]
+    /// (rules) or the next untrusted start (interfaces, routes). Off by default.
     pub trust_kernel: bool,
 }
 

@@ -1,7 +1,9 @@
 //! `Config::trust_kernel`: a start after a clean stop on the same boot and host namespace skips
-//! the firewall's probes and its start reconcile (what a CNI plugin's short calls need); any
-//! other start reconciles. Proven with drift made while the controller is down: a trusted
-//! start leaves it (traffic stays broken until `reconcile_firewall`), an untrusted one repairs it.
+//! the firewall's probes and its start reconcile, and takes joins and default routes from
+//! memory (what a CNI plugin's short calls need); any other start reconciles and joins. Proven
+//! with drift made while the controller is down: a trusted start leaves it (traffic stays
+//! broken until `reconcile_firewall`, or the next untrusted start for interfaces and routes),
+//! an untrusted one repairs it.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -86,4 +88,46 @@ fn a_trusted_start_skips_the_reconcile_and_others_do_not() {
     trusting(&mut f, true);
     f.ctl.take().unwrap().teardown().unwrap();
     assert!(!marker.exists(), "a teardown leaves no marker");
+}
+
+/// `ip ...` in a namespace; its output.
+fn ip_in(ns: &berth::Netns, args: &[&str]) -> String {
+    let out = ns.command("ip").args(args).output().unwrap();
+    assert!(out.status.success(), "ip {args:?}: {out:?}");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn a_trusted_start_takes_joins_and_routes_from_memory_and_others_converge() {
+    let mut f = Fixture::with(|c| c.trust_kernel = true);
+    f.ctl().create_network(NetworkCreate::new("n")).unwrap();
+    let a = f.sandbox_on("a", "n");
+    let b = f.sandbox_on("b", "n");
+    assert!(f.ping("b", &a));
+    let (ns_a, ns_b) = (f.sandbox_ns("a"), f.sandbox_ns("b"));
+    assert!(ip_in(&ns_a, &["route", "show", "default"]).contains("via"));
+
+    // Drift made while berth is down: b's interface (the pair goes with it) and a's default
+    // route. A join or a route update at start would repair both.
+    f.stop();
+    ip_in(&ns_b, &["link", "del", "eth0"]);
+    ip_in(&ns_a, &["route", "del", "default"]);
+
+    // Trusted: the restore asks the bridge driver for joins from memory and takes routes as
+    // they were left, so the drift stays (the trade `trust_kernel` makes for short calls)...
+    trusting(&mut f, true);
+    assert!(!ip_in(&ns_b, &["-o", "link"]).contains("eth0"), "no join at start");
+    assert_eq!(ip_in(&ns_a, &["route", "show", "default"]).trim(), "");
+    assert!(!f.ping("a", &b));
+    // ...while everything after the start works with the kernel: a new sandbox joins.
+    let c = f.sandbox_on("c", "n");
+    assert!(f.ping("c", &a));
+
+    // Not trusted (no marker after a start that trusted nothing, or trust off): every endpoint
+    // is joined again and every route set, and the drift is repaired.
+    trusting(&mut f, false);
+    assert!(ip_in(&ns_b, &["-o", "link"]).contains("eth0"), "joined again");
+    assert!(ip_in(&ns_a, &["route", "show", "default"]).contains("via"));
+    assert!(f.ping("a", &b));
+    assert!(f.ping("b", &c));
 }

@@ -284,6 +284,13 @@ impl Controller {
         );
     }
 
+    /// A start that trusts the kernel (see `trust`) is restoring: drivers answer joins from
+    /// memory and default routes are taken as they are. Never after the start (a degraded
+    /// sandbox or endpoint retried later converges with the kernel).
+    pub(super) fn trusted_restore(&self) -> bool {
+        self.inner.trusted && !self.inner.trust_ready.load(Ordering::Relaxed)
+    }
+
     /// After endpoints came back: default routes, files and the published view.
     pub(super) fn finish_restored(&self, sb: &Sandbox, st: &mut SandboxState) {
         if let Err(e) = self.update_default_routes(sb, st) {
@@ -305,18 +312,21 @@ impl Controller {
         };
         let joined = net
             .driver
-            .join(&JoinRequest {
-                network: &net.record.id,
-                endpoint: &ep.id,
-                sandbox: SandboxRef {
-                    id: &sb.record.id,
-                    netns: berth_driver::NetnsRef {
-                        path: &sb.record.netns,
-                        fd: Some(std::os::fd::AsFd::as_fd(&sb.netns)),
+            .restore_join(
+                &JoinRequest {
+                    network: &net.record.id,
+                    endpoint: &ep.id,
+                    sandbox: SandboxRef {
+                        id: &sb.record.id,
+                        netns: berth_driver::NetnsRef {
+                            path: &sb.record.netns,
+                            fd: Some(std::os::fd::AsFd::as_fd(&sb.netns)),
+                        },
                     },
+                    ifname: ep.ifname.as_deref().unwrap_or(""),
                 },
-                ifname: ep.ifname.as_deref().unwrap_or(""),
-            })
+                self.trusted_restore(),
+            )
             .map_err(Error::from)
             .and_then(|join| {
                 self.dns_connect(sb, net, ep)

@@ -487,6 +487,15 @@ impl Controller {
             if *current == want_id {
                 continue;
             }
+            if self.trusted_restore() {
+                // The previous opener left this route (see `trusted_restore`).
+                if v6 {
+                    st.gateway_v6 = want_id;
+                } else {
+                    st.gateway_v4 = want_id;
+                }
+                continue;
+            }
             let base = if v6 {
                 RouteSpec::default_v6()
             } else {
