@@ -47,6 +47,10 @@ pub(crate) struct ServeArgs {
     /// policy then becomes DROP, as dockerd does)
     #[arg(long)]
     pub(crate) no_ip_forward: bool,
+    /// Refuse network options (-o) the bridge driver does not know (by default they are
+    /// ignored with a warning, as dockerd's own bridge driver ignores them)
+    #[arg(long)]
+    pub(crate) strict_options: bool,
     /// Log level: error, warn, info, debug or trace
     #[arg(long, value_name = "LEVEL", default_value = "info",
           value_parser = ["error", "warn", "info", "debug", "trace"])]
@@ -62,7 +66,8 @@ impl ServeArgs {
                 "none" => None,
                 _ => Some(Backend::Iptables),
             })
-            .with_ip_forward(!self.no_ip_forward);
+            .with_ip_forward(!self.no_ip_forward)
+            .with_strict_options(self.strict_options);
         if let Some(state) = &self.state {
             config = config.with_state_dir(state);
         }

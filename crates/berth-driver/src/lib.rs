@@ -57,7 +57,7 @@ use std::net::IpAddr;
 pub use error::{BoxError, DriverError, Result};
 pub use ids::{EndpointId, InvalidId, NetworkId, SandboxId};
 pub use ipam::{AddressRequest, AddressSpace, IpamDriver, Pool, PoolRequest};
-pub use options::{OptionReader, RawOptions, parse_bool};
+pub use options::{OptionReader, RawOptions, parse_bool, parse_known};
 pub use types::{
     Capabilities, DataPath, Egress, EndpointOperInfo, EndpointSpec, HostPolicy, InterfaceInfo,
     IpamInfo, JoinInfo, JoinRequest, LinkHole, NetnsRef, NetworkSpec, SandboxRef, Scope,

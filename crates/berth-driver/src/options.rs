@@ -78,6 +78,30 @@ impl<'a> OptionReader<'a> {
     }
 }
 
+/// Parses `raw` with `parse`, leaving out each key it refuses as unknown
+/// ([`DriverError::UnknownOption`]) unless `strict`, as Docker's drivers ignore options they do
+/// not know (a vendor key, an option of a later Docker). Returns the parsed options and the keys
+/// left out, in the order they were found; any other error is returned as it is.
+pub fn parse_known<T>(
+    raw: &RawOptions,
+    strict: bool,
+    parse: impl Fn(&RawOptions) -> Result<T>,
+) -> Result<(T, Vec<String>)> {
+    let mut known = raw.clone();
+    let mut unknown = Vec::new();
+    loop {
+        match parse(&known) {
+            Ok(parsed) => return Ok((parsed, unknown)),
+            Err(DriverError::UnknownOption { key, .. })
+                if !strict && known.remove(&key).is_some() =>
+            {
+                unknown.push(key);
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 /// Go's `strconv.ParseBool`.
 pub fn parse_bool(v: &str) -> Option<bool> {
     match v {
@@ -121,6 +145,31 @@ mod tests {
         assert!(e.contains("\"a\"") && e.contains("\"yes\""), "{e}");
         let e = rd.parse::<u16>("n", "an MTU").unwrap_err().to_string();
         assert!(e.contains("expected an MTU"), "{e}");
+    }
+
+    #[test]
+    fn unknown_keys_are_left_out_unless_strict() {
+        let parse = |r: &RawOptions| {
+            let mut rd = OptionReader::new("test", r);
+            let a = rd.bool("a")?;
+            rd.finish().map(|()| a)
+        };
+        let r = raw(&[("a", "true"), ("x", "1"), ("y", "2")]);
+        let (a, unknown) = parse_known(&r, false, parse).unwrap();
+        assert_eq!(
+            (a, unknown),
+            (Some(true), vec!["x".to_owned(), "y".to_owned()])
+        );
+        let e = parse_known(&r, true, parse).unwrap_err();
+        assert!(matches!(&e, DriverError::UnknownOption { key, .. } if key == "x"));
+        // A bad value of a known key is an error either way.
+        let r = raw(&[("a", "maybe"), ("x", "1")]);
+        assert!(
+            parse_known(&r, false, parse)
+                .unwrap_err()
+                .to_string()
+                .contains("maybe")
+        );
     }
 
     #[test]

@@ -162,8 +162,19 @@ fn berths_client_runs_sandboxes_on_berths_server() {
 
 #[test]
 fn refusals_name_what_is_wrong_and_leave_nothing() {
-    let s = Served::new();
+    let mut s = Served::new();
     let links = s.host_links();
+    // An option the bridge driver does not know is ignored, as dockerd's bridge ignores it...
+    let mut req = berth::NetworkCreate::new("vendor")
+        .driver(&s.name)
+        .option("com.example.vendor", "1");
+    req.ipam_driver = s.name.clone();
+    s.ctl().create_network(req).unwrap();
+    s.ctl().remove_network("vendor").unwrap();
+    assert_eq!(s.host_links(), links);
+    // ...unless the server is strict (`berth plugin serve --strict-options`).
+    s.stop_server();
+    s.server = Some(PluginServer::start(s.config().with_strict_options(true)).unwrap());
     // A bridge option with a bad value, an option the bridge driver does not know.
     let mut req = berth::NetworkCreate::new("bad")
         .driver(&s.name)

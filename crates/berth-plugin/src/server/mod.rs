@@ -142,6 +142,10 @@ pub struct ServerConfig {
     /// The local address space's default pools (dockerd's `default-address-pools`); None:
     /// Docker's.
     pub default_pools: Option<Vec<DefaultPool>>,
+    /// Refuse a network option (`docker network create -o`) the bridge driver does not know.
+    /// Default: false: as with dockerd's own bridge driver, such an option (a vendor key, an
+    /// option of a later Docker) is ignored, with a warning in the server's log.
+    pub strict_options: bool,
 }
 
 impl ServerConfig {
@@ -157,6 +161,7 @@ impl ServerConfig {
             ip_forward: true,
             userland_proxy: false,
             default_pools: None,
+            strict_options: false,
         }
     }
 
@@ -193,6 +198,12 @@ impl ServerConfig {
     /// Whether to relay with the userland proxy.
     pub fn with_userland_proxy(mut self, yes: bool) -> ServerConfig {
         self.userland_proxy = yes;
+        self
+    }
+
+    /// Whether to refuse network options the bridge driver does not know.
+    pub fn with_strict_options(mut self, yes: bool) -> ServerConfig {
+        self.strict_options = yes;
         self
     }
 

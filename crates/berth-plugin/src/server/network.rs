@@ -156,11 +156,20 @@ pub(super) fn ack() -> ServerResult<Vec<u8>> {
 }
 
 impl Service {
-    /// The bridge driver's options of a network (dockerd's own keys left out).
-    pub(crate) fn bridge_options(&self, rec: &NetworkRecord) -> ServerResult<BridgeOptions> {
+    /// The bridge driver's options of a network (dockerd's own keys left out), and the keys
+    /// the driver does not know, which are left out too unless
+    /// [`super::ServerConfig::strict_options`] refuses them.
+    pub(crate) fn bridge_options(
+        &self,
+        rec: &NetworkRecord,
+    ) -> ServerResult<(BridgeOptions, Vec<String>)> {
         let mut raw = rec.options.clone();
         raw.remove(IFACE_PREFIX_OPTION);
-        Ok(NetworkDriver::parse_options(&self.bridge, &raw)?)
+        Ok(berth_driver::parse_known(
+            &raw,
+            self.strict_options,
+            |raw| NetworkDriver::parse_options(&self.bridge, raw),
+        )?)
     }
 
     pub(crate) fn create_network(&self, body: &[u8]) -> ServerResult<Vec<u8>> {
@@ -175,7 +184,10 @@ impl Service {
             enable_ipv6: option_flag(&req.options, ENABLE_IPV6_OPTION)?,
             phase: Phase::Creating,
         };
-        let parsed = self.bridge_options(&rec)?;
+        let (parsed, unknown) = self.bridge_options(&rec)?;
+        if !unknown.is_empty() {
+            tracing::warn!(plugin = %self.name, network = %rec.id.short(), ?unknown, "network options the bridge driver does not know are ignored, as dockerd's bridge driver ignores them");
+        }
         let spec = spec_of(&rec);
         {
             let mut st = self.state();

@@ -137,6 +137,7 @@ impl Service {
             state: Mutex::new(State::default()),
             ipam: Mutex::new(ipam),
             ip_forward: config.ip_forward,
+            strict_options: config.strict_options,
             _claim: claim,
         };
         service.restore()?;
@@ -210,7 +211,7 @@ impl Service {
     /// A network taken back into the bridge driver; one whose creation or removal a crash cut
     /// short is removed and forgotten.
     fn restore_network(&self, rec: NetworkRecord) -> ServerResult<()> {
-        let options = self.bridge_options(&rec)?;
+        let (options, _) = self.bridge_options(&rec)?;
         let spec = spec_of(&rec);
         if rec.phase != Phase::Ready {
             tracing::info!(plugin = %self.name, network = %rec.id.short(), phase = ?rec.phase, "finishing an interrupted network creation or removal");

@@ -72,6 +72,8 @@ pub(crate) struct Service {
     pub(crate) ipam: Mutex<Ipam>,
     /// The server switches forwarding on where it is off ([`super::ServerConfig::ip_forward`]).
     pub(crate) ip_forward: bool,
+    /// Unknown network options are refused ([`super::ServerConfig::strict_options`]).
+    pub(crate) strict_options: bool,
     /// The host namespace's berth firewall is this server's (with a firewall); the last field,
     /// so released after everything else has gone.
     pub(crate) _claim: Option<NamespaceClaim>,

@@ -71,18 +71,9 @@ impl Controller {
         if let Some(prefix) = for_driver.remove(IFACE_PREFIX_OPTION) {
             iface_prefix_checked(&prefix)?;
         }
-        let mut unknown = Vec::new();
-        loop {
-            match driver.parse_options(&for_driver) {
-                Ok(parsed) => return Ok((parsed, unknown)),
-                Err(berth_driver::DriverError::UnknownOption { key, .. })
-                    if !strict && for_driver.remove(&key).is_some() =>
-                {
-                    unknown.push(key);
-                }
-                Err(e) => return Err(e.into()),
-            }
-        }
+        Ok(berth_driver::parse_known(&for_driver, strict, |raw| {
+            driver.parse_options(raw)
+        })?)
     }
 
     pub(super) fn create_network_inner(
