@@ -115,3 +115,65 @@ fn a_docker_plugin_serves_networks_of_the_daemon() {
     drop(f);
     drop(server);
 }
+
+/// A plugin that activates as a volume plugin only: one HTTP answer per connection.
+fn volume_plugin(socket: &std::path::Path) -> std::thread::JoinHandle<()> {
+    use std::io::{Read, Write};
+    let listener = std::os::unix::net::UnixListener::bind(socket).unwrap();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { return };
+            let mut buf = [0u8; 4096];
+            let _ = conn.read(&mut buf);
+            let body = r#"{"Implements":["VolumeDriver"]}"#;
+            let _ = write!(
+                conn,
+                "HTTP/1.1 200 OK\r\nContent-Type: application/vnd.docker.plugins.v1+json\r\n\
+                 Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    })
+}
+
+#[test]
+fn a_plugin_that_is_neither_a_network_nor_an_ipam_driver_stops_the_start_named() {
+    let name = format!("berthvol{}", std::process::id());
+    let dir = std::path::Path::new(berth_plugin::server::DEFAULT_SOCKET_DIR);
+    std::fs::create_dir_all(dir).unwrap();
+    let socket = dir.join(format!("{name}.sock"));
+    let _ = std::fs::remove_file(&socket);
+    let _server = volume_plugin(&socket);
+    let host = TestHost::new().unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(common::BERTH)
+        .arg("daemon")
+        .arg("--host")
+        .arg(format!("unix://{}", state.path().join("b.sock").display()))
+        .arg("--netns")
+        .arg(host.path())
+        .arg("--data-root")
+        .arg(state.path().join("data"))
+        .arg("--exec-root")
+        .arg(state.path().join("run"))
+        .args([
+            "--iptables=false",
+            "--bridge",
+            "none",
+            "--network-plugin",
+            &name,
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_file(&socket);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    for needle in [
+        format!("--network-plugin {name}"),
+        "implements neither NetworkDriver nor IpamDriver".to_owned(),
+        "VolumeDriver".to_owned(),
+    ] {
+        assert!(err.contains(&needle), "{needle:?} missing from: {err}");
+    }
+}

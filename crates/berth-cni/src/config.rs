@@ -469,6 +469,42 @@ mod tests {
     }
 
     #[test]
+    fn gc_takes_the_older_attachments_key_and_prefers_the_newer() {
+        let c = parse(
+            r#"{"cniVersion":"1.1.0","name":"n","type":"t",
+                "cni.dev/attachments":[{"containerID":"old","ifname":"eth0"},{"containerID":"b","ifname":"eth1"}]}"#,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let ids: Vec<String> = c
+            .valid_attachments
+            .unwrap_or_default()
+            .into_iter()
+            .map(|a| format!("{}/{}", a.container_id, a.ifname))
+            .collect();
+        assert_eq!(ids, ["old/eth0", "b/eth1"]);
+        let c = parse(
+            r#"{"cniVersion":"1.1.0","name":"n","type":"t",
+                "cni.dev/attachments":[{"containerID":"old","ifname":"eth0"}],
+                "cni.dev/valid-attachments":[{"containerID":"new","ifname":"eth0"}]}"#,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let ids: Vec<String> = c
+            .valid_attachments
+            .unwrap_or_default()
+            .into_iter()
+            .map(|a| a.container_id)
+            .collect();
+        assert_eq!(ids, ["new"]);
+        // A bad entry under the older key is named as such.
+        let e = parse(
+            r#"{"cniVersion":"1.1.0","name":"n","type":"t","cni.dev/attachments":[{"ifname":"eth0"}]}"#,
+        )
+        .err()
+        .unwrap_or_else(|| panic!("accepted"));
+        assert!(e.msg.contains("cni.dev/attachments"), "{e}");
+    }
+
+    #[test]
     fn errors_have_the_spec_codes_and_name_the_key() {
         assert_eq!(code("{"), Some(ErrorCode::Decode));
         assert_eq!(code("[]"), Some(ErrorCode::Decode));

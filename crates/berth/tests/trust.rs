@@ -116,7 +116,10 @@ fn a_trusted_start_takes_joins_and_routes_from_memory_and_others_converge() {
     // Trusted: the restore asks the bridge driver for joins from memory and takes routes as
     // they were left, so the drift stays (the trade `trust_kernel` makes for short calls)...
     trusting(&mut f, true);
-    assert!(!ip_in(&ns_b, &["-o", "link"]).contains("eth0"), "no join at start");
+    assert!(
+        !ip_in(&ns_b, &["-o", "link"]).contains("eth0"),
+        "no join at start"
+    );
     assert_eq!(ip_in(&ns_a, &["route", "show", "default"]).trim(), "");
     assert!(!f.ping("a", &b));
     // ...while everything after the start works with the kernel: a new sandbox joins.
@@ -126,8 +129,48 @@ fn a_trusted_start_takes_joins_and_routes_from_memory_and_others_converge() {
     // Not trusted (no marker after a start that trusted nothing, or trust off): every endpoint
     // is joined again and every route set, and the drift is repaired.
     trusting(&mut f, false);
-    assert!(ip_in(&ns_b, &["-o", "link"]).contains("eth0"), "joined again");
+    assert!(
+        ip_in(&ns_b, &["-o", "link"]).contains("eth0"),
+        "joined again"
+    );
     assert!(ip_in(&ns_a, &["route", "show", "default"]).contains("via"));
     assert!(f.ping("a", &b));
     assert!(f.ping("b", &c));
+}
+
+#[test]
+fn a_marker_that_cannot_be_left_makes_the_next_start_reconcile() {
+    let mut f = Fixture::with(|c| c.trust_kernel = true);
+    let peer = f.host.add_lan_peer("192.0.2.1/24", "192.0.2.2/24").unwrap();
+    f.ctl().create_network(NetworkCreate::new("n")).unwrap();
+    let ip = f.publish("web", "n", &["18102:80/tcp"]);
+    let _web = TcpBanner::start(
+        &f.sandbox_ns("web"),
+        format!("{ip}:80").parse().unwrap(),
+        "web",
+    )
+    .unwrap();
+    let front: SocketAddr = "192.0.2.1:18102".parse().unwrap();
+    let fetch = || tcp_fetch(peer.netns(), front, TIMEOUT).unwrap_or_else(|e| e.to_string());
+    assert!(fetch().starts_with("web "));
+
+    // The marker's place is taken (a directory: the rename onto it fails). The stop says so in
+    // its log, leaves no temporary file, and does not panic.
+    let run = f.dir.path().join("run");
+    std::fs::create_dir(run.join("firewall-trust.json")).unwrap();
+    f.stop();
+    let leftovers: Vec<String> = std::fs::read_dir(&run)
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.starts_with(".firewall-trust"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+
+    // No marker to trust: the start reconciles, and the drift made meanwhile is repaired.
+    f.host
+        .run("iptables", &["-t", "nat", "-F", "BERTH-DNAT"])
+        .unwrap();
+    assert!(!fetch().starts_with("web "));
+    trusting(&mut f, true);
+    assert!(fetch().starts_with("web "), "reconciled at start");
 }
