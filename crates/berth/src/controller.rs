@@ -194,7 +194,10 @@ struct Sandbox {
     /// The current name (a rename changes it).
     name: RwLock<String>,
     netns: Netns,
-    netlink: Handle,
+    /// A netlink socket in the namespace, opened on first use ([`Sandbox::netlink`]): a start
+    /// restores every sandbox, and most are never asked anything afterwards by a short-lived
+    /// opener (a CNI plugin's call).
+    netlink: std::sync::OnceLock<Handle>,
     /// `/etc/hosts` and `/etc/resolv.conf` for the sandbox (none in host mode).
     files: Option<SandboxFiles>,
     /// Serialises connect, disconnect, rename and remove of this sandbox; held over kernel work.
@@ -227,6 +230,16 @@ impl Sandbox {
     /// The last published view (see [`Sandbox::view`]).
     fn view(&self) -> Arc<SandboxView> {
         lock(&self.view).clone()
+    }
+
+    /// The sandbox's netlink socket, opened now if it was not yet.
+    fn netlink(&self) -> berth_netlink::Result<&Handle> {
+        if let Some(h) = self.netlink.get() {
+            return Ok(h);
+        }
+        let opened = Handle::open(&self.netns)?;
+        // Two first uses at once: one socket is kept, the other dropped.
+        Ok(self.netlink.get_or_init(|| opened))
     }
 }
 

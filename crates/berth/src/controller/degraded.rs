@@ -86,15 +86,22 @@ impl Controller {
                     Netns::open(&rec.netns)
                 }
             })
-            .and_then(|ns| Handle::open(&ns).map(|h| (ns, h)));
+            // Loopback of a sandbox berth made: a crash between making the namespace and
+            // bringing it up leaves it down (a trusted start follows a clean stop, not a crash).
+            .and_then(|ns| {
+                if rec.owned && !self.trusted_restore() {
+                    Handle::open(&ns).map(|h| (ns, Some(h)))
+                } else {
+                    Ok((ns, None))
+                }
+            });
         let (netns, netlink) = match opened {
             Ok(p) => p,
             // Absent, or no namespace (the empty mount point a crash during create leaves).
             Err(e) if e.is_gone() => return Opened::Gone(e.to_string()),
             Err(e) => return Opened::Trouble(format!("opening its namespace: {e}")),
         };
-        if rec.owned {
-            // A crash between making the namespace and bringing loopback up leaves it down.
+        if let Some(netlink) = &netlink {
             if let Err(e) = netlink.link_set_up("lo") {
                 tracing::warn!(sandbox = %rec.name, error = %e, "loopback of a restored sandbox");
             }
@@ -107,7 +114,7 @@ impl Controller {
             name: RwLock::new(rec.name.clone()),
             record: rec.clone(),
             netns,
-            netlink,
+            netlink: netlink.map(std::sync::OnceLock::from).unwrap_or_default(),
             files,
             state: Mutex::new(SandboxState::default()),
             view: Mutex::default(),

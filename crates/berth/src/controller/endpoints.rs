@@ -501,14 +501,16 @@ impl Controller {
             } else {
                 RouteSpec::default_v4()
             };
+            let netlink = sb.netlink().map_err(|e| {
+                Error::kernel(format!("netlink in sandbox {}", sb.name()), e)
+            })?;
             match want {
-                Some((_, ifname, gw)) => sb
-                    .netlink
+                Some((_, ifname, gw)) => netlink
                     .route_replace(&base.via(gw).dev(ifname.as_str()))
                     .map_err(|e| {
                         Error::kernel(format!("default route of sandbox {}", sb.name()), e)
                     })?,
-                None => match sb.netlink.route_delete(&base) {
+                None => match netlink.route_delete(&base) {
                     Ok(()) => {}
                     Err(e) if e.is_not_found() => {}
                     Err(e) => {

@@ -121,7 +121,7 @@ impl Controller {
             name: RwLock::new(record.name.clone()),
             record,
             netns,
-            netlink,
+            netlink: std::sync::OnceLock::from(netlink),
             files,
             state: Mutex::new(SandboxState::default()),
             view: Mutex::default(),
