@@ -501,9 +501,9 @@ impl Controller {
             } else {
                 RouteSpec::default_v4()
             };
-            let netlink = sb.netlink().map_err(|e| {
-                Error::kernel(format!("netlink in sandbox {}", sb.name()), e)
-            })?;
+            let netlink = sb
+                .netlink()
+                .map_err(|e| Error::kernel(format!("netlink in sandbox {}", sb.name()), e))?;
             match want {
                 Some((_, ifname, gw)) => netlink
                     .route_replace(&base.via(gw).dev(ifname.as_str()))
