@@ -319,8 +319,6 @@ impl BridgeDriver {
     }
 }
 
-/// Random bytes from the thread's CSPRNG (seeded by the OS). Was a read of `/dev/urandom` that
-/// gave zeros, silently, when the read failed.
 /// What a join tells the controller: the interface's name and the network's gateways for the
 /// endpoint's families (none on an internal network).
 fn join_info(net: &BridgeNetwork, ep: &BridgeEndpoint, ifname: &str) -> JoinInfo {
@@ -340,6 +338,8 @@ fn join_info(net: &BridgeNetwork, ep: &BridgeEndpoint, ifname: &str) -> JoinInfo
     }
 }
 
+/// Random bytes from the thread's CSPRNG (seeded by the OS). Was a read of `/dev/urandom` that
+/// gave zeros, silently, when the read failed.
 fn random_bytes<const N: usize>() -> [u8; N] {
     rand::random()
 }

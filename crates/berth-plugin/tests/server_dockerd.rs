@@ -62,9 +62,29 @@ fn dockerd_runs_containers_on_berth() {
     let name = e.name.clone();
     let links_before = e.links();
 
-    // A refused option names itself; nothing is made.
-    let err = e.fails(&["network", "create", "-d", &name, "-o", "bogus=1", "bad"]);
-    assert!(err.contains("bogus"), "{err}");
+    // A bad value of a bridge option is refused, naming itself; nothing is made.
+    let err = e.fails(&[
+        "network",
+        "create",
+        "-d",
+        &name,
+        "-o",
+        "com.docker.network.bridge.enable_icc=maybe",
+        "bad",
+    ]);
+    assert!(err.contains("enable_icc") && err.contains("maybe"), "{err}");
+    assert_eq!(e.links(), links_before);
+    // An option the bridge driver does not know is ignored, as dockerd's own bridge does.
+    e.ok(&[
+        "network",
+        "create",
+        "-d",
+        &name,
+        "-o",
+        "com.example.vendor=1",
+        "vendor",
+    ]);
+    e.ok(&["network", "rm", "vendor"]);
     assert_eq!(e.links(), links_before);
 
     // The network: berth's bridge, berth's IPAM.

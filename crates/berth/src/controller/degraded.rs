@@ -291,16 +291,19 @@ impl Controller {
         );
     }
 
-    /// A start that trusts the kernel (see `trust`) is restoring: drivers answer joins from
-    /// memory and default routes are taken as they are. Never after the start (a degraded
-    /// sandbox or endpoint retried later converges with the kernel).
+    /// A start that trusts the kernel (see `trust`) is restoring: drivers answer the restored
+    /// endpoints' joins from memory and restored sandboxes' default routes are taken as they
+    /// were left. Never after the start (a degraded sandbox or endpoint retried later converges
+    /// with the kernel), and never for a new connect (which joins and routes as usual).
     pub(super) fn trusted_restore(&self) -> bool {
         self.inner.trusted && !self.inner.trust_ready.load(Ordering::Relaxed)
     }
 
     /// After endpoints came back: default routes, files and the published view.
     pub(super) fn finish_restored(&self, sb: &Sandbox, st: &mut SandboxState) {
-        if let Err(e) = self.update_default_routes(sb, st) {
+        if self.trusted_restore() {
+            self.take_default_routes_as_left(sb, st);
+        } else if let Err(e) = self.update_default_routes(sb, st) {
             tracing::warn!(sandbox = %sb.name(), error = %e, "restoring default routes");
         }
         self.write_sandbox_files(sb, st);

@@ -462,6 +462,18 @@ impl Controller {
     /// Points the sandbox's default routes at the first non-internal network, in lexical order of
     /// network name, that offers a gateway; removes them when there is none.
     pub(super) fn update_default_routes(&self, sb: &Sandbox, st: &mut SandboxState) -> Result<()> {
+        self.default_routes(sb, st, false)
+    }
+
+    /// After a trusted start's restore (see `trusted_restore`): the routes
+    /// [`Controller::update_default_routes`] would set are taken to be there, as the previous
+    /// opener left them; the kernel is not asked.
+    pub(super) fn take_default_routes_as_left(&self, sb: &Sandbox, st: &mut SandboxState) {
+        // Cannot fail: nothing is asked of the kernel.
+        let _ = self.default_routes(sb, st, true);
+    }
+
+    fn default_routes(&self, sb: &Sandbox, st: &mut SandboxState, as_left: bool) -> Result<()> {
         let pick = |v6: bool| -> Option<(NetworkId, String, IpAddr)> {
             let candidates = st.endpoints.values().map(|a| RouteCandidate {
                 network: &a.record.network,
@@ -487,8 +499,7 @@ impl Controller {
             if *current == want_id {
                 continue;
             }
-            if self.trusted_restore() {
-                // The previous opener left this route (see `trusted_restore`).
+            if as_left {
                 if v6 {
                     st.gateway_v6 = want_id;
                 } else {
