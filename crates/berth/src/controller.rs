@@ -5,6 +5,7 @@ use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
+use admission::{check_privileges, claim_host};
 use berth_bridge::{BridgeDefaults, BridgeDriver};
 use berth_dns::{
     DnsSettings, EndpointDns, ExposedPort as DnsExposedPort, HostEntry, HostsFile, Link, LinkHost,
@@ -43,6 +44,7 @@ use crate::requests::{
 };
 use crate::time::now_rfc3339;
 
+mod admission;
 mod builder;
 mod cluster;
 mod cluster_lease;
@@ -331,21 +333,7 @@ impl Controller {
             None => Netns::current(),
         }
         .map_err(|e| Error::kernel("opening the host namespace", e))?;
-        // Before anything is written: a second berth firewall in the namespace is refused.
-        let claim = match config.firewall {
-            Some(_) => match NamespaceClaim::take(&host) {
-                Ok(claim) => Some(claim),
-                Err(e) => {
-                    // The same data root in use (`berth_store::Error::Locked`) says more than
-                    // the namespace's claim; an existing store is opened only to find that out.
-                    if store.is_none() && config.store_path().exists() {
-                        RedbStore::open(config.store_path())?;
-                    }
-                    return Err(e.into());
-                }
-            },
-            None => None,
-        };
+        let claim = claim_host(&config, &host, store.is_some())?;
         std::fs::create_dir_all(&config.data_root).map_err(|e| {
             Error::kernel(
                 format!("creating {}", config.data_root.display()),
@@ -638,38 +626,6 @@ impl Controller {
         }
         let found = self.read_sandboxes().find(key);
         found.map_err(|_| degraded(false).unwrap_or_else(|| Error::SandboxNotFound(key.to_owned())))
-    }
-}
-
-/// The capabilities berth needs, checked before anything is written: CAP_NET_ADMIN (links,
-/// addresses, routes, rules, sysctls) and CAP_SYS_ADMIN (namespaces and their bind mounts).
-const NEEDED_CAPABILITIES: [(u32, &str); 2] = [(12, "CAP_NET_ADMIN"), (21, "CAP_SYS_ADMIN")];
-
-/// Fails with [`Error::MissingPrivileges`] when the process's effective capabilities
-/// (`/proc/self/status`, `CapEff`) lack one berth needs. An unreadable status is no refusal: the
-/// kernel says so at the first operation instead.
-fn check_privileges() -> Result<()> {
-    let Ok(status) = std::fs::read_to_string("/proc/self/status") else {
-        return Ok(());
-    };
-    let Some(eff) = status
-        .lines()
-        .find_map(|l| l.strip_prefix("CapEff:"))
-        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
-    else {
-        return Ok(());
-    };
-    let missing: Vec<&str> = NEEDED_CAPABILITIES
-        .iter()
-        .filter(|(bit, _)| eff & (1 << bit) == 0)
-        .map(|(_, name)| *name)
-        .collect();
-    if missing.is_empty() {
-        Ok(())
-    } else {
-        Err(Error::MissingPrivileges {
-            missing: missing.join(", "),
-        })
     }
 }
 
