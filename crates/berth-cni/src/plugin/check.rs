@@ -1,8 +1,8 @@
 //! CHECK: the attachment `prevResult` describes is in the kernel (the interface in the
 //! container's namespace, with its MAC address and addresses) and in berth's state (the same
 //! address and MAC address). The kernel is looked at first, before the controller is opened:
-//! opening it restores what the state holds, which would put a deleted interface back and hide
-//! what went wrong.
+//! an open that does not trust the kernel (the first after a crash or a reboot) joins every
+//! stored endpoint again, which would put a deleted interface back and hide what went wrong.
 
 use std::net::IpAddr;
 
