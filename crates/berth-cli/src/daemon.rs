@@ -98,14 +98,13 @@ pub(crate) fn run(settings: DaemonSettings) -> Result<()> {
             let (store, overlay) =
                 crate::cluster::start(cluster, &host, settings.config.netns_dir())?;
             tracing::info!(store = ?cluster.endpoints, "cluster store connected; overlay networks on");
+            // One lease for the host's keys: the overlay's peer entries and the controller's
+            // endpoint marks and names (its time to live is the overlay's, from the same
+            // `discovery.ttl`).
             builder = builder
-                .driver_arc(overlay)
                 .cluster_store(store)
-                .cluster_lease_ttl(
-                    cluster
-                        .lease_ttl
-                        .unwrap_or(berth_store::DEFAULT_HOST_LEASE_TTL),
-                );
+                .cluster_lease(overlay.host_lease())
+                .driver_arc(overlay);
         }
         for name in &settings.network_plugins {
             builder = plugins::network_plugin(builder, name, &host, &settings.config)?;

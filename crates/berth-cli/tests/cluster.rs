@@ -143,8 +143,8 @@ impl Cluster {
         }
     }
 
-    /// The keys under `prefix` (below the daemons' root), as etcd lists them.
-    fn keys(&self, prefix: &str) -> Vec<String> {
+    /// `etcdctl ARGS` against the cluster's etcd: its stdout (asserted a success).
+    fn etcdctl(&self, args: &[&str]) -> String {
         let out = self
             .etcd
             .netns()
@@ -158,8 +158,7 @@ impl Cluster {
                     format!("--key={}", t.key.display()),
                 ]
             }))
-            .args(["get", "--prefix", "--keys-only"])
-            .arg(format!("berth/{prefix}"))
+            .args(args)
             .output()
             .unwrap();
         assert!(
@@ -167,11 +166,30 @@ impl Cluster {
             "{}",
             String::from_utf8_lossy(&out.stderr)
         );
-        String::from_utf8_lossy(&out.stdout)
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// The keys under `prefix` (below the daemons' root), as etcd lists them.
+    fn keys(&self, prefix: &str) -> Vec<String> {
+        self.etcdctl(&["get", "--prefix", "--keys-only", &format!("berth/{prefix}")])
             .lines()
             .filter(|l| !l.is_empty())
             .map(String::from)
             .collect()
+    }
+
+    /// How many leases etcd holds (`found N leases`).
+    fn leases(&self) -> usize {
+        let out = self.etcdctl(&["lease", "list"]);
+        out.lines()
+            .find_map(|l| {
+                l.strip_prefix("found ")?
+                    .split_whitespace()
+                    .next()?
+                    .parse()
+                    .ok()
+            })
+            .unwrap_or_else(|| panic!("no lease count in {out:?}"))
     }
 
     fn cut(&self, i: usize) {
@@ -304,6 +322,9 @@ fn the_cluster_rides_out_an_etcd_restart_and_a_cut_link() {
     eventually("sa reaches sb and sc1 by name", || {
         a.ping("sa", "sb") && a.ping("sa", "sc1")
     });
+    // One lease per host: the overlay's peer entries and the controller's marks and names
+    // share it (two leases per host before).
+    assert_eq!(c.leases(), 3, "one lease per host");
 
     // etcd down: the data path that exists keeps forwarding (names too, from what each host
     // knows); an operation that needs the store fails, naming it; local ones still work.
@@ -406,6 +427,10 @@ fn the_cluster_rides_out_an_etcd_restart_and_a_cut_link() {
     for prefix in ["overlay/peer/", "network-endpoint/", "network-dns/"] {
         assert_eq!(c.keys(prefix).len(), 6, "each endpoint once under {prefix}");
     }
+    eventually(
+        "one lease per host again (the killed daemon's expired)",
+        || c.leases() == 3,
+    );
 }
 
 #[test]

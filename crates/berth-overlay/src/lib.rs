@@ -140,7 +140,7 @@ struct Inner {
     store: Arc<dyn KvStore>,
     config: OverlayConfig,
     underlay_mtu: u32,
-    lease: HostLease,
+    lease: Arc<HostLease>,
     networks: RwLock<HashMap<NetworkId, Arc<OverlayNetwork>>>,
     /// Every endpoint of every overlay network, as the store's peer table says.
     peers: Mutex<HashMap<NetworkId, HashMap<EndpointId, PeerRecord>>>,
@@ -212,7 +212,7 @@ impl OverlayDriver {
         }
         let inner = Arc::new(Inner {
             host_nl,
-            lease: HostLease::new(store.clone(), config.lease_ttl),
+            lease: Arc::new(HostLease::new(store.clone(), config.lease_ttl)),
             store,
             config,
             underlay_mtu,
@@ -225,6 +225,13 @@ impl OverlayDriver {
         });
         peers::start_threads(&inner)?;
         Ok(OverlayDriver { inner })
+    }
+
+    /// The lease this host's peer entries live under, for the controller to share
+    /// (`ControllerBuilder::cluster_lease`): one lease per host, kept alive once per renewal
+    /// period, instead of one each.
+    pub fn host_lease(&self) -> Arc<berth_store::HostLease> {
+        self.inner.lease.clone()
     }
 
     /// The VXLAN id of a network this host knows.

@@ -147,30 +147,46 @@ fn watch_peers(weak: Weak<Inner>) {
 /// Keeps the host's lease alive (three renewals per time to live), puts this host's entries
 /// again under a new lease when it was lost, and retries removals.
 fn keep_lease(weak: Weak<Inner>) {
-    let period = match live(&weak) {
-        Some(i) => (i.lease.ttl() / 3).max(Duration::from_millis(100)),
+    let (period, mut generation) = match live(&weak) {
+        Some(i) => (
+            i.lease.renew_every().max(Duration::from_millis(100)),
+            i.lease.generation(),
+        ),
         None => return,
     };
     while pause(&weak, period) {
         let Some(inner) = live(&weak) else { return };
-        match inner.lease.renew() {
-            Ok(true) => {}
-            Ok(false) => {
-                let mine: Vec<_> = lock(&inner.published)
-                    .iter()
-                    .map(|(k, v)| (k.clone(), v.clone()))
-                    .collect();
-                tracing::warn!(
-                    entries = mine.len(),
-                    "the overlay lease was lost; publishing again"
-                );
-                for ((net, ep), rec) in mine {
-                    if let Err(e) = inner.publish(&net, &ep, &rec) {
-                        tracing::warn!(endpoint = %ep.short(), error = %e, "publishing again");
-                    }
+        let lost = match inner.lease.renew() {
+            Ok(alive) => !alive,
+            Err(e) => {
+                tracing::debug!(error = %e, "renewing the overlay lease");
+                false
+            }
+        };
+        // Lost, as the renewal says or as a sharer of the lease (the controller) found: the
+        // lease was granted anew since this host's entries were put.
+        if lost || inner.lease.generation() != generation {
+            // Read before: a lease granted while publishing makes the next turn publish once
+            // more, never miss an entry.
+            let before = inner.lease.generation();
+            let mine: Vec<_> = lock(&inner.published)
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            tracing::warn!(
+                entries = mine.len(),
+                "the overlay lease was lost; publishing again"
+            );
+            let mut all = true;
+            for ((net, ep), rec) in mine {
+                if let Err(e) = inner.publish(&net, &ep, &rec) {
+                    tracing::warn!(endpoint = %ep.short(), error = %e, "publishing again");
+                    all = false;
                 }
             }
-            Err(e) => tracing::debug!(error = %e, "renewing the overlay lease"),
+            if all {
+                generation = before;
+            }
         }
         let pending = std::mem::take(&mut *lock(&inner.unpublish));
         for (net, ep) in pending {

@@ -2,9 +2,15 @@
 //! others (its endpoints, their names) live under it, so that they go when the host dies, and
 //! are put again under a new lease when the old one was lost (the host was cut off for longer
 //! than the time to live).
+//!
+//! Several publishers of one host share one lease (the controller and the overlay driver): each
+//! keeps it alive from its own thread, and [`HostLease::renew`] asks the store only when nobody
+//! did for most of a renewal period, so two sharers cost the store what one does. Each sharer
+//! notices a lost lease by its [`HostLease::generation`], whoever found the loss.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::{Error, KvStore, LeaseId, Result};
 
@@ -30,6 +36,10 @@ pub struct HostLease {
     store: Arc<dyn KvStore>,
     ttl: Duration,
     id: Mutex<Option<LeaseId>>,
+    /// When the store last confirmed the lease alive (see [`HostLease::renew`]).
+    renewed: Mutex<Option<Instant>>,
+    /// Leases granted so far (see [`HostLease::generation`]).
+    generation: AtomicU64,
 }
 
 impl std::fmt::Debug for HostLease {
@@ -48,6 +58,8 @@ impl HostLease {
             store,
             ttl,
             id: Mutex::new(None),
+            renewed: Mutex::new(None),
+            generation: AtomicU64::new(0),
         }
     }
 
@@ -64,17 +76,46 @@ impl HostLease {
         }
         let l = self.store.grant_lease(self.ttl)?;
         *id = Some(l);
+        self.generation.fetch_add(1, Ordering::SeqCst);
         Ok(l)
     }
 
-    /// Keeps the lease alive. `Ok(false)` when it was lost (it expired): the next
-    /// [`HostLease::current`] grants a new one, and the caller puts its keys again.
+    /// How many leases were granted so far: it changes whenever keys put under the previous
+    /// lease are gone (it was lost, and a sharer was granted a new one). A publisher remembers
+    /// the generation it put its keys under and puts them again when it changed.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::SeqCst)
+    }
+
+    /// The renewal period sharers keep to: a third of the time to live.
+    pub fn renew_every(&self) -> Duration {
+        self.ttl / 3
+    }
+
+    /// Keeps the lease alive; call it every [`HostLease::renew_every`]. `Ok(false)` when it was
+    /// lost (it expired): the next [`HostLease::current`] grants a new one, and the caller puts
+    /// its keys again. When the store confirmed the lease less than 90% of a renewal period ago
+    /// (a sharer renewed it), the store is not asked again: with sharers renewing on their own
+    /// schedules, the lease is still renewed at least every 1.9 periods (well within its time
+    /// to live), and about once per period in all.
     pub fn renew(&self) -> Result<bool> {
         let Some(l) = *self.id.lock().unwrap_or_else(|p| p.into_inner()) else {
             return Ok(true);
         };
+        let recent = self.renew_every().mul_f64(0.9);
+        let fresh = self
+            .renewed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_some_and(|at| at.elapsed() < recent);
+        if fresh {
+            return Ok(true);
+        }
         match self.store.keep_alive(l) {
-            Ok(_) => Ok(true),
+            Ok(_) => {
+                *self.renewed.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
+                Ok(true)
+            }
             Err(Error::LeaseNotFound { .. }) => {
                 self.forget(l);
                 Ok(false)
@@ -89,6 +130,7 @@ impl HostLease {
         let mut id = self.id.lock().unwrap_or_else(|p| p.into_inner());
         if *id == Some(l) {
             *id = None;
+            *self.renewed.lock().unwrap_or_else(|p| p.into_inner()) = None;
         }
     }
 
@@ -138,5 +180,73 @@ mod tests {
         lease.revoke().unwrap();
         assert!(store.get("k").unwrap().is_none(), "revoked with its keys");
         lease.revoke().unwrap();
+    }
+
+    /// A store that counts keep-alives.
+    struct Counting {
+        inner: MemoryStore,
+        keep_alives: std::sync::atomic::AtomicUsize,
+    }
+
+    impl KvStore for Counting {
+        fn get(&self, key: &str) -> Result<Option<crate::Entry>> {
+            self.inner.get(key)
+        }
+        fn list(&self, prefix: &str) -> Result<crate::Listing> {
+            self.inner.list(prefix)
+        }
+        fn commit(&self, txn: Txn) -> Result<u64> {
+            self.inner.commit(txn)
+        }
+        fn watch(&self, prefix: &str, after: u64) -> Result<crate::Watch> {
+            self.inner.watch(prefix, after)
+        }
+        fn revision(&self) -> Result<u64> {
+            self.inner.revision()
+        }
+        fn compact_revision(&self) -> Result<u64> {
+            self.inner.compact_revision()
+        }
+        fn grant_lease(&self, ttl: Duration) -> Result<LeaseId> {
+            self.inner.grant_lease(ttl)
+        }
+        fn keep_alive(&self, lease: LeaseId) -> Result<Duration> {
+            self.keep_alives.fetch_add(1, Ordering::SeqCst);
+            self.inner.keep_alive(lease)
+        }
+        fn revoke_lease(&self, lease: LeaseId) -> Result<()> {
+            self.inner.revoke_lease(lease)
+        }
+    }
+
+    #[test]
+    fn sharers_renew_once_per_period_and_see_a_loss_by_the_generation() {
+        let counting = Arc::new(Counting {
+            inner: MemoryStore::new(),
+            keep_alives: Default::default(),
+        });
+        let store: Arc<dyn KvStore> = counting.clone();
+        let lease = HostLease::new(store.clone(), Duration::from_secs(30));
+        assert_eq!(lease.generation(), 0);
+        let first = lease.current().unwrap();
+        assert_eq!(lease.generation(), 1);
+        // Two sharers renewing one after the other: the store is asked once.
+        assert!(lease.renew().unwrap());
+        assert!(lease.renew().unwrap());
+        assert_eq!(counting.keep_alives.load(Ordering::SeqCst), 1);
+        // Lost: one sharer finds out; the other sees the generation change once a new lease
+        // is granted (by whoever puts keys first).
+        store.revoke_lease(first).unwrap();
+        lease.forget(first);
+        let second = lease.current().unwrap();
+        assert_ne!(second, first);
+        assert_eq!(
+            lease.generation(),
+            2,
+            "a sharer that published under 1 puts again"
+        );
+        // A new lease is confirmed by the store at its first renewal.
+        assert!(lease.renew().unwrap());
+        assert_eq!(counting.keep_alives.load(Ordering::SeqCst), 2);
     }
 }

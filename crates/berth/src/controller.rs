@@ -167,7 +167,7 @@ struct Cluster {
     /// Endpoints of other hosts whose names this host's embedded DNS answers.
     remote_names: Mutex<BTreeSet<(NetworkId, EndpointId)>>,
     /// The lease this host's endpoint marks and names live under (see `cluster_lease`).
-    lease: berth_store::HostLease,
+    lease: Arc<berth_store::HostLease>,
 }
 
 struct Network {
@@ -323,7 +323,7 @@ impl Controller {
         registered: Vec<Arc<dyn Driver>>,
         store: Option<Arc<dyn KvStore>>,
         ipams: Vec<Arc<dyn IpamDriver>>,
-        cluster_store: Option<(Arc<dyn KvStore>, std::time::Duration)>,
+        cluster_store: Option<(Arc<dyn KvStore>, Arc<berth_store::HostLease>)>,
     ) -> Result<Controller> {
         let span = tracing::info_span!("controller_new", data_root = %config.data_root.display());
         let _enter = span.enter();
@@ -462,9 +462,9 @@ impl Controller {
         for i in std::iter::once(builtin).chain(ipams) {
             ipam_drivers.insert(i.name().to_owned(), i);
         }
-        let cluster = cluster_store.map(|(store, ttl)| Cluster {
+        let cluster = cluster_store.map(|(store, lease)| Cluster {
             ipam: Arc::new(crate::ClusterIpam::new(store.clone())),
-            lease: berth_store::HostLease::new(store.clone(), ttl),
+            lease,
             store,
             creating: Mutex::default(),
             remote_names: Mutex::default(),

@@ -13,6 +13,7 @@ pub struct ControllerBuilder {
     ipams: Vec<Arc<dyn IpamDriver>>,
     cluster_store: Option<Arc<dyn KvStore>>,
     cluster_lease_ttl: std::time::Duration,
+    cluster_lease: Option<Arc<berth_store::HostLease>>,
 }
 
 impl std::fmt::Debug for ControllerBuilder {
@@ -34,6 +35,7 @@ impl ControllerBuilder {
             ipams: Vec::new(),
             cluster_store: None,
             cluster_lease_ttl: berth_store::DEFAULT_HOST_LEASE_TTL,
+            cluster_lease: None,
         }
     }
 
@@ -87,6 +89,17 @@ impl ControllerBuilder {
         self
     }
 
+    /// Puts this host's keys in the cluster store under `lease`, shared with another publisher
+    /// of the host (the overlay driver: `OverlayDriver::host_lease`), instead of a lease of its
+    /// own: one lease, kept alive about once per renewal period, where two cost twice that (see
+    /// [`berth_store::HostLease`]). Its time to live replaces
+    /// [`ControllerBuilder::cluster_lease_ttl`]. It must be a lease in the same store as
+    /// [`ControllerBuilder::cluster_store`].
+    pub fn cluster_lease(mut self, lease: Arc<berth_store::HostLease>) -> ControllerBuilder {
+        self.cluster_lease = Some(lease);
+        self
+    }
+
     /// Opens the state and starts the controller (see [`Controller::new`]). Fails with
     /// [`Error::InvalidRequest`] when two drivers have one name (the built-in ones included) or
     /// a name is not a plain word, and with [`Error::DriverNotFound`] when a stored network's
@@ -124,7 +137,15 @@ impl ControllerBuilder {
             self.drivers,
             self.store,
             self.ipams,
-            self.cluster_store.map(|s| (s, self.cluster_lease_ttl)),
+            self.cluster_store.map(|s| {
+                let lease = self.cluster_lease.unwrap_or_else(|| {
+                    Arc::new(berth_store::HostLease::new(
+                        s.clone(),
+                        self.cluster_lease_ttl,
+                    ))
+                });
+                (s, lease)
+            }),
         )
     }
 }

@@ -82,11 +82,13 @@ impl Controller {
         let Some(cluster) = &self.inner.cluster else {
             return Ok(());
         };
-        let every = cluster.lease.ttl() / 3;
+        let every = cluster.lease.renew_every();
+        // This start put its keys under the lease of this generation (see `republish_global_endpoints`).
+        let generation = cluster.lease.generation();
         let weak = Arc::downgrade(&self.inner);
         std::thread::Builder::new()
             .name("berth-cluster-lease".into())
-            .spawn(move || keep(weak, every))
+            .spawn(move || keep(weak, every, generation))
             .map(|_| ())
             .map_err(|e| {
                 Error::kernel(
@@ -99,8 +101,10 @@ impl Controller {
 
 /// The keeper: renews every `every` (in short sleeps, so that it ends soon after the
 /// controller); after a loss, or while the store cannot be reached, puts this host's keys again
-/// until that succeeds.
-fn keep(weak: Weak<Inner>, every: Duration) {
+/// until that succeeds. A loss is what the renewal says, or a lease of another generation than
+/// the keys were put under (a sharer of the lease, such as the overlay driver, found the loss
+/// and was granted a new one).
+fn keep(weak: Weak<Inner>, every: Duration, mut generation: u64) {
     let step = every.min(Duration::from_millis(200));
     let mut due = Instant::now() + every;
     let mut republish = false;
@@ -130,9 +134,21 @@ fn keep(weak: Weak<Inner>, every: Duration) {
                 continue;
             }
         }
+        if cluster.lease.generation() != generation {
+            tracing::info!(
+                "this host's lease was granted anew; putting its endpoints and names again"
+            );
+            republish = true;
+        }
         if republish {
+            // Read before: a lease granted during the republish makes the next turn put the
+            // keys once more, never miss them.
+            let before = cluster.lease.generation();
             match ctl.republish_global_endpoints() {
-                Ok(()) => republish = false,
+                Ok(()) => {
+                    republish = false;
+                    generation = before;
+                }
                 Err(e) => {
                     tracing::warn!(error = %e, "putting this host's endpoints in the cluster store failed; trying again")
                 }
