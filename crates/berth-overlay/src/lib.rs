@@ -325,10 +325,11 @@ impl Inner {
             let lease = self.lease.current().map_err(err)?;
             match self.store.put_with_lease(&key, &value, lease) {
                 Ok(_) => break,
-                // Expired under us: the next `current` grants a new one.
+                // Expired under us: forgotten, so that the next `current` grants a new one (the
+                // keepers see the new generation and put their keys again).
                 Err(berth_store::Error::LeaseNotFound { .. }) if tries == 0 => {
                     tries += 1;
-                    let _ = self.lease.renew();
+                    self.lease.forget(lease);
                 }
                 Err(e) => return Err(err(e)),
             }

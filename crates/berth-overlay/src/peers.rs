@@ -163,6 +163,10 @@ fn keep_lease(weak: Weak<Inner>) {
                 false
             }
         };
+        // Nothing was published under no lease: the first grant is no loss.
+        if generation == 0 {
+            generation = inner.lease.generation();
+        }
         // Lost, as the renewal says or as a sharer of the lease (the controller) found: the
         // lease was granted anew since this host's entries were put.
         if lost || inner.lease.generation() != generation {

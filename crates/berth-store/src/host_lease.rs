@@ -38,7 +38,7 @@ pub struct HostLease {
     id: Mutex<Option<LeaseId>>,
     /// When the store last confirmed the lease alive (see [`HostLease::renew`]).
     renewed: Mutex<Option<Instant>>,
-    /// Leases granted so far (see [`HostLease::generation`]).
+    /// Leases granted and lost so far (see [`HostLease::generation`]).
     generation: AtomicU64,
 }
 
@@ -80,9 +80,10 @@ impl HostLease {
         Ok(l)
     }
 
-    /// How many leases were granted so far: it changes whenever keys put under the previous
-    /// lease are gone (it was lost, and a sharer was granted a new one). A publisher remembers
-    /// the generation it put its keys under and puts them again when it changed.
+    /// How many times a lease was granted or found lost so far (0: never granted). It changes
+    /// whenever keys put under the lease are gone, whichever sharer found the loss, and again
+    /// when a new lease is granted. A publisher remembers the generation it put its keys under
+    /// and puts them again when it changed.
     pub fn generation(&self) -> u64 {
         self.generation.load(Ordering::SeqCst)
     }
@@ -131,6 +132,7 @@ impl HostLease {
         if *id == Some(l) {
             *id = None;
             *self.renewed.lock().unwrap_or_else(|p| p.into_inner()) = None;
+            self.generation.fetch_add(1, Ordering::SeqCst);
         }
     }
 
@@ -234,16 +236,21 @@ mod tests {
         assert!(lease.renew().unwrap());
         assert!(lease.renew().unwrap());
         assert_eq!(counting.keep_alives.load(Ordering::SeqCst), 1);
-        // Lost: one sharer finds out; the other sees the generation change once a new lease
-        // is granted (by whoever puts keys first).
+        // Lost: the sharer that finds out forgets it, and the generation changes at once, so a
+        // sharer with nothing to put (no new grant) still tells the others.
         store.revoke_lease(first).unwrap();
         lease.forget(first);
-        let second = lease.current().unwrap();
-        assert_ne!(second, first);
         assert_eq!(
             lease.generation(),
             2,
             "a sharer that published under 1 puts again"
+        );
+        let second = lease.current().unwrap();
+        assert_ne!(second, first);
+        assert_eq!(
+            lease.generation(),
+            3,
+            "and a new lease is another generation"
         );
         // A new lease is confirmed by the store at its first renewal.
         assert!(lease.renew().unwrap());

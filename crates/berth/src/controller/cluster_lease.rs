@@ -134,6 +134,10 @@ fn keep(weak: Weak<Inner>, every: Duration, mut generation: u64) {
                 continue;
             }
         }
+        // Nothing was put under no lease: the first grant is no loss.
+        if generation == 0 {
+            generation = cluster.lease.generation();
+        }
         if cluster.lease.generation() != generation {
             tracing::info!(
                 "this host's lease was granted anew; putting its endpoints and names again"
