@@ -116,6 +116,15 @@ fn a_docker_plugin_serves_networks_of_the_daemon() {
     drop(server);
 }
 
+/// Removes a file when dropped.
+struct RemoveOnDrop(std::path::PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
 /// A plugin that activates as a volume plugin only: one HTTP answer per connection.
 fn volume_plugin(socket: &std::path::Path) -> std::thread::JoinHandle<()> {
     use std::io::{Read, Write};
@@ -144,6 +153,8 @@ fn a_plugin_that_is_neither_a_network_nor_an_ipam_driver_stops_the_start_named()
     let socket = dir.join(format!("{name}.sock"));
     let _ = std::fs::remove_file(&socket);
     let _server = volume_plugin(&socket);
+    // The socket is in the machine's plugin directory: removed also when the test fails.
+    let _socket = RemoveOnDrop(socket.clone());
     let host = TestHost::new().unwrap();
     let state = tempfile::tempdir().unwrap();
     let out = std::process::Command::new(common::BERTH)
@@ -166,7 +177,6 @@ fn a_plugin_that_is_neither_a_network_nor_an_ipam_driver_stops_the_start_named()
         .stdin(Stdio::null())
         .output()
         .unwrap();
-    let _ = std::fs::remove_file(&socket);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "{err}");
     for needle in [

@@ -8,6 +8,9 @@
 //! `@berth/firewall`, which exists once per network namespace and goes with the process that holds
 //! it (also when it is killed), so a claim never outlives its holder. A second claim in the same
 //! namespace fails with [`Error::NamespaceClaimed`], naming the holder's pid and command line.
+//! A claim that may be going away (held by this process, or by one that is gone: a copy of the
+//! socket lives on in a child forked by another thread until that child runs `exec`) is waited
+//! for, up to a second, before the refusal.
 
 use std::io;
 use std::os::fd::AsFd;
@@ -54,22 +57,46 @@ impl NamespaceClaim {
     pub fn take(host: &Netns) -> Result<NamespaceClaim> {
         let addr = SocketAddr::from_abstract_name(CLAIM_SOCKET)
             .map_err(|e| Error::io("naming the firewall's claim socket", e))?;
-        // The socket belongs to the namespace of the thread that makes it.
-        match host.run(|| UnixListener::bind_addr(&addr))? {
-            Ok(socket) => Ok(NamespaceClaim { _socket: socket }),
-            Err(e) if e.kind() == io::ErrorKind::AddrInUse => Err(Error::NamespaceClaimed {
-                netns: crate::exec::describe(host),
-                holder: host.run(|| holder(&addr)).ok().flatten(),
-            }),
-            Err(e) => Err(Error::io(
-                format!(
-                    "claiming the berth firewall of {}",
-                    crate::exec::describe(host)
-                ),
-                e,
-            )),
+        let deadline = std::time::Instant::now() + RELEASE_WAIT;
+        loop {
+            // The socket belongs to the namespace of the thread that makes it.
+            match host.run(|| UnixListener::bind_addr(&addr))? {
+                Ok(socket) => return Ok(NamespaceClaim { _socket: socket }),
+                Err(e) if e.kind() == io::ErrorKind::AddrInUse => {
+                    let holder = host.run(|| holder(&addr)).ok().flatten();
+                    if std::time::Instant::now() < deadline && holder.as_ref().is_none_or(going) {
+                        std::thread::sleep(std::time::Duration::from_millis(10));
+                        continue;
+                    }
+                    return Err(Error::NamespaceClaimed {
+                        netns: crate::exec::describe(host),
+                        holder,
+                    });
+                }
+                Err(e) => {
+                    return Err(Error::io(
+                        format!(
+                            "claiming the berth firewall of {}",
+                            crate::exec::describe(host)
+                        ),
+                        e,
+                    ));
+                }
+            }
         }
     }
+}
+
+/// How long a claim waits for one that may be going away (see [`going`]) before it refuses.
+const RELEASE_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Whether a claim may be on its way out rather than held: its process is this one (a
+/// controller being dropped, or a child forked by another thread that holds a copy of the
+/// socket until it runs `exec`) or is gone (its forked children hold the copy likewise). A
+/// claim of another live process is refused at once.
+fn going(holder: &ClaimHolder) -> bool {
+    u32::try_from(holder.pid).is_ok_and(|pid| pid == std::process::id())
+        || !std::path::Path::new(&format!("/proc/{}", holder.pid)).exists()
 }
 
 /// The process listening on the claim socket: its credentials as the kernel recorded them at

@@ -145,9 +145,10 @@ fn watch_peers(weak: Weak<Inner>) {
 }
 
 /// Keeps the host's lease alive (three renewals per time to live), puts this host's entries
-/// again under a new lease when it was lost, and retries removals.
+/// again after a loss, whichever sharer of the lease found it ([`berth_store::HostLease::keep`]), and retries
+/// removals.
 fn keep_lease(weak: Weak<Inner>) {
-    let (period, mut generation) = match live(&weak) {
+    let (period, mut put_under) = match live(&weak) {
         Some(i) => (
             i.lease.renew_every().max(Duration::from_millis(100)),
             i.lease.generation(),
@@ -156,23 +157,7 @@ fn keep_lease(weak: Weak<Inner>) {
     };
     while pause(&weak, period) {
         let Some(inner) = live(&weak) else { return };
-        let lost = match inner.lease.renew() {
-            Ok(alive) => !alive,
-            Err(e) => {
-                tracing::debug!(error = %e, "renewing the overlay lease");
-                false
-            }
-        };
-        // Nothing was published under no lease: the first grant is no loss.
-        if generation == 0 {
-            generation = inner.lease.generation();
-        }
-        // Lost, as the renewal says or as a sharer of the lease (the controller) found: the
-        // lease was granted anew since this host's entries were put.
-        if lost || inner.lease.generation() != generation {
-            // Read before: a lease granted while publishing makes the next turn publish once
-            // more, never miss an entry.
-            let before = inner.lease.generation();
+        let kept = inner.lease.keep(&mut put_under, || {
             let mine: Vec<_> = lock(&inner.published)
                 .iter()
                 .map(|(k, v)| (k.clone(), v.clone()))
@@ -188,9 +173,10 @@ fn keep_lease(weak: Weak<Inner>) {
                     all = false;
                 }
             }
-            if all {
-                generation = before;
-            }
+            all
+        });
+        if let Err(e) = kept {
+            tracing::debug!(error = %e, "renewing the overlay lease");
         }
         let pending = std::mem::take(&mut *lock(&inner.unpublish));
         for (net, ep) in pending {

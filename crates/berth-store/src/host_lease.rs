@@ -125,6 +125,25 @@ impl HostLease {
         }
     }
 
+    /// One turn of a sharer's keeper, every [`HostLease::renew_every`]: renews the lease, and
+    /// when the keys this sharer put under generation `*put_under` are gone (a loss that any
+    /// sharer found), calls `put_again`; when that succeeds (returns true), `*put_under` becomes
+    /// the generation read before it, so that a lease granted while putting makes the next turn
+    /// put once more, never miss a key. A failed `put_again` is called again next turn. Start
+    /// with the generation the keys were first put under (0: none yet; the first grant is then
+    /// no loss). Returns the renewal's error, if any.
+    pub fn keep(&self, put_under: &mut u64, put_again: impl FnOnce() -> bool) -> Result<()> {
+        let renewed = self.renew();
+        let now = self.generation();
+        if *put_under == 0 && now == 1 {
+            *put_under = now;
+        }
+        if now != *put_under && put_again() {
+            *put_under = now;
+        }
+        renewed.map(|_| ())
+    }
+
     /// Forgets lease `l` when the store said it is gone (a transaction that attached a key to it
     /// failed with [`Error::LeaseNotFound`]): the next [`HostLease::current`] grants a new one.
     pub fn forget(&self, l: LeaseId) {
@@ -255,5 +274,35 @@ mod tests {
         // A new lease is confirmed by the store at its first renewal.
         assert!(lease.renew().unwrap());
         assert_eq!(counting.keep_alives.load(Ordering::SeqCst), 2);
+    }
+
+    #[test]
+    fn a_keeper_puts_again_once_per_loss_and_not_after_the_first_grant() {
+        let store: Arc<dyn KvStore> = Arc::new(MemoryStore::new());
+        let lease = HostLease::new(store.clone(), Duration::from_secs(30));
+        let mut put_under = 0;
+        let mut puts = 0;
+        let mut turn = |put_under: &mut u64, ok: bool| {
+            lease
+                .keep(put_under, || {
+                    puts += 1;
+                    ok
+                })
+                .unwrap();
+        };
+        turn(&mut put_under, true);
+        assert_eq!(put_under, 0, "nothing granted, nothing to put");
+        let first = lease.current().unwrap();
+        turn(&mut put_under, true);
+        assert_eq!(put_under, 1, "the first grant is no loss");
+        // Lost (a sharer found it): put again; a failed put is tried again next turn.
+        store.revoke_lease(first).unwrap();
+        lease.forget(first);
+        turn(&mut put_under, false);
+        assert_eq!(put_under, 1);
+        turn(&mut put_under, true);
+        assert_eq!(put_under, 2);
+        turn(&mut put_under, true);
+        assert_eq!(puts, 2, "once per loss, once more for the failure");
     }
 }

@@ -180,7 +180,15 @@ fn a_second_berth_firewall_in_one_namespace_is_refused_before_it_writes_anything
     let a = f.sandbox_on("a", "n");
     f.sandbox_on("b", "n");
     assert!(f.ping("b", &a));
-    let rules = f.iptables_save();
+    // The rules, without iptables-save's comment lines (they carry the time).
+    let rules_now = |f: &Fixture| -> Vec<String> {
+        f.iptables_save()
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .map(str::to_owned)
+            .collect()
+    };
+    let rules = rules_now(&f);
 
     // A second data root, same host namespace: before, its start reconcile removed the first
     // one's rules (the same chain names). Now refused, naming the holder (this process).
@@ -207,7 +215,7 @@ fn a_second_berth_firewall_in_one_namespace_is_refused_before_it_writes_anything
     }
     // Nothing written: no state, no rule changed, traffic as before.
     assert!(!other.path().join("data").exists(), "no data root made");
-    assert_eq!(f.iptables_save(), rules);
+    assert_eq!(rules_now(&f), rules);
     assert!(f.ping("b", &a));
 
     // Without a firewall, a second berth may share the namespace.

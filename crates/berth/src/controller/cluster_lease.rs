@@ -83,7 +83,8 @@ impl Controller {
             return Ok(());
         };
         let every = cluster.lease.renew_every();
-        // This start put its keys under the lease of this generation (see `republish_global_endpoints`).
+        // This start put its keys under the lease of this generation (see
+        // `republish_global_endpoints`).
         let generation = cluster.lease.generation();
         let weak = Arc::downgrade(&self.inner);
         std::thread::Builder::new()
@@ -100,14 +101,11 @@ impl Controller {
 }
 
 /// The keeper: renews every `every` (in short sleeps, so that it ends soon after the
-/// controller); after a loss, or while the store cannot be reached, puts this host's keys again
-/// until that succeeds. A loss is what the renewal says, or a lease of another generation than
-/// the keys were put under (a sharer of the lease, such as the overlay driver, found the loss
-/// and was granted a new one).
-fn keep(weak: Weak<Inner>, every: Duration, mut generation: u64) {
+/// controller); after a loss, whichever sharer of the lease found it (the overlay driver shares
+/// it in the daemon), puts this host's keys again until that succeeds ([`berth_store::HostLease::keep`]).
+fn keep(weak: Weak<Inner>, every: Duration, mut put_under: u64) {
     let step = every.min(Duration::from_millis(200));
     let mut due = Instant::now() + every;
-    let mut republish = false;
     loop {
         std::thread::sleep(step);
         let Some(inner) = weak.upgrade() else {
@@ -121,42 +119,18 @@ fn keep(weak: Weak<Inner>, every: Duration, mut generation: u64) {
         let Some(cluster) = &ctl.inner.cluster else {
             return;
         };
-        match cluster.lease.renew() {
-            Ok(true) => {}
-            Ok(false) => {
-                tracing::warn!(
-                    "this host's lease in the cluster store expired (cut off for longer than its time to live); putting its endpoints and names again"
-                );
-                republish = true;
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "renewing this host's lease in the cluster store failed");
-                continue;
-            }
-        }
-        // Nothing was put under no lease: the first grant is no loss.
-        if generation == 0 {
-            generation = cluster.lease.generation();
-        }
-        if cluster.lease.generation() != generation {
-            tracing::info!(
-                "this host's lease was granted anew; putting its endpoints and names again"
+        let kept = cluster.lease.keep(&mut put_under, || {
+            tracing::warn!(
+                "this host's lease in the cluster store was lost (cut off for longer than its time to live); putting its endpoints and names again"
             );
-            republish = true;
-        }
-        if republish {
-            // Read before: a lease granted during the republish makes the next turn put the
-            // keys once more, never miss them.
-            let before = cluster.lease.generation();
-            match ctl.republish_global_endpoints() {
-                Ok(()) => {
-                    republish = false;
-                    generation = before;
-                }
-                Err(e) => {
+            ctl.republish_global_endpoints()
+                .inspect_err(|e| {
                     tracing::warn!(error = %e, "putting this host's endpoints in the cluster store failed; trying again")
-                }
-            }
+                })
+                .is_ok()
+        });
+        if let Err(e) = kept {
+            tracing::warn!(error = %e, "renewing this host's lease in the cluster store failed");
         }
     }
 }
